@@ -1,0 +1,66 @@
+// swift-tools-version:6.0
+import PackageDescription
+import Foundation
+
+// Eddy compiles against Debian's librdkafka headers but must run with a current librdkafka
+// (Debian's 2.0.2 cannot talk to Tansu; DESIGN.md §2). scripts/setup puts one in
+// tools/librdkafka; this rpath makes every Eddy binary find it before the system copy.
+// A deployment elsewhere can override it with LD_LIBRARY_PATH.
+let packageDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path
+let librdkafkaRuntime: [LinkerSetting] = [
+    .unsafeFlags(["-Xlinker", "-rpath", "-Xlinker", "\(packageDirectory)/tools/librdkafka"])
+]
+
+let package = Package(
+    name: "Eddy",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "eddy", targets: ["eddy"]),
+        .library(name: "EddyStreams", targets: ["EddyStreams"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
+        .systemLibrary(name: "CRocksDB", pkgConfig: "rocksdb", providers: [.apt(["librocksdb-dev"])]),
+        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+
+        .target(name: "EddyKafka", dependencies: ["CRdKafka"]),
+        .target(name: "EddyState", dependencies: ["CRocksDB"]),
+        .target(name: "EddyRedis", dependencies: ["CHiredis"]),
+        .target(
+            name: "EddyStreams",
+            dependencies: [
+                "EddyKafka", "EddyState", "EddyRedis",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "EddyConfig",
+            dependencies: ["EddyStreams", .product(name: "Yams", package: "Yams")]
+        ),
+        .target(name: "EddyGen", dependencies: ["EddyKafka"]),
+        .executableTarget(
+            name: "eddy",
+            dependencies: [
+                "EddyStreams", "EddyConfig", "EddyGen",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            linkerSettings: librdkafkaRuntime
+        ),
+        .testTarget(
+            name: "EddyTests",
+            dependencies: ["EddyStreams", "EddyConfig", "EddyGen"],
+            linkerSettings: librdkafkaRuntime
+        ),
+        .testTarget(
+            name: "EddyIntegrationTests",
+            dependencies: ["EddyStreams", "EddyConfig", "EddyGen", "eddy"],
+            linkerSettings: librdkafkaRuntime
+        ),
+    ]
+)

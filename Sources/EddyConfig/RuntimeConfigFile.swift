@@ -1,0 +1,70 @@
+import EddyStreams
+import Foundation
+
+/// Reads runtime config files (configs/*.yaml): where the broker and Redis are, where state
+/// lives, threads, commit interval and metrics. Every field is optional; unknown fields
+/// are errors with file and line.
+///
+///     kafka: {bootstrap_servers: 127.0.0.1:19092, session_timeout_ms: 6000, properties: {}}
+///     redis: {host: 127.0.0.1, port: 16379}
+///     state: {dir: state, memory_mb: 256, cache_max_entries: 1000000}
+///     runtime: {threads: 1, commit_interval_ms: 1000, poll_batch_size: 4096}
+///     metrics: {port: 19464, log_interval_s: 5}
+public enum RuntimeConfigFile {
+    public static func load(path: String) throws -> RuntimeConfig {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigError(file: path, line: nil, column: nil, field: "", message: "cannot read the file: \(error.localizedDescription)")
+        }
+        return try parse(text, file: path)
+    }
+
+    public static func parse(_ text: String, file: String) throws -> RuntimeConfig {
+        let root = try YAMLField.load(text, file: file)
+        let top = try root.mapping(allowed: ["kafka", "redis", "state", "runtime", "metrics"])
+        var config = RuntimeConfig()
+        if let kafka = try top["kafka"]?.mapping(allowed: ["bootstrap_servers", "session_timeout_ms", "properties"]) {
+            if let v = kafka["bootstrap_servers"] { config.bootstrapServers = try v.string() }
+            if let v = kafka["session_timeout_ms"] { config.sessionTimeoutMs = try v.positiveInt() }
+            if let props = kafka["properties"] { config.kafkaProperties = try freeMapping(props) }
+        }
+        if let redis = try top["redis"]?.mapping(allowed: ["host", "port"]) {
+            if let v = redis["host"] { config.redisHost = try v.string() }
+            if let v = redis["port"] { config.redisPort = try port(v) }
+        }
+        if let state = try top["state"]?.mapping(allowed: ["dir", "memory_mb", "cache_max_entries"]) {
+            if let v = state["dir"] { config.stateDir = try v.string() }
+            if let v = state["memory_mb"] { config.memoryBudgetMB = try v.positiveInt() }
+            if let v = state["cache_max_entries"] { config.cacheMaxEntries = try v.positiveInt() }
+        }
+        if let runtime = try top["runtime"]?.mapping(allowed: ["threads", "commit_interval_ms", "poll_batch_size"]) {
+            if let v = runtime["threads"] { config.threads = try v.positiveInt() }
+            if let v = runtime["commit_interval_ms"] { config.commitIntervalMs = try v.positiveInt() }
+            if let v = runtime["poll_batch_size"] { config.pollBatchSize = try v.positiveInt() }
+        }
+        if let metrics = try top["metrics"]?.mapping(allowed: ["port", "log_interval_s"]) {
+            if let v = metrics["port"] { config.metricsPort = try v.string() == "off" ? nil : try port(v, allowZero: true) }
+            if let v = metrics["log_interval_s"] { config.logIntervalSeconds = Double(try v.positiveInt()) }
+        }
+        return config
+    }
+
+    private static func port(_ field: YAMLField, allowZero: Bool = false) throws -> Int {
+        let p = try field.int()
+        guard (allowZero ? 0 : 1)...65535 ~= p else { throw field.error("expected a port number (1-65535\(allowZero ? ", or 0 for any free port" : "")), got \(p)") }
+        return p
+    }
+
+    /// A mapping of arbitrary names to scalar values (librdkafka properties).
+    private static func freeMapping(_ field: YAMLField) throws -> [String: String] {
+        guard case .mapping(let mapping) = field.node else { throw field.error("expected a mapping of librdkafka properties") }
+        var out: [String: String] = [:]
+        for (key, value) in mapping {
+            guard let k = key.scalar?.string else { throw field.error("property names must be plain") }
+            out[k] = try YAMLField(file: field.file, node: value, path: field.path + [.key(k)], mark: key.mark).string()
+        }
+        return out
+    }
+}

@@ -1,0 +1,121 @@
+import EddyStreams
+import Foundation
+import Yams
+
+/// Reads topology files (Topologies/*.yaml) into validated `Topology` values.
+///
+///     application: user-counts
+///     source: {topic: clicks, key: user_id, timestamp: ts}
+///     nodes:
+///       - name: per_user
+///         aggregate: {group_by: [user_id], sum: [price]}
+///         to_redis: {type: hash, key: "user:{user_id}:counts", ttl: 24h}
+public enum TopologyFile {
+    public static func load(path: String) throws -> Topology {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigError(file: path, line: nil, column: nil, field: "", message: "cannot read the file: \(error.localizedDescription)")
+        }
+        return try parse(text, file: path)
+    }
+
+    public static func parse(_ text: String, file: String) throws -> Topology {
+        let root = try YAMLField.load(text, file: file)
+        let top = try root.mapping(allowed: ["application", "source", "nodes"])
+        guard let app = top["application"] else { throw root.error("missing field 'application'") }
+        guard let sourceField = top["source"] else { throw root.error("missing field 'source'") }
+        let topology = Topology(application: try app.string(), source: try source(sourceField),
+                                nodes: try top["nodes"]?.sequence().map(node) ?? [])
+        do {
+            try topology.validate()
+        } catch let error as TopologyError {
+            throw root.deepest(error.path).error(error.message).withField(error.field)
+        }
+        return topology
+    }
+
+    private static func source(_ field: YAMLField) throws -> Topology.Source {
+        let f = try field.mapping(allowed: ["topic", "key", "timestamp", "required", "dead_letter_topic", "max_value_bytes"])
+        func required(_ name: String) throws -> String {
+            guard let v = f[name] else { throw field.error("missing field '\(name)'") }
+            return try v.string()
+        }
+        var source = Topology.Source(topic: try required("topic"), keyField: try required("key"),
+                                     timestampField: try required("timestamp"),
+                                     requiredFields: try f["required"]?.strings() ?? [],
+                                     deadLetterTopic: try f["dead_letter_topic"]?.string())
+        if let max = f["max_value_bytes"] { source.maxValueBytes = try max.positiveInt() }
+        return source
+    }
+
+    private static func node(_ field: YAMLField) throws -> Topology.Node {
+        let operations = ["filter", "project", "aggregate"]
+        let f = try field.mapping(allowed: ["name", "input"] + operations + ["to_redis"])
+        guard let name = f["name"] else { throw field.error("missing field 'name'") }
+        let given = operations.filter { f[$0] != nil }
+        if given.count > 1 { throw f[given[1]]!.error("a node does one thing: it has both '\(given[0])' and '\(given[1])'") }
+        let sinks = try f["to_redis"].map { sinkField -> [Topology.RedisSink] in
+            if case .sequence = sinkField.node { return try sinkField.sequence().map(sink) }
+            return [try sink(sinkField)]
+        } ?? []
+        let operation: Topology.Operation
+        if let filter = f["filter"] {
+            operation = try self.filter(filter)
+        } else if let project = f["project"] {
+            operation = .project(try project.strings())
+        } else if let aggregate = f["aggregate"] {
+            let a = try aggregate.mapping(allowed: ["group_by", "sum"])
+            guard let groupBy = a["group_by"] else { throw aggregate.error("missing field 'group_by'") }
+            operation = .aggregate(groupBy: try groupBy.strings(), sum: try a["sum"]?.strings() ?? [])
+        } else {
+            guard !sinks.isEmpty else {
+                throw field.error("a node needs one of \(operations.joined(separator: ", ")) or a 'to_redis' sink")
+            }
+            operation = .passthrough
+        }
+        return Topology.Node(name: try name.string(), input: try f["input"]?.string(), operation: operation, sinks: sinks)
+    }
+
+    private static func filter(_ field: YAMLField) throws -> Topology.Operation {
+        let conditions = ["equals", "in", "not_in", "exists"]
+        let f = try field.mapping(allowed: ["field"] + conditions)
+        guard let name = f["field"] else { throw field.error("missing field 'field' (which field to test)") }
+        let given = conditions.filter { f[$0] != nil }
+        guard given.count == 1, let which = given.first, let value = f[which] else {
+            throw field.error("give exactly one condition of: \(conditions.joined(separator: ", "))")
+        }
+        let condition: Topology.Condition
+        switch which {
+        case "equals": condition = .equals(try value.string())
+        case "in": condition = .oneOf(try value.strings())
+        case "not_in": condition = .noneOf(try value.strings())
+        default:
+            guard try value.bool() else { throw value.error("only 'exists: true' is supported (use not_in for exclusions)") }
+            condition = .exists
+        }
+        return .filter(field: try name.string(), condition)
+    }
+
+    private static func sink(_ field: YAMLField) throws -> Topology.RedisSink {
+        let f = try field.mapping(allowed: ["type", "key", "field", "member", "value", "score", "ttl"])
+        guard let typeField = f["type"] else { throw field.error("missing field 'type' (hash, zset or string)") }
+        let typeName = try typeField.string()
+        guard let kind = Topology.RedisSink.Kind(rawValue: typeName) else {
+            throw typeField.error("unknown sink type '\(typeName)' (expected hash, zset or string)")
+        }
+        guard let key = f["key"] else { throw field.error("missing field 'key' (the Redis key template)") }
+        // zset sinks read better with member/score; they are the same slots as field/value.
+        let fieldTemplate = try (f["field"] ?? f["member"])?.string()
+        let value = try (f["value"] ?? f["score"])?.string()
+        return Topology.RedisSink(kind: kind, key: try key.string(), field: fieldTemplate, value: value,
+                                  ttlSeconds: try f["ttl"]?.durationSeconds())
+    }
+}
+
+extension ConfigError {
+    func withField(_ field: String) -> ConfigError {
+        ConfigError(file: file, line: line, column: column, field: field, message: message)
+    }
+}

@@ -1,0 +1,121 @@
+import EddyStreams
+import Yams
+
+typealias PathComponent = TopologyError.PathComponent
+
+/// A node of a parsed YAML file with the path that led to it, so every accessor can fail
+/// with file, line and field.
+struct YAMLField {
+    let file: String
+    let node: Node
+    let path: [PathComponent]
+    /// Where to point at: the key's position for mapping values, else the node's.
+    let mark: Mark?
+
+    static func load(_ text: String, file: String) throws -> YAMLField {
+        let node: Node?
+        do {
+            node = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            switch error {
+            case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _):
+                throw ConfigError(file: file, line: mark.line, column: mark.column, field: "", message: "not valid YAML: \(problem)")
+            default:
+                throw ConfigError(file: file, line: nil, column: nil, field: "", message: "not valid YAML: \(error)")
+            }
+        }
+        guard let node else { throw ConfigError(file: file, line: nil, column: nil, field: "", message: "the file is empty") }
+        return YAMLField(file: file, node: node, path: [], mark: node.mark)
+    }
+
+    var fieldName: String { TopologyError(path, "").field }
+
+    func error(_ message: String) -> ConfigError {
+        ConfigError(file: file, line: mark?.line, column: mark?.column, field: fieldName, message: message)
+    }
+
+    /// The entries of a mapping; rejects keys not in `allowed` (typos must not pass silently).
+    func mapping(allowed: [String]) throws -> [String: YAMLField] {
+        guard case .mapping(let mapping) = node else { throw error("expected a mapping (key: value lines)") }
+        var fields: [String: YAMLField] = [:]
+        for (key, value) in mapping {
+            guard let name = key.scalar?.string else { throw error("keys must be plain names") }
+            let at = YAMLField(file: file, node: value, path: path + [.key(name)], mark: key.mark)
+            guard allowed.contains(name) else {
+                throw at.error("unknown field '\(name)' (expected one of: \(allowed.joined(separator: ", ")))")
+            }
+            if fields[name] != nil { throw at.error("'\(name)' appears twice") }
+            fields[name] = at
+        }
+        return fields
+    }
+
+    func sequence() throws -> [YAMLField] {
+        guard case .sequence(let seq) = node else { throw error("expected a list") }
+        return seq.enumerated().map { YAMLField(file: file, node: $1, path: path + [.index($0)], mark: $1.mark) }
+    }
+
+    func string() throws -> String {
+        guard case .scalar(let scalar) = node else { throw error("expected a single value, not a list or mapping") }
+        return scalar.string
+    }
+
+    func int() throws -> Int {
+        guard let value = Int(try string()) else { throw error("expected a whole number, got '\(try string())'") }
+        return value
+    }
+
+    func positiveInt() throws -> Int {
+        let value = try int()
+        if value <= 0 { throw error("must be positive, got \(value)") }
+        return value
+    }
+
+    func bool() throws -> Bool {
+        switch try string().lowercased() {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        case let other: throw error("expected true or false, got '\(other)'")
+        }
+    }
+
+    /// A list of values; a single value counts as a list of one.
+    func strings() throws -> [String] {
+        if case .scalar = node { return [try string()] }
+        return try sequence().map { try $0.string() }
+    }
+
+    /// A duration in seconds: `90`, `90s`, `30m`, `24h`, `7d`.
+    func durationSeconds() throws -> Int {
+        let text = try string().trimmingCharacters(in: .whitespaces)
+        let units: [Character: Int] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
+        var number = Substring(text)
+        var unit = 1
+        if let last = text.last, let u = units[last] {
+            unit = u
+            number = text.dropLast()
+        }
+        guard let n = Int(number), n > 0 else { throw error("expected a positive duration like 90s, 30m, 24h or 7d, got '\(text)'") }
+        return n * unit
+    }
+
+    /// The node at `path` below this one, or the deepest existing ancestor (for errors
+    /// raised after parsing, such as a topology's validation).
+    func deepest(_ target: [PathComponent]) -> YAMLField {
+        var current = self
+        for component in target {
+            switch (component, current.node) {
+            case (.key(let k), .mapping(let m)):
+                guard let (key, value) = m.first(where: { $0.key.scalar?.string == k }) else { return current }
+                current = YAMLField(file: file, node: value, path: current.path + [component], mark: key.mark)
+            case (.index(let i), .sequence(let s)) where i < s.count:
+                current = YAMLField(file: file, node: s[i], path: current.path + [component], mark: s[i].mark)
+            default:
+                return current
+            }
+        }
+        return current
+    }
+}
+
+import Foundation

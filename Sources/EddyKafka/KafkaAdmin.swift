@@ -1,0 +1,58 @@
+import CRdKafka
+
+/// Topic administration: create topics with explicit configs, read partition counts.
+public final class KafkaAdmin {
+    private let handle: OpaquePointer
+
+    public init(config: KafkaConfig) throws {
+        handle = try makeClient(RD_KAFKA_PRODUCER, try config.makeNative())
+    }
+
+    deinit { rd_kafka_destroy(handle) }
+
+    /// Creates `name` unless it exists. Configs are explicit because some brokers (Tansu)
+    /// report only the configs given at creation and cannot alter them later.
+    public func createTopic(_ name: String, partitions: Int, replicationFactor: Int = 1,
+                            configs: [String: String] = [:], timeoutMs: Int32 = 15_000) throws {
+        var errstr = [CChar](repeating: 0, count: 512)
+        guard let topic = rd_kafka_NewTopic_new(name, Int32(partitions), Int32(replicationFactor), &errstr, errstr.count) else {
+            throw KafkaError(code: -1, message: "create topic \(name): \(String(errorBuffer: errstr))")
+        }
+        defer { rd_kafka_NewTopic_destroy(topic) }
+        for (k, v) in configs {
+            try KafkaError.check(rd_kafka_NewTopic_set_config(topic, k, v), "topic \(name) config \(k)")
+        }
+        let queue = rd_kafka_queue_new(handle)!
+        defer { rd_kafka_queue_destroy(queue) }
+        var topics: [OpaquePointer?] = [topic]
+        rd_kafka_CreateTopics(handle, &topics, 1, nil, queue)
+        guard let event = rd_kafka_queue_poll(queue, timeoutMs) else {
+            throw KafkaError(code: -1, message: "create topic \(name): no answer from the broker in \(timeoutMs) ms")
+        }
+        defer { rd_kafka_event_destroy(event) }
+        try KafkaError.check(rd_kafka_event_error(event), "create topic \(name)")
+        guard let result = rd_kafka_event_CreateTopics_result(event) else { return }
+        var count = 0
+        guard let results = rd_kafka_CreateTopics_result_topics(result, &count) else { return }
+        for i in 0..<count {
+            let err = rd_kafka_topic_result_error(results[i])
+            if err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS { continue }
+            let msg = rd_kafka_topic_result_error_string(results[i]).map { String(cString: $0) } ?? ""
+            throw KafkaError(code: err.rawValue, message: "create topic \(name): \(String(cString: rd_kafka_err2str(err))) \(msg)")
+        }
+    }
+
+    /// The partition count of `topic`, or nil if the broker does not know it.
+    public func partitionCount(_ topic: String, timeoutMs: Int32 = 10_000) throws -> Int? {
+        let rkt = rd_kafka_topic_new(handle, topic, nil)
+        defer { if let rkt { rd_kafka_topic_destroy(rkt) } }
+        var metadata: UnsafePointer<rd_kafka_metadata>?
+        try KafkaError.check(rd_kafka_metadata(handle, 0, rkt, &metadata, timeoutMs), "metadata for \(topic)")
+        defer { rd_kafka_metadata_destroy(metadata) }
+        guard let md = metadata?.pointee, md.topic_cnt > 0 else { return nil }
+        let t = md.topics[0]
+        if t.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || t.partition_cnt == 0 { return nil }
+        try KafkaError.check(t.err, "metadata for \(topic)")
+        return Int(t.partition_cnt)
+    }
+}

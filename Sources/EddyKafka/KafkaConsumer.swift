@@ -1,0 +1,121 @@
+import CRdKafka
+
+/// Told about partition assignment changes. Called on the polling thread, from inside `poll`.
+public protocol RebalanceListener: AnyObject {
+    /// Partitions were assigned; returns the offset to start each at (nil: the group's
+    /// committed offset, else `auto.offset.reset`).
+    func partitionsAssigned(_ partitions: [TopicPartition]) -> [TopicPartition: Int64]
+    /// Partitions are about to be taken away: flush and commit them now.
+    func partitionsRevoked(_ partitions: [TopicPartition])
+}
+
+/// Carries the listener into librdkafka's C rebalance callback.
+///
+/// `@unchecked Sendable` is honest here: librdkafka calls the rebalance callback only from
+/// the thread that calls poll/close on this consumer, which is the one thread owning it.
+private final class RebalanceContext: @unchecked Sendable {
+    weak var listener: RebalanceListener?
+    var assignment: Set<TopicPartition> = []
+}
+
+private let rebalanceCallback: @convention(c) (
+    OpaquePointer?, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, UnsafeMutableRawPointer?
+) -> Void = { rk, err, list, opaque in
+    guard let rk, let list, let opaque else { return }
+    let context = Unmanaged<RebalanceContext>.fromOpaque(opaque).takeUnretainedValue()
+    let partitions = list.elements.map { TopicPartition(String(cString: $0.topic), $0.partition) }
+    switch err {
+    case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+        let offsets = context.listener?.partitionsAssigned(partitions) ?? [:]
+        for i in 0..<list.elements.count {
+            let tp = partitions[i]
+            list.elements[i].offset = offsets[tp] ?? Int64(RD_KAFKA_OFFSET_INVALID)
+        }
+        context.assignment = Set(partitions)
+        rd_kafka_assign(rk, list)
+    default:
+        // Revocation, or an error that leaves the assignment unknown: give everything up cleanly.
+        context.listener?.partitionsRevoked(partitions)
+        context.assignment = []
+        rd_kafka_assign(rk, nil)
+    }
+}
+
+/// A group consumer (eager rebalancing, manual commits, partition EOF events on).
+/// Owned by one thread: it is not Sendable.
+public final class KafkaConsumer {
+    private let handle: OpaquePointer
+    private let queue: OpaquePointer
+    private let context = RebalanceContext()
+    private var closed = false
+
+    /// Eddy's required consumer settings; `config` may add to but not change these.
+    static let required: [String: String] = [
+        "enable.auto.commit": "false",
+        "enable.auto.offset.store": "false",
+        "enable.partition.eof": "true",
+        "partition.assignment.strategy": "range,roundrobin",
+    ]
+
+    public init(config: KafkaConfig, topics: [String], listener: RebalanceListener) throws {
+        var config = config
+        for (k, v) in Self.required { config[k] = v }
+        if config["auto.offset.reset"] == nil { config["auto.offset.reset"] = "earliest" }
+        if config["isolation.level"] == nil { config["isolation.level"] = "read_committed" }
+        let conf = try config.makeNative()
+        context.listener = listener
+        rd_kafka_conf_set_rebalance_cb(conf, rebalanceCallback)
+        rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(context).toOpaque())
+        handle = try makeClient(RD_KAFKA_CONSUMER, conf)
+        rd_kafka_poll_set_consumer(handle)
+        queue = rd_kafka_queue_get_consumer(handle)
+
+        let list = makePartitionList(topics.map { (TopicPartition($0, Int32(RD_KAFKA_PARTITION_UA)), 0) })
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let err = rd_kafka_subscribe(handle, list)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            rd_kafka_queue_destroy(queue)
+            rd_kafka_destroy(handle)
+            throw KafkaError(err, context: "subscribe to \(topics)")
+        }
+    }
+
+    deinit {
+        close()
+        rd_kafka_queue_destroy(queue)
+        rd_kafka_destroy(handle)
+    }
+
+    public var assignment: Set<TopicPartition> { context.assignment }
+
+    /// Fills `batch` with up to its capacity of messages (data, partition EOFs and errors),
+    /// waiting at most `timeoutMs` for the first. Rebalance callbacks run inside this call.
+    public func poll(into batch: ConsumedBatch, timeoutMs: Int32) {
+        batch.release()
+        let n = rd_kafka_consume_batch_queue(queue, timeoutMs, batch.storage, batch.capacity)
+        batch.filled(max(n, 0))
+    }
+
+    /// Synchronously commits `offsets` (the next offset to read, per partition) to the group.
+    public func commit(_ offsets: [TopicPartition: Int64]) throws {
+        guard !offsets.isEmpty else { return }
+        let list = makePartitionList(offsets.map { ($0.key, $0.value) })
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        try KafkaError.check(rd_kafka_commit(handle, list, 0), "commit offsets")
+    }
+
+    /// The low and high watermarks last seen in fetch responses (no broker round trip).
+    /// Tansu's ListOffsets is one batch short, but fetch-response watermarks are right.
+    public func cachedWatermarks(_ tp: TopicPartition) -> (low: Int64, high: Int64)? {
+        var low: Int64 = -1, high: Int64 = -1
+        let err = rd_kafka_get_watermark_offsets(handle, tp.topic, tp.partition, &low, &high)
+        return err == RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0 ? (low, high) : nil
+    }
+
+    /// Leaves the group: the rebalance callback revokes the assignment (flush + commit) first.
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        rd_kafka_consumer_close(handle)
+    }
+}

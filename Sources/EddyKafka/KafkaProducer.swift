@@ -1,0 +1,132 @@
+import CRdKafka
+
+/// Counts delivery failures reported by librdkafka's delivery-report callback.
+///
+/// `@unchecked Sendable` is honest: librdkafka runs the callback only inside poll/flush,
+/// which only the producer's owning thread calls.
+private final class DeliveryContext: @unchecked Sendable {
+    var failures = 0
+    var firstFailure: String?
+}
+
+private let deliveryCallback: @convention(c) (
+    OpaquePointer?, UnsafePointer<rd_kafka_message_t>?, UnsafeMutableRawPointer?
+) -> Void = { _, message, opaque in
+    guard let message, let opaque, message.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR else { return }
+    let context = Unmanaged<DeliveryContext>.fromOpaque(opaque).takeUnretainedValue()
+    context.failures += 1
+    if context.firstFailure == nil {
+        let topic = message.pointee.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? "?"
+        context.firstFailure = "\(topic): \(String(cString: rd_kafka_err2str(message.pointee.err)))"
+    }
+}
+
+/// A producer owned by one thread. Delivery failures surface as an error from `flush`.
+public final class KafkaProducer {
+    let handle: OpaquePointer
+    private let context = DeliveryContext()
+    private var topics: [String: OpaquePointer] = [:]
+
+    public init(config: KafkaConfig) throws {
+        var config = config
+        if config["partitioner"] == nil { config["partitioner"] = "murmur2_random" }  // same as the Java client
+        let conf = try config.makeNative()
+        rd_kafka_conf_set_dr_msg_cb(conf, deliveryCallback)
+        rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(context).toOpaque())
+        handle = try makeClient(RD_KAFKA_PRODUCER, conf)
+    }
+
+    deinit {
+        rd_kafka_flush(handle, 10_000)
+        for topic in topics.values { rd_kafka_topic_destroy(topic) }
+        rd_kafka_destroy(handle)
+    }
+
+    private func topicHandle(_ name: String) throws -> OpaquePointer {
+        if let t = topics[name] { return t }
+        guard let t = rd_kafka_topic_new(handle, name, nil) else {
+            throw KafkaError(rd_kafka_last_error(), context: "topic \(name)")
+        }
+        topics[name] = t
+        return t
+    }
+
+    /// Enqueues one record (copied). Waits while librdkafka's queue is full.
+    /// `partition` nil lets the partitioner choose from the key.
+    public func send(topic: String, partition: Int32? = nil, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer) throws {
+        let rkt = try topicHandle(topic)
+        let part = partition ?? Int32(RD_KAFKA_PARTITION_UA)
+        while true {
+            let rc = rd_kafka_produce(rkt, part, RD_KAFKA_MSG_F_COPY,
+                                      UnsafeMutableRawPointer(mutating: value.baseAddress), value.count,
+                                      key?.baseAddress, key?.count ?? 0, nil)
+            if rc == 0 { return }
+            let err = rd_kafka_last_error()
+            guard err == RD_KAFKA_RESP_ERR__QUEUE_FULL else { throw KafkaError(err, context: "produce to \(topic)") }
+            rd_kafka_poll(handle, 50)
+        }
+    }
+
+    public func send(topic: String, partition: Int32? = nil, key: [UInt8]?, value: [UInt8]) throws {
+        try value.withUnsafeBytes { v in
+            if let key {
+                try key.withUnsafeBytes { k in try send(topic: topic, partition: partition, key: k, value: v) }
+            } else {
+                try send(topic: topic, partition: partition, key: nil, value: v)
+            }
+        }
+    }
+
+    /// Enqueues one record with headers (copied). Used on cold paths (dead letters).
+    public func send(topic: String, key: [UInt8]?, value: [UInt8], headers: [(String, [UInt8])]) throws {
+        let hdrs = rd_kafka_headers_new(headers.count)!
+        for (name, v) in headers {
+            _ = v.withUnsafeBytes { rd_kafka_header_add(hdrs, name, -1, $0.baseAddress, $0.count) }
+        }
+        var sent = false
+        defer { if !sent { rd_kafka_headers_destroy(hdrs) } }  // on success librdkafka owns them
+        while true {
+            let error: OpaquePointer? = topic.withCString { topicName in
+                value.withUnsafeBytes { v in
+                    (key ?? []).withUnsafeBytes { k in
+                        var vus = [rd_kafka_vu_t](repeating: rd_kafka_vu_t(), count: 5)
+                        vus[0].vtype = RD_KAFKA_VTYPE_TOPIC
+                        vus[0].u.cstr = topicName
+                        vus[1].vtype = RD_KAFKA_VTYPE_VALUE
+                        vus[1].u.mem = .init(ptr: UnsafeMutableRawPointer(mutating: v.baseAddress), size: v.count)
+                        vus[2].vtype = RD_KAFKA_VTYPE_KEY
+                        vus[2].u.mem = .init(ptr: key == nil ? nil : UnsafeMutableRawPointer(mutating: k.baseAddress), size: key == nil ? 0 : k.count)
+                        vus[3].vtype = RD_KAFKA_VTYPE_HEADERS
+                        vus[3].u.headers = hdrs
+                        vus[4].vtype = RD_KAFKA_VTYPE_MSGFLAGS
+                        vus[4].u.i = RD_KAFKA_MSG_F_COPY
+                        return rd_kafka_produceva(handle, vus, vus.count)
+                    }
+                }
+            }
+            guard let error else { sent = true; return }
+            if rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__QUEUE_FULL {
+                rd_kafka_error_destroy(error)
+                rd_kafka_poll(handle, 50)
+                continue
+            }
+            throw KafkaError(consuming: error, context: "produce to \(topic)")
+        }
+    }
+
+    /// Serves delivery reports without blocking.
+    public func poll() { rd_kafka_poll(handle, 0) }
+
+    /// Waits until every enqueued record is acknowledged; throws if any delivery failed
+    /// since the last flush, or on time-out.
+    public func flush(timeoutMs: Int32 = 30_000) throws {
+        let err = rd_kafka_flush(handle, timeoutMs)
+        if context.failures > 0 {
+            let message = "\(context.failures) record(s) not delivered, first: \(context.firstFailure ?? "?")"
+            context.failures = 0
+            context.firstFailure = nil
+            throw KafkaError(code: -1, message: message)
+        }
+        try KafkaError.check(err, "flush producer")
+    }
+}

@@ -1,0 +1,117 @@
+import CHiredis
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A blocking hiredis connection owned by one thread. On a connection failure it reconnects
+/// (with back-off, up to `maxAttempts`) and sends the failed pipeline again: callers send
+/// only idempotent writes (absolute values, MULTI/EXEC-wrapped), so a resend is safe.
+public final class RedisConnection {
+    public let host: String
+    public let port: Int
+    public var maxAttempts = 8
+    private var context: UnsafeMutablePointer<redisContext>?
+
+    public init(host: String, port: Int) throws {
+        self.host = host
+        self.port = port
+        try connect()
+    }
+
+    deinit { if let context { redisFree(context) } }
+
+    private func connect() throws {
+        if let context { redisFree(context) }
+        context = nil
+        let timeout = timeval(tv_sec: 5, tv_usec: 0)
+        guard let ctx = redisConnectWithTimeout(host, Int32(port), timeout) else {
+            throw RedisError("redis \(host):\(port): cannot allocate a connection", isConnectionError: true)
+        }
+        if ctx.pointee.err != 0 {
+            let message = Self.errorText(ctx)
+            redisFree(ctx)
+            throw RedisError("redis \(host):\(port): \(message)", isConnectionError: true)
+        }
+        context = ctx
+    }
+
+    private static func errorText(_ ctx: UnsafeMutablePointer<redisContext>) -> String {
+        withUnsafeBytes(of: ctx.pointee.errstr) { raw in
+            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
+    }
+
+    /// Sends one command and returns its reply (error replies are returned, not thrown).
+    public func send(_ command: RedisCommand) throws -> RedisReply {
+        try pipeline([command])[0]
+    }
+
+    public func send(_ arguments: String...) throws -> RedisReply {
+        try send(RedisCommand(arguments))
+    }
+
+    /// Sends all commands in one round trip and returns their replies in order.
+    public func pipeline(_ commands: [RedisCommand]) throws -> [RedisReply] {
+        var attempt = 0
+        while true {
+            do {
+                return try pipelineOnce(commands)
+            } catch let error as RedisError where error.isConnectionError && attempt + 1 < maxAttempts {
+                attempt += 1
+                usleep(UInt32(min(100_000 << attempt, 2_000_000)))
+                try? connect()
+            }
+        }
+    }
+
+    private func pipelineOnce(_ commands: [RedisCommand]) throws -> [RedisReply] {
+        guard let ctx = context else {
+            try connect()
+            return try pipelineOnce(commands)
+        }
+        for command in commands {
+            let rc = Self.append(ctx, command)
+            if rc != REDIS_OK { throw connectionLost(ctx) }
+        }
+        var replies: [RedisReply] = []
+        replies.reserveCapacity(commands.count)
+        for _ in commands {
+            var raw: UnsafeMutableRawPointer?
+            guard redisGetReply(ctx, &raw) == REDIS_OK, let raw else { throw connectionLost(ctx) }
+            let reply = raw.assumingMemoryBound(to: redisReply.self)
+            replies.append(RedisReply(reply))
+            freeReplyObject(raw)
+        }
+        return replies
+    }
+
+    private func connectionLost(_ ctx: UnsafeMutablePointer<redisContext>) -> RedisError {
+        let message = Self.errorText(ctx)
+        redisFree(ctx)
+        context = nil
+        return RedisError("redis \(host):\(port): \(message)", isConnectionError: true)
+    }
+
+    private static func append(_ ctx: UnsafeMutablePointer<redisContext>, _ command: RedisCommand) -> Int32 {
+        // Lay the arguments out in one buffer so one pointer pins them all (hiredis copies them).
+        let args = command.arguments
+        let lengths = args.map(\.count)
+        var flat: [UInt8] = []
+        flat.reserveCapacity(lengths.reduce(1, +))
+        for arg in args { flat.append(contentsOf: arg) }
+        return flat.withUnsafeBufferPointer { buf in
+            let base = UnsafeRawPointer(buf.baseAddress!).assumingMemoryBound(to: CChar.self)
+            var pointers: [UnsafePointer<CChar>?] = []
+            pointers.reserveCapacity(args.count)
+            var offset = 0
+            for length in lengths {
+                pointers.append(base + offset)
+                offset += length
+            }
+            return redisAppendCommandArgv(ctx, Int32(args.count), &pointers, lengths)
+        }
+    }
+}

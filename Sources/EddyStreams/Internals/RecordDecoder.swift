@@ -1,0 +1,160 @@
+import EddyKafka
+
+/// Why a record was dead-lettered: a short category for metrics, a sentence for the header.
+struct DeadLetterReason: Error {
+    enum Category: String, CaseIterable {
+        case tooLarge = "too_large"
+        case invalidJSON = "invalid_json"
+        case invalidUTF8 = "invalid_utf8"
+        case missingField = "missing_field"
+        case wrongType = "wrong_type"
+    }
+    let category: Category
+    let message: String
+}
+
+/// Decodes and validates one record's value into field slots (the source's contract:
+/// size, JSON syntax, UTF-8, required fields and their types). One per stream thread.
+struct RecordDecoder {
+    private let topology: CompiledTopology
+    private let extractor: JSONFieldExtractor
+    private let maxValueBytes: Int
+    var slots: [FieldSlot]
+
+    init(_ topology: CompiledTopology) {
+        self.topology = topology
+        extractor = JSONFieldExtractor(fields: topology.fields)
+        maxValueBytes = topology.topology.source.maxValueBytes
+        slots = Array(repeating: FieldSlot(), count: topology.fields.count)
+    }
+
+    mutating func decode(_ value: UnsafeRawBufferPointer) throws(DeadLetterReason) {
+        guard value.count <= maxValueBytes else {
+            throw DeadLetterReason(category: .tooLarge, message: "value of \(value.count) bytes exceeds source.max_value_bytes (\(maxValueBytes))")
+        }
+        do {
+            try extractor.extract(value, into: &slots)
+        } catch {
+            throw DeadLetterReason(category: .invalidJSON, message: "invalid JSON: \(error.message) at byte \(error.position)")
+        }
+        if !isValidUTF8(value) {
+            throw DeadLetterReason(category: .invalidUTF8, message: "invalid UTF-8")
+        }
+        for id in topology.requiredFields {
+            let slot = slots[id]
+            switch slot.kind {
+            case .absent, .null:
+                throw DeadLetterReason(category: .missingField, message: "missing field '\(topology.fields[id])'")
+            case .string, .number, .bool:
+                if slot.kind == .string && slot.length == 0 {
+                    throw DeadLetterReason(category: .missingField, message: "field '\(topology.fields[id])' is empty")
+                }
+            case .composite:
+                throw DeadLetterReason(category: .wrongType, message: "field '\(topology.fields[id])' is an object/array, expected a string or number")
+            }
+        }
+        let ts = slots[topology.timestampField]
+        if ts.kind != .number {
+            throw DeadLetterReason(category: .wrongType, message: "field '\(topology.fields[topology.timestampField])' is a \(ts.typeName), expected a number (epoch milliseconds)")
+        }
+        for id in topology.numericFields {
+            let slot = slots[id]
+            if slot.kind != .number && slot.kind != .absent && slot.kind != .null {
+                throw DeadLetterReason(category: .wrongType, message: "field '\(topology.fields[id])' is a \(slot.typeName), expected a number")
+            }
+        }
+    }
+
+    /// Appends the value of field `id` as text: strings decoded, other scalars as written.
+    @inline(__always)
+    func appendValue(_ id: Int, from value: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+        let slot = slots[id]
+        guard slot.kind != .absent else { return }
+        let bytes = value.bindMemory(to: UInt8.self)
+        let start = Int(slot.start), end = Int(slot.start + slot.length)
+        if slot.escaped {
+            out.append(contentsOf: unescape(bytes, start, end))
+        } else {
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<end]))
+        }
+    }
+
+    /// Raw (undecoded) bytes of field `id`; for strings without escapes these are the value.
+    @inline(__always)
+    func rawBytes(_ id: Int, from value: UnsafeRawBufferPointer) -> UnsafeBufferPointer<UInt8> {
+        let slot = slots[id]
+        let bytes = value.bindMemory(to: UInt8.self)
+        return UnsafeBufferPointer(rebasing: bytes[Int(slot.start)..<Int(slot.start + slot.length)])
+    }
+
+    func int64(_ id: Int, from value: UnsafeRawBufferPointer) -> Int64 {
+        let raw = rawBytes(id, from: value)
+        var n: Int64 = 0
+        var negative = false
+        for (i, c) in raw.enumerated() {
+            if i == 0 && c == UInt8(ascii: "-") { negative = true; continue }
+            guard c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") else {
+                return Int64(exactly: double(id, from: value).rounded(.down)) ?? 0
+            }
+            n = n &* 10 &+ Int64(c - UInt8(ascii: "0"))
+        }
+        return negative ? -n : n
+    }
+
+    /// The number in field `id` (0 if absent or null).
+    func double(_ id: Int, from value: UnsafeRawBufferPointer) -> Double {
+        guard slots[id].kind == .number else { return 0 }
+        return parseDouble(rawBytes(id, from: value))
+    }
+
+    /// Field `id` equals `expected` (strings compared decoded, other scalars as written).
+    func equals(_ id: Int, _ expected: [UInt8], from value: UnsafeRawBufferPointer) -> Bool {
+        let slot = slots[id]
+        guard slot.kind != .absent else { return false }
+        if slot.escaped {
+            var decoded: [UInt8] = []
+            appendValue(id, from: value, to: &decoded)
+            return decoded == expected
+        }
+        let raw = rawBytes(id, from: value)
+        return raw.count == expected.count && raw.elementsEqual(expected)
+    }
+}
+
+/// Exact decimal fast path (mantissa < 2^53 and at most 22 fraction digits, so one IEEE
+/// division rounds correctly); anything else goes to the standard library's parser.
+func parseDouble(_ raw: UnsafeBufferPointer<UInt8>) -> Double {
+    var mantissa: UInt64 = 0
+    var fractionDigits = 0
+    var seenDot = false
+    var negative = false
+    for (i, c) in raw.enumerated() {
+        if c == UInt8(ascii: "-"), i == 0 { negative = true; continue }
+        if c == UInt8(ascii: "."), !seenDot { seenDot = true; continue }
+        guard c >= UInt8(ascii: "0"), c <= UInt8(ascii: "9"), mantissa < (1 << 49) else {
+            return Double(String(decoding: raw, as: UTF8.self)) ?? 0
+        }
+        mantissa = mantissa * 10 + UInt64(c - UInt8(ascii: "0"))
+        if seenDot { fractionDigits += 1 }
+    }
+    let d = fractionDigits == 0 ? Double(mantissa) : Double(mantissa) / powersOfTen[fractionDigits]
+    return negative ? -d : d
+}
+
+private let powersOfTen: [Double] = (0...22).map { (0..<$0).reduce(1.0) { r, _ in r * 10 } }
+
+/// ASCII fast path; full validation only for records with non-ASCII bytes.
+func isValidUTF8(_ value: UnsafeRawBufferPointer) -> Bool {
+    var ascii = true
+    var i = 0
+    let n = value.count
+    while i + 8 <= n {
+        if value.loadUnaligned(fromByteOffset: i, as: UInt64.self) & 0x8080_8080_8080_8080 != 0 { ascii = false; break }
+        i += 8
+    }
+    if ascii {
+        while i < n { if value[i] >= 0x80 { ascii = false; break }; i += 1 }
+        if ascii { return true }
+    }
+    return String(validating: value.bindMemory(to: UInt8.self), as: UTF8.self) != nil
+}

@@ -1,0 +1,39 @@
+import EddyState
+import Logging
+import Synchronization
+
+/// What the stream threads of one process share. `Sendable`: immutable except for the stop
+/// flag (atomic) and the failure message (Mutex); the database, metrics and tracker are
+/// Sendable themselves.
+final class RuntimeContext: Sendable {
+    let topology: CompiledTopology
+    let config: RuntimeConfig
+    let database: StateDatabase
+    let metrics: StreamsMetrics
+    let tracker: CatchUpTracker
+    let untilCaughtUp: Bool
+    let logger: Logger
+    private let stopFlag = Atomic<Bool>(false)
+    private let failureMessage = Mutex<String?>(nil)
+
+    init(topology: CompiledTopology, config: RuntimeConfig, database: StateDatabase, metrics: StreamsMetrics,
+         tracker: CatchUpTracker, untilCaughtUp: Bool, logger: Logger) {
+        self.topology = topology
+        self.config = config
+        self.database = database
+        self.metrics = metrics
+        self.tracker = tracker
+        self.untilCaughtUp = untilCaughtUp
+        self.logger = logger
+    }
+
+    var stopRequested: Bool { stopFlag.load(ordering: .relaxed) }
+
+    /// Asks every thread to commit and stop; a failure message makes the run fail.
+    func requestStop(failure: String? = nil) {
+        if let failure { failureMessage.withLock { if $0 == nil { $0 = failure } } }
+        stopFlag.store(true, ordering: .relaxed)
+    }
+
+    var failure: String? { failureMessage.withLock { $0 } }
+}

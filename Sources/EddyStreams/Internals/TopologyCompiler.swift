@@ -1,0 +1,261 @@
+/// The executable form of a `Topology`: field ids for the JSON extractor, nodes in
+/// evaluation order, aggregates and sinks with their templates resolved.
+struct CompiledTopology: Sendable {
+    struct Node: Sendable {
+        enum Kind: Sendable {
+            case filter(field: Int, Topology.Condition, values: [[UInt8]])
+            case pass
+            case aggregate(Int)
+        }
+        let name: String
+        /// Index of the input node, or -1 for the source.
+        let parent: Int
+        let kind: Kind
+        /// Sinks fed per record (nodes that are not aggregates).
+        let sinks: [CompiledSink]
+    }
+
+    struct Aggregate: Sendable {
+        let name: String
+        let groupFields: [Int]
+        let sumFields: [Int]
+        let sinks: [CompiledSink]
+    }
+
+    let topology: Topology
+    /// JSON field names the runtime extracts; a field id is an index here.
+    let fields: [String]
+    let keyField: Int
+    let timestampField: Int
+    /// Fields every record must have.
+    let requiredFields: [Int]
+    /// Fields that must be numbers when present.
+    let numericFields: [Int]
+    let nodes: [Node]
+    let aggregates: [Aggregate]
+}
+
+/// A Redis sink with templates resolved against its node's output.
+struct CompiledSink: Sendable {
+    let kind: Topology.RedisSink.Kind
+    let key: Template
+    /// hash field or zset member; nil for a hash means "every output in `outputs`".
+    let field: Template?
+    let value: OutputRef
+    /// For hashes without a field template: (hash field name, value) pairs.
+    let outputs: [([UInt8], OutputRef)]
+    let ttlSeconds: Int?
+}
+
+/// Validates a `Topology` and compiles it; every error carries the path of the field at fault.
+enum TopologyCompiler {
+    /// The fields a node's records expose. The source's are open (any field of the JSON);
+    /// `project` closes them; an aggregate exposes its group fields, `count` and `sum_*`.
+    private enum Schema {
+        case open
+        case closed([String: OutputRef], order: [String])
+
+        func resolve(_ name: String, fieldID: (String) -> Int) -> OutputRef? {
+            switch self {
+            case .open: return .field(fieldID(name))
+            case .closed(let refs, _): return refs[name]
+            }
+        }
+
+        var available: String {
+            if case .closed(_, let order) = self { return order.joined(separator: ", ") }
+            return "any field of the input"
+        }
+    }
+
+    static func compile(_ topology: Topology) throws -> CompiledTopology {
+        var fields: [String] = []
+        func fieldID(_ name: String) -> Int {
+            if let i = fields.firstIndex(of: name) { return i }
+            fields.append(name)
+            return fields.count - 1
+        }
+        typealias P = TopologyError.PathComponent
+
+        try checkName(topology.application, [.key("application")])
+        let source = topology.source
+        try checkNonEmpty(source.topic, [.key("source"), .key("topic")])
+        try checkNonEmpty(source.keyField, [.key("source"), .key("key")])
+        try checkNonEmpty(source.timestampField, [.key("source"), .key("timestamp")])
+        if source.maxValueBytes <= 0 {
+            throw TopologyError([.key("source"), .key("max_value_bytes")], "must be positive")
+        }
+        let keyField = fieldID(source.keyField)
+        let timestampField = fieldID(source.timestampField)
+        var required = [keyField, timestampField]
+        for (i, name) in source.requiredFields.enumerated() {
+            try checkNonEmpty(name, [.key("source"), .key("required"), .index(i)])
+            required.append(fieldID(name))
+        }
+        var numeric: [Int] = []
+
+        var nodes: [CompiledTopology.Node] = []
+        var aggregates: [CompiledTopology.Aggregate] = []
+        var schemas: [Schema] = []
+        var indexByName: [String: Int] = [:]
+
+        for (i, node) in topology.nodes.enumerated() {
+            let at: [P] = [.key("nodes"), .index(i)]
+            try checkName(node.name, at + [.key("name")])
+            if indexByName[node.name] != nil {
+                throw TopologyError(at + [.key("name")], "duplicate node name '\(node.name)'")
+            }
+            var parent = -1
+            var schema = Schema.open
+            if let input = node.input {
+                guard let p = indexByName[input] else {
+                    let known = indexByName.keys.sorted().joined(separator: ", ")
+                    throw TopologyError(at + [.key("input")], "unknown input '\(input)' (inputs must be declared earlier; known: \(known.isEmpty ? "none" : known))")
+                }
+                if case .aggregate = nodes[p].kind {
+                    throw TopologyError(at + [.key("input")], "'\(input)' is an aggregate; its output can feed Redis sinks only, not further nodes")
+                }
+                parent = p
+                schema = schemas[p]
+            }
+            func resolveField(_ name: String, _ path: [P]) throws -> Int {
+                try checkNonEmpty(name, path)
+                guard case .field(let id)? = schema.resolve(name, fieldID: fieldID) else {
+                    throw TopologyError(path, "field '\(name)' is not available here (available: \(schema.available))")
+                }
+                return id
+            }
+
+            let kind: CompiledTopology.Node.Kind
+            var outSchema = schema
+            switch node.operation {
+            case .filter(let field, let condition):
+                let id = try resolveField(field, at + [.key("filter"), .key("field")])
+                let values: [String]
+                switch condition {
+                case .equals(let v): values = [v]
+                case .oneOf(let vs), .noneOf(let vs):
+                    if vs.isEmpty { throw TopologyError(at + [.key("filter")], "the value list is empty") }
+                    values = vs
+                case .exists: values = []
+                }
+                kind = .filter(field: id, condition, values: values.map { Array($0.utf8) })
+            case .project(let names):
+                if names.isEmpty { throw TopologyError(at + [.key("project")], "lists no fields") }
+                var refs: [String: OutputRef] = [:]
+                for (j, name) in names.enumerated() {
+                    refs[name] = .field(try resolveField(name, at + [.key("project"), .index(j)]))
+                }
+                outSchema = .closed(refs, order: names)
+                kind = .pass
+            case .passthrough:
+                kind = .pass
+            case .aggregate(let groupBy, let sums):
+                let gpath = at + [.key("aggregate"), .key("group_by")]
+                if groupBy.isEmpty { throw TopologyError(gpath, "lists no fields") }
+                if !groupBy.contains(source.keyField) {
+                    throw TopologyError(gpath, "must include the source key '\(source.keyField)': grouping by other fields re-keys the stream, which needs a repartition topic (not supported yet)")
+                }
+                var refs: [String: OutputRef] = [:]
+                var order: [String] = []
+                var groupIDs: [Int] = []
+                for (j, name) in groupBy.enumerated() {
+                    let id = try resolveField(name, gpath + [.index(j)])
+                    groupIDs.append(id)
+                    required.append(id)
+                    refs[name] = .group(j)
+                    order.append(name)
+                }
+                refs["count"] = .count
+                order.append("count")
+                var sumIDs: [Int] = []
+                for (j, name) in sums.enumerated() {
+                    let id = try resolveField(name, at + [.key("aggregate"), .key("sum"), .index(j)])
+                    sumIDs.append(id)
+                    numeric.append(id)
+                    refs["sum_\(name)"] = .sum(j)
+                    order.append("sum_\(name)")
+                }
+                outSchema = .closed(refs, order: order)
+                kind = .aggregate(aggregates.count)
+                aggregates.append(.init(name: node.name, groupFields: groupIDs, sumFields: sumIDs, sinks: []))
+            }
+
+            var sinks: [CompiledSink] = []
+            for (j, sink) in node.sinks.enumerated() {
+                sinks.append(try compileSink(sink, schema: outSchema, isAggregate: { if case .aggregate = kind { return true }; return false }(),
+                                             path: at + [.key("to_redis"), .index(j)], fieldID: fieldID))
+            }
+            if case .aggregate(let a) = kind {
+                let agg = aggregates[a]
+                aggregates[a] = .init(name: agg.name, groupFields: agg.groupFields, sumFields: agg.sumFields, sinks: sinks)
+                sinks = []
+            }
+            nodes.append(.init(name: node.name, parent: parent, kind: kind, sinks: sinks))
+            schemas.append(outSchema)
+            indexByName[node.name] = i
+        }
+        var seen = Set<Int>()
+        return CompiledTopology(topology: topology, fields: fields, keyField: keyField, timestampField: timestampField,
+                                requiredFields: required.filter { seen.insert($0).inserted },
+                                numericFields: Array(Set(numeric)).sorted(), nodes: nodes, aggregates: aggregates)
+    }
+
+    private static func compileSink(_ sink: Topology.RedisSink, schema: Schema, isAggregate: Bool,
+                                    path: [TopologyError.PathComponent], fieldID: (String) -> Int) throws -> CompiledSink {
+        func template(_ text: String, _ key: String) throws -> Template {
+            do {
+                return try Template.parse(text) { (name: String) throws(TemplateError) -> OutputRef in
+                    guard let ref = schema.resolve(name, fieldID: fieldID) else {
+                        throw TemplateError("field '\(name)' is not available here (available: \(schema.available))")
+                    }
+                    return ref
+                }
+            } catch {
+                throw TopologyError(path + [.key(key)], error.message)
+            }
+        }
+        try checkNonEmpty(sink.key, path + [.key("key")])
+        let key = try template(sink.key, "key")
+        let field = try sink.field.map { try template($0, "field") }
+        if sink.kind == .zset, field == nil {
+            throw TopologyError(path + [.key("field")], "a zset sink needs 'field' (the member template)")
+        }
+        if sink.kind == .string, sink.field != nil {
+            throw TopologyError(path + [.key("field")], "a string sink has no field")
+        }
+        if let ttl = sink.ttlSeconds, ttl <= 0 {
+            throw TopologyError(path + [.key("ttl")], "must be positive")
+        }
+        let valueName = sink.value ?? (isAggregate ? "count" : nil)
+        var outputs: [([UInt8], OutputRef)] = []
+        if sink.kind == .hash, field == nil {
+            guard case .closed(let refs, let order) = schema else {
+                throw TopologyError(path + [.key("field")], "a hash sink on raw records needs 'field' and 'value', or a 'project' before it naming the fields to write")
+            }
+            let groupNames = Set(order.filter { if case .group = refs[$0] { return true }; return false })
+            outputs = order.filter { !groupNames.contains($0) }.map { (Array($0.utf8), refs[$0]!) }
+        }
+        guard let valueName else {
+            throw TopologyError(path + [.key("value")], "name the field to write ('value')")
+        }
+        guard let value = schema.resolve(valueName, fieldID: fieldID) else {
+            throw TopologyError(path + [.key("value")], "field '\(valueName)' is not available here (available: \(schema.available))")
+        }
+        if sink.kind == .zset, isAggregate, case .group = value {
+            throw TopologyError(path + [.key("value")], "a zset score must be a number: 'count' or a 'sum_*' field")
+        }
+        return CompiledSink(kind: sink.kind, key: key, field: field, value: value, outputs: outputs, ttlSeconds: sink.ttlSeconds)
+    }
+
+    private static func checkNonEmpty(_ s: String, _ path: [TopologyError.PathComponent]) throws {
+        if s.isEmpty { throw TopologyError(path, "must not be empty") }
+    }
+
+    /// Names become topic, group and column-family names: keep them to a safe alphabet.
+    private static func checkName(_ s: String, _ path: [TopologyError.PathComponent]) throws {
+        try checkNonEmpty(s, path)
+        let ok = s.unicodeScalars.allSatisfy { $0.properties.isAlphabetic && $0.isASCII || ("0"..."9").contains($0) || "-_.".unicodeScalars.contains($0) }
+        if !ok { throw TopologyError(path, "'\(s)' may contain only ASCII letters, digits, '-', '_' and '.'") }
+    }
+}

@@ -1,0 +1,68 @@
+import Synchronization
+
+/// The process's metrics, rendered in Prometheus' text format at `/metrics`.
+///
+/// Stream threads add per batch or per commit, never per record. `Sendable`: counters are
+/// atomics and the keyed maps sit behind a Mutex.
+public final class StreamsMetrics: Sendable {
+    public let recordsIn = Atomic<Int>(0)
+    public let recordsProcessed = Atomic<Int>(0)
+    public let redisWrites = Atomic<Int>(0)
+    public let commits = Atomic<Int>(0)
+    public let commitMicrosTotal = Atomic<Int>(0)
+    public let commitMicrosMax = Atomic<Int>(0)
+    private let deadLetters = Mutex<[String: Int]>([:])
+    private let lag = Mutex<[String: Int64]>([:])
+
+    public init() {}
+
+    public func addDeadLetters(_ counts: [String: Int]) {
+        guard !counts.isEmpty else { return }
+        deadLetters.withLock { d in for (k, v) in counts { d[k, default: 0] += v } }
+    }
+
+    public var deadLetterTotal: Int { deadLetters.withLock { $0.values.reduce(0, +) } }
+    public var deadLettersByReason: [String: Int] { deadLetters.withLock { $0 } }
+
+    public func recordCommit(micros: Int) {
+        commits.add(1, ordering: .relaxed)
+        commitMicrosTotal.add(micros, ordering: .relaxed)
+        var current = commitMicrosMax.load(ordering: .relaxed)
+        while micros > current {
+            let (exchanged, original) = commitMicrosMax.compareExchange(expected: current, desired: micros, ordering: .relaxed)
+            if exchanged { break }
+            current = original
+        }
+    }
+
+    public func setLag(_ partition: String, _ value: Int64?) {
+        lag.withLock { $0[partition] = value }
+    }
+
+    public var totalLag: Int64 { lag.withLock { $0.values.reduce(0, +) } }
+
+    public func prometheusText(application: String) -> String {
+        var out = ""
+        func metric(_ name: String, _ type: String, _ help: String, _ samples: [(String, String)]) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+            for (labels, value) in samples { out += "\(name){application=\"\(application)\"\(labels)} \(value)\n" }
+        }
+        metric("eddy_records_in_total", "counter", "Records consumed from the source topic.", [("", "\(recordsIn.load(ordering: .relaxed))")])
+        metric("eddy_records_processed_total", "counter", "Records that passed validation and went through the topology.",
+               [("", "\(recordsProcessed.load(ordering: .relaxed))")])
+        metric("eddy_redis_writes_total", "counter", "Redis write commands sent (records out).", [("", "\(redisWrites.load(ordering: .relaxed))")])
+        let dl = deadLettersByReason
+        metric("eddy_dead_letters_total", "counter", "Records sent to the dead-letter topic, by reason.",
+               DeadLetterReason.Category.allCases.map { (",reason=\"\($0.rawValue)\"", "\(dl[$0.rawValue] ?? 0)") })
+        metric("eddy_commits_total", "counter", "Commits (Redis view, RocksDB batch with offsets, group offsets).",
+               [("", "\(commits.load(ordering: .relaxed))")])
+        metric("eddy_commit_latency_seconds_sum", "counter", "Total time spent committing.",
+               [("", "\(Double(commitMicrosTotal.load(ordering: .relaxed)) / 1e6)")])
+        metric("eddy_commit_latency_seconds_max", "gauge", "Longest commit since start.",
+               [("", "\(Double(commitMicrosMax.load(ordering: .relaxed)) / 1e6)")])
+        let lags = lag.withLock { $0 }.sorted { $0.key < $1.key }
+        metric("eddy_consumer_lag", "gauge", "Records between the committed position and the partition's high watermark.",
+               lags.map { (",partition=\"\($0.key)\"", "\($0.value)") })
+        return out
+    }
+}

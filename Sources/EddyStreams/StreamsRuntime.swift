@@ -1,0 +1,118 @@
+import EddyKafka
+import EddyRedis
+import EddyState
+import Foundation
+import Logging
+
+/// Runs a topology: the public entry point of the runtime (Kafka Streams' `KafkaStreams`).
+///
+///     let runtime = try StreamsRuntime(topology: topology, config: config, logger: logger)
+///     let summary = try runtime.run()   // blocks until stopped or caught up
+public final class StreamsRuntime: Sendable {
+    public struct Summary: Sendable {
+        public let recordsIn: Int
+        public let recordsProcessed: Int
+        public let deadLetters: Int
+        public let deadLettersByReason: [String: Int]
+        public let redisWrites: Int
+        public let commits: Int
+        public let seconds: Double
+        public var recordsPerSecond: Double { seconds > 0 ? Double(recordsIn) / seconds : 0 }
+    }
+
+    /// How long threads get to commit and close after a stop request.
+    public static let shutdownTimeout: TimeInterval = 10
+
+    public let topology: Topology
+    public let config: RuntimeConfig
+    public let metrics = StreamsMetrics()
+    private let compiled: CompiledTopology
+    private let untilCaughtUp: Bool
+    private let logger: Logger
+    private let stop = DispatchSemaphore(value: 0)
+    private let contextBox = LockedBox<RuntimeContext?>(nil)
+
+    public init(topology: Topology, config: RuntimeConfig, untilCaughtUp: Bool = false, logger: Logger) throws {
+        self.topology = topology
+        self.config = config
+        self.untilCaughtUp = untilCaughtUp
+        self.logger = logger
+        compiled = try TopologyCompiler.compile(topology)
+    }
+
+    /// Asks the runtime to commit, close and return from `run()` (signal handlers call this).
+    public func requestStop() {
+        contextBox.value?.requestStop()
+        stop.signal()
+    }
+
+    /// Runs until `requestStop()`, or until every partition is caught up with
+    /// `untilCaughtUp`. Throws on a startup failure or a fatal runtime failure.
+    public func run() throws -> Summary {
+        try LibrdkafkaVersion.checkSupported()
+        logger.info("librdkafka \(LibrdkafkaVersion.string); application \(topology.application); source \(topology.source.topic) on \(config.bootstrapServers)")
+        let source = topology.source.topic
+        let admin = try KafkaAdmin(config: KafkaConfig(config.kafkaClientProperties))
+        guard let partitions = try admin.partitionCount(source) else {
+            throw RuntimeError("source topic '\(source)' does not exist on \(config.bootstrapServers) (create it, e.g. with `eddy generate --topic \(source)`)")
+        }
+        try admin.createTopic(topology.deadLetterTopic, partitions: partitions,
+                              configs: ["cleanup.policy": "delete", "retention.ms": String(7 * 24 * 3600 * 1000)])
+        do {
+            let ping = try RedisConnection(host: config.redisHost, port: config.redisPort).send("PING")
+            if let error = ping.firstError { throw RedisError(error) }
+        } catch {
+            throw RuntimeError("Redis at \(config.redisHost):\(config.redisPort) is not usable: \(error)")
+        }
+        let statePath = URL(fileURLWithPath: config.stateDir).appendingPathComponent(topology.application).path
+        try FileManager.default.createDirectory(atPath: statePath, withIntermediateDirectories: true)
+        let database = try StateDatabase(path: statePath, memoryBudgetBytes: config.memoryBudgetMB << 20)
+
+        let context = RuntimeContext(topology: compiled, config: config, database: database, metrics: metrics,
+                                     tracker: CatchUpTracker(partitionCount: partitions),
+                                     untilCaughtUp: untilCaughtUp, logger: logger)
+        contextBox.value = context
+        var metricsServer: MetricsServer?
+        if let port = config.metricsPort {
+            let app = topology.application
+            metricsServer = try MetricsServer(port: port) { [metrics] in metrics.prometheusText(application: app) }
+            logger.info("metrics on http://127.0.0.1:\(metricsServer!.port)/metrics")
+        }
+        defer { metricsServer?.stop() }
+
+        let threads = try (0..<config.threads).map { try StreamThread(id: $0, context: context) }
+        let started = Date()
+        threads.forEach { $0.start() }
+        logger.info("\(threads.count) stream thread(s) started; \(partitions) partition(s); state in \(statePath)")
+
+        var lastCount = 0
+        var lastReport = Date()
+        while !context.stopRequested {
+            _ = stop.wait(timeout: .now() + min(config.logIntervalSeconds, 0.2))
+            if Date().timeIntervalSince(lastReport) >= config.logIntervalSeconds {
+                let count = metrics.recordsIn.load(ordering: .relaxed)
+                let rate = Double(count - lastCount) / Date().timeIntervalSince(lastReport)
+                logger.info("processed \(count) records (\(Int(rate))/s), lag \(metrics.totalLag), dead letters \(metrics.deadLetterTotal)")
+                lastCount = count
+                lastReport = Date()
+            }
+        }
+        let deadline = DispatchTime.now() + Self.shutdownTimeout
+        for thread in threads where thread.finished.wait(timeout: deadline) == .timedOut {
+            throw RuntimeError("stream thread \(thread.id) did not commit and close within \(Int(Self.shutdownTimeout)) s")
+        }
+        database.close()
+        let seconds = Date().timeIntervalSince(started)
+        if let failure = context.failure { throw RuntimeError(failure) }
+        return Summary(recordsIn: metrics.recordsIn.load(ordering: .relaxed),
+                       recordsProcessed: metrics.recordsProcessed.load(ordering: .relaxed),
+                       deadLetters: metrics.deadLetterTotal, deadLettersByReason: metrics.deadLettersByReason,
+                       redisWrites: metrics.redisWrites.load(ordering: .relaxed),
+                       commits: metrics.commits.load(ordering: .relaxed), seconds: seconds)
+    }
+}
+
+public struct RuntimeError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,101 @@
+/// A stateful stream topology: one source topic, then a tree of named nodes.
+///
+/// Built from a YAML file (EddyConfig) or in Swift with `StreamsBuilder`; both produce this
+/// value, which `TopologyCompiler` validates and turns into the runtime's executable form.
+public struct Topology: Equatable, Sendable {
+    /// The application id: consumer group id, prefix of internal topics and state.
+    public var application: String
+    public var source: Source
+    /// Nodes in declaration order; a node's `input` names an earlier node, or nil for the source.
+    public var nodes: [Node]
+
+    public init(application: String, source: Source, nodes: [Node] = []) {
+        self.application = application
+        self.source = source
+        self.nodes = nodes
+    }
+
+    public struct Source: Equatable, Sendable {
+        public var topic: String
+        /// The JSON field records are keyed (and partitioned) by.
+        public var keyField: String
+        /// The JSON field holding event time in epoch milliseconds.
+        public var timestampField: String
+        /// Fields every record must have (beyond key and timestamp), else it is dead-lettered.
+        public var requiredFields: [String]
+        /// Where undecodable or invalid records go; default `<application>-dlq`.
+        public var deadLetterTopic: String?
+        /// Records with larger values are dead-lettered without being parsed.
+        public var maxValueBytes: Int
+
+        public init(topic: String, keyField: String, timestampField: String, requiredFields: [String] = [],
+                    deadLetterTopic: String? = nil, maxValueBytes: Int = 256 * 1024) {
+            self.topic = topic
+            self.keyField = keyField
+            self.timestampField = timestampField
+            self.requiredFields = requiredFields
+            self.deadLetterTopic = deadLetterTopic
+            self.maxValueBytes = maxValueBytes
+        }
+    }
+
+    public struct Node: Equatable, Sendable {
+        public var name: String
+        public var input: String?
+        public var operation: Operation
+        public var sinks: [RedisSink]
+
+        public init(name: String, input: String?, operation: Operation, sinks: [RedisSink] = []) {
+            self.name = name
+            self.input = input
+            self.operation = operation
+            self.sinks = sinks
+        }
+    }
+
+    public enum Operation: Equatable, Sendable {
+        /// Keeps records whose field satisfies the condition.
+        case filter(field: String, Condition)
+        /// Keeps only the listed fields visible downstream.
+        case project([String])
+        /// Counts records and sums numeric fields per group. The group must include the
+        /// source key (re-keying needs a repartition topic, which comes with exactly-once).
+        /// Outputs: the group fields, `count`, and `sum_<field>` for each summed field.
+        case aggregate(groupBy: [String], sum: [String])
+        /// Passes records through unchanged (a named point to attach sinks to).
+        case passthrough
+    }
+
+    public enum Condition: Equatable, Sendable {
+        case equals(String)
+        case oneOf([String])
+        case noneOf([String])
+        case exists
+    }
+
+    /// Materializes a node's output in Redis. Templates like `user:{user_id}` name fields.
+    public struct RedisSink: Equatable, Sendable {
+        public enum Kind: String, Equatable, Sendable, CaseIterable { case hash, zset, string }
+        public var kind: Kind
+        public var key: String
+        /// hash: the field template (nil: one hash field per output field).
+        /// zset: the member template.
+        public var field: String?
+        /// The output field written as value (hash/string) or score (zset); default `count`.
+        public var value: String?
+        /// Expiry refreshed on each write; nil keeps keys forever.
+        public var ttlSeconds: Int?
+
+        public init(kind: Kind, key: String, field: String? = nil, value: String? = nil, ttlSeconds: Int? = nil) {
+            self.kind = kind
+            self.key = key
+            self.field = field
+            self.value = value
+            self.ttlSeconds = ttlSeconds
+        }
+    }
+}
+
+extension Topology {
+    public var deadLetterTopic: String { source.deadLetterTopic ?? "\(application)-dlq" }
+}

@@ -1,0 +1,69 @@
+extension Topology {
+    /// Throws the first problem that would stop this topology from running.
+    public func validate() throws {
+        _ = try TopologyCompiler.compile(self)
+    }
+
+    public enum DescriptionFormat: String, CaseIterable, Sendable { case text, mermaid, dot }
+
+    /// A human-readable description of the graph, or Mermaid / Graphviz DOT source.
+    public func describe(_ format: DescriptionFormat = .text) -> String {
+        switch format {
+        case .text: return textDescription
+        case .mermaid: return graph(header: "flowchart LR", edge: { "  \($0) --> \($1)" }, node: { "  \($0)[\"\($1)\"]" }, footer: nil)
+        case .dot: return graph(header: "digraph \"\(application)\" {\n  rankdir=LR;", edge: { "  \"\($0)\" -> \"\($1)\";" },
+                                node: { "  \"\($0)\" [shape=box, label=\"\($1.replacingOccurrences(of: "\"", with: "'"))\"];" }, footer: "}")
+        }
+    }
+
+    private var textDescription: String {
+        var lines = ["Topology \(application)",
+                     "  source: topic \(source.topic), key \(source.keyField), event time \(source.timestampField)"
+                        + (source.requiredFields.isEmpty ? "" : ", requires \(source.requiredFields.joined(separator: ", "))"),
+                     "  dead letters: \(deadLetterTopic) (records over \(source.maxValueBytes) bytes, invalid JSON/UTF-8, missing or mistyped fields)"]
+        for node in nodes {
+            lines.append("  \(node.name) <- \(node.input ?? "source"): \(Self.describe(node.operation))")
+            for sink in node.sinks { lines.append("    -> redis \(Self.describe(sink))") }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    private func graph(header: String, edge: (String, String) -> String, node: (String, String) -> String, footer: String?) -> String {
+        var lines = [header, node("source", "source: \(source.topic)\\nkey \(source.keyField)")]
+        for n in nodes {
+            lines.append(node(n.name, "\(n.name)\\n\(Self.describe(n.operation))"))
+            lines.append(edge(n.input ?? "source", n.name))
+            for (i, sink) in n.sinks.enumerated() {
+                let id = "\(n.name)_redis\(i)"
+                lines.append(node(id, "redis \(sink.kind.rawValue)\\n\(sink.key)"))
+                lines.append(edge(n.name, id))
+            }
+        }
+        if let footer { lines.append(footer) }
+        return lines.joined(separator: "\n")
+    }
+
+    static func describe(_ operation: Operation) -> String {
+        switch operation {
+        case .filter(let field, let condition):
+            switch condition {
+            case .equals(let v): return "filter \(field) == \(v)"
+            case .oneOf(let vs): return "filter \(field) in [\(vs.joined(separator: ", "))]"
+            case .noneOf(let vs): return "filter \(field) not in [\(vs.joined(separator: ", "))]"
+            case .exists: return "filter \(field) exists"
+            }
+        case .project(let fields): return "project [\(fields.joined(separator: ", "))]"
+        case .aggregate(let groupBy, let sum):
+            return "aggregate by [\(groupBy.joined(separator: ", "))]: count" + sum.map { ", sum_\($0)" }.joined() + " (RocksDB store)"
+        case .passthrough: return "pass"
+        }
+    }
+
+    static func describe(_ sink: RedisSink) -> String {
+        var parts = ["\(sink.kind.rawValue) \(sink.key)"]
+        if let field = sink.field { parts.append(sink.kind == .zset ? "member \(field)" : "field \(field)") }
+        if let value = sink.value { parts.append(sink.kind == .zset ? "score \(value)" : "value \(value)") }
+        if let ttl = sink.ttlSeconds { parts.append("ttl \(ttl)s") }
+        return parts.joined(separator: ", ")
+    }
+}

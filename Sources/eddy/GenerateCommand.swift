@@ -1,0 +1,51 @@
+import ArgumentParser
+import EddyGen
+import EddyKafka
+import EddyStreams
+import Foundation
+
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Generate a seeded, deterministic clickstream to a JSONL file and/or a topic.")
+
+    @Option(help: "Number of events.") var events: Int = 100_000
+    @Option(help: "Number of users.") var users: Int = 10_000
+    @Option(help: "Number of items.") var items: Int = 20_000
+    @Option(help: "Number of categories.") var categories: Int = 24
+    @Option(help: "Random seed: the same seed gives the same events.") var seed: UInt64 = 42
+    @Option(help: "Write JSON lines to this file.") var out: String?
+    @Option(help: "Produce to this topic (keyed by user_id), created if missing.") var topic: String?
+    @Option(help: "Partitions when creating the topic.") var partitions: Int = 4
+    @Option(help: "Runtime config naming the broker.") var config: String = "configs/local.yaml"
+
+    func validate() throws {
+        if out == nil && topic == nil { throw ValidationError("give --out FILE and/or --topic TOPIC") }
+        if events < 0 || users < 2 || items < 1 || categories < 1 || partitions < 1 {
+            throw ValidationError("--events ≥ 0, --users ≥ 2, --items, --categories and --partitions ≥ 1")
+        }
+    }
+
+    func run() throws {
+        var options = ClickstreamGenerator.Options()
+        options.users = users
+        options.items = items
+        options.categories = categories
+        options.seed = seed
+        var generator = ClickstreamGenerator(options)
+        let kafka = try topic.map { _ in KafkaConfig(try loadRuntimeConfig(config).kafkaClientProperties) }
+        let writer = try ClickstreamWriter(outputPath: out, topic: topic, partitions: partitions, kafka: kafka)
+        let start = Date()
+        var json: [UInt8] = []
+        json.reserveCapacity(256)
+        for _ in 0..<events {
+            let event = generator.next()
+            json.removeAll(keepingCapacity: true)
+            event.appendJSON(to: &json)
+            try writer.write(event, json: json)
+        }
+        try writer.finish()
+        let seconds = Date().timeIntervalSince(start)
+        let target = [out.map { "file \($0)" }, topic.map { "topic \($0) (\(partitions) partitions)" }].compactMap { $0 }.joined(separator: " and ")
+        print("generated \(events) events to \(target) in \(String(format: "%.2f", seconds)) s (\(Int(Double(events) / max(seconds, 1e-9))) events/s), seed \(seed)")
+    }
+}

@@ -1,0 +1,68 @@
+import ArgumentParser
+import Dispatch
+import EddyStreams
+import Foundation
+import Logging
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a topology as a long-running consumer (SIGINT/SIGTERM: commit and stop).")
+
+    @Argument(help: "The topology file.") var topology: String
+    @Option(help: "The runtime config file.") var config: String = "configs/local.yaml"
+    @Flag(help: "Stop once every source partition has been processed to its end.") var untilCaughtUp = false
+    @Option(help: "Stream threads (overrides the config).") var threads: Int?
+    @Option(help: "State directory (overrides the config).") var stateDir: String?
+    @Option(help: "Metrics port, 0 for any free port (overrides the config).") var metricsPort: Int?
+    @Flag(help: "Print the final summary as one JSON object.") var json = false
+
+    func run() throws {
+        bootstrapLogging()
+        let logger = Logger(label: "eddy")
+        let topology = try loadTopology(self.topology)
+        var runtimeConfig = try loadRuntimeConfig(config)
+        if let threads { runtimeConfig.threads = threads }
+        if let stateDir { runtimeConfig.stateDir = stateDir }
+        if let metricsPort { runtimeConfig.metricsPort = metricsPort }
+
+        let runtime = try StreamsRuntime(topology: topology, config: runtimeConfig, untilCaughtUp: untilCaughtUp, logger: logger)
+        let signals = [SIGINT, SIGTERM].map { (sig: Int32) -> DispatchSourceSignal in
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            var received = false
+            source.setEventHandler {
+                if received { Foundation.exit(130) }  // a second signal: stop now
+                received = true
+                logger.info("signal \(sig): committing and stopping (again to force)")
+                runtime.requestStop()
+            }
+            source.resume()
+            return source
+        }
+        defer { signals.forEach { $0.cancel() } }
+
+        let summary: StreamsRuntime.Summary
+        do {
+            summary = try runtime.run()
+        } catch {
+            logger.critical("\(error)")
+            throw ExitCode.failure
+        }
+        if json {
+            let object: [String: Any] = [
+                "records_in": summary.recordsIn, "records_processed": summary.recordsProcessed,
+                "dead_letters": summary.deadLetters, "dead_letters_by_reason": summary.deadLettersByReason,
+                "redis_writes": summary.redisWrites, "commits": summary.commits,
+                "seconds": summary.seconds, "records_per_second": summary.recordsPerSecond,
+            ]
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print("""
+                \(topology.application): \(summary.recordsIn) records in \(String(format: "%.1f", summary.seconds)) s \
+                (\(Int(summary.recordsPerSecond)) records/s); \(summary.recordsProcessed) processed, \
+                \(summary.deadLetters) dead-lettered; \(summary.redisWrites) Redis writes in \(summary.commits) commits
+                """)
+        }
+    }
+}
