@@ -61,6 +61,11 @@ public final class KafkaConsumer {
         var config = config
         for (k, v) in Self.required { config[k] = v }
         if config["auto.offset.reset"] == nil { config["auto.offset.reset"] = "earliest" }
+        // When the local queue is over queued.min.messages, librdkafka waits this long before
+        // fetching again (default 1 s). A consumer that processes a little slower than the
+        // broker serves then idles most of each second: measured here, 1M records took 8 s
+        // instead of 2 s. A short back-off keeps the prefetch queue topped up.
+        if config["fetch.queue.backoff.ms"] == nil { config["fetch.queue.backoff.ms"] = "10" }
         if config["isolation.level"] == nil { config["isolation.level"] = "read_committed" }
         let conf = try config.makeNative()
         context.listener = listener

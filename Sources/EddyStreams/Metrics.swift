@@ -11,6 +11,9 @@ public final class StreamsMetrics: Sendable {
     public let commits = Atomic<Int>(0)
     public let commitMicrosTotal = Atomic<Int>(0)
     public let commitMicrosMax = Atomic<Int>(0)
+    /// When the first record arrived (ns on the continuous clock; 0: none yet), so throughput
+    /// can leave out startup and the consumer-group join.
+    let firstRecordNanos = Atomic<Int>(0)
     private let deadLetters = Mutex<[String: Int]>([:])
     private let lag = Mutex<[String: Int64]>([:])
 
@@ -33,6 +36,11 @@ public final class StreamsMetrics: Sendable {
             if exchanged { break }
             current = original
         }
+    }
+
+    func noteFirstRecord() {
+        guard firstRecordNanos.load(ordering: .relaxed) == 0 else { return }
+        _ = firstRecordNanos.compareExchange(expected: 0, desired: monotonicNanos(), ordering: .relaxed)
     }
 
     public func setLag(_ partition: String, _ value: Int64?) {
@@ -66,3 +74,16 @@ public final class StreamsMetrics: Sendable {
         return out
     }
 }
+
+/// Nanoseconds on a monotonic clock.
+func monotonicNanos() -> Int {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

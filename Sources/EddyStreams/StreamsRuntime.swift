@@ -16,8 +16,12 @@ public final class StreamsRuntime: Sendable {
         public let deadLettersByReason: [String: Int]
         public let redisWrites: Int
         public let commits: Int
+        /// From start to stop, including startup and the consumer-group join.
         public let seconds: Double
-        public var recordsPerSecond: Double { seconds > 0 ? Double(recordsIn) / seconds : 0 }
+        /// From the first record received to the stop: the throughput that matters for a
+        /// long-running process (startup happens once).
+        public let processingSeconds: Double
+        public var recordsPerSecond: Double { processingSeconds > 0 ? Double(recordsIn) / processingSeconds : 0 }
     }
 
     /// How long threads get to commit and close after a stop request.
@@ -101,14 +105,18 @@ public final class StreamsRuntime: Sendable {
         for thread in threads where thread.finished.wait(timeout: deadline) == .timedOut {
             throw RuntimeError("stream thread \(thread.id) did not commit and close within \(Int(Self.shutdownTimeout)) s")
         }
-        database.close()
+        // Processing ends when the last commit is done (threads finished), not before.
         let seconds = Date().timeIntervalSince(started)
+        let first = metrics.firstRecordNanos.load(ordering: .relaxed)
+        let processingSeconds = first == 0 ? 0 : Double(monotonicNanos() - first) / 1e9
+        database.close()
         if let failure = context.failure { throw RuntimeError(failure) }
         return Summary(recordsIn: metrics.recordsIn.load(ordering: .relaxed),
                        recordsProcessed: metrics.recordsProcessed.load(ordering: .relaxed),
                        deadLetters: metrics.deadLetterTotal, deadLettersByReason: metrics.deadLettersByReason,
                        redisWrites: metrics.redisWrites.load(ordering: .relaxed),
-                       commits: metrics.commits.load(ordering: .relaxed), seconds: seconds)
+                       commits: metrics.commits.load(ordering: .relaxed), seconds: seconds,
+                       processingSeconds: processingSeconds)
     }
 }
 

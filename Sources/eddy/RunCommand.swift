@@ -53,14 +53,15 @@ struct Run: ParsableCommand {
                 "records_in": summary.recordsIn, "records_processed": summary.recordsProcessed,
                 "dead_letters": summary.deadLetters, "dead_letters_by_reason": summary.deadLettersByReason,
                 "redis_writes": summary.redisWrites, "commits": summary.commits,
-                "seconds": summary.seconds, "records_per_second": summary.recordsPerSecond,
+                "seconds": summary.seconds, "processing_seconds": summary.processingSeconds,
+                "records_per_second": summary.recordsPerSecond,
             ]
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
             print("""
-                \(topology.application): \(summary.recordsIn) records in \(String(format: "%.1f", summary.seconds)) s \
-                (\(Int(summary.recordsPerSecond)) records/s); \(summary.recordsProcessed) processed, \
+                \(topology.application): \(summary.recordsIn) records in \(String(format: "%.1f", summary.seconds)) s; \
+                \(Int(summary.recordsPerSecond)) records/s from the first record on; \(summary.recordsProcessed) processed, \
                 \(summary.deadLetters) dead-lettered; \(summary.redisWrites) Redis writes in \(summary.commits) commits
                 """)
         }

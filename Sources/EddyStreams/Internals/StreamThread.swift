@@ -72,8 +72,13 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             return
         }
         let interval = Duration.milliseconds(config.commitIntervalMs)
+        // Where the thread's time goes, logged at the end: waiting for records, running
+        // the topology, committing.
+        var polling = Duration.zero, processing = Duration.zero, committing = Duration.zero
         while !context.stopRequested {
+            let t0 = ContinuousClock.now
             consumer!.poll(into: batch, timeoutMs: 100)
+            let t1 = ContinuousClock.now
             do {
                 try processBatch()
             } catch {
@@ -81,8 +86,12 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
                 break
             }
             deadLetters.poll()
-            if ContinuousClock.now - lastCommit >= interval || cacheIsFull {
+            let t2 = ContinuousClock.now
+            polling += t1 - t0
+            processing += t2 - t1
+            if t2 - lastCommit >= interval || cacheIsFull {
                 commitUntilDone()
+                committing += ContinuousClock.now - t2
             }
             if context.untilCaughtUp, context.tracker.allCaughtUp {
                 context.requestStop()
@@ -90,6 +99,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         }
         batch.release()
         commitUntilDone()
+        logger.info("time spent: waiting for records \(polling.seconds) s, processing \(processing.seconds) s, committing \(committing.seconds) s")
         consumer!.close()  // revokes the assignment: commits (nothing left) and leaves the group
         consumer = nil
     }
@@ -138,6 +148,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             processed += 1
             try process(value, in: task)
         }
+        if received > 0 { context.metrics.noteFirstRecord() }
         context.metrics.recordsIn.add(received, ordering: .relaxed)
         context.metrics.recordsProcessed.add(processed, ordering: .relaxed)
     }
@@ -257,6 +268,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             view.addPending(task.pendingWrites)
         }
         try view.send(over: redis)
+        let redisDone = ContinuousClock.now
 
         writeBatch.clear()
         for task in dirtyTasks {
@@ -264,6 +276,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             writeBatch.put(offsets, key: Self.offsetKey(task.partition), value: Self.encode(task.nextOffset))
         }
         try context.database.write(writeBatch)
+        let stateDone = ContinuousClock.now
 
         for task in dirtyTasks {
             task.committedOffset = task.nextOffset
@@ -282,6 +295,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             let high = consumer?.cachedWatermarks(task.partition)?.high
             context.metrics.setLag(task.partition.description, high.map { max($0 - task.nextOffset, 0) })
         }
+        logger.debug("commit: \(view.commands.count) Redis writes in \(redisDone - start), \(writeBatch.count) state puts in \(stateDone - redisDone), group offsets in \(ContinuousClock.now - stateDone)")
         context.metrics.redisWrites.add(view.commands.count, ordering: .relaxed)
         context.metrics.recordCommit(micros: Int((ContinuousClock.now - start) / .microseconds(1)))
     }
@@ -325,5 +339,12 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             context.tracker.moved(tp.partition)
         }
         if !partitions.isEmpty { logger.info("revoked \(partitions.map(\.description).sorted())") }
+    }
+}
+
+extension Duration {
+    var seconds: String {
+        let (s, attos) = components
+        return String(format: "%.2f", Double(s) + Double(attos) / 1e18)
     }
 }

@@ -1,0 +1,69 @@
+import Foundation
+
+/// Runs the real `eddy` executable (built with the tests) as a child process.
+struct EddyCLI {
+    static var executable: URL {
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("eddy")
+        if FileManager.default.isExecutableFile(atPath: beside.path) { return beside }
+        let xctestDir = Bundle.allBundles.map(\.bundleURL).first { $0.pathExtension == "xctest" }?.deletingLastPathComponent()
+        if let dir = xctestDir, FileManager.default.isExecutableFile(atPath: dir.appendingPathComponent("eddy").path) {
+            return dir.appendingPathComponent("eddy")
+        }
+        return LocalServices.packageRoot.appendingPathComponent(".build/debug/eddy")
+    }
+
+    struct Result {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+    }
+
+    /// Runs to completion (with a time limit) and captures its output.
+    static func run(_ arguments: [String], timeout: TimeInterval = 300) throws -> Result {
+        let running = try start(arguments)
+        return try running.wait(timeout: timeout)
+    }
+
+    static func start(_ arguments: [String]) throws -> Running {
+        let p = Process()
+        p.executableURL = executable
+        p.arguments = arguments
+        p.currentDirectoryURL = LocalServices.packageRoot
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("eddy-cli-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let out = dir.appendingPathComponent("stdout"), err = dir.appendingPathComponent("stderr")
+        FileManager.default.createFile(atPath: out.path, contents: nil)
+        FileManager.default.createFile(atPath: err.path, contents: nil)
+        p.standardOutput = try FileHandle(forWritingTo: out)
+        p.standardError = try FileHandle(forWritingTo: err)
+        try p.run()
+        return Running(process: p, stdoutURL: out, stderrURL: err)
+    }
+
+    final class Running {
+        let process: Process
+        let stdoutURL: URL
+        let stderrURL: URL
+        init(process: Process, stdoutURL: URL, stderrURL: URL) {
+            self.process = process
+            self.stdoutURL = stdoutURL
+            self.stderrURL = stderrURL
+        }
+
+        var stderr: String { (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? "" }
+
+        func signal(_ sig: Int32) { kill(process.processIdentifier, sig) }
+
+        func wait(timeout: TimeInterval) throws -> Result {
+            let deadline = Date().addingTimeInterval(timeout)
+            while process.isRunning && Date() < deadline { usleep(50_000) }
+            if process.isRunning {
+                process.terminate()
+                process.waitUntilExit()
+                throw ServiceError("eddy did not finish within \(Int(timeout)) s; stderr:\n\(stderr.suffix(3000))")
+            }
+            return Result(status: process.terminationStatus,
+                          stdout: (try? String(contentsOf: stdoutURL, encoding: .utf8)) ?? "", stderr: stderr)
+        }
+    }
+}

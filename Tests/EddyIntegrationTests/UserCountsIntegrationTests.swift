@@ -1,0 +1,98 @@
+import EddyRedis
+import Foundation
+import XCTest
+
+/// The count topology end to end against a real Tansu broker and a real redis-server:
+/// `eddy generate` → topic → `eddy run` → RocksDB → Redis, compared with an independent
+/// reference computed from the same events.
+final class UserCountsIntegrationTests: XCTestCase {
+    nonisolated(unsafe) static var services: LocalServices!
+
+    override class func setUp() {
+        super.setUp()
+        do { services = try LocalServices() } catch { fatalError("cannot start services: \(error)") }
+    }
+
+    override class func tearDown() {
+        services?.stop()
+        super.tearDown()
+    }
+
+    var services: LocalServices { Self.services }
+
+    private func generate(_ events: Int, topic: String, seed: Int) throws -> String {
+        let file = services.workDir.appendingPathComponent("\(topic).jsonl").path
+        let config = try services.writeRuntimeConfig(name: "gen-\(topic)")
+        let result = try EddyCLI.run(["generate", "--events", "\(events)", "--users", "3000", "--seed", "\(seed)",
+                                      "--topic", topic, "--partitions", "4", "--out", file, "--config", config])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        return file
+    }
+
+    func testCountsPerUserAndTypeEqualAnIndependentReference() throws {
+        let file = try generate(120_000, topic: "clicks-exact", seed: 7)
+        let topology = try userCountsTopology(application: "counts-exact", topic: "clicks-exact", in: services.workDir)
+        let config = try services.writeRuntimeConfig(name: "exact")
+        let redis = try services.redis()
+        _ = try redis.send("FLUSHALL")
+
+        let result = try EddyCLI.run(["run", topology, "--config", config, "--until-caught-up", "--json"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let summary = try runSummary(result.stdout)
+        XCTAssertEqual(summary["records_in"] as? Int, 120_000)
+        XCTAssertEqual(summary["dead_letters"] as? Int, 0)
+
+        let reference = try UserCountsReference(jsonl: file)
+        XCTAssertEqual(reference.totalEvents, 120_000)
+        XCTAssertEqual(try reference.differences(in: redis), [])
+        let ttl = try redis.send("TTL", "user:\(reference.count.keys.first!):counts")
+        guard case .integer(let seconds) = ttl else { return XCTFail("TTL: \(ttl)") }
+        XCTAssert((86_000...86_400).contains(seconds), "TTL \(seconds)")
+    }
+
+    func testGracefulStopMidStreamThenRestartStaysExact() throws {
+        let file = try generate(150_000, topic: "clicks-restart", seed: 11)
+        let topology = try userCountsTopology(application: "counts-restart", topic: "clicks-restart", in: services.workDir)
+        let config = try services.writeRuntimeConfig(name: "restart", commitIntervalMs: 200)
+        let redis = try services.redis()
+        _ = try redis.send("FLUSHALL")
+
+        // First run: stop it with SIGTERM as soon as its first commit reached Redis.
+        let first = try EddyCLI.start(["run", topology, "--config", config, "--json"])
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            if case .integer(let n) = try redis.send("DBSIZE"), n > 0 { break }
+            usleep(20_000)
+        }
+        first.signal(SIGTERM)
+        let stopped = try first.wait(timeout: 15)
+        XCTAssertEqual(stopped.status, 0, stopped.stderr)
+        let firstIn = try runSummary(stopped.stdout)["records_in"] as! Int
+        XCTAssertGreaterThan(firstIn, 0)
+        XCTAssertLessThan(firstIn, 150_000, "the first run should have been stopped mid-stream")
+
+        // Second run: resumes from the committed offsets and finishes.
+        let second = try EddyCLI.run(["run", topology, "--config", config, "--until-caught-up", "--json"])
+        XCTAssertEqual(second.status, 0, second.stderr)
+        let secondIn = try runSummary(second.stdout)["records_in"] as! Int
+        XCTAssertEqual(firstIn + secondIn, 150_000, "every record processed exactly once across the two runs")
+        XCTAssertEqual(try UserCountsReference(jsonl: file).differences(in: redis), [])
+    }
+
+    func testBadTopologyFileNamesFileLineAndField() throws {
+        let path = services.workDir.appendingPathComponent("bad.yaml").path
+        try """
+            application: bad
+            source: {topic: clicks, key: user_id, timestamp: ts}
+            nodes:
+              - name: per_item
+                aggregate:
+                  group_by: [item_id]
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        let result = try EddyCLI.run(["validate", path])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("\(path):6:"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("field 'nodes[0].aggregate.group_by'"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("must include the source key 'user_id'"), result.stderr)
+    }
+}

@@ -1,0 +1,83 @@
+import EddyRedis
+import Foundation
+
+/// The expected Redis state of Topologies/user-counts.yaml, computed independently of Eddy:
+/// Foundation's JSONSerialization over the generated JSONL, plain dictionaries.
+struct UserCountsReference {
+    var count: [String: Int] = [:]
+    var sumPrice: [String: Double] = [:]
+    var byType: [String: [String: Int]] = [:]
+
+    init(jsonl path: String) throws {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        for line in text.split(separator: "\n") {
+            let event = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            let user = event["user_id"] as! String
+            let type = event["event_type"] as! String
+            count[user, default: 0] += 1
+            byType[user, default: [:]][type, default: 0] += 1
+            if let price = event["price"] as? Double { sumPrice[user, default: 0] += price }
+        }
+    }
+
+    var totalEvents: Int { count.values.reduce(0, +) }
+
+    /// Every difference between Redis and the reference (empty when exact), at most `limit`.
+    func differences(in redis: RedisConnection, limit: Int = 20) throws -> [String] {
+        var diffs: [String] = []
+        let users = count.keys.sorted()
+        for chunk in stride(from: 0, to: users.count, by: 500).map({ Array(users[$0..<min($0 + 500, users.count)]) }) {
+            let commands = chunk.flatMap { u in
+                [RedisCommand(["HGETALL", "user:\(u):counts"]), RedisCommand(["HGETALL", "user:\(u):by_type"])]
+            }
+            let replies = try redis.pipeline(commands)
+            for (i, user) in chunk.enumerated() {
+                let counts = Self.hash(replies[2 * i])
+                let types = Self.hash(replies[2 * i + 1])
+                if counts["count"].flatMap(Int.init) != count[user] {
+                    diffs.append("user:\(user):counts count \(counts["count"] ?? "nil") != \(count[user]!)")
+                }
+                let expectedSum = sumPrice[user] ?? 0
+                if counts["sum_price"].flatMap(Double.init) != expectedSum {
+                    diffs.append("user:\(user):counts sum_price \(counts["sum_price"] ?? "nil") != \(expectedSum)")
+                }
+                let expectedTypes = byType[user]!.mapValues(String.init)
+                if types != expectedTypes {
+                    diffs.append("user:\(user):by_type \(types) != \(expectedTypes)")
+                }
+                if diffs.count >= limit { return diffs }
+            }
+        }
+        let keys = try redis.send("DBSIZE")
+        if case .integer(let n) = keys, n != 2 * users.count {
+            diffs.append("Redis holds \(n) keys, expected \(2 * users.count)")
+        }
+        return diffs
+    }
+
+    static func hash(_ reply: RedisReply) -> [String: String] {
+        let items = reply.strings
+        return Dictionary(uniqueKeysWithValues: stride(from: 0, to: items.count - 1, by: 2).map { (items[$0], items[$0 + 1]) })
+    }
+}
+
+/// Topologies/user-counts.yaml with its own application id and topic, so tests sharing a
+/// broker do not share a consumer group.
+func userCountsTopology(application: String, topic: String, in dir: URL) throws -> String {
+    let original = try String(contentsOf: LocalServices.packageRoot.appendingPathComponent("Topologies/user-counts.yaml"), encoding: .utf8)
+    let text = original
+        .replacingOccurrences(of: "application: user-counts", with: "application: \(application)")
+        .replacingOccurrences(of: "topic: clicks", with: "topic: \(topic)")
+    precondition(text != original)
+    let path = dir.appendingPathComponent("\(application).yaml").path
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+}
+
+/// Decodes the `--json` summary `eddy run` prints.
+func runSummary(_ stdout: String) throws -> [String: Any] {
+    guard let line = stdout.split(separator: "\n").last(where: { $0.hasPrefix("{") }) else {
+        throw ServiceError("no JSON summary in: \(stdout)")
+    }
+    return try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+}
