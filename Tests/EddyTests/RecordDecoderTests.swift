@@ -1,0 +1,44 @@
+@testable import EddyStreams
+import XCTest
+
+final class RecordDecoderTests: XCTestCase {
+    private func decoder() throws -> RecordDecoder {
+        let builder = StreamsBuilder(application: "t")
+        builder.stream(topic: "clicks", key: "user_id", timestamp: "ts", required: ["event_type"])
+            .aggregate("per_user", groupBy: ["user_id"], sum: ["price"])
+            .toRedis(.init(kind: .hash, key: "u:{user_id}"))
+        return RecordDecoder(try TopologyCompiler.compile(try builder.build()))
+    }
+
+    private func reason(_ json: String, maxBytes: Int? = nil) throws -> DeadLetterReason.Category? {
+        var d = try decoder()
+        do {
+            try Array(json.utf8).withUnsafeBytes { try d.decode($0) }
+            return nil
+        } catch {
+            return (error as! DeadLetterReason).category
+        }
+    }
+
+    func testValidRecordPasses() throws {
+        XCTAssertNil(try reason(#"{"user_id":"u1","event_type":"view","ts":1,"price":2.5}"#))
+        XCTAssertNil(try reason(#"{"user_id":7,"event_type":"view","ts":1}"#), "numeric keys are fine")
+    }
+
+    func testEachKindOfBadRecordGetsItsReason() throws {
+        XCTAssertEqual(try reason(#"{"user_id":"u1","#), .invalidJSON)
+        XCTAssertEqual(try reason(#"{"event_type":"view","ts":1}"#), .missingField)
+        XCTAssertEqual(try reason(#"{"user_id":null,"event_type":"view","ts":1}"#), .missingField)
+        XCTAssertEqual(try reason(#"{"user_id":"","event_type":"view","ts":1}"#), .missingField)
+        XCTAssertEqual(try reason(#"{"user_id":"u1","ts":1}"#), .missingField)
+        XCTAssertEqual(try reason(#"{"user_id":"u1","event_type":"view","ts":"now"}"#), .wrongType)
+        XCTAssertEqual(try reason(#"{"user_id":"u1","event_type":"view","ts":1,"price":"free"}"#), .wrongType)
+        XCTAssertEqual(try reason(#"{"user_id":["u1"],"event_type":"view","ts":1}"#), .wrongType)
+        XCTAssertEqual(try reason(#"{"user_id":"u1","event_type":"view","ts":1,"x":""# + "\u{FFFD}" + #""}"#), nil)
+        var d = try decoder()
+        let bad: [UInt8] = Array(#"{"user_id":"u1","event_type":"view","ts":1,"x":""#.utf8) + [0xFF] + Array(#""}"#.utf8)
+        XCTAssertThrowsError(try bad.withUnsafeBytes { try d.decode($0) }) { XCTAssertEqual(($0 as! DeadLetterReason).category, .invalidUTF8) }
+        let huge = #"{"user_id":"u1","event_type":"view","ts":1,"pad":""# + String(repeating: "x", count: 300_000) + #""}"#
+        XCTAssertEqual(try reason(huge), .tooLarge)
+    }
+}

@@ -1,0 +1,118 @@
+@testable import EddyConfig
+import EddyStreams
+import XCTest
+
+final class TopologyFileTests: XCTestCase {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    private func error(_ yaml: String) -> ConfigError? {
+        do {
+            _ = try TopologyFile.parse(yaml, file: "t.yaml")
+            return nil
+        } catch let e as ConfigError {
+            return e
+        } catch {
+            XCTFail("unexpected error \(error)")
+            return nil
+        }
+    }
+
+    func testShippedTopologiesAreValid() throws {
+        let dir = Self.root.appendingPathComponent("Topologies")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".yaml") }
+        XCTAssertFalse(files.isEmpty)
+        for file in files { XCTAssertNoThrow(try TopologyFile.load(path: dir.appendingPathComponent(file).path), file) }
+    }
+
+    func testTheSwiftDSLBuildsTheSameTopologyAsTheShippedFile() throws {
+        let fromFile = try TopologyFile.load(path: Self.root.appendingPathComponent("Topologies/user-counts.yaml").path)
+        let builder = StreamsBuilder(application: "user-counts")
+        let events = builder.stream(topic: "clicks", key: "user_id", timestamp: "ts", required: ["event_type"])
+            .filter("events", field: "event_type", .oneOf(["view", "click", "cart", "purchase"]))
+        events.aggregate("per_user", groupBy: ["user_id"], sum: ["price"])
+            .toRedis(.init(kind: .hash, key: "user:{user_id}:counts", ttlSeconds: 86_400))
+        events.aggregate("per_user_type", groupBy: ["user_id", "event_type"])
+            .toRedis(.init(kind: .hash, key: "user:{user_id}:by_type", field: "{event_type}", value: "count", ttlSeconds: 86_400))
+        XCTAssertEqual(try builder.build(), fromFile)
+        XCTAssertEqual(try builder.build().describe(.text), fromFile.describe(.text))
+    }
+
+    func testErrorsNameFileLineAndField() {
+        let cases: [(String, Int, String, String)] = [
+            ("""
+             application: a
+             source: {topic: t, key: user_id, timestamp: ts}
+             nodes:
+               - name: n
+                 agregate: {group_by: [user_id]}
+             """, 5, "nodes[0].agregate", "unknown field 'agregate'"),
+            ("""
+             application: a
+             source:
+               topic: t
+               key: user_id
+             """, 2, "source", "missing field 'timestamp'"),
+            ("""
+             application: a
+             source: {topic: t, key: user_id, timestamp: ts}
+             nodes:
+               - name: n
+                 aggregate: {group_by: [user_id]}
+                 to_redis: {type: hash, key: "u:{nope}"}
+             """, 6, "nodes[0].to_redis[0].key", "field 'nope' is not available here"),
+            ("""
+             application: a
+             source: {topic: t, key: user_id, timestamp: ts}
+             nodes:
+               - name: n
+                 input: missing
+                 filter: {field: x, equals: y}
+             """, 5, "nodes[0].input", "unknown input 'missing'"),
+            ("""
+             application: a
+             source: {topic: t, key: user_id, timestamp: ts}
+             nodes:
+               - name: n
+                 aggregate: {group_by: [user_id]}
+                 to_redis: {type: list, key: "u"}
+             """, 6, "nodes[0].to_redis.type", "unknown sink type 'list'"),
+            ("""
+             application: a
+             source: {topic: t, key: user_id, timestamp: ts}
+             nodes:
+               - name: n
+                 aggregate: {group_by: [user_id]}
+                 to_redis: {type: hash, key: "u", ttl: soon}
+             """, 6, "nodes[0].to_redis.ttl", "expected a positive duration"),
+            ("application: a\nsource: [oops\n", 3, "", "not valid YAML"),
+        ]
+        for (yaml, line, field, message) in cases {
+            guard let e = error(yaml) else { XCTFail("accepted:\n\(yaml)"); continue }
+            XCTAssertEqual(e.file, "t.yaml")
+            XCTAssertEqual(e.line, line, e.description)
+            XCTAssertEqual(e.field, field, e.description)
+            XCTAssertTrue(e.message.contains(message), e.description)
+            XCTAssertTrue(e.description.hasPrefix("t.yaml:\(line):"), e.description)
+        }
+    }
+
+    func testDescribeFormats() throws {
+        let topology = try TopologyFile.load(path: Self.root.appendingPathComponent("Topologies/user-counts.yaml").path)
+        XCTAssertTrue(topology.describe(.mermaid).hasPrefix("flowchart LR"))
+        XCTAssertTrue(topology.describe(.mermaid).contains("events --> per_user"))
+        XCTAssertTrue(topology.describe(.dot).contains("\"events\" -> \"per_user_type\";"))
+    }
+
+    func testRuntimeConfigParsesAndRejectsTypos() throws {
+        let config = try RuntimeConfigFile.load(path: Self.root.appendingPathComponent("configs/local.yaml").path)
+        XCTAssertEqual(config.bootstrapServers, "127.0.0.1:19092")
+        XCTAssertEqual(config.redisPort, 16379)
+        XCTAssertEqual(config.sessionTimeoutMs, 6000)
+        XCTAssertThrowsError(try RuntimeConfigFile.parse("runtime:\n  thread: 2\n", file: "c.yaml")) {
+            XCTAssertEqual(($0 as? ConfigError)?.description, "c.yaml:2:3: field 'runtime.thread': unknown field 'thread' (expected one of: threads, commit_interval_ms, poll_batch_size)")
+        }
+        XCTAssertThrowsError(try RuntimeConfigFile.parse("redis: {port: 99999}\n", file: "c.yaml")) {
+            XCTAssertTrue(($0 as? ConfigError)?.description.contains("field 'redis.port'") ?? false)
+        }
+    }
+}
