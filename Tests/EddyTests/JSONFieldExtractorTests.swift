@@ -6,10 +6,12 @@ final class JSONFieldExtractorTests: XCTestCase {
     let extractor = JSONFieldExtractor(fields: ["user_id", "ts", "price", "tags"])
 
     private func extract(_ json: String) throws -> [FieldSlot] {
-        var slots = Array(repeating: FieldSlot(), count: 4)
+        let slots = UnsafeMutableBufferPointer<FieldSlot>.allocate(capacity: 4)
+        defer { slots.deallocate() }
+        slots.initialize(repeating: FieldSlot())
         let bytes = Array(json.utf8)
-        try bytes.withUnsafeBytes { raw in try extractor.extract(raw, into: &slots) }
-        return slots
+        try bytes.withUnsafeBytes { raw in try extractor.extract(raw, into: slots) }
+        return Array(slots)
     }
 
     private func text(_ json: String, _ slot: FieldSlot) -> String {

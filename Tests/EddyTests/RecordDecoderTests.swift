@@ -11,7 +11,7 @@ final class RecordDecoderTests: XCTestCase {
     }
 
     private func reason(_ json: String, maxBytes: Int? = nil) throws -> DeadLetterReason.Category? {
-        var d = try decoder()
+        let d = try decoder()
         do {
             try Array(json.utf8).withUnsafeBytes { try d.decode($0) }
             return nil
@@ -35,7 +35,7 @@ final class RecordDecoderTests: XCTestCase {
         XCTAssertEqual(try reason(#"{"user_id":"u1","event_type":"view","ts":1,"price":"free"}"#), .wrongType)
         XCTAssertEqual(try reason(#"{"user_id":["u1"],"event_type":"view","ts":1}"#), .wrongType)
         XCTAssertEqual(try reason(#"{"user_id":"u1","event_type":"view","ts":1,"x":""# + "\u{FFFD}" + #""}"#), nil)
-        var d = try decoder()
+        let d = try decoder()
         let bad: [UInt8] = Array(#"{"user_id":"u1","event_type":"view","ts":1,"x":""#.utf8) + [0xFF] + Array(#""}"#.utf8)
         XCTAssertThrowsError(try bad.withUnsafeBytes { try d.decode($0) }) { XCTAssertEqual(($0 as! DeadLetterReason).category, .invalidUTF8) }
         let huge = #"{"user_id":"u1","event_type":"view","ts":1,"pad":""# + String(repeating: "x", count: 300_000) + #""}"#

@@ -38,7 +38,7 @@ struct JSONFieldExtractor {
     }
 
     /// Validates `input` as one JSON object and fills `slots` (count == names.count).
-    func extract(_ input: UnsafeRawBufferPointer, into slots: inout [FieldSlot]) throws(JSONSyntaxError) {
+    func extract(_ input: UnsafeRawBufferPointer, into slots: UnsafeMutableBufferPointer<FieldSlot>) throws(JSONSyntaxError) {
         for i in slots.indices { slots[i].kind = .absent }
         let bytes = input.bindMemory(to: UInt8.self)
         var p = 0

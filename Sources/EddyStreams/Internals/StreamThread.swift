@@ -18,13 +18,14 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
     private var consumer: KafkaConsumer?
     private let redis: RedisConnection
     private let deadLetters: DeadLetterQueue
-    private var decoder: RecordDecoder
+    private let decoder: RecordDecoder
     private var tasks: [Int32: StreamTask] = [:]
     private let offsets: ColumnFamily
     private let batch: ConsumedBatch
     private let writeBatch = StateWriteBatch()
     private var view = RedisViewWriter()
-    private var passes: [Bool]
+    /// Per node: did the current record reach it (a fixed buffer: no exclusivity checks).
+    private let passes: UnsafeMutableBufferPointer<Bool>
     private var keyBuffer: [UInt8] = []
     private var endReached: Set<Int32> = []
     private var lastCommit = ContinuousClock.now
@@ -45,8 +46,11 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         decoder = RecordDecoder(topology)
         offsets = try context.database.columnFamily("offsets")
         batch = ConsumedBatch(capacity: config.pollBatchSize)
-        passes = Array(repeating: false, count: topology.nodes.count)
+        passes = .allocate(capacity: max(topology.nodes.count, 1))
+        passes.initialize(repeating: false)
     }
+
+    deinit { passes.deallocate() }
 
     func start() {
         let thread = Thread { [self] in
