@@ -19,13 +19,14 @@ struct EddyCLI {
     }
 
     /// Runs to completion (with a time limit) and captures its output.
-    static func run(_ arguments: [String], timeout: TimeInterval = 300) throws -> Result {
-        let running = try start(arguments)
+    static func run(_ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 300) throws -> Result {
+        let running = try start(arguments, environment: environment)
         return try running.wait(timeout: timeout)
     }
 
-    static func start(_ arguments: [String]) throws -> Running {
+    static func start(_ arguments: [String], environment: [String: String] = [:]) throws -> Running {
         let p = Process()
+        p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         p.executableURL = executable
         p.arguments = arguments
         p.currentDirectoryURL = LocalServices.packageRoot

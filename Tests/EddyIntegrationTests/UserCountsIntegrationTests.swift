@@ -58,12 +58,19 @@ final class UserCountsIntegrationTests: XCTestCase {
         _ = try redis.send("FLUSHALL")
 
         // First run: stop it with SIGTERM as soon as its first commit reached Redis.
-        let first = try EddyCLI.start(["run", topology, "--config", config, "--json"])
+        let metricsPort = try LocalServices.freePort()
+        let first = try EddyCLI.start(["run", topology, "--config", config, "--json", "--metrics-port", "\(metricsPort)"])
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
             if case .integer(let n) = try redis.send("DBSIZE"), n > 0 { break }
             usleep(20_000)
         }
+        // While it runs, Prometheus metrics are served.
+        let metrics = httpGet(port: metricsPort, path: "/metrics") ?? ""
+        XCTAssertTrue(metrics.hasPrefix("HTTP/1.1 200 OK"), metrics)
+        XCTAssertTrue(metrics.contains("eddy_records_in_total{application=\"counts-restart\"}"), metrics)
+        XCTAssertTrue(metrics.contains("eddy_consumer_lag{application=\"counts-restart\",partition=\"clicks-restart-0\"}"), metrics)
+        XCTAssertTrue(metrics.contains("eddy_dead_letters_total{application=\"counts-restart\",reason=\"invalid_json\"} 0"), metrics)
         first.signal(SIGTERM)
         let stopped = try first.wait(timeout: 15)
         XCTAssertEqual(stopped.status, 0, stopped.stderr)

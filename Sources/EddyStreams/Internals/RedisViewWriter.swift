@@ -29,9 +29,9 @@ struct RedisViewWriter {
     private mutating func add(_ sink: CompiledSink, _ value: (OutputRef, inout [UInt8]) -> Void) {
         var key: [UInt8] = []
         sink.key.render(into: &key, value)
-        func rendered(_ ref: OutputRef) -> [UInt8] {
+        func rendered(_ ref: OutputRef?) -> [UInt8] {
             var out: [UInt8] = []
-            value(ref, &out)
+            if let ref { value(ref, &out) }
             return out
         }
         switch sink.kind {

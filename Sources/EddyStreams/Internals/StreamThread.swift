@@ -212,9 +212,9 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         let render: (OutputRef, inout [UInt8]) -> Void = { [decoder] ref, out in
             if case .field(let id) = ref { decoder.appendValue(id, from: value, to: &out) }
         }
-        func text(_ ref: OutputRef) -> [UInt8] {
+        func text(_ ref: OutputRef?) -> [UInt8] {
             var out: [UInt8] = []
-            render(ref, &out)
+            if let ref { render(ref, &out) }
             return out
         }
         for sink in sinks {

@@ -41,7 +41,8 @@ struct CompiledSink: Sendable {
     let key: Template
     /// hash field or zset member; nil for a hash means "every output in `outputs`".
     let field: Template?
-    let value: OutputRef
+    /// The value (hash, string) or score (zset); nil for a hash that writes `outputs`.
+    let value: OutputRef?
     /// For hashes without a field template: (hash field name, value) pairs.
     let outputs: [([UInt8], OutputRef)]
     let ttlSeconds: Int?
@@ -183,8 +184,12 @@ enum TopologyCompiler {
 
             var sinks: [CompiledSink] = []
             for (j, sink) in node.sinks.enumerated() {
-                sinks.append(try compileSink(sink, schema: outSchema, isAggregate: { if case .aggregate = kind { return true }; return false }(),
-                                             path: at + [.key("to_redis"), .index(j)], fieldID: fieldID))
+                let compiled = try compileSink(sink, schema: outSchema, isAggregate: { if case .aggregate = kind { return true }; return false }(),
+                                               path: at + [.key("to_redis"), .index(j)], fieldID: fieldID)
+                // A zset score taken from the record must be a number, or Redis would
+                // reject the commit: such records are dead-lettered instead.
+                if compiled.kind == .zset, case .field(let id)? = compiled.value { numeric.append(id) }
+                sinks.append(compiled)
             }
             if case .aggregate(let a) = kind {
                 let agg = aggregates[a]
@@ -235,6 +240,10 @@ enum TopologyCompiler {
             }
             let groupNames = Set(order.filter { if case .group = refs[$0] { return true }; return false })
             outputs = order.filter { !groupNames.contains($0) }.map { (Array($0.utf8), refs[$0]!) }
+            if sink.value != nil {
+                throw TopologyError(path + [.key("value")], "a hash sink without 'field' writes every output field; 'value' needs 'field'")
+            }
+            return CompiledSink(kind: .hash, key: key, field: nil, value: nil, outputs: outputs, ttlSeconds: sink.ttlSeconds)
         }
         guard let valueName else {
             throw TopologyError(path + [.key("value")], "name the field to write ('value')")
