@@ -35,6 +35,7 @@ public final class StreamsRuntime: Sendable {
     private let logger: Logger
     private let stop = DispatchSemaphore(value: 0)
     private let contextBox = LockedBox<RuntimeContext?>(nil)
+    private let stopEarly = LockedBox(false)
 
     public init(topology: Topology, config: RuntimeConfig, untilCaughtUp: Bool = false, logger: Logger) throws {
         self.topology = topology
@@ -46,6 +47,7 @@ public final class StreamsRuntime: Sendable {
 
     /// Asks the runtime to commit, close and return from `run()` (signal handlers call this).
     public func requestStop() {
+        stopEarly.value = true  // in case run() has not created its context yet
         contextBox.value?.requestStop()
         stop.signal()
     }
@@ -76,6 +78,7 @@ public final class StreamsRuntime: Sendable {
                                      tracker: CatchUpTracker(partitionCount: partitions),
                                      untilCaughtUp: untilCaughtUp, logger: logger)
         contextBox.value = context
+        if stopEarly.value { context.requestStop() }
         var metricsServer: MetricsServer?
         if let port = config.metricsPort {
             let app = topology.application

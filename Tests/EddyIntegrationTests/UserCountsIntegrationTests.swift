@@ -50,6 +50,21 @@ final class UserCountsIntegrationTests: XCTestCase {
         XCTAssert((86_000...86_400).contains(seconds), "TTL \(seconds)")
     }
 
+    func testTwoStreamThreadsShareThePartitionsAndStayExact() throws {
+        let file = try generate(80_000, topic: "clicks-threads", seed: 13)
+        let topology = try userCountsTopology(application: "counts-threads", topic: "clicks-threads", in: services.workDir)
+        let config = try services.writeRuntimeConfig(name: "threads", commitIntervalMs: 300, threads: 2)
+        let redis = try services.redis()
+        _ = try redis.send("FLUSHALL")
+        let result = try EddyCLI.run(["run", topology, "--config", config, "--until-caught-up", "--json"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertEqual(try runSummary(result.stdout)["records_in"] as? Int, 80_000)
+        // Both threads joined the group and got partitions.
+        XCTAssertTrue(result.stderr.contains("thread=0 [EddyStreams] assigned"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("thread=1 [EddyStreams] assigned"), result.stderr)
+        XCTAssertEqual(try UserCountsReference(jsonl: file).differences(in: redis), [])
+    }
+
     func testGracefulStopMidStreamThenRestartStaysExact() throws {
         let file = try generate(150_000, topic: "clicks-restart", seed: 11)
         let topology = try userCountsTopology(application: "counts-restart", topic: "clicks-restart", in: services.workDir)
@@ -65,8 +80,14 @@ final class UserCountsIntegrationTests: XCTestCase {
             if case .integer(let n) = try redis.send("DBSIZE"), n > 0 { break }
             usleep(20_000)
         }
-        // While it runs, Prometheus metrics are served.
-        let metrics = httpGet(port: metricsPort, path: "/metrics") ?? ""
+        // While it runs, Prometheus metrics are served (lag appears once a commit finished).
+        var metrics = ""
+        let metricsDeadline = Date().addingTimeInterval(10)
+        repeat {
+            metrics = httpGet(port: metricsPort, path: "/metrics") ?? ""
+            if metrics.contains("eddy_consumer_lag{") { break }
+            usleep(50_000)
+        } while Date() < metricsDeadline
         XCTAssertTrue(metrics.hasPrefix("HTTP/1.1 200 OK"), metrics)
         XCTAssertTrue(metrics.contains("eddy_records_in_total{application=\"counts-restart\"}"), metrics)
         XCTAssertTrue(metrics.contains("eddy_consumer_lag{application=\"counts-restart\",partition=\"clicks-restart-0\"}"), metrics)

@@ -29,6 +29,8 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
     private var keyBuffer: [UInt8] = []
     private var endReached: Set<Int32> = []
     private var lastCommit = ContinuousClock.now
+    /// Set when processing failed mid-record; from then on nothing is committed.
+    private var failed = false
     private let sourceTopic: String
     let finished = DispatchSemaphore(value: 0)
 
@@ -86,7 +88,10 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             do {
                 try processBatch()
             } catch {
-                context.requestStop(failure: "thread \(id): state store failure: \(error)")
+                // A record may be half-applied: commit nothing more, so the restart resumes
+                // from the last commit. (Bad data never lands here: it is dead-lettered.)
+                failed = true
+                context.requestStop(failure: "thread \(id): cannot process records: \(error)")
                 break
             }
             deadLetters.poll()
@@ -135,22 +140,17 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             if !endReached.isEmpty, endReached.remove(message.partition) != nil {
                 context.tracker.moved(message.partition)
             }
-            task.nextOffset = message.offset + 1
             let value = message.value
             do {
                 try decoder.decode(value)
             } catch {
-                do {
-                    try deadLetters.send(message, sourceTopic: sourceTopic, reason: error)
-                } catch {
-                    // Not losing it matters more than moving on: stop before this offset commits.
-                    task.nextOffset = message.offset
-                    throw error
-                }
+                try deadLetters.send(message, sourceTopic: sourceTopic, reason: error)
+                task.nextOffset = message.offset + 1
                 continue
             }
-            processed += 1
             try process(value, in: task)
+            task.nextOffset = message.offset + 1
+            processed += 1
         }
         if received > 0 { context.metrics.noteFirstRecord() }
         context.metrics.recordsIn.add(received, ordering: .relaxed)
@@ -260,6 +260,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
     /// 4. the group's committed offsets (for lag tools; the local offsets are the truth).
     private func commit() throws {
         lastCommit = .now
+        guard !failed else { return }
         let dirtyTasks = tasks.values.filter(\.hasUncommittedWork)
         guard !dirtyTasks.isEmpty else { return }
         let start = ContinuousClock.now
