@@ -12,13 +12,7 @@ import Foundation
 ///     metrics: {port: 19464, log_interval_s: 5}
 public enum RuntimeConfigFile {
     public static func load(path: String) throws -> RuntimeConfig {
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw ConfigError(file: path, line: nil, column: nil, field: "", message: "cannot read the file: \(error.localizedDescription)")
-        }
-        return try parse(text, file: path)
+        try parse(try readConfigFile(path), file: path)
     }
 
     public static func parse(_ text: String, file: String) throws -> RuntimeConfig {

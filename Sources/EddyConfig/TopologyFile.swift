@@ -12,13 +12,7 @@ import Yams
 ///         to_redis: {type: hash, key: "user:{user_id}:counts", ttl: 24h}
 public enum TopologyFile {
     public static func load(path: String) throws -> Topology {
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw ConfigError(file: path, line: nil, column: nil, field: "", message: "cannot read the file: \(error.localizedDescription)")
-        }
-        return try parse(text, file: path)
+        try parse(try readConfigFile(path), file: path)
     }
 
     public static func parse(_ text: String, file: String) throws -> Topology {
@@ -37,7 +31,10 @@ public enum TopologyFile {
     }
 
     private static func source(_ field: YAMLField) throws -> Topology.Source {
-        let f = try field.mapping(allowed: ["topic", "key", "timestamp", "required", "dead_letter_topic", "max_value_bytes"])
+        let f = try field.mapping(allowed: ["topic", "format", "key", "timestamp", "required", "dead_letter_topic", "max_value_bytes"])
+        if let format = f["format"], try format.string() != "json" {
+            throw format.error("unsupported format '\(try format.string())' (supported: json)")
+        }
         func required(_ name: String) throws -> String {
             guard let v = f[name] else { throw field.error("missing field '\(name)'") }
             return try v.string()

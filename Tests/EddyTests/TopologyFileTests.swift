@@ -38,11 +38,10 @@ final class TopologyFileTests: XCTestCase {
     }
 
     func testErrorsNameFileLineAndField() {
+        // Lines 1-3 of most cases; the nodes follow from line 4.
+        let header = "application: a\nsource: {topic: t, key: user_id, timestamp: ts}\nnodes:\n"
         let cases: [(String, Int, String, String)] = [
-            ("""
-             application: a
-             source: {topic: t, key: user_id, timestamp: ts}
-             nodes:
+            (header + """
                - name: n
                  agregate: {group_by: [user_id]}
              """, 5, "nodes[0].agregate", "unknown field 'agregate'"),
@@ -52,39 +51,28 @@ final class TopologyFileTests: XCTestCase {
                topic: t
                key: user_id
              """, 2, "source", "missing field 'timestamp'"),
-            ("""
-             application: a
-             source: {topic: t, key: user_id, timestamp: ts}
-             nodes:
+            (header + """
                - name: n
                  aggregate: {group_by: [user_id]}
                  to_redis: {type: hash, key: "u:{nope}"}
              """, 6, "nodes[0].to_redis[0].key", "field 'nope' is not available here"),
-            ("""
-             application: a
-             source: {topic: t, key: user_id, timestamp: ts}
-             nodes:
+            (header + """
                - name: n
                  input: missing
                  filter: {field: x, equals: y}
              """, 5, "nodes[0].input", "unknown input 'missing'"),
-            ("""
-             application: a
-             source: {topic: t, key: user_id, timestamp: ts}
-             nodes:
+            (header + """
                - name: n
                  aggregate: {group_by: [user_id]}
                  to_redis: {type: list, key: "u"}
              """, 6, "nodes[0].to_redis.type", "unknown sink type 'list'"),
-            ("""
-             application: a
-             source: {topic: t, key: user_id, timestamp: ts}
-             nodes:
+            (header + """
                - name: n
                  aggregate: {group_by: [user_id]}
                  to_redis: {type: hash, key: "u", ttl: soon}
              """, 6, "nodes[0].to_redis.ttl", "expected a positive duration"),
             ("application: a\nsource: [oops\n", 3, "", "not valid YAML"),
+            ("application: a\nsource: {topic: t, format: avro, key: k, timestamp: ts}\n", 2, "source.format", "unsupported format 'avro'"),
         ]
         for (yaml, line, field, message) in cases {
             guard let e = error(yaml) else { XCTFail("accepted:\n\(yaml)"); continue }
