@@ -2,7 +2,7 @@ import CRdKafka
 
 /// Topic administration: create topics with explicit configs, read partition counts.
 public final class KafkaAdmin {
-    private let handle: OpaquePointer
+    let handle: OpaquePointer
 
     public init(config: KafkaConfig) throws {
         handle = try makeClient(RD_KAFKA_PRODUCER, try config.makeNative())

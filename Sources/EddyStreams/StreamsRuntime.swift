@@ -76,7 +76,9 @@ public final class StreamsRuntime: Sendable {
 
         let context = RuntimeContext(topology: compiled, config: config, database: database, metrics: metrics,
                                      tracker: CatchUpTracker(partitionCount: partitions),
-                                     untilCaughtUp: untilCaughtUp, logger: logger)
+                                     untilCaughtUp: untilCaughtUp,
+                                     replayStart: try ReplayStart.load(stateDir: config.stateDir, application: topology.application),
+                                     logger: logger)
         contextBox.value = context
         if stopEarly.value { context.requestStop() }
         var metricsServer: MetricsServer?

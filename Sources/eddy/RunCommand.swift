@@ -15,6 +15,8 @@ struct Run: ParsableCommand {
     @Option(help: "State directory (overrides the config).") var stateDir: String?
     @Option(help: "Metrics port, 0 for any free port (overrides the config).") var metricsPort: Int?
     @Flag(help: "Print the final summary as one JSON object.") var json = false
+    @Option(help: "Reset first (like `eddy reset`), then replay from: earliest, an ISO 8601 time, or P:O[,P:O…].")
+    var from: String?
 
     func run() throws {
         bootstrapLogging()
@@ -25,6 +27,10 @@ struct Run: ParsableCommand {
         if let stateDir { runtimeConfig.stateDir = stateDir }
         if let metricsPort { runtimeConfig.metricsPort = metricsPort }
 
+        if let from {
+            let summary = try StreamsReset.run(topology: topology, config: runtimeConfig, to: try parseReplayPoint(from))
+            logger.info("reset to \(from): local state \(summary.stateRemoved ? "removed" : "was absent"), \(summary.redisKeysDeleted) Redis key(s) deleted")
+        }
         let runtime = try StreamsRuntime(topology: topology, config: runtimeConfig, untilCaughtUp: untilCaughtUp, logger: logger)
         let signals = [SIGINT, SIGTERM].map { (sig: Int32) -> DispatchSourceSignal in
             signal(sig, SIG_IGN)

@@ -12,18 +12,21 @@ final class RuntimeContext: Sendable {
     let metrics: StreamsMetrics
     let tracker: CatchUpTracker
     let untilCaughtUp: Bool
+    /// Where partitions without local state start (from `eddy reset`), if anywhere special.
+    let replayStart: ReplayStart?
     let logger: Logger
     private let stopFlag = Atomic<Bool>(false)
     private let failureMessage = Mutex<String?>(nil)
 
     init(topology: CompiledTopology, config: RuntimeConfig, database: StateDatabase, metrics: StreamsMetrics,
-         tracker: CatchUpTracker, untilCaughtUp: Bool, logger: Logger) {
+         tracker: CatchUpTracker, untilCaughtUp: Bool, replayStart: ReplayStart?, logger: Logger) {
         self.topology = topology
         self.config = config
         self.database = database
         self.metrics = metrics
         self.tracker = tracker
         self.untilCaughtUp = untilCaughtUp
+        self.replayStart = replayStart
         self.logger = logger
     }
 

@@ -13,6 +13,9 @@ final class StreamTask {
     /// Event time: the largest record timestamp seen (ms).
     var streamTime: Int64 = .min
     var pendingWrites = PendingRedisWrites()
+    /// After a reset to a time: records with an older (record) timestamp are skipped until
+    /// the first that is not.
+    var skipBeforeTimestamp: Int64?
 
     init(partition: TopicPartition, aggregates: [AggregateTable], nextOffset: Int64, committedOffset: Int64?) {
         self.partition = partition

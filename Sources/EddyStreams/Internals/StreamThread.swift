@@ -140,6 +140,13 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             if !endReached.isEmpty, endReached.remove(message.partition) != nil {
                 context.tracker.moved(message.partition)
             }
+            if let oldest = task.skipBeforeTimestamp {
+                if (message.timestamp ?? .max) < oldest {
+                    task.nextOffset = message.offset + 1
+                    continue
+                }
+                task.skipBeforeTimestamp = nil
+            }
             let value = message.value
             do {
                 try decoder.decode(value)
@@ -324,10 +331,12 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
                 }
                 let stored = try context.database.get(offsets, key: Self.offsetKey(tp)).flatMap(Self.decodeOffset)
                 // Local state and its offset are the truth. Without a checkpoint the task
-                // rebuilds its state from the start of the partition.
-                let next = stored ?? 0
-                tasks[tp.partition] = StreamTask(partition: tp, aggregates: tables, nextOffset: next, committedOffset: stored)
-                start[tp] = stored ?? KafkaOffset.beginning
+                // rebuilds its state from where `eddy reset` said, else from the beginning.
+                let replay = context.replayStart?.topic == tp.topic ? context.replayStart?.partitions[tp.partition] : nil
+                let task = StreamTask(partition: tp, aggregates: tables, nextOffset: stored ?? replay?.offset ?? 0, committedOffset: stored)
+                if stored == nil { task.skipBeforeTimestamp = replay?.minTimestamp }
+                tasks[tp.partition] = task
+                start[tp] = stored ?? replay?.offset ?? KafkaOffset.beginning
             } catch {
                 context.requestStop(failure: "thread \(id): cannot open state for \(tp): \(error)")
             }
