@@ -8,6 +8,8 @@ public final class StreamsMetrics: Sendable {
     public let recordsIn = Atomic<Int>(0)
     public let recordsProcessed = Atomic<Int>(0)
     public let redisWrites = Atomic<Int>(0)
+    /// Blocks of Redis writes the fence refused because Redis was already further along.
+    public let fencedWrites = Atomic<Int>(0)
     public let commits = Atomic<Int>(0)
     public let commitMicrosTotal = Atomic<Int>(0)
     public let commitMicrosMax = Atomic<Int>(0)
@@ -59,6 +61,8 @@ public final class StreamsMetrics: Sendable {
         metric("eddy_records_processed_total", "counter", "Records that passed validation and went through the topology.",
                [("", "\(recordsProcessed.load(ordering: .relaxed))")])
         metric("eddy_redis_writes_total", "counter", "Redis write commands sent (records out).", [("", "\(redisWrites.load(ordering: .relaxed))")])
+        metric("eddy_redis_fenced_blocks_total", "counter", "Blocks of Redis writes refused because Redis already held a later input position (replays after a restart or migration).",
+               [("", "\(fencedWrites.load(ordering: .relaxed))")])
         let dl = deadLettersByReason
         metric("eddy_dead_letters_total", "counter", "Records sent to the dead-letter topic, by reason.",
                DeadLetterReason.Category.allCases.map { (",reason=\"\($0.rawValue)\"", "\(dl[$0.rawValue] ?? 0)") })

@@ -35,6 +35,10 @@ public struct RedisView {
 
     /// Every key matching the patterns, sorted.
     public func keys(in redis: RedisConnection) throws -> [String] {
+        try Self.keys(matching: patterns, in: redis)
+    }
+
+    static func keys(matching patterns: [String], in redis: RedisConnection) throws -> [String] {
         var keys = Set<String>()
         for pattern in patterns {
             var cursor = "0"
@@ -50,15 +54,22 @@ public struct RedisView {
         return keys.sorted()
     }
 
-    /// Deletes every key of the view; returns how many there were.
+    /// Deletes every key of the view and the application's fence watermarks (a replay
+    /// starts from older positions, which the old watermarks would refuse); returns how
+    /// many view keys there were.
     @discardableResult
-    public func clear(in redis: RedisConnection) throws -> Int {
+    public func clear(in redis: RedisConnection, application: String) throws -> Int {
         let keys = try keys(in: redis)
+        let watermarks = try Self.keys(matching: [Self.glob("eddy:\(application):wm:") + "*"], in: redis)
+        try Self.unlink(keys + watermarks, in: redis)
+        return keys.count
+    }
+
+    private static func unlink(_ keys: [String], in redis: RedisConnection) throws {
         for start in stride(from: 0, to: keys.count, by: 1_000) {
             let chunk = keys[start..<min(start + 1_000, keys.count)]
             _ = try redis.send(RedisCommand(["UNLINK"] + chunk))
         }
-        return keys.count
     }
 
     /// A canonical text dump (one line per key, members sorted, TTLs left out): two runs

@@ -57,7 +57,7 @@ public enum StreamsReset {
                                      offsets: Dictionary(uniqueKeysWithValues: positions.map { (TopicPartition(source, $0.key), $0.value.offset) }),
                                      config: kafka)
         let redis = try RedisConnection(host: config.redisHost, port: config.redisPort)
-        let deleted = try RedisView(topology).clear(in: redis)
+        let deleted = try RedisView(topology).clear(in: redis, application: topology.application)
         return Summary(start: start, redisKeysDeleted: deleted, stateRemoved: stateRemoved)
     }
 }

@@ -48,9 +48,9 @@ struct UserCountsReference {
                 if diffs.count >= limit { return diffs }
             }
         }
-        let keys = try redis.send("DBSIZE")
-        if case .integer(let n) = keys, n != 2 * users.count {
-            diffs.append("Redis holds \(n) keys, expected \(2 * users.count)")
+        let viewKeys = try redis.send("EVAL", "return #redis.call('KEYS', 'user:*')", "0")
+        if case .integer(let n) = viewKeys, n != 2 * users.count {
+            diffs.append("Redis holds \(n) user keys, expected \(2 * users.count)")
         }
         return diffs
     }

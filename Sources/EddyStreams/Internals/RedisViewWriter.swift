@@ -1,14 +1,94 @@
 import EddyRedis
 
 /// Turns a commit's changes into Redis commands (absolute values only: HSET, ZADD with the
-/// score, SET — never increments, so sending them again is harmless) and sends them in
-/// MULTI/EXEC blocks over one pipelined connection.
+/// score, SET — never increments, so sending them again is harmless) and sends each task's
+/// commands through a fencing script, pipelined over one connection.
+///
+/// The fence: each task has a watermark in Redis, `eddy:{application}:wm:{topic}-{partition}`,
+/// holding the input offset its view was last written at. A script applies a block of
+/// commands only when the block's offset is not behind the watermark, then raises the
+/// watermark — atomically. So Redis only moves forward in input position: a restarted or
+/// migrated task replaying older records (or a zombie that lost its partition) cannot put
+/// older values back, and because processing is deterministic the values it would have
+/// written are the ones already there.
 struct RedisViewWriter {
+    /// Commands of the task being collected.
     private(set) var commands: [RedisCommand] = []
-    /// Commands per MULTI/EXEC block and round trip.
+    /// Fenced blocks ready to send: the task's watermark key, its offset, its commands.
+    private var blocks: [(watermark: [UInt8], offset: Int64, commands: ArraySlice<RedisCommand>)] = []
+    private(set) var commandCount = 0
+    /// Commands per script call.
     var chunkSize = 4_096
+    private var scriptSHA: String?
 
-    mutating func reset() { commands.removeAll(keepingCapacity: true) }
+    static let fenceScript = """
+        local wm = tonumber(redis.call('HGET', KEYS[1], 'offset') or '-1')
+        local offset = tonumber(ARGV[1])
+        if wm > offset then return 0 end
+        local i = 2
+        while i <= #ARGV do
+          local n = tonumber(ARGV[i])
+          redis.call(unpack(ARGV, i + 1, i + n))
+          i = i + n + 1
+        end
+        redis.call('HSET', KEYS[1], 'offset', ARGV[1])
+        return 1
+        """
+
+    static func watermarkKey(application: String, partition: String) -> [UInt8] {
+        Array("eddy:\(application):wm:\(partition)".utf8)
+    }
+
+    mutating func reset() {
+        commands.removeAll(keepingCapacity: true)
+        blocks.removeAll(keepingCapacity: true)
+        commandCount = 0
+    }
+
+    /// Closes the commands collected since the last call into fenced blocks for one task.
+    mutating func fence(watermark: [UInt8], offset: Int64) {
+        let all = commands
+        commands.removeAll(keepingCapacity: true)
+        commandCount += all.count
+        var start = 0
+        repeat {
+            let end = min(start + chunkSize, all.count)
+            blocks.append((watermark, offset, all[start..<end]))
+            start = end
+        } while start < all.count
+    }
+
+    /// Sends every fenced block in one pipeline; returns how many blocks the fence refused.
+    mutating func send(over redis: RedisConnection) throws -> Int {
+        guard !blocks.isEmpty else { return 0 }
+        let sha = try scriptSHA ?? load(redis)
+        var replies = try redis.pipeline(blocks.map { script(sha, $0) })
+        if replies.contains(where: { $0.firstError?.hasPrefix("NOSCRIPT") == true }) {
+            let reloaded = try load(redis)  // Redis restarted and forgot the script
+            replies = try redis.pipeline(blocks.map { script(reloaded, $0) })
+        }
+        if let error = replies.lazy.compactMap(\.firstError).first {
+            throw RedisError("redis rejected a write: \(error)")
+        }
+        return replies.filter { $0 == .integer(0) }.count
+    }
+
+    private mutating func load(_ redis: RedisConnection) throws -> String {
+        let reply = try redis.send("SCRIPT", "LOAD", Self.fenceScript)
+        guard let sha = reply.string, reply.firstError == nil else { throw RedisError("cannot load the fencing script: \(reply)") }
+        scriptSHA = sha
+        return sha
+    }
+
+    private func script(_ sha: String, _ block: (watermark: [UInt8], offset: Int64, commands: ArraySlice<RedisCommand>)) -> RedisCommand {
+        var args: [[UInt8]] = [Array("EVALSHA".utf8), Array(sha.utf8), Array("1".utf8), block.watermark, Array(String(block.offset).utf8)]
+        args.reserveCapacity(5 + block.commands.count * 5)
+        for command in block.commands {
+            args.append(Array(String(command.arguments.count).utf8))
+            args.append(contentsOf: command.arguments)
+        }
+        return RedisCommand(args)
+    }
 
     /// Writes for every dirty group of `table`.
     mutating func addDirty(of table: AggregateTable) {
@@ -74,21 +154,6 @@ struct RedisViewWriter {
                 continue
             }
             if let ttl { commands.append(RedisCommand([Array("EXPIRE".utf8), target.key, Array(String(ttl).utf8)])) }
-        }
-    }
-
-    /// Sends everything collected; throws on a connection failure that outlasts the
-    /// connection's retries or on an error reply.
-    func send(over redis: RedisConnection) throws {
-        var start = 0
-        while start < commands.count {
-            let end = min(start + chunkSize, commands.count)
-            let block = [RedisCommand(["MULTI"])] + commands[start..<end] + [RedisCommand(["EXEC"])]
-            let replies = try redis.pipeline(block)
-            if let error = replies.lazy.compactMap(\.firstError).first {
-                throw RedisError("redis rejected a write: \(error)")
-            }
-            start = end
         }
     }
 }

@@ -1,0 +1,28 @@
+import Foundation
+
+/// Test-only crash points, so crash tests can kill the process exactly where a crash is
+/// most dangerous instead of hoping a random SIGKILL lands there.
+///
+///     EDDY_FAULT=after-redis-write:0.3   # SIGKILL itself after 30% of Redis view writes,
+///                                        # before the state and offsets are committed
+struct FaultInjection: Sendable {
+    enum Point: String, Sendable { case afterRedisWrite = "after-redis-write" }
+
+    private let point: Point?
+    private let probability: Double
+
+    init(environment: [String: String] = ProcessInfo.processInfo.environment) {
+        let parts = environment["EDDY_FAULT"]?.split(separator: ":") ?? []
+        point = parts.first.flatMap { Point(rawValue: String($0)) }
+        probability = parts.count > 1 ? Double(parts[1]) ?? 1 : 1
+    }
+
+    var isActive: Bool { point != nil }
+
+    /// Kills the process (as SIGKILL would: no cleanup, no flush) when armed for `here`.
+    func maybeCrash(at here: Point) {
+        guard point == here, Double.random(in: 0..<1) < probability else { return }
+        FileHandle.standardError.write("EDDY_FAULT: killing the process at \(here.rawValue)\n".data(using: .utf8)!)
+        kill(getpid(), SIGKILL)
+    }
+}

@@ -1,0 +1,48 @@
+import EddyRedis
+@testable import EddyStreams
+import XCTest
+
+/// The fencing script against a real redis-server: Redis only moves forward in input
+/// position per task.
+final class RedisFenceIntegrationTests: XCTestCase {
+    func testOlderPositionsAreRefusedAndNewerOnesApplied() throws {
+        let services = try LocalServices()
+        defer { services.stop() }
+        let redis = try services.redis()
+        let watermark = RedisViewWriter.watermarkKey(application: "fence", partition: "clicks-0")
+        var writer = RedisViewWriter()
+        writer.chunkSize = 2  // several script calls per task: each one is fenced
+
+        func write(_ value: String, at offset: Int64) throws -> Int {
+            writer.reset()
+            writer.addPending(pending(value))
+            writer.fence(watermark: watermark, offset: offset)
+            return try writer.send(over: redis)
+        }
+        XCTAssertEqual(try write("100", at: 100), 0)
+        XCTAssertEqual(try redis.send("HGET", "k1", "f").string, "100")
+        XCTAssertEqual(try redis.send("HGET", String(decoding: watermark, as: UTF8.self), "offset").string, "100")
+
+        XCTAssertEqual(try write("50", at: 50), 2, "both blocks of an older position are refused")
+        XCTAssertEqual(try redis.send("HGET", "k1", "f").string, "100")
+        XCTAssertEqual(try redis.send("GET", "k3").string, "100")
+
+        XCTAssertEqual(try write("100", at: 100), 0, "the same position again is harmless")
+        XCTAssertEqual(try write("150", at: 150), 0)
+        XCTAssertEqual(try redis.send("HGET", "k1", "f").string, "150")
+        XCTAssertEqual(try redis.send("ZSCORE", "k2", "m").string, "150")
+        XCTAssertEqual(try redis.send("GET", "k3").string, "150")
+
+        _ = try redis.send("SCRIPT", "FLUSH")  // as after a Redis restart
+        XCTAssertEqual(try write("160", at: 160), 0)
+        XCTAssertEqual(try redis.send("GET", "k3").string, "160")
+    }
+
+    private func pending(_ value: String) -> PendingRedisWrites {
+        var p = PendingRedisWrites()
+        p.set(.init(kind: .hash, key: Array("k1".utf8), field: Array("f".utf8)), Array(value.utf8), ttl: nil)
+        p.set(.init(kind: .zset, key: Array("k2".utf8), field: Array("m".utf8)), Array(value.utf8), ttl: nil)
+        p.set(.init(kind: .string, key: Array("k3".utf8), field: []), Array(value.utf8), ttl: 60)
+        return p
+    }
+}
