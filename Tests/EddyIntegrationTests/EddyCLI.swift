@@ -2,7 +2,9 @@ import Foundation
 
 /// Runs the real `eddy` executable (built with the tests) as a child process.
 struct EddyCLI {
+    /// The eddy binary built with the tests, or `EDDY_BINARY` (scripts use a release build).
     static var executable: URL {
+        if let path = ProcessInfo.processInfo.environment["EDDY_BINARY"] { return URL(fileURLWithPath: path) }
         let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("eddy")
         if FileManager.default.isExecutableFile(atPath: beside.path) { return beside }
         let xctestDir = Bundle.allBundles.map(\.bundleURL).first { $0.pathExtension == "xctest" }?.deletingLastPathComponent()
@@ -54,6 +56,11 @@ struct EddyCLI {
         var stderr: String { (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? "" }
 
         func signal(_ sig: Int32) { kill(process.processIdentifier, sig) }
+
+        var isRunning: Bool { process.isRunning }
+
+        /// Ended by SIGKILL (from a test, or from the process itself through EDDY_FAULT).
+        var wasKilled: Bool { !process.isRunning && process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGKILL }
 
         func wait(timeout: TimeInterval) throws -> Result {
             let deadline = Date().addingTimeInterval(timeout)

@@ -55,6 +55,27 @@ struct UserCountsReference {
         return diffs
     }
 
+    /// Event counts missing from Redis (lost) or in excess (duplicated), summed over all
+    /// users' `count` and per-type fields.
+    func compare(with redis: RedisConnection) throws -> (keysChecked: Int, lost: Int, duplicated: Int) {
+        var lost = 0, duplicated = 0
+        func tally(_ actual: Int, _ expected: Int) {
+            if actual < expected { lost += expected - actual } else { duplicated += actual - expected }
+        }
+        let users = count.keys.sorted()
+        for chunk in stride(from: 0, to: users.count, by: 500).map({ Array(users[$0..<min($0 + 500, users.count)]) }) {
+            let replies = try redis.pipeline(chunk.flatMap { u in
+                [RedisCommand(["HGET", "user:\(u):counts", "count"]), RedisCommand(["HGETALL", "user:\(u):by_type"])]
+            })
+            for (i, user) in chunk.enumerated() {
+                tally(replies[2 * i].string.flatMap(Int.init) ?? 0, count[user]!)
+                let types = Self.hash(replies[2 * i + 1])
+                for (type, n) in byType[user]! { tally(types[type].flatMap(Int.init) ?? 0, n) }
+            }
+        }
+        return (2 * users.count, lost, duplicated)
+    }
+
     static func hash(_ reply: RedisReply) -> [String: String] {
         let items = reply.strings
         return Dictionary(uniqueKeysWithValues: stride(from: 0, to: items.count - 1, by: 2).map { (items[$0], items[$0 + 1]) })
