@@ -117,6 +117,23 @@ public final class KafkaConsumer {
         return err == RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0 ? (low, high) : nil
     }
 
+    /// The group's committed offsets for `partitions`; absent where the group has none.
+    /// (Tansu 0.6.0 drops commit metadata, so Eddy never relies on it.)
+    public func committed(_ partitions: [TopicPartition], timeoutMs: Int32 = 10_000) throws -> [TopicPartition: Int64] {
+        let list = makePartitionList(partitions.map { ($0, Int64(RD_KAFKA_OFFSET_INVALID)) })
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        try KafkaError.check(rd_kafka_committed(handle, list, timeoutMs), "committed offsets")
+        var result: [TopicPartition: Int64] = [:]
+        for e in list.elements where e.offset >= 0 {
+            result[TopicPartition(String(cString: e.topic), e.partition)] = e.offset
+        }
+        return result
+    }
+
+    /// The consumer's group metadata (owned by the caller: free with
+    /// `rd_kafka_consumer_group_metadata_destroy`), for transactional offset commits.
+    func groupMetadata() -> OpaquePointer? { rd_kafka_consumer_group_metadata(handle) }
+
     /// Leaves the group: the rebalance callback revokes the assignment (flush + commit) first.
     public func close() {
         guard !closed else { return }

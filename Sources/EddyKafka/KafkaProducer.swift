@@ -1,19 +1,29 @@
 import CRdKafka
 
-/// Counts delivery failures reported by librdkafka's delivery-report callback.
+/// Counts delivery failures reported by librdkafka's delivery-report callback, and the
+/// highest delivered offset of each tag.
 ///
-/// `@unchecked Sendable` is honest: librdkafka runs the callback only inside poll/flush,
-/// which only the producer's owning thread calls.
+/// `@unchecked Sendable` is honest: librdkafka runs the callback only inside poll/flush
+/// (and commit_transaction), which only the producer's owning thread calls.
 private final class DeliveryContext: @unchecked Sendable {
     var failures = 0
     var firstFailure: String?
+    var highestOffset: [Int: Int64] = [:]
 }
 
 private let deliveryCallback: @convention(c) (
     OpaquePointer?, UnsafePointer<rd_kafka_message_t>?, UnsafeMutableRawPointer?
 ) -> Void = { _, message, opaque in
-    guard let message, let opaque, message.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR else { return }
+    guard let message, let opaque else { return }
     let context = Unmanaged<DeliveryContext>.fromOpaque(opaque).takeUnretainedValue()
+    if message.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+        // The per-message opaque is the record's tag (0: untracked).
+        let tag = Int(bitPattern: message.pointee._private)
+        if tag != 0, message.pointee.offset > context.highestOffset[tag, default: -1] {
+            context.highestOffset[tag] = message.pointee.offset
+        }
+        return
+    }
     context.failures += 1
     if context.firstFailure == nil {
         let topic = message.pointee.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? "?"
@@ -77,8 +87,17 @@ public final class KafkaProducer {
         }
     }
 
-    /// Enqueues one record with headers (copied). Used on cold paths (dead letters).
-    public func send(topic: String, key: [UInt8]?, value: [UInt8], headers: [(String, [UInt8])]) throws {
+    /// The highest offset delivered so far among records sent with `tag`.
+    public func deliveredOffset(tag: Int) -> Int64? { context.highestOffset[tag] }
+
+    /// Forgets the delivered offsets of every tag.
+    public func resetDeliveredOffsets() { context.highestOffset.removeAll(keepingCapacity: true) }
+
+    /// Enqueues one record with headers (copied); `partition` nil lets the partitioner choose
+    /// from the key. A non-zero `tag` makes its delivered offset visible to
+    /// `deliveredOffset(tag:)`. For changelog records, markers and dead letters.
+    public func send(topic: String, partition: Int32? = nil, key: [UInt8]?, value: [UInt8]?,
+                     headers: [(String, [UInt8])], tag: Int = 0) throws {
         let hdrs = rd_kafka_headers_new(headers.count)!
         for (name, v) in headers {
             _ = v.withUnsafeBytes { rd_kafka_header_add(hdrs, name, -1, $0.baseAddress, $0.count) }
@@ -87,19 +106,23 @@ public final class KafkaProducer {
         defer { if !sent { rd_kafka_headers_destroy(hdrs) } }  // on success librdkafka owns them
         while true {
             let error: OpaquePointer? = topic.withCString { topicName in
-                value.withUnsafeBytes { v in
+                (value ?? []).withUnsafeBytes { v in
                     (key ?? []).withUnsafeBytes { k in
-                        var vus = [rd_kafka_vu_t](repeating: rd_kafka_vu_t(), count: 5)
+                        var vus = [rd_kafka_vu_t](repeating: rd_kafka_vu_t(), count: 7)
                         vus[0].vtype = RD_KAFKA_VTYPE_TOPIC
                         vus[0].u.cstr = topicName
-                        vus[1].vtype = RD_KAFKA_VTYPE_VALUE
-                        vus[1].u.mem = .init(ptr: UnsafeMutableRawPointer(mutating: v.baseAddress), size: v.count)
+                        vus[1].vtype = RD_KAFKA_VTYPE_VALUE  // nil value: a tombstone
+                        vus[1].u.mem = .init(ptr: value == nil ? nil : UnsafeMutableRawPointer(mutating: v.baseAddress), size: value == nil ? 0 : v.count)
                         vus[2].vtype = RD_KAFKA_VTYPE_KEY
                         vus[2].u.mem = .init(ptr: key == nil ? nil : UnsafeMutableRawPointer(mutating: k.baseAddress), size: key == nil ? 0 : k.count)
                         vus[3].vtype = RD_KAFKA_VTYPE_HEADERS
                         vus[3].u.headers = hdrs
                         vus[4].vtype = RD_KAFKA_VTYPE_MSGFLAGS
                         vus[4].u.i = RD_KAFKA_MSG_F_COPY
+                        vus[5].vtype = RD_KAFKA_VTYPE_PARTITION
+                        vus[5].u.i32 = partition ?? Int32(RD_KAFKA_PARTITION_UA)
+                        vus[6].vtype = RD_KAFKA_VTYPE_OPAQUE
+                        vus[6].u.ptr = UnsafeMutableRawPointer(bitPattern: tag)
                         return rd_kafka_produceva(handle, vus, vus.count)
                     }
                 }
