@@ -5,10 +5,10 @@ import Foundation
 /// lives, threads, commit interval and metrics. Every field is optional; unknown fields
 /// are errors with file and line.
 ///
-///     kafka: {bootstrap_servers: 127.0.0.1:19092, session_timeout_ms: 6000, properties: {}}
+///     kafka: {bootstrap_servers: 127.0.0.1:19092, session_timeout_ms: 6000, static_membership: false, properties: {}}
 ///     redis: {host: 127.0.0.1, port: 16379}
 ///     state: {dir: state, memory_mb: 256, cache_max_entries: 1000000}
-///     runtime: {threads: 1, commit_interval_ms: 1000, poll_batch_size: 4096}
+///     runtime: {threads: 1, commit_interval_ms: 1000, poll_batch_size: 4096, instance_id: web-1}
 ///     metrics: {port: 19464, log_interval_s: 5}
 public enum RuntimeConfigFile {
     public static func load(path: String) throws -> RuntimeConfig {
@@ -19,9 +19,10 @@ public enum RuntimeConfigFile {
         let root = try YAMLField.load(text, file: file)
         let top = try root.mapping(allowed: ["kafka", "redis", "state", "runtime", "metrics"])
         var config = RuntimeConfig()
-        if let kafka = try top["kafka"]?.mapping(allowed: ["bootstrap_servers", "session_timeout_ms", "properties"]) {
+        if let kafka = try top["kafka"]?.mapping(allowed: ["bootstrap_servers", "session_timeout_ms", "static_membership", "properties"]) {
             if let v = kafka["bootstrap_servers"] { config.bootstrapServers = try v.string() }
             if let v = kafka["session_timeout_ms"] { config.sessionTimeoutMs = try v.positiveInt() }
+            if let v = kafka["static_membership"] { config.staticMembership = try v.bool() }
             if let props = kafka["properties"] { config.kafkaProperties = try freeMapping(props) }
         }
         if let redis = try top["redis"]?.mapping(allowed: ["host", "port"]) {
@@ -33,10 +34,17 @@ public enum RuntimeConfigFile {
             if let v = state["memory_mb"] { config.memoryBudgetMB = try v.positiveInt() }
             if let v = state["cache_max_entries"] { config.cacheMaxEntries = try v.positiveInt() }
         }
-        if let runtime = try top["runtime"]?.mapping(allowed: ["threads", "commit_interval_ms", "poll_batch_size"]) {
+        if let runtime = try top["runtime"]?.mapping(allowed: ["threads", "commit_interval_ms", "poll_batch_size", "instance_id"]) {
             if let v = runtime["threads"] { config.threads = try v.positiveInt() }
             if let v = runtime["commit_interval_ms"] { config.commitIntervalMs = try v.positiveInt() }
             if let v = runtime["poll_batch_size"] { config.pollBatchSize = try v.positiveInt() }
+            if let v = runtime["instance_id"] {
+                let id = try v.string()
+                guard !id.isEmpty, id.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
+                    throw v.error("expected letters, digits, '-', '_' or '.', got '\(id)'")
+                }
+                config.instanceId = id
+            }
         }
         if let metrics = try top["metrics"]?.mapping(allowed: ["port", "log_interval_s"]) {
             if let v = metrics["port"] { config.metricsPort = try v.string() == "off" ? nil : try port(v, allowZero: true) }

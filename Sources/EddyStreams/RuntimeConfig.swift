@@ -1,3 +1,5 @@
+import Foundation
+
 /// How and where a topology runs: broker, Redis, state, threads, commits, metrics.
 /// Loaded from a runtime config file (configs/local.yaml) by EddyConfig.
 public struct RuntimeConfig: Equatable, Sendable {
@@ -7,6 +9,15 @@ public struct RuntimeConfig: Equatable, Sendable {
     /// Consumer-group session timeout. Tansu assigns a new group after about half of it,
     /// so dev and tests use 6 s; librdkafka's default is 45 s.
     public var sessionTimeoutMs = 45_000
+    /// Static group membership (KIP-345): each stream thread joins as
+    /// `<instanceId>-<thread>`, so a restarted process takes its old place (and its
+    /// partitions) at once instead of waiting for the dead member's session to expire.
+    /// Off by default: a statically joined member that stops does not leave the group, so
+    /// its partitions wait for the session time-out.
+    public var staticMembership = false
+    /// This process's stable identity; nil: derived from the host name and the state
+    /// directory (two processes cannot share a state directory, so it is unique per host).
+    public var instanceId: String?
     public var redisHost = "127.0.0.1"
     public var redisPort = 6379
     /// RocksDB lives in `<stateDir>/<application>`.
@@ -24,6 +35,16 @@ public struct RuntimeConfig: Equatable, Sendable {
     public var logIntervalSeconds = 5.0
 
     public init() {}
+
+    /// `instanceId`, or one derived from the host name and the absolute state directory.
+    public var resolvedInstanceId: String {
+        if let instanceId { return instanceId }
+        let dir = URL(fileURLWithPath: stateDir).standardizedFileURL.path
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a: stable across runs, unlike Hasher
+        for byte in dir.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "host"
+        return "\(host)-\(String(hash & 0xffff_ffff, radix: 16))"
+    }
 
     /// librdkafka properties shared by the consumer, producers and admin client.
     public var kafkaClientProperties: [String: String] {

@@ -97,10 +97,22 @@ final class TopologyFileTests: XCTestCase {
         XCTAssertEqual(config.redisPort, 16379)
         XCTAssertEqual(config.sessionTimeoutMs, 6000)
         XCTAssertThrowsError(try RuntimeConfigFile.parse("runtime:\n  thread: 2\n", file: "c.yaml")) {
-            XCTAssertEqual(($0 as? ConfigError)?.description, "c.yaml:2:3: field 'runtime.thread': unknown field 'thread' (expected one of: threads, commit_interval_ms, poll_batch_size)")
+            XCTAssertEqual(($0 as? ConfigError)?.description, "c.yaml:2:3: field 'runtime.thread': unknown field 'thread' (expected one of: threads, commit_interval_ms, poll_batch_size, instance_id)")
         }
         XCTAssertThrowsError(try RuntimeConfigFile.parse("redis: {port: 99999}\n", file: "c.yaml")) {
             XCTAssertTrue(($0 as? ConfigError)?.description.contains("field 'redis.port'") ?? false)
         }
+        let static_ = try RuntimeConfigFile.parse("kafka: {static_membership: true}\nruntime: {instance_id: web-1}\n", file: "c.yaml")
+        XCTAssertTrue(static_.staticMembership)
+        XCTAssertEqual(static_.resolvedInstanceId, "web-1")
+        XCTAssertThrowsError(try RuntimeConfigFile.parse("runtime:\n  instance_id: 'a b'\n", file: "c.yaml")) {
+            XCTAssertTrue(($0 as? ConfigError)?.description.hasPrefix("c.yaml:2:3: field 'runtime.instance_id'") ?? false, "\($0)")
+        }
+        // Derived identities are stable for a state directory and differ between two.
+        var a = RuntimeConfig(), b = RuntimeConfig()
+        a.stateDir = "/tmp/eddy-a"
+        b.stateDir = "/tmp/eddy-b"
+        XCTAssertEqual(a.resolvedInstanceId, a.resolvedInstanceId)
+        XCTAssertNotEqual(a.resolvedInstanceId, b.resolvedInstanceId)
     }
 }

@@ -72,6 +72,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             props["group.id"] = topology.topology.application
             props["client.id"] = "\(topology.topology.application)-\(id)"
             props["session.timeout.ms"] = String(config.sessionTimeoutMs)
+            if config.staticMembership { props["group.instance.id"] = "\(config.resolvedInstanceId)-\(id)" }
             if props["max.poll.interval.ms"] == nil { props["max.poll.interval.ms"] = String(max(config.sessionTimeoutMs, 60_000)) }
             consumer = try KafkaConsumer(config: KafkaConfig(props), topics: [sourceTopic], listener: self)
         } catch {
