@@ -46,10 +46,10 @@ final class LocalServices {
     func redis() throws -> RedisConnection { try RedisConnection(host: "127.0.0.1", port: redisPort) }
 
     /// A runtime config file for these services with its own state directory.
-    func writeRuntimeConfig(name: String, commitIntervalMs: Int = 500, threads: Int = 1) throws -> String {
+    func writeRuntimeConfig(name: String, commitIntervalMs: Int = 500, threads: Int = 1, staticMembership: Bool = false) throws -> String {
         let path = workDir.appendingPathComponent("\(name).yaml").path
         let text = """
-            kafka: {bootstrap_servers: "\(bootstrap)", session_timeout_ms: 6000}
+            kafka: {bootstrap_servers: "\(bootstrap)", session_timeout_ms: 6000, static_membership: \(staticMembership)}
             redis: {host: 127.0.0.1, port: \(redisPort)}
             state: {dir: "\(workDir.appendingPathComponent("state-\(name)").path)", memory_mb: 64}
             runtime: {threads: \(threads), commit_interval_ms: \(commitIntervalMs)}
@@ -64,7 +64,7 @@ final class LocalServices {
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = arguments
         let logURL = workDir.appendingPathComponent(log)
-        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
         let handle = try FileHandle(forWritingTo: logURL)
         p.standardOutput = handle
         p.standardError = handle

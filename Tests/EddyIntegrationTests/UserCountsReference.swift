@@ -9,7 +9,11 @@ struct UserCountsReference {
     var byType: [String: [String: Int]] = [:]
 
     init(jsonl path: String) throws {
-        let text = try String(contentsOfFile: path, encoding: .utf8)
+        try self.init(jsonl: [path])
+    }
+
+    init(jsonl paths: [String]) throws {
+        let text = try paths.map { try String(contentsOfFile: $0, encoding: .utf8) }.joined()
         for line in text.split(separator: "\n") {
             let event = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
             let user = event["user_id"] as! String
