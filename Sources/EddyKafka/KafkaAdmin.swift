@@ -22,23 +22,40 @@ public final class KafkaAdmin {
         for (k, v) in configs {
             try KafkaError.check(rd_kafka_NewTopic_set_config(topic, k, v), "topic \(name) config \(k)")
         }
+        try runAdminRequest(operation: "create topic \(name)", timeoutMs: timeoutMs, tolerating: RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS,
+                  start: { var topics: [OpaquePointer?] = [topic]; rd_kafka_CreateTopics(handle, &topics, 1, nil, $0) },
+                  results: { event, count in rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), count) })
+    }
+
+    /// Deletes `name` with everything in it; a topic that does not exist is not an error.
+    public func deleteTopic(_ name: String, timeoutMs: Int32 = 15_000) throws {
+        let topic = rd_kafka_DeleteTopic_new(name)!
+        defer { rd_kafka_DeleteTopic_destroy(topic) }
+        try runAdminRequest(operation: "delete topic \(name)", timeoutMs: timeoutMs, tolerating: RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
+                  start: { var topics: [OpaquePointer?] = [topic]; rd_kafka_DeleteTopics(handle, &topics, 1, nil, $0) },
+                  results: { event, count in rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(event), count) })
+    }
+
+    /// Runs one admin request on a private queue and checks its per-topic results; the
+    /// error `tolerating` counts as success (the wanted state already holds).
+    private func runAdminRequest(operation: String, timeoutMs: Int32, tolerating: rd_kafka_resp_err_t,
+                       start: (OpaquePointer) -> Void,
+                       results: (OpaquePointer, UnsafeMutablePointer<Int>) -> UnsafeMutablePointer<OpaquePointer?>?) throws {
         let queue = rd_kafka_queue_new(handle)!
         defer { rd_kafka_queue_destroy(queue) }
-        var topics: [OpaquePointer?] = [topic]
-        rd_kafka_CreateTopics(handle, &topics, 1, nil, queue)
+        start(queue)
         guard let event = rd_kafka_queue_poll(queue, timeoutMs) else {
-            throw KafkaError(code: -1, message: "create topic \(name): no answer from the broker in \(timeoutMs) ms")
+            throw KafkaError(code: -1, message: "\(operation): no answer from the broker in \(timeoutMs) ms")
         }
         defer { rd_kafka_event_destroy(event) }
-        try KafkaError.check(rd_kafka_event_error(event), "create topic \(name)")
-        guard let result = rd_kafka_event_CreateTopics_result(event) else { return }
+        try KafkaError.check(rd_kafka_event_error(event), operation)
         var count = 0
-        guard let results = rd_kafka_CreateTopics_result_topics(result, &count) else { return }
+        guard let list = results(event, &count) else { return }
         for i in 0..<count {
-            let err = rd_kafka_topic_result_error(results[i])
-            if err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS { continue }
-            let msg = rd_kafka_topic_result_error_string(results[i]).map { String(cString: $0) } ?? ""
-            throw KafkaError(code: err.rawValue, message: "create topic \(name): \(String(cString: rd_kafka_err2str(err))) \(msg)")
+            let err = rd_kafka_topic_result_error(list[i])
+            if err == RD_KAFKA_RESP_ERR_NO_ERROR || err == tolerating { continue }
+            let msg = rd_kafka_topic_result_error_string(list[i]).map { String(cString: $0) } ?? ""
+            throw KafkaError(code: err.rawValue, message: "\(operation): \(String(cString: rd_kafka_err2str(err))) \(msg)")
         }
     }
 

@@ -127,6 +127,16 @@ public final class StateDatabase: @unchecked Sendable {
         try rocksCall("write batch of \(batch.count)") { rocksdb_write(db, writeOptions, batch.handle, $0) }
     }
 
+    /// Deletes every key of the column family.
+    public func removeAll(_ cf: ColumnFamily) throws {
+        let batch = StateWriteBatch()
+        forEach(cf) { key, _ in
+            batch.delete(cf, key: key)
+            return true
+        }
+        try write(batch)
+    }
+
     /// True when the column family holds no key at all.
     public func isEmpty(_ cf: ColumnFamily) -> Bool {
         var empty = true

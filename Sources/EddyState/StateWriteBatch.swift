@@ -20,5 +20,9 @@ public final class StateWriteBatch {
         key.withUnsafeBytes { k in value.withUnsafeBytes { v in put(cf, key: k, value: v) } }
     }
 
+    public func delete(_ cf: ColumnFamily, key: UnsafeRawBufferPointer) {
+        rocksdb_writebatch_delete_cf(handle, cf.handle, key.baseAddress?.assumingMemoryBound(to: CChar.self), key.count)
+    }
+
     public func clear() { rocksdb_writebatch_clear(handle) }
 }
