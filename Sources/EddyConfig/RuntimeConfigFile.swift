@@ -9,6 +9,7 @@ import Foundation
 ///     redis: {host: 127.0.0.1, port: 16379}
 ///     state: {dir: state, memory_mb: 256, cache_max_entries: 1000000}
 ///     runtime: {threads: 1, commit_interval_ms: 1000, poll_batch_size: 4096, instance_id: web-1}
+///     processing: {guarantee: exactly_once}
 ///     metrics: {port: 19464, log_interval_s: 5}
 public enum RuntimeConfigFile {
     public static func load(path: String) throws -> RuntimeConfig {
@@ -17,7 +18,7 @@ public enum RuntimeConfigFile {
 
     public static func parse(_ text: String, file: String) throws -> RuntimeConfig {
         let root = try YAMLField.load(text, file: file)
-        let top = try root.mapping(allowed: ["kafka", "redis", "state", "runtime", "metrics"])
+        let top = try root.mapping(allowed: ["kafka", "redis", "state", "runtime", "processing", "metrics"])
         var config = RuntimeConfig()
         if let kafka = try top["kafka"]?.mapping(allowed: ["bootstrap_servers", "session_timeout_ms", "static_membership", "properties"]) {
             if let v = kafka["bootstrap_servers"] { config.bootstrapServers = try v.string() }
@@ -45,6 +46,13 @@ public enum RuntimeConfigFile {
                 }
                 config.instanceId = id
             }
+        }
+        if let processing = try top["processing"]?.mapping(allowed: ["guarantee"]), let v = processing["guarantee"] {
+            let name = try v.string()
+            guard let guarantee = ProcessingGuarantee(rawValue: name) else {
+                throw v.error("expected one of: \(ProcessingGuarantee.allCases.map(\.rawValue).joined(separator: ", ")), got '\(name)'")
+            }
+            config.processingGuarantee = guarantee
         }
         if let metrics = try top["metrics"]?.mapping(allowed: ["port", "log_interval_s"]) {
             if let v = metrics["port"] { config.metricsPort = try v.string() == "off" ? nil : try port(v, allowZero: true) }

@@ -18,6 +18,8 @@ public struct RuntimeConfig: Equatable, Sendable {
     /// This process's stable identity; nil: derived from the host name and the state
     /// directory (two processes cannot share a state directory, so it is unique per host).
     public var instanceId: String?
+    /// Exactly-once (transactions, in-band markers, fenced Redis) or at-least-once.
+    public var processingGuarantee = ProcessingGuarantee.exactlyOnce
     public var redisHost = "127.0.0.1"
     public var redisPort = 6379
     /// RocksDB lives in `<stateDir>/<application>`.
@@ -52,4 +54,13 @@ public struct RuntimeConfig: Equatable, Sendable {
         p["bootstrap.servers"] = bootstrapServers
         return p
     }
+}
+
+/// What a crash may cost (Kafka Streams' `processing.guarantee`).
+public enum ProcessingGuarantee: String, Sendable, CaseIterable {
+    /// Every input record affects state, Redis and output exactly once, whatever crashes.
+    case exactlyOnce = "exactly_once"
+    /// Nothing is lost; after a crash, records since the last commit are processed again
+    /// (counts may include them twice). Cheaper commits: no transactions.
+    case atLeastOnce = "at_least_once"
 }

@@ -102,6 +102,11 @@ final class TopologyFileTests: XCTestCase {
         XCTAssertThrowsError(try RuntimeConfigFile.parse("redis: {port: 99999}\n", file: "c.yaml")) {
             XCTAssertTrue(($0 as? ConfigError)?.description.contains("field 'redis.port'") ?? false)
         }
+        XCTAssertEqual(config.processingGuarantee, .exactlyOnce)
+        XCTAssertEqual(try RuntimeConfigFile.parse("processing: {guarantee: at_least_once}\n", file: "c.yaml").processingGuarantee, .atLeastOnce)
+        XCTAssertThrowsError(try RuntimeConfigFile.parse("processing:\n  guarantee: exactly-once\n", file: "c.yaml")) {
+            XCTAssertEqual(($0 as? ConfigError)?.description, "c.yaml:2:3: field 'processing.guarantee': expected one of: exactly_once, at_least_once, got 'exactly-once'")
+        }
         let static_ = try RuntimeConfigFile.parse("kafka: {static_membership: true}\nruntime: {instance_id: web-1}\n", file: "c.yaml")
         XCTAssertTrue(static_.staticMembership)
         XCTAssertEqual(static_.resolvedInstanceId, "web-1")
