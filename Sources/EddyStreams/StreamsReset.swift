@@ -3,8 +3,8 @@ import EddyRedis
 import Foundation
 
 /// Rewinds an application, like Kafka's streams application reset tool: sets where each
-/// source partition starts again, discards the local state, and clears the application's
-/// Redis keys. The application must not be running.
+/// source partition starts again, discards the local state and the changelogs' contents,
+/// and clears the application's Redis keys. The application must not be running.
 public enum StreamsReset {
     public enum Target: Equatable, Sendable {
         case earliest
@@ -52,7 +52,8 @@ public enum StreamsReset {
         if stateRemoved { try FileManager.default.removeItem(atPath: statePath) }
         try start.save(stateDir: config.stateDir, application: topology.application)
 
-        // The group's committed offsets, for lag tools (Eddy resumes from local state).
+        try Changelogs.recreate(for: try TopologyCompiler.compile(topology), partitions: partitions, admin: admin)
+        // The group's position is where processing resumes.
         try admin.commitGroupOffsets(group: topology.application,
                                      offsets: Dictionary(uniqueKeysWithValues: positions.map { (TopicPartition(source, $0.key), $0.value.offset) }),
                                      config: kafka)

@@ -56,7 +56,7 @@ public final class StreamsRuntime: Sendable {
     /// `untilCaughtUp`. Throws on a startup failure or a fatal runtime failure.
     public func run() throws -> Summary {
         try LibrdkafkaVersion.checkSupported()
-        logger.info("librdkafka \(LibrdkafkaVersion.string); application \(topology.application); source \(topology.source.topic) on \(config.bootstrapServers)")
+        logger.info("librdkafka \(LibrdkafkaVersion.string); application \(topology.application); source \(topology.source.topic) on \(config.bootstrapServers); \(config.processingGuarantee.rawValue)")
         let source = topology.source.topic
         let admin = try KafkaAdmin(config: KafkaConfig(config.kafkaClientProperties))
         guard let partitions = try admin.partitionCount(source) else {
@@ -64,6 +64,7 @@ public final class StreamsRuntime: Sendable {
         }
         try admin.createTopic(topology.deadLetterTopic, partitions: partitions,
                               configs: ["cleanup.policy": "delete", "retention.ms": String(7 * 24 * 3600 * 1000)])
+        try Changelogs.create(for: compiled, partitions: partitions, admin: admin)
         do {
             let ping = try RedisConnection(host: config.redisHost, port: config.redisPort).send("PING")
             if let error = ping.firstError { throw RedisError(error) }

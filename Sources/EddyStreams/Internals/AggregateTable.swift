@@ -74,8 +74,8 @@ final class AggregateTable {
         }
     }
 
-    /// Puts every dirty entry into `batch`.
-    func writeDirty(to batch: StateWriteBatch) {
+    /// Each dirty entry's key and stored value (the changelog record and the RocksDB put).
+    func forEachDirty(_ body: (_ key: [UInt8], _ value: [UInt8]) throws -> Void) rethrows {
         var value = [UInt8](repeating: 0, count: 8 * (1 + sumsPerEntry))
         for e in dirty {
             value.withUnsafeMutableBytes { v in
@@ -84,8 +84,13 @@ final class AggregateTable {
                     v.storeBytes(of: sums[e * sumsPerEntry + j].bitPattern.littleEndian, toByteOffset: 8 * (1 + j), as: UInt64.self)
                 }
             }
-            batch.put(columnFamily, key: keys[e], value: value)
+            try body(keys[e], value)
         }
+    }
+
+    /// Puts every dirty entry into `batch`.
+    func writeDirty(to batch: StateWriteBatch) {
+        forEachDirty { batch.put(columnFamily, key: $0, value: $1) }
     }
 
     /// Called once the commit is durable.

@@ -1,8 +1,10 @@
 import EddyKafka
 
-/// Sends records that fail decoding or validation to the dead-letter topic, untouched, with
-/// the reason and source position in headers. Flushed before every commit, so a record's
-/// offset is never committed before its dead letter is durable. One per stream thread.
+/// Collects records that fail decoding or validation and sends them to the dead-letter
+/// topic, untouched, with the reason and source position in headers. They are sent at
+/// commit, through the thread's producer, in the same attempt as the offsets that move past
+/// them: under exactly-once a dead letter is written exactly once, and a record's offset is
+/// never committed before its dead letter is durable. One per stream thread.
 final class DeadLetterQueue {
     static let reasonHeader = "eddy.error.reason"
     static let categoryHeader = "eddy.error.category"
@@ -10,24 +12,23 @@ final class DeadLetterQueue {
     static let partitionHeader = "eddy.source.partition"
     static let offsetHeader = "eddy.source.offset"
 
-    let topic: String
-    private let producer: KafkaProducer
-    /// Dead letters per reason category since the last `takeCounts()`.
-    private var counts: [String: Int] = [:]
-
-    init(topic: String, config: KafkaConfig) throws {
-        self.topic = topic
-        var config = config
-        // Oversized records must fit in the dead-letter topic too.
-        config["message.max.bytes"] = config["message.max.bytes"] ?? "16777216"
-        config["enable.idempotence"] = "true"
-        producer = try KafkaProducer(config: config)
+    private struct Letter {
+        let key: [UInt8]?
+        let value: [UInt8]
+        let headers: [(String, [UInt8])]
+        let category: String
+        let partition: Int32
     }
 
-    func send(_ message: KafkaMessage, sourceTopic: String, reason: DeadLetterReason) throws {
-        counts[reason.category.rawValue, default: 0] += 1
-        try producer.send(
-            topic: topic,
+    let topic: String
+    /// Dead letters of the current attempt, kept until it commits (a failed attempt sends
+    /// them again).
+    private var letters: [Letter] = []
+
+    init(topic: String) { self.topic = topic }
+
+    func add(_ message: KafkaMessage, sourceTopic: String, reason: DeadLetterReason) {
+        letters.append(Letter(
             key: message.key.map(Array.init),
             value: Array(message.value),
             headers: [
@@ -36,15 +37,27 @@ final class DeadLetterQueue {
                 (Self.topicHeader, Array(sourceTopic.utf8)),
                 (Self.partitionHeader, Array(String(message.partition).utf8)),
                 (Self.offsetHeader, Array(String(message.offset).utf8)),
-            ])
+            ],
+            category: reason.category.rawValue,
+            partition: message.partition))
     }
 
-    func poll() { producer.poll() }
+    /// Sends the letters of `partitions` (the tasks being committed).
+    func send(for partitions: Set<Int32>, through producer: StreamProducer) throws {
+        for letter in letters where partitions.contains(letter.partition) {
+            try producer.send(topic: topic, key: letter.key, value: letter.value, headers: letter.headers)
+        }
+    }
 
-    func flush() throws { try producer.flush() }
-
-    func takeCounts() -> [String: Int] {
-        defer { counts.removeAll(keepingCapacity: true) }
+    /// Once the attempt committed: forgets the letters sent, returns their count per reason.
+    func committed(for partitions: Set<Int32>) -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for letter in letters where partitions.contains(letter.partition) { counts[letter.category, default: 0] += 1 }
+        letters.removeAll { partitions.contains($0.partition) }
         return counts
     }
+
+    /// Drops the letters of partitions given up without a commit (their records are
+    /// processed again by the next owner).
+    func discard(for partitions: Set<Int32>) { letters.removeAll { partitions.contains($0.partition) } }
 }

@@ -4,9 +4,15 @@ import Foundation
 /// most dangerous instead of hoping a random SIGKILL lands there.
 ///
 ///     EDDY_FAULT=after-redis-write:0.3   # SIGKILL itself after 30% of Redis view writes,
-///                                        # before the state and offsets are committed
+///                                        # before the local state is written
+///     EDDY_FAULT=after-kafka-commit:0.3  # after the Kafka commit, before the Redis write
+///     EDDY_FAULT=during-restore:0.5      # after a restore applied its first records
 struct FaultInjection: Sendable {
-    enum Point: String, Sendable { case afterRedisWrite = "after-redis-write" }
+    enum Point: String, Sendable {
+        case afterKafkaCommit = "after-kafka-commit"
+        case afterRedisWrite = "after-redis-write"
+        case duringRestore = "during-restore"
+    }
 
     private let point: Point?
     private let probability: Double

@@ -1,3 +1,4 @@
+import EddyKafka
 import EddyState
 import Logging
 import Synchronization
@@ -28,6 +29,11 @@ final class RuntimeContext: Sendable {
         self.untilCaughtUp = untilCaughtUp
         self.replayStart = replayStart
         self.logger = logger
+    }
+
+    /// Where `tp` starts when the group has no position for it, if `eddy reset` said.
+    func replayStart(of tp: TopicPartition) -> ReplayStart.Position? {
+        replayStart?.topic == tp.topic ? replayStart?.partitions[tp.partition] : nil
     }
 
     var stopRequested: Bool { stopFlag.load(ordering: .relaxed) }

@@ -4,9 +4,9 @@ import EddyState
 import Foundation
 import Logging
 
-/// A stream thread: its own group consumer, Redis connection and dead-letter producer, and
-/// the tasks of the partitions assigned to it, driven by one poll → process → commit loop
-/// on batches (no per-record async hops).
+/// A stream thread: its own group consumer, producer (transactional under exactly-once) and
+/// Redis connection, and the tasks of the partitions assigned to it, driven by one
+/// poll → process → commit loop on batches (no per-record async hops).
 ///
 /// `@unchecked Sendable`: it is handed to the OS thread that runs it and touched only from
 /// there (librdkafka calls the rebalance listener inside that thread's `poll`/`close`).
@@ -16,8 +16,10 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
     private let topology: CompiledTopology
     private var logger: Logger
     private var consumer: KafkaConsumer?
+    private var producer: StreamProducer?
     private let redis: RedisConnection
     private let deadLetters: DeadLetterQueue
+    private let changelogTopics: [String]
     private let decoder: RecordDecoder
     private var tasks: [Int32: StreamTask] = [:]
     private let offsets: ColumnFamily
@@ -45,7 +47,8 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         self.logger = logger
         let config = context.config
         redis = try RedisConnection(host: config.redisHost, port: config.redisPort)
-        deadLetters = try DeadLetterQueue(topic: topology.topology.deadLetterTopic, config: KafkaConfig(config.kafkaClientProperties))
+        deadLetters = DeadLetterQueue(topic: topology.topology.deadLetterTopic)
+        changelogTopics = Changelogs.topics(of: topology)
         decoder = RecordDecoder(topology)
         offsets = try context.database.columnFamily("offsets")
         batch = ConsumedBatch(capacity: config.pollBatchSize)
@@ -67,6 +70,15 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
 
     private func run() {
         let config = context.config
+        do {
+            // Stable across restarts of this instance, so a restart fences its own zombie.
+            producer = try StreamProducer(config: KafkaConfig(config.kafkaClientProperties), guarantee: config.processingGuarantee,
+                                          transactionalId: "\(topology.topology.application)-\(config.resolvedInstanceId)-\(id)",
+                                          logger: logger)
+        } catch {
+            context.requestStop(failure: "thread \(id): cannot start the producer: \(error)")
+            return
+        }
         do {
             var props = config.kafkaClientProperties
             props["group.id"] = topology.topology.application
@@ -96,7 +108,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
                 context.requestStop(failure: "thread \(id): cannot process records: \(error)")
                 break
             }
-            deadLetters.poll()
+            producer!.poll()
             let t2 = ContinuousClock.now
             polling += t1 - t0
             processing += t2 - t1
@@ -109,7 +121,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             }
         }
         batch.release()
-        commitUntilDone()
+        commitUntilDone(markAll: true)
         logger.info("time spent: waiting for records \(polling.seconds) s, processing \(processing.seconds) s, committing \(committing.seconds) s")
         consumer!.close()  // revokes the assignment: commits (nothing left) and leaves the group
         consumer = nil
@@ -153,7 +165,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             do {
                 try decoder.decode(value)
             } catch {
-                try deadLetters.send(message, sourceTopic: sourceTopic, reason: error)
+                deadLetters.add(message, sourceTopic: sourceTopic, reason: error)
                 task.nextOffset = message.offset + 1
                 continue
             }
@@ -243,38 +255,76 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
 
     // MARK: commit
 
-    /// Commits, retrying until it succeeds or the process is stopping. A failed attempt
-    /// leaves offsets where they were, so nothing is lost: the work is redone.
-    private func commitUntilDone() {
-        var attempt = 0
-        while true {
+    /// Consecutive failed commits; past `maxFailedCommits` the thread gives up.
+    private var failedCommits = 0
+    private static let maxFailedCommits = 20
+
+    /// Commits, retrying a few times. A failed attempt is aborted and leaves everything
+    /// dirty, so nothing is lost: the next attempt sends it again. After a few failures it
+    /// returns to polling (a lost partition is then revoked); a fenced producer or a
+    /// commit that keeps failing stops the thread with an error. `markAll` also writes the
+    /// markers owed for earlier attempts (before a stop or giving partitions up), so the next
+    /// reader of those changelogs has nothing to resolve.
+    private func commitUntilDone(markAll: Bool = false) {
+        for attempt in 1...3 {
             do {
-                try commit()
+                try commit(markAll: markAll)
+                failedCommits = 0
+                return
+            } catch let error as KafkaError where error.isFatal {
+                failed = true
+                context.requestStop(failure: "thread \(id): the producer was fenced (another process runs with instance id '\(context.config.resolvedInstanceId)'?) and stops without writing again: \(error)")
                 return
             } catch {
-                attempt += 1
-                logger.error("commit failed (attempt \(attempt)), retrying: \(error)")
-                if context.stopRequested && attempt >= 3 {
-                    logger.error("giving up on the last commit; uncommitted records will be processed again on restart")
+                failedCommits += 1
+                logger.error("commit failed (attempt \(attempt)): \(error)")
+                if failedCommits >= Self.maxFailedCommits {
+                    failed = true
+                    context.requestStop(failure: "thread \(id): \(failedCommits) commits in a row failed, last: \(error)")
                     return
                 }
-                Thread.sleep(forTimeInterval: min(0.2 * Double(attempt), 2))
+                if context.stopRequested && attempt >= 2 { break }
+                Thread.sleep(forTimeInterval: 0.2 * Double(attempt))
             }
         }
+        logger.error("commit not done yet; uncommitted records stay pending (or are processed again after a restart)")
     }
 
-    /// 1. dead letters durable; 2. Redis view (absolute values: a crash after this and
-    /// before 3 only means the same values are written again); 3. one RocksDB WriteBatch with
-    /// the new state and each task's next offset (state and position move together);
-    /// 4. the group's committed offsets (for lag tools; the local offsets are the truth).
-    private func commit() throws {
+    /// 1. Kafka: changelog records of every dirty store entry, dead letters and the input
+    ///    offsets, in one transaction (exactly-once) or flushed then committed
+    ///    (at-least-once). From here the attempt is durable.
+    /// 2. Redis view (absolute values, fenced by input position): a crash before it is
+    ///    repaired by restore, which writes the keys of the changelog tail again.
+    /// 3. One RocksDB WriteBatch: the new state and each changelog's checkpoint, together.
+    private func commit(markAll: Bool = false) throws {
         lastCommit = .now
-        guard !failed else { return }
+        guard !failed, let producer, let consumer else { return }
         let dirtyTasks = tasks.values.filter(\.hasUncommittedWork)
-        guard !dirtyTasks.isEmpty else { return }
+        guard !dirtyTasks.isEmpty || (markAll && producer.owesMarkers) else { return }
         let start = ContinuousClock.now
-        try deadLetters.flush()
-        context.metrics.addDeadLetters(deadLetters.takeCounts())
+        let partitions = Set(dirtyTasks.map(\.partition.partition))
+        do {
+            if markAll { try producer.writeOwedMarkers() }
+            for task in dirtyTasks {
+                for (store, table) in task.aggregates.enumerated() {
+                    let changelog = changelogPartition(store, task.partition.partition)
+                    // Owed markers go out with the task's offsets even when the store did
+                    // not change (all records filtered): the group moves past their end.
+                    try producer.writeMarkerIfOwed(changelog)
+                    try table.forEachDirty { key, value in
+                        try producer.sendChange(to: changelog, key: key, value: value, inputEnd: task.nextOffset)
+                    }
+                }
+            }
+            try deadLetters.send(for: partitions, through: producer)
+            try producer.commit(offsets: Dictionary(uniqueKeysWithValues: dirtyTasks.map { ($0.partition, $0.nextOffset) }), consumer: consumer)
+        } catch {
+            producer.abort()
+            throw error
+        }
+        faults.maybeCrash(at: .afterKafkaCommit)
+        context.metrics.addDeadLetters(deadLetters.committed(for: partitions))
+        let kafkaDone = ContinuousClock.now
 
         view.reset()
         for task in dirtyTasks {
@@ -294,8 +344,15 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
 
         writeBatch.clear()
         for task in dirtyTasks {
-            for table in task.aggregates { table.writeDirty(to: writeBatch) }
-            writeBatch.put(offsets, key: Self.offsetKey(task.partition), value: Self.encode(task.nextOffset))
+            writeBatch.put(offsets, key: Self.inputKey(task.partition), value: encodeOffset(task.nextOffset))
+            for (store, table) in task.aggregates.enumerated() {
+                table.writeDirty(to: writeBatch)
+                let changelog = changelogPartition(store, task.partition.partition)
+                if let checkpoint = producer.checkpoint(of: changelog) {
+                    writeBatch.put(offsets, key: Changelogs.checkpointKey(changelog), value: encodeOffset(checkpoint))
+                }
+                writeBatch.put(offsets, key: Changelogs.owedMarkersKey(changelog), value: InBandHeaders.encode(marking: producer.owed(on: changelog)))
+            }
         }
         try context.database.write(writeBatch)
         let stateDone = ContinuousClock.now
@@ -308,60 +365,114 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
                 table.evictIfOver(context.config.cacheMaxEntries)
             }
         }
-        do {
-            try consumer?.commit(Dictionary(uniqueKeysWithValues: dirtyTasks.map { ($0.partition, $0.nextOffset) }))
-        } catch {
-            logger.warning("group offset commit failed (state is committed; lag reporting may lag): \(error)")
-        }
         for task in tasks.values {
-            let high = consumer?.cachedWatermarks(task.partition)?.high
+            let high = consumer.cachedWatermarks(task.partition)?.high
             context.metrics.setLag(task.partition.description, high.map { max($0 - task.nextOffset, 0) })
         }
-        logger.debug("commit: \(view.commandCount) Redis writes in \(redisDone - start), \(writeBatch.count) state puts in \(stateDone - redisDone), group offsets in \(ContinuousClock.now - stateDone)")
+        logger.debug("commit: Kafka in \(kafkaDone - start), \(view.commandCount) Redis writes in \(redisDone - kafkaDone), \(writeBatch.count) state puts in \(stateDone - redisDone)")
         context.metrics.redisWrites.add(view.commandCount, ordering: .relaxed)
         context.metrics.recordCommit(micros: Int((ContinuousClock.now - start) / .microseconds(1)))
     }
 
-    static func offsetKey(_ tp: TopicPartition) -> [UInt8] { Array("\(tp.topic):\(tp.partition)".utf8) }
-    static func encode(_ offset: Int64) -> [UInt8] { withUnsafeBytes(of: offset.littleEndian, Array.init) }
-    static func decodeOffset(_ bytes: [UInt8]) -> Int64? {
-        guard bytes.count == 8 else { return nil }
-        return Int64(littleEndian: bytes.withUnsafeBytes { $0.loadUnaligned(as: Int64.self) })
+    /// RocksDB key of the input offset the task's local state corresponds to.
+    static func inputKey(_ tp: TopicPartition) -> [UInt8] { Array("input:\(tp.topic):\(tp.partition)".utf8) }
+
+    private func changelogPartition(_ store: Int, _ partition: Int32) -> ChangelogPartition {
+        ChangelogPartition(store: store, topic: changelogTopics[store], partition: partition)
     }
 
     // MARK: rebalance
 
     func partitionsAssigned(_ partitions: [TopicPartition]) -> [TopicPartition: Int64] {
         var start: [TopicPartition: Int64] = [:]
-        for tp in partitions where tp.topic == sourceTopic {
-            do {
-                let tables = try topology.aggregates.map { spec in
-                    AggregateTable(spec: spec, columnFamily: try context.database.columnFamily("agg.\(spec.name).\(tp.partition)"),
-                                   database: context.database)
-                }
-                let stored = try context.database.get(offsets, key: Self.offsetKey(tp)).flatMap(Self.decodeOffset)
-                // Local state and its offset are the truth. Without a checkpoint the task
-                // rebuilds its state from where `eddy reset` said, else from the beginning.
-                let replay = context.replayStart?.topic == tp.topic ? context.replayStart?.partitions[tp.partition] : nil
-                let task = StreamTask(partition: tp, aggregates: tables, nextOffset: stored ?? replay?.offset ?? 0, committedOffset: stored)
-                if stored == nil { task.skipBeforeTimestamp = replay?.minTimestamp }
+        let owned = partitions.filter { $0.topic == sourceTopic }
+        do {
+            // The group's position is the truth under both guarantees: exactly-once commits
+            // it with the changelog records, at-least-once after them.
+            let committed = try consumer!.committed(owned)
+            for tp in owned {
+                let task = try openTask(tp, committedOffset: committed[tp])
                 tasks[tp.partition] = task
-                start[tp] = stored ?? replay?.offset ?? KafkaOffset.beginning
-            } catch {
-                context.requestStop(failure: "thread \(id): cannot open state for \(tp): \(error)")
+                start[tp] = committed[tp] ?? context.replayStart(of: tp)?.offset ?? KafkaOffset.beginning
             }
+        } catch {
+            failed = true
+            context.requestStop(failure: "thread \(id): cannot open state for \(owned): \(error)")
         }
         logger.info("assigned \(partitions.map(\.description).sorted()), starting at \(start.map { "\($0.key)@\($0.value)" }.sorted())")
         return start
     }
 
+    /// Opens the task's stores. When the local state is at the group's position (a clean
+    /// restart, or a crash after the local write) there is nothing to restore. Otherwise
+    /// each store restores its changelog tail; keys restored newer than Redis are written
+    /// there (fenced at the group's position), and only then are the checkpoints and the
+    /// task's position stored, so a crash anywhere in between restores again.
+    private func openTask(_ tp: TopicPartition, committedOffset: Int64?) throws -> StreamTask {
+        let localOffset = try context.database.get(offsets, key: Self.inputKey(tp)).flatMap(decodeOffset)
+        let current = localOffset != nil && localOffset == committedOffset
+        let watermarkKey = RedisViewWriter.watermarkKey(application: topology.topology.application, partition: tp.description)
+        let redisWatermark = current ? nil : try redis.send("HGET", String(decoding: watermarkKey, as: UTF8.self), "offset").string.flatMap { Int64($0) }
+        var tables: [AggregateTable] = []
+        var nothingCommitted = true
+        var stale = 0
+        writeBatch.clear()
+        for (store, spec) in topology.aggregates.enumerated() {
+            let changelog = changelogPartition(store, tp.partition)
+            let columnFamily = try context.database.columnFamily("agg.\(spec.name).\(tp.partition)")
+            // Markers the last life owed: it may have stopped before writing them.
+            let owed = try context.database.get(offsets, key: Changelogs.owedMarkersKey(changelog)).flatMap(InBandHeaders.decodeMarker) ?? []
+            producer!.owe(owed, on: changelog)
+            var staleInRedis: [[UInt8]] = []
+            let checkpoint = try context.database.get(offsets, key: Changelogs.checkpointKey(changelog)).flatMap(decodeOffset) ?? 0
+            if current {
+                nothingCommitted = false
+            } else {
+                let restore = ChangelogRestore(changelog: changelog, columnFamily: columnFamily, database: context.database,
+                                               kafka: KafkaConfig(context.config.kafkaClientProperties),
+                                               usesMarkers: context.config.processingGuarantee == .exactlyOnce, faults: faults, logger: logger)
+                let outcome = try restore.run(from: checkpoint, committedInputOffset: committedOffset, redisWatermark: redisWatermark)
+                let resolved = outcome.resolved.filter { !owed.contains($0) }
+                producer!.owe(resolved, on: changelog)
+                nothingCommitted = nothingCommitted && outcome.end == 0
+                staleInRedis = outcome.staleInRedis
+                writeBatch.put(offsets, key: Changelogs.checkpointKey(changelog), value: encodeOffset(outcome.end))
+                writeBatch.put(offsets, key: Changelogs.owedMarkersKey(changelog), value: InBandHeaders.encode(marking: owed + resolved))
+            }
+            let table = AggregateTable(spec: spec, columnFamily: columnFamily, database: context.database)
+            for key in staleInRedis { _ = try table.entry(for: key) }
+            stale += staleInRedis.count
+            tables.append(table)
+        }
+        if !current {
+            if stale > 0 {
+                view.reset()
+                for table in tables { view.addDirty(of: table) }
+                view.fence(watermark: watermarkKey, offset: committedOffset ?? 0)
+                _ = try view.send(over: redis)
+                for table in tables { table.markClean() }
+                logger.info("\(tp): wrote \(stale) restored key(s) that Redis did not have yet")
+            }
+            if let committedOffset { writeBatch.put(offsets, key: Self.inputKey(tp), value: encodeOffset(committedOffset)) }
+            try context.database.write(writeBatch)
+        }
+        let replay = context.replayStart(of: tp)
+        let task = StreamTask(partition: tp, aggregates: tables, nextOffset: committedOffset ?? replay?.offset ?? 0, committedOffset: committedOffset)
+        // After a reset to a time: until something is committed, skip records older than it.
+        if nothingCommitted { task.skipBeforeTimestamp = replay?.minTimestamp }
+        return task
+    }
+
     func partitionsRevoked(_ partitions: [TopicPartition]) {
-        commitUntilDone()
+        commitUntilDone(markAll: true)
+        let gone = Set(partitions.map(\.partition))
         for tp in partitions {
             tasks[tp.partition] = nil
             endReached.remove(tp.partition)
             context.tracker.moved(tp.partition)
         }
+        producer?.forget { gone.contains($0.partition) }
+        deadLetters.discard(for: gone)
         if !partitions.isEmpty { logger.info("revoked \(partitions.map(\.description).sorted())") }
     }
 }

@@ -1,0 +1,42 @@
+import EddyKafka
+
+/// The changelog topics of a topology's stores, `<application>-<store>-changelog`, one
+/// partition per input partition (task). Local RocksDB state is a cache of them.
+enum Changelogs {
+    /// Compacted: restore needs only the latest value per key, and markers have unique
+    /// keys so they stay. (A broker that compacts without hiding aborted records could
+    /// keep an aborted value over a committed one; Tansu 0.6.0 does not compact.)
+    static let topicConfigs = ["cleanup.policy": "compact"]
+
+    static func topic(application: String, store: String) -> String { "\(application)-\(store)-changelog" }
+
+    /// One topic per aggregate, in the topology's aggregate order.
+    static func topics(of topology: CompiledTopology) -> [String] {
+        topology.aggregates.map { topic(application: topology.topology.application, store: $0.name) }
+    }
+
+    static func create(for topology: CompiledTopology, partitions: Int, admin: KafkaAdmin) throws {
+        for name in topics(of: topology) {
+            try admin.createTopic(name, partitions: partitions, configs: topicConfigs)
+        }
+    }
+
+    /// Empties them (delete and create again): after a reset their contents describe a
+    /// past that no longer happened.
+    static func recreate(for topology: CompiledTopology, partitions: Int, admin: KafkaAdmin) throws {
+        for name in topics(of: topology) { try admin.deleteTopic(name) }
+        try create(for: topology, partitions: partitions, admin: admin)
+    }
+
+    /// RocksDB key of a changelog partition's checkpoint: the changelog offset the local
+    /// store is restored up to.
+    static func checkpointKey(_ changelog: ChangelogPartition) -> [UInt8] {
+        Array("changelog:\(changelog.topic):\(changelog.partition)".utf8)
+    }
+
+    /// RocksDB key of the committed attempts a changelog partition still owes a marker for,
+    /// written with the state: a restart that needs no restore still writes them.
+    static func owedMarkersKey(_ changelog: ChangelogPartition) -> [UInt8] {
+        Array("owed-markers:\(changelog.topic):\(changelog.partition)".utf8)
+    }
+}

@@ -1,0 +1,59 @@
+/// One commit attempt of one producer life: the records Eddy writes to its internal topics
+/// between two commits, which commit or abort together. A life is one transactional
+/// producer's lifetime (a random id, so lives never collide); `sequence` counts its
+/// attempts.
+struct CommitAttempt: Hashable, Sendable {
+    let life: UInt64
+    let sequence: UInt64
+}
+
+/// The in-band headers of Eddy's internal-topic records (DESIGN.md §4.2). Some brokers
+/// (Tansu 0.6.0) deliver records of aborted transactions to read_committed readers, so a
+/// reader decides what is committed from these, not from the broker:
+///
+/// - every data record carries `eddy.attempt`: its attempt and the input offset the task had
+///   reached (24 bytes, little-endian: life, sequence, input end);
+/// - a marker record carries `eddy.marker`: attempts known to have committed (16 bytes
+///   each). The marker for attempt N is written in a later transaction, after N's commit
+///   returned, so even a marker that is itself in an aborted transaction tells the truth.
+enum InBandHeaders {
+    static let attempt = "eddy.attempt"
+    static let marker = "eddy.marker"
+
+    static func encode(_ attempt: CommitAttempt, inputEnd: Int64) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(24)
+        append(attempt.life, to: &out)
+        append(attempt.sequence, to: &out)
+        append(UInt64(bitPattern: inputEnd), to: &out)
+        return out
+    }
+
+    static func decodeAttempt(_ bytes: [UInt8]) -> (attempt: CommitAttempt, inputEnd: Int64)? {
+        guard bytes.count == 24 else { return nil }
+        return (CommitAttempt(life: read(bytes, 0), sequence: read(bytes, 8)), Int64(bitPattern: read(bytes, 16)))
+    }
+
+    static func encode(marking attempts: [CommitAttempt]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(16 * attempts.count)
+        for a in attempts {
+            append(a.life, to: &out)
+            append(a.sequence, to: &out)
+        }
+        return out
+    }
+
+    static func decodeMarker(_ bytes: [UInt8]) -> [CommitAttempt]? {
+        guard bytes.count % 16 == 0 else { return nil }
+        return stride(from: 0, to: bytes.count, by: 16).map { CommitAttempt(life: read(bytes, $0), sequence: read(bytes, $0 + 8)) }
+    }
+
+    private static func append(_ v: UInt64, to out: inout [UInt8]) {
+        withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) }
+    }
+
+    private static func read(_ b: [UInt8], _ at: Int) -> UInt64 {
+        b.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
+    }
+}
