@@ -53,7 +53,8 @@ struct EddyCLI {
             self.stderrURL = stderrURL
         }
 
-        var stderr: String { (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? "" }
+        /// Lossy: a log cut mid-character by SIGKILL must still be readable.
+        var stderr: String { (try? Data(contentsOf: stderrURL)).map { String(decoding: $0, as: UTF8.self) } ?? "" }
 
         func signal(_ sig: Int32) { kill(process.processIdentifier, sig) }
 
