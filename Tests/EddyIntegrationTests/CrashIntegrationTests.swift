@@ -19,7 +19,7 @@ final class CrashIntegrationTests: XCTestCase {
     }
 
     /// The fault points lives cycle through (none: only the test's SIGKILLs).
-    private static let faultCycle: [String?] = [nil, "after-kafka-commit:0.5", "during-restore:1", "after-redis-write:0.5"]
+    private static let faultCycle: [String?] = [nil, "after-kafka-commit:1", "during-restore:1", "after-redis-write:0.5"]
 
     private func crashTest(processes: Int) throws {
         let services = try LocalServices()

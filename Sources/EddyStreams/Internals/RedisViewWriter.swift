@@ -19,7 +19,8 @@ struct RedisViewWriter {
     private(set) var commandCount = 0
     /// Commands per script call.
     var chunkSize = 4_096
-    private var scriptSHA: String?
+    /// The loaded fencing script's id (nil: load it on the next send).
+    var scriptSHA: String?
 
     static let fenceScript = """
         local wm = tonumber(redis.call('HGET', KEYS[1], 'offset') or '-1')

@@ -24,8 +24,9 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
     private var tasks: [Int32: StreamTask] = [:]
     private let offsets: ColumnFamily
     private let batch: ConsumedBatch
-    private let writeBatch = StateWriteBatch()
     private var view = RedisViewWriter()
+    /// Writes each commit's Redis view and RocksDB batch while processing goes on.
+    private let tail: CommitTail
     /// Per node: did the current record reach it (a fixed buffer: no exclusivity checks).
     private let passes: UnsafeMutableBufferPointer<Bool>
     private var keyBuffer: [UInt8] = []
@@ -54,6 +55,8 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         batch = ConsumedBatch(capacity: config.pollBatchSize)
         passes = .allocate(capacity: max(topology.nodes.count, 1))
         passes.initialize(repeating: false)
+        tail = CommitTail(redis: redis, database: context.database, metrics: context.metrics, faults: faults,
+                          logger: logger, name: "eddy-commit-tail-\(id)")
     }
 
     deinit { passes.deallocate() }
@@ -296,7 +299,14 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
     /// 2. Redis view (absolute values, fenced by input position): a crash before it is
     ///    repaired by restore, which writes the keys of the changelog tail again.
     /// 3. One RocksDB WriteBatch: the new state and each changelog's checkpoint, together.
+    /// 2 and 3 are the commit's tail, written while processing goes on (`CommitTail`);
+    /// `markAll` (stop, revoke) also waits for it.
     private func commit(markAll: Bool = false) throws {
+        try commitAttempt(markAll: markAll)
+        if markAll { try tail.finish() }
+    }
+
+    private func commitAttempt(markAll: Bool) throws {
         lastCommit = .now
         guard !failed, let producer, let consumer else { return }
         let dirtyTasks = tasks.values.filter(\.hasUncommittedWork)
@@ -326,24 +336,18 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         context.metrics.addDeadLetters(deadLetters.committed(for: partitions))
         let kafkaDone = ContinuousClock.now
 
+        // The previous tail is written: its entries may leave the cache, RocksDB has them.
+        try tail.finish()
+        for task in tasks.values {
+            for table in task.aggregates { table.evictIfOver(context.config.cacheMaxEntries) }
+        }
         view.reset()
+        let writeBatch = tail.nextBatch()
         for task in dirtyTasks {
             for table in task.aggregates { view.addDirty(of: table) }
             view.addPending(task.pendingWrites)
             view.fence(watermark: RedisViewWriter.watermarkKey(application: topology.topology.application, partition: task.partition.description),
                        offset: task.nextOffset)
-        }
-        let refused = try view.send(over: redis)
-        if refused > 0 {
-            // Expected after a restart or migration: Redis is already at a later position.
-            logger.debug("Redis fence kept \(refused) block(s) of older writes out")
-            context.metrics.fencedWrites.add(refused, ordering: .relaxed)
-        }
-        faults.maybeCrash(at: .afterRedisWrite)
-        let redisDone = ContinuousClock.now
-
-        writeBatch.clear()
-        for task in dirtyTasks {
             writeBatch.put(offsets, key: Self.inputKey(task.partition), value: encodeOffset(task.nextOffset))
             for (store, table) in task.aggregates.enumerated() {
                 table.writeDirty(to: writeBatch)
@@ -352,25 +356,17 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
                     writeBatch.put(offsets, key: Changelogs.checkpointKey(changelog), value: encodeOffset(checkpoint))
                 }
                 writeBatch.put(offsets, key: Changelogs.owedMarkersKey(changelog), value: InBandHeaders.encode(marking: producer.owed(on: changelog)))
+                table.markClean()
             }
-        }
-        try context.database.write(writeBatch)
-        let stateDone = ContinuousClock.now
-
-        for task in dirtyTasks {
             task.committedOffset = task.nextOffset
             task.pendingWrites.removeAll()
-            for table in task.aggregates {
-                table.markClean()
-                table.evictIfOver(context.config.cacheMaxEntries)
-            }
         }
+        tail.submit(view: view, batch: writeBatch)
         for task in tasks.values {
             let high = consumer.cachedWatermarks(task.partition)?.high
             context.metrics.setLag(task.partition.description, high.map { max($0 - task.nextOffset, 0) })
         }
-        logger.debug("commit: Kafka in \(kafkaDone - start), \(view.commandCount) Redis writes in \(redisDone - kafkaDone), \(writeBatch.count) state puts in \(stateDone - redisDone)")
-        context.metrics.redisWrites.add(view.commandCount, ordering: .relaxed)
+        logger.debug("commit: Kafka in \(kafkaDone - start), then \(view.commandCount) Redis writes and \(writeBatch.count) state puts prepared in \(ContinuousClock.now - kafkaDone)")
         context.metrics.recordCommit(micros: Int((ContinuousClock.now - start) / .microseconds(1)))
     }
 
@@ -387,6 +383,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         var start: [TopicPartition: Int64] = [:]
         let owned = partitions.filter { $0.topic == sourceTopic }
         do {
+            try tail.finish()  // opening tasks reads and writes Redis and RocksDB itself
             // The group's position is the truth under both guarantees: exactly-once commits
             // it with the changelog records, at-least-once after them.
             let committed = try consumer!.committed(owned)
@@ -416,7 +413,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         var tables: [AggregateTable] = []
         var nothingCommitted = true
         var stale = 0
-        writeBatch.clear()
+        let writeBatch = tail.nextBatch()
         for (store, spec) in topology.aggregates.enumerated() {
             let changelog = changelogPartition(store, tp.partition)
             let columnFamily = try context.database.columnFamily("agg.\(spec.name).\(tp.partition)")
