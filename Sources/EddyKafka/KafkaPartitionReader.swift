@@ -1,17 +1,21 @@
 import CRdKafka
 
-/// Reads one partition from an offset to its end, outside any consumer group (no
-/// subscription, no commits): Eddy restores state stores from their changelogs with it.
+/// Reads partitions from given offsets to their ends, outside any consumer group (no
+/// subscription, no commits): Eddy restores state stores from their changelogs with it,
+/// all the partitions of an assignment at once so their fetches overlap.
 /// Owned by one thread: it is not Sendable.
 public final class KafkaPartitionReader {
     private let handle: OpaquePointer
     private let queue: OpaquePointer
-    public let partition: TopicPartition
+    /// The partitions read, in the order given; `index(of:)` maps a message to its place.
+    public let partitions: [TopicPartition]
+    /// (topic handle, partition) → index in `partitions`, filled as topics first appear.
+    private var indexByTopicHandle: [OpaquePointer: [Int32: Int]] = [:]
     /// The error code of a start offset past the partition's end (with
     /// `auto.offset.reset=error`).
     public static let offsetOutOfRange = RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET.rawValue
 
-    public init(config: KafkaConfig, partition: TopicPartition, from offset: Int64) throws {
+    public init(config: KafkaConfig, from offsets: [(TopicPartition, Int64)]) throws {
         var config = config
         config["enable.auto.commit"] = "false"
         config["enable.partition.eof"] = "true"
@@ -22,15 +26,15 @@ public final class KafkaPartitionReader {
         // Reaching the end is the goal: do not let the broker hold an empty fetch long.
         if config["fetch.wait.max.ms"] == nil { config["fetch.wait.max.ms"] = "20" }
         handle = try makeClient(RD_KAFKA_CONSUMER, try config.makeNative())
-        self.partition = partition
-        let list = makePartitionList([(partition, offset)])
-        defer { rd_kafka_topic_partition_list_destroy(list) }
-        let err = rd_kafka_assign(handle, list)
-        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
-            rd_kafka_destroy(handle)
-            throw KafkaError(err, context: "assign \(partition)")
-        }
+        partitions = offsets.map(\.0)
         queue = rd_kafka_queue_get_consumer(handle) ?? rd_kafka_queue_get_main(handle)
+        do {
+            try assign(offsets)
+        } catch {
+            rd_kafka_queue_destroy(queue)
+            rd_kafka_destroy(handle)
+            throw error
+        }
     }
 
     deinit {
@@ -39,15 +43,35 @@ public final class KafkaPartitionReader {
         rd_kafka_destroy(handle)
     }
 
+    /// Reads `offsets` from now on instead (all partitions not named stop being read).
+    /// Messages of the old assignment still in a batch must be released first.
+    public func assign(_ offsets: [(TopicPartition, Int64)]) throws {
+        let list = makePartitionList(offsets)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let err = rd_kafka_assign(handle, offsets.isEmpty ? nil : list)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, context: "assign \(offsets.map(\.0))") }
+    }
+
+    /// Which of `partitions` the message comes from.
+    public func index(of message: KafkaMessage) -> Int? {
+        guard let rkt = message.raw.pointee.rkt else { return nil }
+        if let byPartition = indexByTopicHandle[rkt] { return byPartition[message.partition] }
+        let name = String(cString: rd_kafka_topic_name(rkt))
+        var byPartition: [Int32: Int] = [:]
+        for (i, tp) in partitions.enumerated() where tp.topic == name { byPartition[tp.partition] = i }
+        indexByTopicHandle[rkt] = byPartition
+        return byPartition[message.partition]
+    }
+
     /// The partition's end as last seen in a fetch response (no broker round trip), for
     /// progress reports.
-    public var cachedHighWatermark: Int64? {
+    public func cachedHighWatermark(_ partition: TopicPartition) -> Int64? {
         var low: Int64 = -1, high: Int64 = -1
         let err = rd_kafka_get_watermark_offsets(handle, partition.topic, partition.partition, &low, &high)
         return err == RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0 ? high : nil
     }
 
-    /// Fills `batch` with the next messages (data, the partition-EOF event, errors), waiting
+    /// Fills `batch` with the next messages (data, partition-EOF events, errors), waiting
     /// at most `timeoutMs` for the first.
     public func read(into batch: ConsumedBatch, timeoutMs: Int32) {
         batch.release()

@@ -3,12 +3,25 @@ import EddyState
 import Foundation
 import Logging
 
-/// Brings one store of one task up to date from its changelog partition: reads from the
-/// local checkpoint to the end, lets the `ChangelogResolver` release committed records,
-/// and applies them in batched WriteBatches. The new checkpoint (`end`) is the caller's to
-/// store, after it has written the keys Redis lacks: stored earlier, a crash in between
-/// would forget that Redis lacks them.
+/// Brings stores up to date from their changelog partitions: reads each from its local
+/// checkpoint to its end — all of them through one reader, so their fetches overlap — lets
+/// a `ChangelogResolver` per partition release the committed records, and applies them in
+/// batched WriteBatches. The new checkpoints (`end`) are the caller's to store, after it
+/// has written the keys Redis lacks: stored earlier, a crash in between would forget that
+/// Redis lacks them.
 struct ChangelogRestore {
+    /// One store of one task to bring up to date.
+    struct Target {
+        let changelog: ChangelogPartition
+        let columnFamily: ColumnFamily
+        /// Where the local state stopped (0: from the beginning).
+        let checkpoint: Int64
+        /// The group's committed offset of the task's input partition.
+        let committedInputOffset: Int64?
+        /// The input offset the task's Redis view was last written at.
+        let redisWatermark: Int64?
+    }
+
     struct Outcome {
         var records = 0
         var dropped = 0
@@ -21,8 +34,6 @@ struct ChangelogRestore {
         var end: Int64 = 0
     }
 
-    let changelog: ChangelogPartition
-    let columnFamily: ColumnFamily
     let database: StateDatabase
     let kafka: KafkaConfig
     let usesMarkers: Bool
@@ -30,30 +41,49 @@ struct ChangelogRestore {
     let logger: Logger
     static let writeBatchRecords = 10_000
     static let progressInterval = Duration.seconds(2)
-    /// A changelog that neither advances nor reaches its end for this long fails the restore.
+    /// Changelogs that neither advance nor reach their ends for this long fail the restore.
     static let stallTimeout = Duration.seconds(60)
 
-    /// Restores from `checkpoint` (0: from the beginning).
-    func run(from checkpoint: Int64, committedInputOffset: Int64?, redisWatermark: Int64?) throws -> Outcome {
-        var checkpoint = checkpoint
-        if checkpoint == 0, !database.isEmpty(columnFamily) {
-            // State that did not come from this changelog (it was written by an older Eddy):
-            // the changelog is the truth.
-            logger.warning("\(columnFamily.name) holds state without a changelog checkpoint; rebuilding it from \(changelog.topic)")
-            try database.removeAll(columnFamily)
+    /// The state of one target while it is read.
+    private final class Progress {
+        let target: Target
+        var from: Int64
+        var position: Int64
+        var end: Int64?
+        var resolver: ChangelogResolver
+        var outcome = Outcome()
+        var stale = Set<[UInt8]>()
+
+        init(_ target: Target, usesMarkers: Bool) {
+            self.target = target
+            from = target.checkpoint
+            position = target.checkpoint
+            resolver = ChangelogResolver(usesMarkers: usesMarkers)
+        }
+
+        var partition: TopicPartition { TopicPartition(target.changelog.topic, target.changelog.partition) }
+        /// Where to read next; from the start, the log's beginning (wherever that is).
+        var startOffset: Int64 { position == 0 ? KafkaOffset.beginning : position }
+    }
+
+    func run(_ targets: [Target]) throws -> [Outcome] {
+        guard !targets.isEmpty else { return [] }
+        let restores = targets.map { Progress($0, usesMarkers: usesMarkers) }
+        for r in restores where r.from == 0 && !database.isEmpty(r.target.columnFamily) {
+            // State that did not come from this changelog (written by an older Eddy): the
+            // changelog is the truth.
+            logger.warning("\(r.target.columnFamily.name) holds state without a changelog checkpoint; rebuilding it from \(r.target.changelog.topic)")
+            try database.removeAll(r.target.columnFamily)
         }
         var kafka = kafka
         kafka["auto.offset.reset"] = "error"  // a checkpoint past the end is reported, not skipped
-        var reader = try KafkaPartitionReader(config: kafka, partition: TopicPartition(changelog.topic, changelog.partition), from: checkpoint)
+        let reader = try KafkaPartitionReader(config: kafka, from: restores.map { ($0.partition, $0.startOffset) })
         let batch = ConsumedBatch(capacity: 4096)
         let writeBatch = StateWriteBatch()
-        var resolver = ChangelogResolver(usesMarkers: usesMarkers)
-        var outcome = Outcome()
-        var stale = Set<[UInt8]>()
-        let release: (ChangelogResolver.Record) throws -> Void = { record in
-            writeBatch.put(columnFamily, key: record.key, value: record.value)
-            outcome.records += 1
-            if record.inputEnd > (redisWatermark ?? -1) { stale.insert(record.key) }
+        func release(_ record: ChangelogResolver.Record, into r: Progress) throws {
+            writeBatch.put(r.target.columnFamily, key: record.key, value: record.value)
+            r.outcome.records += 1
+            if record.inputEnd > (r.target.redisWatermark ?? -1) { r.stale.insert(record.key) }
             if writeBatch.count >= Self.writeBatchRecords {
                 try database.write(writeBatch)
                 writeBatch.clear()
@@ -63,71 +93,87 @@ struct ChangelogRestore {
 
         let start = ContinuousClock.now
         var lastProgress = start, lastAdvance = start
-        var position = checkpoint
-        var end: Int64?
-        while end == nil {
+        var open = restores.count
+        while open > 0 {
             reader.read(into: batch, timeoutMs: 500)
             for i in 0..<batch.count {
                 let message = batch[i]
-                if message.isPartitionEOF {
-                    end = message.offset
-                    break
+                guard let index = reader.index(of: message) else {
+                    if message.isError { logger.warning("restoring: \(message.errorMessage)") }
+                    continue
                 }
-                if message.errorCode == KafkaPartitionReader.offsetOutOfRange, checkpoint > 0 {
+                let r = restores[index]
+                if message.isPartitionEOF {
+                    if r.end == nil { open -= 1 }
+                    r.end = message.offset
+                    continue
+                }
+                if message.errorCode == KafkaPartitionReader.offsetOutOfRange {
                     // The changelog was emptied (by `eddy reset` on another host): the local
                     // state describes a past that no longer happened.
-                    logger.warning("\(changelog.topic)-\(changelog.partition) ends before the local checkpoint \(checkpoint); rebuilding \(columnFamily.name)")
-                    try database.removeAll(columnFamily)
-                    checkpoint = 0
-                    position = 0
-                    batch.release()  // messages go back before their client is destroyed
-                    reader = try KafkaPartitionReader(config: kafka, partition: reader.partition, from: 0)
+                    logger.warning("\(r.partition) ends before the local checkpoint \(r.from); rebuilding \(r.target.columnFamily.name)")
+                    try database.removeAll(r.target.columnFamily)
+                    r.from = 0
+                    r.position = 0
+                    r.resolver = ChangelogResolver(usesMarkers: usesMarkers)
+                    r.outcome = Outcome()
+                    r.stale.removeAll()
+                    batch.release()  // messages go back before the assignment changes
+                    try reader.assign(restores.filter { $0.end == nil }.map { ($0.partition, $0.startOffset) })
                     break
                 }
                 if message.isError {
-                    logger.warning("restoring \(changelog.topic)-\(changelog.partition): \(message.errorMessage)")
+                    logger.warning("restoring \(r.partition): \(message.errorMessage)")
                     continue
                 }
-                position = message.offset + 1
+                r.position = message.offset + 1
                 lastAdvance = .now
-                if message.header(InBandHeaders.marker) != nil {
-                    if let attempts = InBandHeaders.decodeMarker(Array(message.value)) { try resolver.mark(attempts, release: release) }
-                } else if let header = message.header(InBandHeaders.attempt), let (attempt, inputEnd) = InBandHeaders.decodeAttempt(header),
-                          let key = message.key {
-                    try resolver.add(.init(key: Array(key), value: Array(message.value), inputEnd: inputEnd), of: attempt, release: release)
+                // Data records (the common case) first: one header lookup each.
+                if let header = message.header(InBandHeaders.attempt) {
+                    if let (attempt, inputEnd) = InBandHeaders.decodeAttempt(header), let key = message.key {
+                        try r.resolver.add(.init(key: Array(key), value: Array(message.value), inputEnd: inputEnd), of: attempt) { try release($0, into: r) }
+                    }
+                } else if message.header(InBandHeaders.marker) != nil, let attempts = InBandHeaders.decodeMarker(Array(message.value)) {
+                    try r.resolver.mark(attempts) { try release($0, into: r) }
                 }
             }
             let now = ContinuousClock.now
             if now - lastAdvance > Self.stallTimeout {
-                throw RuntimeError("restoring \(changelog.topic)-\(changelog.partition): no progress for \(Self.stallTimeout) at offset \(position)")
+                let stuck = restores.filter { $0.end == nil }.map { "\($0.partition)@\($0.position)" }
+                throw RuntimeError("restoring: no progress for \(Self.stallTimeout) on \(stuck)")
             }
             if now - lastProgress >= Self.progressInterval {
                 lastProgress = now
-                logProgress(position: position, checkpoint: checkpoint, high: reader.cachedHighWatermark, since: start)
+                logProgress(restores, reader: reader, since: start)
             }
         }
         batch.release()
-        outcome.resolved = try resolver.finish(committedInputOffset: committedInputOffset, release: release)
-        outcome.dropped = resolver.dropped
-        outcome.end = end!
-        try database.write(writeBatch)
-        if outcome.records > 0 { faults.maybeCrash(at: .duringRestore) }
-        outcome.staleInRedis = Array(stale)
-        if end! > checkpoint {
-            let seconds = Double((ContinuousClock.now - start) / .milliseconds(1)) / 1000
-            logger.info("restored \(changelog.topic)-\(changelog.partition) offsets \(checkpoint)..<\(end!): \(outcome.records) records applied, \(outcome.dropped) of uncommitted attempts dropped, in \(String(format: "%.2f", seconds)) s (\(Int(Double(end! - checkpoint) / max(seconds, 0.001))) records/s)")
+        for r in restores {
+            r.outcome.resolved = try r.resolver.finish(committedInputOffset: r.target.committedInputOffset) { try release($0, into: r) }
+            r.outcome.dropped = r.resolver.dropped
+            r.outcome.end = r.end!
+            r.outcome.staleInRedis = Array(r.stale)
         }
-        return outcome
+        try database.write(writeBatch)
+        let records = restores.reduce(0) { $0 + $1.outcome.records }
+        if records > 0 { faults.maybeCrash(at: .duringRestore) }
+        let read = restores.reduce(Int64(0)) { $0 + $1.end! - $1.from }
+        if read > 0 {
+            let seconds = Double((ContinuousClock.now - start) / .milliseconds(1)) / 1000
+            let dropped = restores.reduce(0) { $0 + $1.outcome.dropped }
+            logger.info("restored \(restores.count) changelog partition(s): \(read) records read, \(records) applied, \(dropped) of uncommitted attempts dropped, in \(String(format: "%.2f", seconds)) s (\(Int(Double(read) / max(seconds, 0.001))) records/s)")
+        }
+        return restores.map(\.outcome)
     }
 
-    private func logProgress(position: Int64, checkpoint: Int64, high: Int64?, since start: ContinuousClock.Instant) {
+    private func logProgress(_ restores: [Progress], reader: KafkaPartitionReader, since start: ContinuousClock.Instant) {
         let seconds = Double((ContinuousClock.now - start) / .milliseconds(1)) / 1000
-        let rate = Double(position - checkpoint) / max(seconds, 0.001)
-        var line = "restoring \(changelog.topic)-\(changelog.partition): at \(position)"
-        if let high, high > position {
-            line += " of \(high), \(Int(rate)) records/s, ETA \(String(format: "%.0f", Double(high - position) / max(rate, 1))) s"
+        let done = restores.reduce(Int64(0)) { $0 + $1.position - $1.from }
+        let left = restores.reduce(Int64(0)) { total, r in
+            total + max((r.end ?? reader.cachedHighWatermark(r.partition) ?? r.position) - r.position, 0)
         }
-        logger.info("\(line)")
+        let rate = Double(done) / max(seconds, 0.001)
+        logger.info("restoring \(restores.filter { $0.end == nil }.count) of \(restores.count) changelog partition(s): \(done) records read, \(left) to go, \(Int(rate)) records/s, ETA \(String(format: "%.0f", Double(left) / max(rate, 1))) s")
     }
 }
 

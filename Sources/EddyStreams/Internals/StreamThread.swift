@@ -313,6 +313,8 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         guard !dirtyTasks.isEmpty || (markAll && producer.owesMarkers) else { return }
         let start = ContinuousClock.now
         let partitions = Set(dirtyTasks.map(\.partition.partition))
+        // Whether the attempt changes state or Redis (not only offsets): fault points care.
+        let changesState = dirtyTasks.contains { !$0.pendingWrites.isEmpty || $0.aggregates.contains { !$0.dirty.isEmpty } }
         do {
             if markAll { try producer.writeOwedMarkers() }
             for task in dirtyTasks {
@@ -332,7 +334,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             producer.abort()
             throw error
         }
-        faults.maybeCrash(at: .afterKafkaCommit)
+        if changesState { faults.maybeCrash(at: .afterKafkaCommit) }
         context.metrics.addDeadLetters(deadLetters.committed(for: partitions))
         let kafkaDone = ContinuousClock.now
 
@@ -346,8 +348,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         for task in dirtyTasks {
             for table in task.aggregates { view.addDirty(of: table) }
             view.addPending(task.pendingWrites)
-            view.fence(watermark: RedisViewWriter.watermarkKey(application: topology.topology.application, partition: task.partition.description),
-                       offset: task.nextOffset)
+            view.fence(watermark: watermarkKey(task.partition), offset: task.nextOffset)
             writeBatch.put(offsets, key: Self.inputKey(task.partition), value: encodeOffset(task.nextOffset))
             for (store, table) in task.aggregates.enumerated() {
                 table.writeDirty(to: writeBatch)
@@ -387,10 +388,9 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             // The group's position is the truth under both guarantees: exactly-once commits
             // it with the changelog records, at-least-once after them.
             let committed = try consumer!.committed(owned)
-            for tp in owned {
-                let task = try openTask(tp, committedOffset: committed[tp])
-                tasks[tp.partition] = task
-                start[tp] = committed[tp] ?? context.replayStart(of: tp)?.offset ?? KafkaOffset.beginning
+            for task in try openTasks(owned, committed: committed) {
+                tasks[task.partition.partition] = task
+                start[task.partition] = committed[task.partition] ?? context.replayStart(of: task.partition)?.offset ?? KafkaOffset.beginning
             }
         } catch {
             failed = true
@@ -400,64 +400,97 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         return start
     }
 
-    /// Opens the task's stores. When the local state is at the group's position (a clean
-    /// restart, or a crash after the local write) there is nothing to restore. Otherwise
-    /// each store restores its changelog tail; keys restored newer than Redis are written
-    /// there (fenced at the group's position), and only then are the checkpoints and the
-    /// task's position stored, so a crash anywhere in between restores again.
-    private func openTask(_ tp: TopicPartition, committedOffset: Int64?) throws -> StreamTask {
-        let localOffset = try context.database.get(offsets, key: Self.inputKey(tp)).flatMap(decodeOffset)
-        let current = localOffset != nil && localOffset == committedOffset
-        let watermarkKey = RedisViewWriter.watermarkKey(application: topology.topology.application, partition: tp.description)
-        let redisWatermark = current ? nil : try redis.send("HGET", String(decoding: watermarkKey, as: UTF8.self), "offset").string.flatMap { Int64($0) }
-        var tables: [AggregateTable] = []
-        var nothingCommitted = true
-        var stale = 0
+    /// Opens the tasks' stores. A task whose local state is at the group's position (a
+    /// clean restart, or a crash after the local write) restores nothing. The others
+    /// restore their stores' changelog tails, all in one pass; keys restored newer than
+    /// Redis are written there (fenced at the group's position), and only then are the
+    /// checkpoints and the tasks' positions stored, so a crash anywhere in between restores
+    /// again.
+    private func openTasks(_ partitions: [TopicPartition], committed: [TopicPartition: Int64]) throws -> [StreamTask] {
+        struct Store {
+            let changelog: ChangelogPartition
+            let columnFamily: ColumnFamily
+            /// Markers the last life owed: it may have stopped before writing them.
+            let owed: [CommitAttempt]
+            /// Index into the restore's targets; nil: the store is current.
+            let target: Int?
+        }
+        let usesMarkers = context.config.processingGuarantee == .exactlyOnce
+        var targets: [ChangelogRestore.Target] = []
+        var storesOf: [[Store]] = []
+        for tp in partitions {
+            let localOffset = try context.database.get(offsets, key: Self.inputKey(tp)).flatMap(decodeOffset)
+            let current = localOffset != nil && localOffset == committed[tp]
+            let redisWatermark = current ? nil : try redis.send("HGET", String(decoding: watermarkKey(tp), as: UTF8.self), "offset").string.flatMap { Int64($0) }
+            var stores: [Store] = []
+            for (index, spec) in topology.aggregates.enumerated() {
+                let changelog = changelogPartition(index, tp.partition)
+                let columnFamily = try context.database.columnFamily("agg.\(spec.name).\(tp.partition)")
+                let owed = try context.database.get(offsets, key: Changelogs.owedMarkersKey(changelog)).flatMap(InBandHeaders.decodeMarker) ?? []
+                producer!.owe(owed, on: changelog)
+                var target: Int?
+                if !current {
+                    let checkpoint = try context.database.get(offsets, key: Changelogs.checkpointKey(changelog)).flatMap(decodeOffset) ?? 0
+                    target = targets.count
+                    targets.append(.init(changelog: changelog, columnFamily: columnFamily, checkpoint: checkpoint,
+                                         committedInputOffset: committed[tp], redisWatermark: redisWatermark))
+                }
+                stores.append(Store(changelog: changelog, columnFamily: columnFamily, owed: owed, target: target))
+            }
+            storesOf.append(stores)
+        }
+        let outcomes = try ChangelogRestore(database: context.database, kafka: KafkaConfig(context.config.kafkaClientProperties),
+                                            usesMarkers: usesMarkers, faults: faults, logger: logger).run(targets)
+
         let writeBatch = tail.nextBatch()
-        for (store, spec) in topology.aggregates.enumerated() {
-            let changelog = changelogPartition(store, tp.partition)
-            let columnFamily = try context.database.columnFamily("agg.\(spec.name).\(tp.partition)")
-            // Markers the last life owed: it may have stopped before writing them.
-            let owed = try context.database.get(offsets, key: Changelogs.owedMarkersKey(changelog)).flatMap(InBandHeaders.decodeMarker) ?? []
-            producer!.owe(owed, on: changelog)
-            var staleInRedis: [[UInt8]] = []
-            let checkpoint = try context.database.get(offsets, key: Changelogs.checkpointKey(changelog)).flatMap(decodeOffset) ?? 0
-            if current {
-                nothingCommitted = false
-            } else {
-                let restore = ChangelogRestore(changelog: changelog, columnFamily: columnFamily, database: context.database,
-                                               kafka: KafkaConfig(context.config.kafkaClientProperties),
-                                               usesMarkers: context.config.processingGuarantee == .exactlyOnce, faults: faults, logger: logger)
-                let outcome = try restore.run(from: checkpoint, committedInputOffset: committedOffset, redisWatermark: redisWatermark)
-                let resolved = outcome.resolved.filter { !owed.contains($0) }
-                producer!.owe(resolved, on: changelog)
+        var opened: [StreamTask] = []
+        var stale = 0
+        view.reset()
+        for (tp, stores) in zip(partitions, storesOf) {
+            var tables: [AggregateTable] = []
+            var nothingCommitted = true
+            var restored = false
+            for (store, spec) in zip(stores, topology.aggregates) {
+                let table = AggregateTable(spec: spec, columnFamily: store.columnFamily, database: context.database)
+                tables.append(table)
+                guard let target = store.target else {
+                    nothingCommitted = false
+                    continue
+                }
+                restored = true
+                let outcome = outcomes[target]
+                let resolved = outcome.resolved.filter { !store.owed.contains($0) }
+                producer!.owe(resolved, on: store.changelog)
                 nothingCommitted = nothingCommitted && outcome.end == 0
-                staleInRedis = outcome.staleInRedis
-                writeBatch.put(offsets, key: Changelogs.checkpointKey(changelog), value: encodeOffset(outcome.end))
-                writeBatch.put(offsets, key: Changelogs.owedMarkersKey(changelog), value: InBandHeaders.encode(marking: owed + resolved))
+                for key in outcome.staleInRedis { _ = try table.entry(for: key) }
+                stale += outcome.staleInRedis.count
+                writeBatch.put(offsets, key: Changelogs.checkpointKey(store.changelog), value: encodeOffset(outcome.end))
+                writeBatch.put(offsets, key: Changelogs.owedMarkersKey(store.changelog), value: InBandHeaders.encode(marking: store.owed + resolved))
             }
-            let table = AggregateTable(spec: spec, columnFamily: columnFamily, database: context.database)
-            for key in staleInRedis { _ = try table.entry(for: key) }
-            stale += staleInRedis.count
-            tables.append(table)
-        }
-        if !current {
-            if stale > 0 {
-                view.reset()
+            if restored {
                 for table in tables { view.addDirty(of: table) }
-                view.fence(watermark: watermarkKey, offset: committedOffset ?? 0)
-                _ = try view.send(over: redis)
-                for table in tables { table.markClean() }
-                logger.info("\(tp): wrote \(stale) restored key(s) that Redis did not have yet")
+                view.fence(watermark: watermarkKey(tp), offset: committed[tp] ?? 0)
+                if let offset = committed[tp] { writeBatch.put(offsets, key: Self.inputKey(tp), value: encodeOffset(offset)) }
             }
-            if let committedOffset { writeBatch.put(offsets, key: Self.inputKey(tp), value: encodeOffset(committedOffset)) }
-            try context.database.write(writeBatch)
+            let replay = context.replayStart(of: tp)
+            let task = StreamTask(partition: tp, aggregates: tables, nextOffset: committed[tp] ?? replay?.offset ?? 0, committedOffset: committed[tp])
+            // After a reset to a time: until something is committed, skip records older than it.
+            if nothingCommitted { task.skipBeforeTimestamp = replay?.minTimestamp }
+            opened.append(task)
         }
-        let replay = context.replayStart(of: tp)
-        let task = StreamTask(partition: tp, aggregates: tables, nextOffset: committedOffset ?? replay?.offset ?? 0, committedOffset: committedOffset)
-        // After a reset to a time: until something is committed, skip records older than it.
-        if nothingCommitted { task.skipBeforeTimestamp = replay?.minTimestamp }
-        return task
+        if stale > 0 {
+            _ = try view.send(over: redis)
+            logger.info("wrote \(stale) restored key(s) that Redis did not have yet")
+        }
+        for task in opened {
+            for table in task.aggregates { table.markClean() }
+        }
+        try context.database.write(writeBatch)
+        return opened
+    }
+
+    private func watermarkKey(_ tp: TopicPartition) -> [UInt8] {
+        RedisViewWriter.watermarkKey(application: topology.topology.application, partition: tp.description)
     }
 
     func partitionsRevoked(_ partitions: [TopicPartition]) {
