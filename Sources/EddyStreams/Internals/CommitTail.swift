@@ -93,7 +93,7 @@ final class CommitTail: @unchecked Sendable {
             logger.debug("Redis fence kept \(refused) block(s) of older writes out")
             metrics.fencedWrites.add(refused, ordering: .relaxed)
         }
-        faults.maybeCrash(at: .afterRedisWrite)
+        if tail.view.commandCount > 0 { faults.maybeCrash(at: .afterRedisWrite) }
         try database.write(tail.batch)
         metrics.redisWrites.add(tail.view.commandCount, ordering: .relaxed)
         inFlight = nil

@@ -3,9 +3,10 @@ import Foundation
 /// Test-only crash points, so crash tests can kill the process exactly where a crash is
 /// most dangerous instead of hoping a random SIGKILL lands there.
 ///
-///     EDDY_FAULT=after-redis-write:0.3   # SIGKILL itself after 30% of Redis view writes,
-///                                        # before the local state is written
-///     EDDY_FAULT=after-kafka-commit:0.3  # after the Kafka commit, before the Redis write
+///     EDDY_FAULT=after-redis-write:0.3   # SIGKILL itself after 30% of the Redis view writes
+///                                        # that wrote something, before the local state
+///     EDDY_FAULT=after-kafka-commit:0.3  # after a Kafka commit that changed state, before
+///                                        # the Redis write
 ///     EDDY_FAULT=during-restore:0.5      # after a restore applied its first records
 struct FaultInjection: Sendable {
     enum Point: String, Sendable {
