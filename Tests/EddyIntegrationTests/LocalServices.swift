@@ -46,13 +46,15 @@ final class LocalServices {
     func redis() throws -> RedisConnection { try RedisConnection(host: "127.0.0.1", port: redisPort) }
 
     /// A runtime config file for these services with its own state directory.
-    func writeRuntimeConfig(name: String, commitIntervalMs: Int = 500, threads: Int = 1, staticMembership: Bool = false) throws -> String {
+    func writeRuntimeConfig(name: String, commitIntervalMs: Int = 500, threads: Int = 1, staticMembership: Bool = false,
+                            guarantee: String = "exactly_once") throws -> String {
         let path = workDir.appendingPathComponent("\(name).yaml").path
         let text = """
             kafka: {bootstrap_servers: "\(bootstrap)", session_timeout_ms: 6000, static_membership: \(staticMembership)}
             redis: {host: 127.0.0.1, port: \(redisPort)}
             state: {dir: "\(workDir.appendingPathComponent("state-\(name)").path)", memory_mb: 64}
             runtime: {threads: \(threads), commit_interval_ms: \(commitIntervalMs)}
+            processing: {guarantee: \(guarantee)}
             metrics: {port: 0, log_interval_s: 2}
             """
         try text.write(toFile: path, atomically: true, encoding: .utf8)

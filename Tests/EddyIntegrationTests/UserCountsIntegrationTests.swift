@@ -20,8 +20,9 @@ final class UserCountsIntegrationTests: XCTestCase {
 
     var services: LocalServices { Self.services }
 
-    private func generate(_ events: Int, topic: String, seed: Int) throws -> String {
-        let file = services.workDir.appendingPathComponent("\(topic).jsonl").path
+    /// Produces `events` events to `topic` (appending) and writes them to `<file ?? topic>.jsonl`.
+    private func generate(_ events: Int, topic: String, seed: Int, file name: String? = nil) throws -> String {
+        let file = services.workDir.appendingPathComponent("\(name ?? topic).jsonl").path
         let config = try services.writeRuntimeConfig(name: "gen-\(topic)")
         let result = try EddyCLI.run(["generate", "--events", "\(events)", "--users", "3000", "--seed", "\(seed)",
                                       "--topic", topic, "--partitions", "4", "--out", file, "--config", config])
@@ -104,7 +105,29 @@ final class UserCountsIntegrationTests: XCTestCase {
         XCTAssertEqual(second.status, 0, second.stderr)
         let secondIn = try runSummary(second.stdout)["records_in"] as! Int
         XCTAssertEqual(firstIn + secondIn, 150_000, "every record processed exactly once across the two runs")
+        XCTAssertFalse(second.stderr.contains("restored "), "a clean restart restores nothing: \(second.stderr)")
         XCTAssertEqual(try UserCountsReference(jsonl: file).differences(in: redis), [])
+    }
+
+    /// Under at-least-once there are no transactions and no markers: a task that lost its
+    /// disk restores every changelog record in order, then goes on with new input.
+    func testAtLeastOnceRestoresALostDiskFromTheChangelogs() throws {
+        let before = try generate(60_000, topic: "clicks-alos", seed: 21, file: "alos-1")
+        let topology = try userCountsTopology(application: "counts-alos", topic: "clicks-alos", in: services.workDir)
+        let config = try services.writeRuntimeConfig(name: "alos", commitIntervalMs: 200, guarantee: "at_least_once")
+        let redis = try services.redis()
+        _ = try redis.send("FLUSHALL")
+        let first = try EddyCLI.run(["run", topology, "--config", config, "--until-caught-up", "--json"])
+        XCTAssertEqual(first.status, 0, first.stderr)
+
+        try FileManager.default.removeItem(at: services.workDir.appendingPathComponent("state-alos"))
+        let after = try generate(40_000, topic: "clicks-alos", seed: 22, file: "alos-2")
+        let second = try EddyCLI.run(["run", topology, "--config", config, "--until-caught-up", "--json"])
+        XCTAssertEqual(second.status, 0, second.stderr)
+        XCTAssertEqual(try runSummary(second.stdout)["records_in"] as? Int, 40_000, "resumes at the group's offsets")
+        XCTAssertTrue(second.stderr.contains("restored 8 changelog partition(s)"), second.stderr)
+        XCTAssertTrue(second.stderr.contains(" 0 of uncommitted attempts dropped"), second.stderr)
+        XCTAssertEqual(try UserCountsReference(jsonl: [before, after]).differences(in: redis), [])
     }
 
     func testBadTopologyFileNamesFileLineAndField() throws {
