@@ -7,63 +7,65 @@ final class ChangelogResolverTests: XCTestCase {
     private let b = CommitAttempt(life: 1, sequence: 2)
     private let zombie = CommitAttempt(life: 7, sequence: 1)
 
-    private func record(_ key: String, _ value: String, inputEnd: Int64) -> ChangelogResolver.Record {
-        .init(key: Array(key.utf8), value: Array(value.utf8), inputEnd: inputEnd)
+    /// Released records as "key=value@inputEnd".
+    private var released: [String] = []
+
+    private func collect(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, _ inputEnd: Int64) {
+        released.append(String(decoding: key, as: UTF8.self) + "=" + String(decoding: value, as: UTF8.self) + "@\(inputEnd)")
     }
 
-    private func values(_ released: [ChangelogResolver.Record]) -> [String] {
-        released.map { String(decoding: $0.key, as: UTF8.self) + "=" + String(decoding: $0.value, as: UTF8.self) }
+    private func add(_ resolver: inout ChangelogResolver, _ key: String, _ value: String, inputEnd: Int64, of attempt: CommitAttempt) {
+        Array(key.utf8).withUnsafeBytes { k in
+            Array(value.utf8).withUnsafeBytes { v in resolver.add(key: k, value: v, inputEnd: inputEnd, of: attempt, release: collect) }
+        }
     }
 
     func testMarkedAttemptsAreReleasedInMarkerOrderAndUnmarkedOnesDropped() {
         var resolver = ChangelogResolver(usesMarkers: true)
-        var released: [ChangelogResolver.Record] = []
-        resolver.add(record("u1", "1", inputEnd: 10), of: a) { released.append($0) }
-        resolver.add(record("u1", "9", inputEnd: 12), of: zombie) { released.append($0) }  // aborted
+        add(&resolver, "u1", "1", inputEnd: 10, of: a)
+        add(&resolver, "user22", "333", inputEnd: 10, of: a)
+        add(&resolver, "u1", "9", inputEnd: 12, of: zombie)  // aborted
         XCTAssertEqual(released.count, 0, "nothing is released before its marker")
-        resolver.mark([a]) { released.append($0) }
-        resolver.add(record("u1", "2", inputEnd: 20), of: b) { released.append($0) }
-        resolver.mark([b]) { released.append($0) }
-        resolver.add(record("u2", "5", inputEnd: 20), of: b) { released.append($0) }  // after its marker: released at once
-        let resolved = resolver.finish(committedInputOffset: 20) { released.append($0) }
-        XCTAssertEqual(values(released), ["u1=1", "u1=2", "u2=5"])
+        resolver.mark([a], release: collect)
+        add(&resolver, "u1", "2", inputEnd: 20, of: b)
+        resolver.mark([b], release: collect)
+        add(&resolver, "u2", "5", inputEnd: 20, of: b)  // after its marker: released at once
+        let resolved = resolver.finish(committedInputOffset: 20, release: collect)
+        XCTAssertEqual(released, ["u1=1@10", "user22=333@10", "u1=2@20", "u2=5@20"])
         XCTAssertEqual(resolved, [])
         XCTAssertEqual(resolver.dropped, 1)
     }
 
     func testTheLastAttemptWithoutMarkerIsReleasedWhenTheGroupIsAtItsEnd() {
         var resolver = ChangelogResolver(usesMarkers: true)
-        var released: [ChangelogResolver.Record] = []
-        resolver.add(record("u1", "1", inputEnd: 10), of: a) { released.append($0) }
-        resolver.mark([a]) { released.append($0) }
+        add(&resolver, "u1", "1", inputEnd: 10, of: a)
+        resolver.mark([a], release: collect)
         // b committed, the process died before a later transaction carried b's marker.
-        resolver.add(record("u1", "2", inputEnd: 20), of: b) { released.append($0) }
-        let resolved = resolver.finish(committedInputOffset: 20) { released.append($0) }
-        XCTAssertEqual(values(released), ["u1=1", "u1=2"])
+        add(&resolver, "u1", "2", inputEnd: 20, of: b)
+        let resolved = resolver.finish(committedInputOffset: 20, release: collect)
+        XCTAssertEqual(released, ["u1=1@10", "u1=2@20"])
         XCTAssertEqual(resolved, [b], "a resolved attempt needs a marker of its own")
         XCTAssertEqual(resolver.dropped, 0)
     }
 
     func testAnUnmarkedAttemptThatEndsElsewhereThanTheGroupIsDropped() {
         var resolver = ChangelogResolver(usesMarkers: true)
-        var released: [ChangelogResolver.Record] = []
-        resolver.add(record("u1", "1", inputEnd: 10), of: a) { released.append($0) }
-        resolver.add(record("u1", "2", inputEnd: 20), of: b) { released.append($0) }
+        add(&resolver, "u1", "1", inputEnd: 10, of: a)
+        add(&resolver, "u1", "2", inputEnd: 20, of: b)
         // The group committed 10 (a's commit returned but its marker was never written);
         // b aborted.
-        let resolved = resolver.finish(committedInputOffset: 10) { released.append($0) }
-        XCTAssertEqual(values(released), ["u1=1"])
+        let resolved = resolver.finish(committedInputOffset: 10, release: collect)
+        XCTAssertEqual(released, ["u1=1@10"])
         XCTAssertEqual(resolved, [a])
         XCTAssertEqual(resolver.dropped, 1)
     }
 
     func testAtLeastOnceReleasesEveryRecordInOrder() {
         var resolver = ChangelogResolver(usesMarkers: false)
-        var released: [ChangelogResolver.Record] = []
-        resolver.add(record("u1", "1", inputEnd: 10), of: a) { released.append($0) }
-        resolver.add(record("u1", "2", inputEnd: 20), of: zombie) { released.append($0) }
-        XCTAssertEqual(resolver.finish(committedInputOffset: nil) { released.append($0) }, [])
-        XCTAssertEqual(values(released), ["u1=1", "u1=2"])
+        add(&resolver, "u1", "1", inputEnd: 10, of: a)
+        add(&resolver, "u1", "2", inputEnd: 20, of: zombie)
+        XCTAssertEqual(resolver.finish(committedInputOffset: nil, release: collect), [])
+        XCTAssertEqual(released, ["u1=1@10", "u1=2@20"])
     }
 
     func testHeadersRoundTripAndRejectWrongLengths() {

@@ -9,45 +9,71 @@
 /// same input offset holds the same values (processing is deterministic and starts from
 /// committed state), so releasing it too is harmless. Every other unmarked attempt is
 /// dropped. Under at-least-once there are no markers and every record is released in order.
+///
+/// Records waiting for their marker are copied into one byte buffer per attempt (no
+/// allocation per record: restore is bound by per-record costs); released records are
+/// handed out as buffers valid during the `release` call.
 struct ChangelogResolver {
-    struct Record {
-        let key: [UInt8]
-        let value: [UInt8]
-        let inputEnd: Int64
+    /// `release(key, value, inputEnd)`.
+    typealias Release = (UnsafeRawBufferPointer, UnsafeRawBufferPointer, Int64) throws -> Void
+
+    /// An unmarked attempt's records: keys and values back to back in `bytes`.
+    private struct Pending {
+        var bytes: [UInt8] = []
+        var records: [(keyEnd: Int, valueEnd: Int, inputEnd: Int64)] = []
+
+        mutating func append(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, inputEnd: Int64) {
+            bytes.append(contentsOf: key)
+            let keyEnd = bytes.count
+            bytes.append(contentsOf: value)
+            records.append((keyEnd, bytes.count, inputEnd))
+        }
+
+        func release(_ release: Release) rethrows {
+            try bytes.withUnsafeBytes { all in
+                var start = 0
+                for r in records {
+                    try release(UnsafeRawBufferPointer(rebasing: all[start..<r.keyEnd]),
+                                UnsafeRawBufferPointer(rebasing: all[r.keyEnd..<r.valueEnd]), r.inputEnd)
+                    start = r.valueEnd
+                }
+            }
+        }
     }
 
     private let usesMarkers: Bool
     private var marked: Set<CommitAttempt> = []
-    private var pending: [CommitAttempt: [Record]] = [:]
+    private var pending: [CommitAttempt: Pending] = [:]
     /// Unmarked attempts in the order their first record appeared.
     private var order: [CommitAttempt] = []
     private(set) var dropped = 0
 
     init(usesMarkers: Bool) { self.usesMarkers = usesMarkers }
 
-    mutating func add(_ record: Record, of attempt: CommitAttempt, release: (Record) throws -> Void) rethrows {
-        if !usesMarkers || marked.contains(attempt) { return try release(record) }
+    mutating func add(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, inputEnd: Int64, of attempt: CommitAttempt,
+                      release: Release) rethrows {
+        if !usesMarkers || marked.contains(attempt) { return try release(key, value, inputEnd) }
         if pending[attempt] == nil { order.append(attempt) }
-        pending[attempt, default: []].append(record)
+        pending[attempt, default: Pending()].append(key: key, value: value, inputEnd: inputEnd)
     }
 
-    mutating func mark(_ attempts: [CommitAttempt], release: (Record) throws -> Void) rethrows {
+    mutating func mark(_ attempts: [CommitAttempt], release: Release) rethrows {
         for attempt in attempts where marked.insert(attempt).inserted {
-            if let records = pending.removeValue(forKey: attempt) { try records.forEach(release) }
+            try pending.removeValue(forKey: attempt)?.release(release)
         }
     }
 
     /// Releases the unmarked attempts that end at `committedInputOffset` and drops the
     /// rest; returns the attempts released that way (they need a marker of their own).
-    mutating func finish(committedInputOffset: Int64?, release: (Record) throws -> Void) rethrows -> [CommitAttempt] {
+    mutating func finish(committedInputOffset: Int64?, release: Release) rethrows -> [CommitAttempt] {
         var resolved: [CommitAttempt] = []
         for attempt in order {
-            guard let records = pending.removeValue(forKey: attempt), let last = records.last else { continue }
+            guard let records = pending.removeValue(forKey: attempt), let last = records.records.last else { continue }
             if last.inputEnd == committedInputOffset {
-                try records.forEach(release)
+                try records.release(release)
                 resolved.append(attempt)
             } else {
-                dropped += records.count
+                dropped += records.records.count
             }
         }
         order.removeAll()

@@ -53,8 +53,38 @@ struct ChangelogRestore {
         var resolver: ChangelogResolver
         var outcome = Outcome()
         var stale = Set<[UInt8]>()
-        /// Released values not yet written, the last per key.
-        var unwritten: [[UInt8]: [UInt8]] = [:]
+        /// Released records not yet written: keys and values back to back.
+        var unwrittenBytes: [UInt8] = []
+        var unwritten: [(start: Int, keyEnd: Int, valueEnd: Int)] = []
+
+        func append(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+            let start = unwrittenBytes.count
+            unwrittenBytes.append(contentsOf: key)
+            let keyEnd = unwrittenBytes.count
+            unwrittenBytes.append(contentsOf: value)
+            unwritten.append((start, keyEnd, unwrittenBytes.count))
+        }
+
+        /// Puts the unwritten records into `batch` sorted by key; stable, so of two values
+        /// of one key the later is put later and wins.
+        func putUnwritten(into batch: StateWriteBatch) {
+            unwrittenBytes.withUnsafeBytes { all in
+                func key(_ i: Int) -> UnsafeRawBufferPointer {
+                    UnsafeRawBufferPointer(rebasing: all[unwritten[i].start..<unwritten[i].keyEnd])
+                }
+                let order = unwritten.indices.sorted { a, b in
+                    let ka = key(a), kb = key(b)
+                    let c = memcmp(ka.baseAddress!, kb.baseAddress!, min(ka.count, kb.count))
+                    return c != 0 ? c < 0 : ka.count != kb.count ? ka.count < kb.count : a < b
+                }
+                for i in order {
+                    batch.put(target.columnFamily, key: key(i),
+                              value: UnsafeRawBufferPointer(rebasing: all[unwritten[i].keyEnd..<unwritten[i].valueEnd]))
+                }
+            }
+            unwrittenBytes.removeAll(keepingCapacity: true)
+            unwritten.removeAll(keepingCapacity: true)
+        }
 
         init(_ target: Target, usesMarkers: Bool) {
             self.target = target
@@ -88,20 +118,15 @@ struct ChangelogRestore {
         /// insert's position), and that insert was most of a restore's time.
         func write() throws {
             writeBatch.clear()
-            for r in restores where !r.unwritten.isEmpty {
-                for key in r.unwritten.keys.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
-                    writeBatch.put(r.target.columnFamily, key: key, value: r.unwritten[key]!)
-                }
-                r.unwritten.removeAll(keepingCapacity: true)
-            }
+            for r in restores where !r.unwritten.isEmpty { r.putUnwritten(into: writeBatch) }
             unwrittenCount = 0
             try database.write(writeBatch)
         }
-        func release(_ record: ChangelogResolver.Record, into r: Progress) throws {
-            r.unwritten[record.key] = record.value
+        func release(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, inputEnd: Int64, into r: Progress) throws {
+            r.append(key: key, value: value)
             unwrittenCount += 1
             r.outcome.records += 1
-            if record.inputEnd > (r.target.redisWatermark ?? -1) { r.stale.insert(record.key) }
+            if inputEnd > (r.target.redisWatermark ?? -1) { r.stale.insert(Array(key)) }
             if unwrittenCount >= Self.writeBatchRecords {
                 try write()
                 faults.maybeCrash(at: .duringRestore)
@@ -136,6 +161,7 @@ struct ChangelogRestore {
                     r.outcome = Outcome()
                     r.stale.removeAll()
                     r.unwritten.removeAll()
+                    r.unwrittenBytes.removeAll()
                     batch.release()  // messages go back before the assignment changes
                     try reader.assign(restores.filter { $0.end == nil }.map { ($0.partition, $0.startOffset) })
                     break
@@ -149,10 +175,10 @@ struct ChangelogRestore {
                 // Data records (the common case) first: one header lookup each.
                 if let header = message.header(InBandHeaders.attempt) {
                     if let (attempt, inputEnd) = InBandHeaders.decodeAttempt(header), let key = message.key {
-                        try r.resolver.add(.init(key: Array(key), value: Array(message.value), inputEnd: inputEnd), of: attempt) { try release($0, into: r) }
+                        try r.resolver.add(key: key, value: message.value, inputEnd: inputEnd, of: attempt) { try release(key: $0, value: $1, inputEnd: $2, into: r) }
                     }
                 } else if message.header(InBandHeaders.marker) != nil, let attempts = InBandHeaders.decodeMarker(Array(message.value)) {
-                    try r.resolver.mark(attempts) { try release($0, into: r) }
+                    try r.resolver.mark(attempts) { try release(key: $0, value: $1, inputEnd: $2, into: r) }
                 }
             }
             let now = ContinuousClock.now
@@ -167,7 +193,7 @@ struct ChangelogRestore {
         }
         batch.release()
         for r in restores {
-            r.outcome.resolved = try r.resolver.finish(committedInputOffset: r.target.committedInputOffset) { try release($0, into: r) }
+            r.outcome.resolved = try r.resolver.finish(committedInputOffset: r.target.committedInputOffset) { try release(key: $0, value: $1, inputEnd: $2, into: r) }
             r.outcome.dropped = r.resolver.dropped
             r.outcome.end = r.end!
             r.outcome.staleInRedis = Array(r.stale)
