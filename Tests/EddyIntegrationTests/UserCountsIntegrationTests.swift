@@ -130,6 +130,31 @@ final class UserCountsIntegrationTests: XCTestCase {
         XCTAssertEqual(try UserCountsReference(jsonl: [before, after]).differences(in: redis), [])
     }
 
+    /// Two processes claiming one instance id (a misconfiguration, or a zombie that comes
+    /// back): the second one's transactional producer fences the first, which stops with
+    /// an error naming the cause and writes nothing more; the second finishes exact.
+    func testAFencedProcessStopsAndTheOtherFinishesExact() throws {
+        let file = try generate(150_000, topic: "clicks-fence", seed: 31)
+        let topology = try userCountsTopology(application: "counts-fence", topic: "clicks-fence", in: services.workDir)
+        let configA = try services.writeRuntimeConfig(name: "fence-a", commitIntervalMs: 200, instanceId: "web-1")
+        let configB = try services.writeRuntimeConfig(name: "fence-b", commitIntervalMs: 200, instanceId: "web-1")
+        let redis = try services.redis()
+        _ = try redis.send("FLUSHALL")
+
+        let first = try EddyCLI.start(["run", topology, "--config", configA])
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, first.isRunning {
+            if case .integer(let n) = try redis.send("DBSIZE"), n > 0 { break }
+            usleep(20_000)
+        }
+        let second = try EddyCLI.run(["run", topology, "--config", configB, "--until-caught-up", "--json"], timeout: 180)
+        XCTAssertEqual(second.status, 0, second.stderr)
+        let fenced = try first.wait(timeout: 30)
+        XCTAssertNotEqual(fenced.status, 0, "the fenced process must stop by itself")
+        XCTAssertTrue(fenced.stderr.contains("was fenced"), fenced.stderr)
+        XCTAssertEqual(try UserCountsReference(jsonl: file).differences(in: redis), [])
+    }
+
     func testBadTopologyFileNamesFileLineAndField() throws {
         let path = services.workDir.appendingPathComponent("bad.yaml").path
         try """
