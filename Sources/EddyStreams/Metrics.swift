@@ -49,7 +49,9 @@ public final class StreamsMetrics: Sendable {
         lag.withLock { $0[partition] = value }
     }
 
-    public var totalLag: Int64 { lag.withLock { $0.values.reduce(0, +) } }
+    /// Records behind, summed over the partitions; nil until a commit has measured one
+    /// (the high watermarks come with fetches), so a fresh start does not report "lag 0".
+    public var totalLag: Int64? { lag.withLock { $0.isEmpty ? nil : $0.values.reduce(0, +) } }
 
     public func prometheusText(application: String) -> String {
         var out = ""

@@ -102,7 +102,7 @@ public final class StreamsRuntime: Sendable {
             if Date().timeIntervalSince(lastReport) >= config.logIntervalSeconds {
                 let count = metrics.recordsIn.load(ordering: .relaxed)
                 let rate = Double(count - lastCount) / Date().timeIntervalSince(lastReport)
-                logger.info("processed \(count) records (\(Int(rate))/s), lag \(metrics.totalLag), dead letters \(metrics.deadLetterTotal)")
+                logger.info("processed \(count) records (\(Int(rate))/s), lag \(metrics.totalLag.map(String.init) ?? "not yet known"), dead letters \(metrics.deadLetterTotal)")
                 lastCount = count
                 lastReport = Date()
             }
