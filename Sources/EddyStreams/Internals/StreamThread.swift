@@ -122,12 +122,34 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             if context.untilCaughtUp, context.tracker.allCaughtUp {
                 context.requestStop()
             }
+            warnIfUnassignedTooLong()
         }
         batch.release()
         commitUntilDone(markAll: true)
         logger.info("time spent: waiting for records \(polling.seconds) s, processing \(processing.seconds) s, committing \(committing.seconds) s")
         consumer!.close()  // revokes the assignment: commits (nothing left) and leaves the group
         consumer = nil
+    }
+
+    /// When the thread last had partitions (or started), and when it last said it has none.
+    private var lastAssigned = ContinuousClock.now
+    private var lastUnassignedWarning: ContinuousClock.Instant?
+    private static let unassignedWarningInterval = Duration.seconds(30)
+
+    /// A thread without partitions is normal when the group has more members than
+    /// partitions, but also what a group stuck in a rebalance looks like: say so, so an
+    /// operator is not left looking at "processed 0 records".
+    private func warnIfUnassignedTooLong() {
+        let now = ContinuousClock.now
+        if !tasks.isEmpty {
+            lastAssigned = now
+            lastUnassignedWarning = nil
+            return
+        }
+        guard now - lastAssigned >= Self.unassignedWarningInterval,
+              lastUnassignedWarning.map({ now - $0 >= Self.unassignedWarningInterval }) ?? true else { return }
+        lastUnassignedWarning = now
+        logger.warning("no partitions assigned for \(Int((now - lastAssigned) / .seconds(1))) s: other members hold them all, or the group is stuck in a rebalance (Tansu 0.6.0 can stall after a static member restarts; see README)")
     }
 
     private var cacheIsFull: Bool {
