@@ -133,11 +133,13 @@ final class UserCountsIntegrationTests: XCTestCase {
     /// Two processes claiming one instance id (a misconfiguration, or a zombie that comes
     /// back): the second one's transactional producer fences the first, which stops with
     /// an error naming the cause and writes nothing more; the second finishes exact.
+    /// Static members, as instance ids are meant for: with dynamic membership Tansu 0.6.0
+    /// sometimes never completed the rebalance after the fenced member left (1 run in 3).
     func testAFencedProcessStopsAndTheOtherFinishesExact() throws {
         let file = try generate(150_000, topic: "clicks-fence", seed: 31)
         let topology = try userCountsTopology(application: "counts-fence", topic: "clicks-fence", in: services.workDir)
-        let configA = try services.writeRuntimeConfig(name: "fence-a", commitIntervalMs: 200, instanceId: "web-1")
-        let configB = try services.writeRuntimeConfig(name: "fence-b", commitIntervalMs: 200, instanceId: "web-1")
+        let configA = try services.writeRuntimeConfig(name: "fence-a", commitIntervalMs: 200, staticMembership: true, instanceId: "web-1")
+        let configB = try services.writeRuntimeConfig(name: "fence-b", commitIntervalMs: 200, staticMembership: true, instanceId: "web-1")
         let redis = try services.redis()
         _ = try redis.send("FLUSHALL")
 
