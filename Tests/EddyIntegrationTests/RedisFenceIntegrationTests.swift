@@ -11,13 +11,14 @@ final class RedisFenceIntegrationTests: XCTestCase {
         let redis = try services.redis()
         let watermark = RedisViewWriter.watermarkKey(application: "fence", partition: "clicks-0")
         var writer = RedisViewWriter()
+        var scriptSHA: String?
         writer.chunkSize = 2  // several script calls per task: each one is fenced
 
         func write(_ value: String, at offset: Int64) throws -> Int {
             writer.reset()
             writer.addPending(pending(value))
             writer.fence(watermark: watermark, offset: offset)
-            return try writer.send(over: redis)
+            return try writer.send(over: redis, scriptSHA: &scriptSHA)
         }
         XCTAssertEqual(try write("100", at: 100), 0)
         XCTAssertEqual(try redis.send("HGET", "k1", "f").string, "100")

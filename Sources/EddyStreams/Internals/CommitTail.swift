@@ -33,7 +33,7 @@ final class CommitTail: @unchecked Sendable {
     private var running = false
     /// The error of the in-flight tail's last run.
     private var lastError: Error?
-    /// The fencing script's id, carried from one view to the next.
+    /// The fencing script's id on `redis`.
     private var scriptSHA: String?
     /// Two batches alternate: the stream thread fills one while the other is written.
     private var batches = (StateWriteBatch(), StateWriteBatch())
@@ -84,10 +84,8 @@ final class CommitTail: @unchecked Sendable {
     var isIdle: Bool { !running && inFlight == nil }
 
     private func runInFlight() throws {
-        guard var tail = inFlight else { return }
-        tail.view.scriptSHA = scriptSHA
-        let refused = try tail.view.send(over: redis)
-        scriptSHA = tail.view.scriptSHA
+        guard let tail = inFlight else { return }
+        let refused = try tail.view.send(over: redis, scriptSHA: &scriptSHA)
         if refused > 0 {
             // Expected after a restart or migration: Redis is already at a later position.
             logger.debug("Redis fence kept \(refused) block(s) of older writes out")

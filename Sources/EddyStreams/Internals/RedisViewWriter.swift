@@ -19,8 +19,6 @@ struct RedisViewWriter {
     private(set) var commandCount = 0
     /// Commands per script call.
     var chunkSize = 4_096
-    /// The loaded fencing script's id (nil: load it on the next send).
-    var scriptSHA: String?
 
     static let fenceScript = """
         local wm = tonumber(redis.call('HGET', KEYS[1], 'offset') or '-1')
@@ -60,12 +58,14 @@ struct RedisViewWriter {
     }
 
     /// Sends every fenced block in one pipeline; returns how many blocks the fence refused.
-    mutating func send(over redis: RedisConnection) throws -> Int {
+    /// `scriptSHA` is the fencing script's id on `redis`: the caller keeps it from one send
+    /// to the next (nil: it is loaded now).
+    func send(over redis: RedisConnection, scriptSHA: inout String?) throws -> Int {
         guard !blocks.isEmpty else { return 0 }
-        let sha = try scriptSHA ?? load(redis)
+        let sha = try scriptSHA ?? load(redis, into: &scriptSHA)
         var replies = try redis.pipeline(blocks.map { script(sha, $0) })
         if replies.contains(where: { $0.firstError?.hasPrefix("NOSCRIPT") == true }) {
-            let reloaded = try load(redis)  // Redis restarted and forgot the script
+            let reloaded = try load(redis, into: &scriptSHA)  // Redis restarted and forgot the script
             replies = try redis.pipeline(blocks.map { script(reloaded, $0) })
         }
         if let error = replies.lazy.compactMap(\.firstError).first {
@@ -74,7 +74,7 @@ struct RedisViewWriter {
         return replies.filter { $0 == .integer(0) }.count
     }
 
-    private mutating func load(_ redis: RedisConnection) throws -> String {
+    private func load(_ redis: RedisConnection, into scriptSHA: inout String?) throws -> String {
         let reply = try redis.send("SCRIPT", "LOAD", Self.fenceScript)
         guard let sha = reply.string, reply.firstError == nil else { throw RedisError("cannot load the fencing script: \(reply)") }
         scriptSHA = sha

@@ -65,10 +65,13 @@ final class StreamProducer {
 
     var owesMarkers: Bool { unmarked.values.contains { !$0.isEmpty } }
 
-    /// Attempts that restore found committed but unmarked: marked in the next transaction.
+    /// Attempts known committed but unmarked (stored by the last life, or resolved by a
+    /// restore): marked in the next transaction. Attempts already owed are not added twice.
     func owe(_ attempts: [CommitAttempt], on changelog: ChangelogPartition) {
-        guard guarantee == .exactlyOnce, !attempts.isEmpty else { return }
-        unmarked[changelog, default: []].append(contentsOf: attempts)
+        guard guarantee == .exactlyOnce else { return }
+        for attempt in attempts where !(unmarked[changelog]?.contains(attempt) ?? false) {
+            unmarked[changelog, default: []].append(attempt)
+        }
     }
 
     /// Committed attempts `changelog` still owes a marker for.

@@ -375,10 +375,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             for (store, table) in task.aggregates.enumerated() {
                 table.writeDirty(to: writeBatch)
                 let changelog = changelogPartition(store, task.partition.partition)
-                if let checkpoint = producer.checkpoint(of: changelog) {
-                    writeBatch.put(offsets, key: Changelogs.checkpointKey(changelog), value: encodeOffset(checkpoint))
-                }
-                writeBatch.put(offsets, key: Changelogs.owedMarkersKey(changelog), value: InBandHeaders.encode(marking: producer.owed(on: changelog)))
+                putChangelogPosition(changelog, checkpoint: producer.checkpoint(of: changelog), into: writeBatch)
                 table.markClean()
             }
             task.committedOffset = task.nextOffset
@@ -398,6 +395,13 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
 
     private func changelogPartition(_ store: Int, _ partition: Int32) -> ChangelogPartition {
         ChangelogPartition(store: store, topic: changelogTopics[store], partition: partition)
+    }
+
+    /// Stores, with the state they describe, how far a store is restored from its changelog
+    /// (`checkpoint`, when known) and the markers its changelog is still owed.
+    private func putChangelogPosition(_ changelog: ChangelogPartition, checkpoint: Int64?, into batch: StateWriteBatch) {
+        if let checkpoint { batch.put(offsets, key: Changelogs.checkpointKey(changelog), value: encodeOffset(checkpoint)) }
+        batch.put(offsets, key: Changelogs.owedMarkersKey(changelog), value: InBandHeaders.encode(marking: producer!.owed(on: changelog)))
     }
 
     // MARK: rebalance
@@ -425,15 +429,13 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
     /// Opens the tasks' stores. A task whose local state is at the group's position (a
     /// clean restart, or a crash after the local write) restores nothing. The others
     /// restore their stores' changelog tails, all in one pass; keys restored newer than
-    /// Redis are written there (fenced at the group's position), and only then are the
-    /// checkpoints and the tasks' positions stored, so a crash anywhere in between restores
-    /// again.
+    /// Redis are written there (fenced at the group's position) and then the checkpoints
+    /// and the tasks' positions are stored — a commit tail like any other — so a crash
+    /// anywhere in between restores again.
     private func openTasks(_ partitions: [TopicPartition], committed: [TopicPartition: Int64]) throws -> [StreamTask] {
         struct Store {
             let changelog: ChangelogPartition
             let columnFamily: ColumnFamily
-            /// Markers the last life owed: it may have stopped before writing them.
-            let owed: [CommitAttempt]
             /// Index into the restore's targets; nil: the store is current.
             let target: Int?
         }
@@ -448,6 +450,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             for (index, spec) in topology.aggregates.enumerated() {
                 let changelog = changelogPartition(index, tp.partition)
                 let columnFamily = try context.database.columnFamily("agg.\(spec.name).\(tp.partition)")
+                // Markers the last life owed: it may have stopped before writing them.
                 let owed = try context.database.get(offsets, key: Changelogs.owedMarkersKey(changelog)).flatMap(InBandHeaders.decodeMarker) ?? []
                 producer!.owe(owed, on: changelog)
                 var target: Int?
@@ -457,7 +460,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
                     targets.append(.init(changelog: changelog, columnFamily: columnFamily, checkpoint: checkpoint,
                                          committedInputOffset: committed[tp], redisWatermark: redisWatermark))
                 }
-                stores.append(Store(changelog: changelog, columnFamily: columnFamily, owed: owed, target: target))
+                stores.append(Store(changelog: changelog, columnFamily: columnFamily, target: target))
             }
             storesOf.append(stores)
         }
@@ -471,7 +474,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         for (tp, stores) in zip(partitions, storesOf) {
             var tables: [AggregateTable] = []
             var nothingCommitted = true
-            var restored = false
+            var restored = false, staleInTask = 0
             for (store, spec) in zip(stores, topology.aggregates) {
                 let table = AggregateTable(spec: spec, columnFamily: store.columnFamily, database: context.database)
                 tables.append(table)
@@ -481,33 +484,30 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
                 }
                 restored = true
                 let outcome = outcomes[target]
-                let resolved = outcome.resolved.filter { !store.owed.contains($0) }
-                producer!.owe(resolved, on: store.changelog)
+                producer!.owe(outcome.resolved, on: store.changelog)
                 nothingCommitted = nothingCommitted && outcome.end == 0
                 for key in outcome.staleInRedis { _ = try table.entry(for: key) }
-                stale += outcome.staleInRedis.count
-                writeBatch.put(offsets, key: Changelogs.checkpointKey(store.changelog), value: encodeOffset(outcome.end))
-                writeBatch.put(offsets, key: Changelogs.owedMarkersKey(store.changelog), value: InBandHeaders.encode(marking: store.owed + resolved))
+                staleInTask += outcome.staleInRedis.count
+                putChangelogPosition(store.changelog, checkpoint: outcome.end, into: writeBatch)
             }
-            if restored {
+            if staleInTask > 0 {
                 for table in tables { view.addDirty(of: table) }
                 view.fence(watermark: watermarkKey(tp), offset: committed[tp] ?? 0)
-                if let offset = committed[tp] { writeBatch.put(offsets, key: Self.inputKey(tp), value: encodeOffset(offset)) }
+                stale += staleInTask
             }
+            if restored, let offset = committed[tp] { writeBatch.put(offsets, key: Self.inputKey(tp), value: encodeOffset(offset)) }
             let replay = context.replayStart(of: tp)
             let task = StreamTask(partition: tp, aggregates: tables, nextOffset: committed[tp] ?? replay?.offset ?? 0, committedOffset: committed[tp])
             // After a reset to a time: until something is committed, skip records older than it.
             if nothingCommitted { task.skipBeforeTimestamp = replay?.minTimestamp }
             opened.append(task)
         }
-        if stale > 0 {
-            _ = try view.send(over: redis)
-            logger.info("wrote \(stale) restored key(s) that Redis did not have yet")
-        }
         for task in opened {
             for table in task.aggregates { table.markClean() }
         }
-        try context.database.write(writeBatch)
+        tail.submit(view: view, batch: writeBatch)
+        try tail.finish()
+        if stale > 0 { logger.info("wrote \(stale) restored key(s) that Redis did not have yet") }
         return opened
     }
 
