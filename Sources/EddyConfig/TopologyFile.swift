@@ -63,9 +63,10 @@ public enum TopologyFile {
         } else if let project = f["project"] {
             operation = .project(try project.strings())
         } else if let aggregate = f["aggregate"] {
-            let a = try aggregate.mapping(allowed: ["group_by", "sum"])
+            let a = try aggregate.mapping(allowed: ["group_by", "sum", "weights"])
             guard let groupBy = a["group_by"] else { throw aggregate.error("missing field 'group_by'") }
-            operation = .aggregate(groupBy: try groupBy.strings(), sum: try a["sum"]?.strings() ?? [])
+            operation = .aggregate(groupBy: try groupBy.strings(), sum: try a["sum"]?.strings() ?? [],
+                                   weights: try a["weights"].map(weights))
         } else {
             guard !sinks.isEmpty else {
                 throw field.error("a node needs one of \(operations.joined(separator: ", ")) or a 'to_redis' sink")
@@ -73,6 +74,18 @@ public enum TopologyFile {
             operation = .passthrough
         }
         return Topology.Node(name: try name.string(), input: try f["input"]?.string(), operation: operation, sinks: sinks)
+    }
+
+    /// `{field: event_type, values: {view: 1, click: 3}}`
+    private static func weights(_ field: YAMLField) throws -> Topology.Weights {
+        let f = try field.mapping(allowed: ["field", "values"])
+        guard let name = f["field"] else { throw field.error("missing field 'field' (whose value picks the weight)") }
+        guard let values = f["values"] else { throw field.error("missing field 'values' (a weight per value)") }
+        guard case .mapping(let mapping) = values.node else { throw values.error("expected a mapping of value: weight") }
+        let weights = try values.mapping(allowed: mapping.keys.compactMap { $0.scalar?.string })
+        return Topology.Weights(field: try name.string(), values: try mapping.keys.compactMap { $0.scalar?.string }.map {
+            Topology.Weight($0, try weights[$0]!.number())
+        })
     }
 
     private static func filter(_ field: YAMLField) throws -> Topology.Operation {

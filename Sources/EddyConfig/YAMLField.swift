@@ -65,6 +65,11 @@ struct YAMLField {
         return value
     }
 
+    func number() throws -> Double {
+        guard let value = Double(try string()), value.isFinite else { throw error("expected a number, got '\(try string())'") }
+        return value
+    }
+
     func positiveInt() throws -> Int {
         let value = try int()
         if value <= 0 { throw error("must be positive, got \(value)") }

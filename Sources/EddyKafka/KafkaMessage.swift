@@ -11,6 +11,10 @@ public struct KafkaMessage {
     public var partition: Int32 { raw.pointee.partition }
     public var offset: Int64 { raw.pointee.offset }
 
+    /// librdkafka's handle of the message's topic: the same for every message of a topic
+    /// in one client, so it identifies the topic without making a string.
+    public var topicHandle: OpaquePointer? { raw.pointee.rkt }
+
     public var topic: String {
         guard let rkt = raw.pointee.rkt else { return "" }
         return String(cString: rd_kafka_topic_name(rkt))

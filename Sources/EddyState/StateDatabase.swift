@@ -144,11 +144,16 @@ public final class StateDatabase: @unchecked Sendable {
         return empty
     }
 
-    /// Visits every key/value in key order until `body` returns false.
-    public func forEach(_ cf: ColumnFamily, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Bool) {
+    /// Visits every key/value in key order (from the first key ≥ `start`, if given) until
+    /// `body` returns false.
+    public func forEach(_ cf: ColumnFamily, from start: [UInt8]? = nil, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Bool) {
         let it = rocksdb_create_iterator_cf(db, readOptions, cf.handle)!
         defer { rocksdb_iter_destroy(it) }
-        rocksdb_iter_seek_to_first(it)
+        if let start {
+            start.withUnsafeBufferPointer { rocksdb_iter_seek(it, UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), $0.count) }
+        } else {
+            rocksdb_iter_seek_to_first(it)
+        }
         while rocksdb_iter_valid(it) != 0 {
             var kl = 0, vl = 0
             let k = rocksdb_iter_key(it, &kl)

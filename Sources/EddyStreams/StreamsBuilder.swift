@@ -59,8 +59,8 @@ public struct KStream {
         builder.add(.init(name: name, input: self.name, operation: .project(fields)))
     }
 
-    public func aggregate(_ name: String, groupBy: [String], sum: [String] = []) -> KTable {
-        KTable(stream: builder.add(.init(name: name, input: self.name, operation: .aggregate(groupBy: groupBy, sum: sum))))
+    public func aggregate(_ name: String, groupBy: [String], sum: [String] = [], weights: Topology.Weights? = nil) -> KTable {
+        KTable(stream: builder.add(.init(name: name, input: self.name, operation: .aggregate(groupBy: groupBy, sum: sum, weights: weights))))
     }
 
     @discardableResult

@@ -3,8 +3,8 @@ import EddyRedis
 import Foundation
 
 /// Rewinds an application, like Kafka's streams application reset tool: sets where each
-/// source partition starts again, discards the local state and the changelogs' contents,
-/// and clears the application's Redis keys. The application must not be running.
+/// source partition starts again, discards the local state and the internal topics'
+/// contents (changelogs, repartition topics), and clears the application's Redis keys. The application must not be running.
 public enum StreamsReset {
     public enum Target: Equatable, Sendable {
         case earliest
@@ -52,11 +52,16 @@ public enum StreamsReset {
         if stateRemoved { try FileManager.default.removeItem(atPath: statePath) }
         try start.save(stateDir: config.stateDir, application: topology.application)
 
-        try Changelogs.recreate(for: try TopologyCompiler.compile(topology), partitions: partitions, admin: admin)
-        // The group's position is where processing resumes.
-        try admin.commitGroupOffsets(group: topology.application,
-                                     offsets: Dictionary(uniqueKeysWithValues: positions.map { (TopicPartition(source, $0.key), $0.value.offset) }),
-                                     config: kafka)
+        let compiled = try TopologyCompiler.compile(topology)
+        try Changelogs.recreate(for: compiled, partitions: partitions, admin: admin)
+        try Repartitions.recreate(for: compiled, partitions: partitions, admin: admin)
+        // The group's position is where processing resumes; the emptied repartition topics
+        // are read from their start.
+        var offsets = Dictionary(uniqueKeysWithValues: positions.map { (TopicPartition(source, $0.key), $0.value.offset) })
+        for topic in Repartitions.topics(of: compiled) {
+            for p in 0..<Int32(partitions) { offsets[TopicPartition(topic, p)] = 0 }
+        }
+        try admin.commitGroupOffsets(group: topology.application, offsets: offsets, config: kafka)
         let redis = try RedisConnection(host: config.redisHost, port: config.redisPort)
         let deleted = try RedisView(topology).clear(in: redis, application: topology.application)
         return Summary(start: start, redisKeysDeleted: deleted, stateRemoved: stateRemoved)

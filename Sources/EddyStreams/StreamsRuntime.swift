@@ -65,6 +65,7 @@ public final class StreamsRuntime: Sendable {
         try admin.createTopic(topology.deadLetterTopic, partitions: partitions,
                               configs: ["cleanup.policy": "delete", "retention.ms": String(7 * 24 * 3600 * 1000)])
         try Changelogs.create(for: compiled, partitions: partitions, admin: admin)
+        try Repartitions.create(for: compiled, partitions: partitions, admin: admin)
         do {
             let ping = try RedisConnection(host: config.redisHost, port: config.redisPort).send("PING")
             if let error = ping.firstError { throw RedisError(error) }
@@ -75,8 +76,8 @@ public final class StreamsRuntime: Sendable {
         try FileManager.default.createDirectory(atPath: statePath, withIntermediateDirectories: true)
         let database = try StateDatabase(path: statePath, memoryBudgetBytes: config.memoryBudgetMB << 20)
 
-        let context = RuntimeContext(topology: compiled, config: config, database: database, metrics: metrics,
-                                     tracker: CatchUpTracker(partitionCount: partitions),
+        let context = RuntimeContext(topology: compiled, config: config, partitionCount: partitions, database: database, metrics: metrics,
+                                     tracker: CatchUpTracker(partitionCount: partitions, threads: config.threads),
                                      untilCaughtUp: untilCaughtUp,
                                      replayStart: try ReplayStart.load(stateDir: config.stateDir, application: topology.application),
                                      logger: logger)

@@ -58,12 +58,35 @@ public struct Topology: Equatable, Sendable {
         case filter(field: String, Condition)
         /// Keeps only the listed fields visible downstream.
         case project([String])
-        /// Counts records and sums numeric fields per group. The group must include the
-        /// source key (re-keying needs a repartition topic, which comes with exactly-once).
-        /// Outputs: the group fields, `count`, and `sum_<field>` for each summed field.
-        case aggregate(groupBy: [String], sum: [String])
+        /// Counts records and sums numeric fields per group; with `weights`, also sums a weight
+        /// looked up from a field's value. Outputs: the group fields, `count`, `sum_<field>`
+        /// for each summed field, and `weighted_count`. A group without the source key
+        /// re-keys the stream: records go through `<application>-<name>-repartition` to
+        /// the tasks that own the new keys (as Kafka Streams' groupBy).
+        case aggregate(groupBy: [String], sum: [String], weights: Weights? = nil)
         /// Passes records through unchanged (a named point to attach sinks to).
         case passthrough
+    }
+
+    /// A weight per value of `field` (`event_type`: view 1, click 3, ...); other values weigh 0.
+    public struct Weights: Equatable, Sendable {
+        public var field: String
+        public var values: [Weight]
+
+        public init(field: String, values: [Weight]) {
+            self.field = field
+            self.values = values
+        }
+    }
+
+    public struct Weight: Equatable, Sendable {
+        public var value: String
+        public var weight: Double
+
+        public init(_ value: String, _ weight: Double) {
+            self.value = value
+            self.weight = weight
+        }
     }
 
     public enum Condition: Equatable, Sendable {

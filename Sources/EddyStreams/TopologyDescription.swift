@@ -53,8 +53,9 @@ extension Topology {
             case .exists: return "filter \(field) exists"
             }
         case .project(let fields): return "project [\(fields.joined(separator: ", "))]"
-        case .aggregate(let groupBy, let sum):
-            return "aggregate by [\(groupBy.joined(separator: ", "))]: count" + sum.map { ", sum_\($0)" }.joined() + " (RocksDB store)"
+        case .aggregate(let groupBy, let sum, let weights):
+            return "aggregate by [\(groupBy.joined(separator: ", "))]: count" + sum.map { ", sum_\($0)" }.joined()
+                + (weights.map { ", weighted_count (by \($0.field))" } ?? "") + " (RocksDB store)"
         case .passthrough: return "pass"
         }
     }

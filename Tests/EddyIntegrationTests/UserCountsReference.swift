@@ -1,12 +1,19 @@
 import EddyRedis
 import Foundation
 
-/// The expected Redis state of Topologies/user-counts.yaml, computed independently of Eddy:
-/// Foundation's JSONSerialization over the generated JSONL, plain dictionaries.
+/// The expected Redis state of Topologies/user-counts.yaml (and, with `items`, of
+/// user-and-item-counts.yaml), computed independently of Eddy: Foundation's
+/// JSONSerialization over the generated JSONL, plain dictionaries.
 struct UserCountsReference {
     var count: [String: Int] = [:]
     var sumPrice: [String: Double] = [:]
     var byType: [String: [String: Int]] = [:]
+    /// Per item: events, and weighted events (view 1, click 3, cart 5, purchase 10).
+    var itemCount: [String: Int] = [:]
+    var itemWeight: [String: Int] = [:]
+    /// Whether Redis should hold the per-item keys too.
+    var items = false
+    static let weights = ["view": 1, "click": 3, "cart": 5, "purchase": 10]
 
     init(jsonl path: String) throws {
         try self.init(jsonl: [path])
@@ -20,6 +27,9 @@ struct UserCountsReference {
             let type = event["event_type"] as! String
             count[user, default: 0] += 1
             byType[user, default: [:]][type, default: 0] += 1
+            let item = event["item_id"] as! String
+            itemCount[item, default: 0] += 1
+            itemWeight[item, default: 0] += Self.weights[type]!
             if let price = event["price"] as? Double { sumPrice[user, default: 0] += price }
         }
     }
@@ -56,6 +66,16 @@ struct UserCountsReference {
         if case .integer(let n) = viewKeys, n != 2 * users.count {
             diffs.append("Redis holds \(n) user keys, expected \(2 * users.count)")
         }
+        if items {
+            let ranking = Self.hash(try redis.send("ZRANGE", "items:by_weight", "0", "-1", "WITHSCORES"))
+            if ranking != itemWeight.mapValues(String.init) {
+                diffs.append("items:by_weight holds \(ranking.count) items, differing from the reference in \(itemWeight.filter { ranking[$0.key] != String($0.value) }.count)")
+            }
+            let itemKeys = try redis.send("EVAL", "return #redis.call('KEYS', 'item:*')", "0")
+            if case .integer(let n) = itemKeys, n != itemCount.count {
+                diffs.append("Redis holds \(n) item keys, expected \(itemCount.count)")
+            }
+        }
         return diffs
     }
 
@@ -77,7 +97,18 @@ struct UserCountsReference {
                 for (type, n) in byType[user]! { tally(types[type].flatMap(Int.init) ?? 0, n) }
             }
         }
-        return (2 * users.count, lost, duplicated)
+        guard items else { return (2 * users.count, lost, duplicated) }
+        // Per item: events counted and weight, each against the reference.
+        let itemIDs = itemCount.keys.sorted()
+        for chunk in stride(from: 0, to: itemIDs.count, by: 500).map({ Array(itemIDs[$0..<min($0 + 500, itemIDs.count)]) }) {
+            let replies = try redis.pipeline(chunk.map { RedisCommand(["HGETALL", "item:\($0):counts"]) })
+            for (item, reply) in zip(chunk, replies) {
+                let counts = Self.hash(reply)
+                tally(counts["count"].flatMap(Int.init) ?? 0, itemCount[item]!)
+                tally(counts["weighted_count"].flatMap(Int.init) ?? 0, itemWeight[item]!)
+            }
+        }
+        return (2 * users.count + itemIDs.count, lost, duplicated)
     }
 
     static func hash(_ reply: RedisReply) -> [String: String] {
@@ -88,10 +119,10 @@ struct UserCountsReference {
 
 /// Topologies/user-counts.yaml with its own application id and topic, so tests sharing a
 /// broker do not share a consumer group.
-func userCountsTopology(application: String, topic: String, in dir: URL) throws -> String {
-    let original = try String(contentsOf: LocalServices.packageRoot.appendingPathComponent("Topologies/user-counts.yaml"), encoding: .utf8)
+func userCountsTopology(application: String, topic: String, in dir: URL, file: String = "user-counts") throws -> String {
+    let original = try String(contentsOf: LocalServices.packageRoot.appendingPathComponent("Topologies/\(file).yaml"), encoding: .utf8)
     let text = original
-        .replacingOccurrences(of: "application: user-counts", with: "application: \(application)")
+        .replacingOccurrences(of: "application: \(file)", with: "application: \(application)")
         .replacingOccurrences(of: "topic: clicks", with: "topic: \(topic)")
     precondition(text != original)
     let path = dir.appendingPathComponent("\(application).yaml").path

@@ -13,7 +13,7 @@ final class AggregateTableTests: XCTestCase {
 
     override func tearDown() { try? FileManager.default.removeItem(at: dir) }
 
-    private let spec = CompiledTopology.Aggregate(name: "per_user", groupFields: [0, 1], sumFields: [2], sinks: [])
+    private let spec = CompiledTopology.Aggregate(index: 0, name: "per_user", groupFields: [0, 1], sumFields: [2], sinks: [])
 
     private func key(_ parts: String...) -> [UInt8] {
         var out: [UInt8] = []

@@ -5,12 +5,15 @@ import EddyState
 /// group goes into the task's WriteBatch and its Redis view, once per commit however many
 /// records hit it. Owned by the task's stream thread.
 ///
+/// Without a column family it is a combiner: the partial aggregates an upstream task
+/// gathers between two commits for a repartitioned aggregate, sent downstream at commit.
+///
 /// Stored value layout (little-endian): count (Int64), then one Float64 per summed field.
 /// Stored key: the group values, each as a 4-byte length and its bytes.
 final class AggregateTable {
     let spec: CompiledTopology.Aggregate
-    let columnFamily: ColumnFamily
-    private let database: StateDatabase
+    let columnFamily: ColumnFamily?
+    private let database: StateDatabase?
 
     /// Group key bytes -> entry index.
     private var index: [GroupKey: Int] = [:]
@@ -30,8 +33,17 @@ final class AggregateTable {
         self.spec = spec
         self.columnFamily = columnFamily
         self.database = database
-        sumsPerEntry = spec.sumFields.count
+        sumsPerEntry = spec.sumsPerEntry
         memoryIsComplete = database.isEmpty(columnFamily)
+    }
+
+    /// A combiner: memory only.
+    init(combining spec: CompiledTopology.Aggregate) {
+        self.spec = spec
+        columnFamily = nil
+        database = nil
+        sumsPerEntry = spec.sumsPerEntry
+        memoryIsComplete = true
     }
 
     var entryCount: Int { keys.count }
@@ -49,8 +61,8 @@ final class AggregateTable {
             counts.append(0)
             sums.append(contentsOf: repeatElement(0, count: sumsPerEntry))
             isDirty.append(false)
-            if !memoryIsComplete, let stored = try database.get(columnFamily, key: key) {
-                decode(stored, into: e)
+            if !memoryIsComplete, let database, let columnFamily, let stored = try database.get(columnFamily, key: key) {
+                stored.withUnsafeBytes { merge($0, into: e) }
             }
         }
         if !isDirty[e] {
@@ -90,7 +102,27 @@ final class AggregateTable {
 
     /// Puts every dirty entry into `batch`.
     func writeDirty(to batch: StateWriteBatch) {
+        guard let columnFamily else { return }
         forEachDirty { batch.put(columnFamily, key: $0, value: $1) }
+    }
+
+    /// Adds an encoded value (a stored value, or a combiner's partial) to entry `e`.
+    func merge(_ value: UnsafeRawBufferPointer, into e: Int) {
+        guard value.count == 8 * (1 + sumsPerEntry) else { return }
+        counts[e] &+= Int64(bitPattern: UInt64(littleEndian: value.loadUnaligned(fromByteOffset: 0, as: UInt64.self)))
+        for j in 0..<sumsPerEntry {
+            sums[e * sumsPerEntry + j] += Double(bitPattern: UInt64(littleEndian: value.loadUnaligned(fromByteOffset: 8 * (1 + j), as: UInt64.self)))
+        }
+    }
+
+    /// Forgets every entry (a combiner, once its partials are committed downstream).
+    func removeAll() {
+        index.removeAll(keepingCapacity: true)
+        keys.removeAll(keepingCapacity: true)
+        counts.removeAll(keepingCapacity: true)
+        sums.removeAll(keepingCapacity: true)
+        isDirty.removeAll(keepingCapacity: true)
+        dirty.removeAll(keepingCapacity: true)
     }
 
     /// Called once the commit is durable.
@@ -101,23 +133,9 @@ final class AggregateTable {
 
     /// Drops the (clean) in-memory entries when over `limit`; RocksDB still has them.
     func evictIfOver(_ limit: Int) {
-        guard keys.count > limit, dirty.isEmpty else { return }
-        index.removeAll()
-        keys.removeAll()
-        counts.removeAll()
-        sums.removeAll()
-        isDirty.removeAll()
+        guard columnFamily != nil, keys.count > limit, dirty.isEmpty else { return }
+        removeAll()
         memoryIsComplete = false
-    }
-
-    private func decode(_ stored: [UInt8], into e: Int) {
-        stored.withUnsafeBytes { v in
-            guard v.count == 8 * (1 + sumsPerEntry) else { return }
-            counts[e] = Int64(bitPattern: UInt64(littleEndian: v.loadUnaligned(fromByteOffset: 0, as: UInt64.self)))
-            for j in 0..<sumsPerEntry {
-                sums[e * sumsPerEntry + j] = Double(bitPattern: UInt64(littleEndian: v.loadUnaligned(fromByteOffset: 8 * (1 + j), as: UInt64.self)))
-            }
-        }
     }
 }
 

@@ -12,7 +12,7 @@ import Logging
 struct ChangelogRestore {
     /// One store of one task to bring up to date.
     struct Target {
-        let changelog: ChangelogPartition
+        let changelog: InternalPartition
         let columnFamily: ColumnFamily
         /// Where the local state stopped (0: from the beginning).
         let checkpoint: Int64
@@ -66,7 +66,8 @@ struct ChangelogRestore {
         }
 
         /// Puts the unwritten records into `batch` sorted by key; stable, so of two values
-        /// of one key the later is put later and wins.
+        /// of one key the later is put later and wins. An empty value deletes the key (no
+        /// store writes empty values; a repartition intake deletes what it released).
         func putUnwritten(into batch: StateWriteBatch) {
             unwrittenBytes.withUnsafeBytes { all in
                 func key(_ i: Int) -> UnsafeRawBufferPointer {
@@ -78,8 +79,12 @@ struct ChangelogRestore {
                     return c != 0 ? c < 0 : ka.count != kb.count ? ka.count < kb.count : a < b
                 }
                 for i in order {
-                    batch.put(target.columnFamily, key: key(i),
-                              value: UnsafeRawBufferPointer(rebasing: all[unwritten[i].keyEnd..<unwritten[i].valueEnd]))
+                    let value = UnsafeRawBufferPointer(rebasing: all[unwritten[i].keyEnd..<unwritten[i].valueEnd])
+                    if value.isEmpty {
+                        batch.delete(target.columnFamily, key: key(i))
+                    } else {
+                        batch.put(target.columnFamily, key: key(i), value: value)
+                    }
                 }
             }
             unwrittenBytes.removeAll(keepingCapacity: true)

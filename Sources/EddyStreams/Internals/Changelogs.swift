@@ -30,13 +30,13 @@ enum Changelogs {
 
     /// RocksDB key of a changelog partition's checkpoint: the changelog offset the local
     /// store is restored up to.
-    static func checkpointKey(_ changelog: ChangelogPartition) -> [UInt8] {
+    static func checkpointKey(_ changelog: InternalPartition) -> [UInt8] {
         Array("changelog:\(changelog.topic):\(changelog.partition)".utf8)
     }
 
     /// RocksDB key of the committed attempts a changelog partition still owes a marker for,
     /// written with the state: a restart that needs no restore still writes them.
-    static func owedMarkersKey(_ changelog: ChangelogPartition) -> [UInt8] {
+    static func owedMarkersKey(_ changelog: InternalPartition) -> [UInt8] {
         Array("owed-markers:\(changelog.topic):\(changelog.partition)".utf8)
     }
 }

@@ -15,10 +15,54 @@ struct CommitAttempt: Hashable, Sendable {
 ///   reached (24 bytes, little-endian: life, sequence, input end);
 /// - a marker record carries `eddy.marker`: attempts known to have committed (16 bytes
 ///   each). The marker for attempt N is written in a later transaction, after N's commit
-///   returned, so even a marker that is itself in an aborted transaction tells the truth.
+///   returned, so even a marker that is itself in an aborted transaction tells the truth;
+/// - a repartition record carries `eddy.partial` instead: its attempt, the upstream (source)
+///   partition, and the upstream input range its partials cover (40 bytes: life, sequence,
+///   upstream partition, start, end);
+/// - a resolution record carries `eddy.resolve`: a task's new owner tells the repartition
+///   partitions where the group stands on the upstream partition (16 bytes: partition,
+///   committed offset or -1), which settles the attempts of earlier owners left unmarked.
 enum InBandHeaders {
     static let attempt = "eddy.attempt"
     static let marker = "eddy.marker"
+    static let partial = "eddy.partial"
+    static let resolution = "eddy.resolve"
+
+    struct Partial: Equatable {
+        let attempt: CommitAttempt
+        let upstream: Int32
+        let start: Int64
+        let end: Int64
+    }
+
+    static func encode(_ p: Partial) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(40)
+        append(p.attempt.life, to: &out)
+        append(p.attempt.sequence, to: &out)
+        append(UInt64(UInt32(bitPattern: p.upstream)), to: &out)
+        append(UInt64(bitPattern: p.start), to: &out)
+        append(UInt64(bitPattern: p.end), to: &out)
+        return out
+    }
+
+    static func decodePartial(_ b: [UInt8]) -> Partial? {
+        guard b.count == 40 else { return nil }
+        return Partial(attempt: CommitAttempt(life: read(b, 0), sequence: read(b, 8)), upstream: Int32(truncatingIfNeeded: read(b, 16)),
+                       start: Int64(bitPattern: read(b, 24)), end: Int64(bitPattern: read(b, 32)))
+    }
+
+    static func encodeResolution(upstream: Int32, committed: Int64) -> [UInt8] {
+        var out: [UInt8] = []
+        append(UInt64(UInt32(bitPattern: upstream)), to: &out)
+        append(UInt64(bitPattern: committed), to: &out)
+        return out
+    }
+
+    static func decodeResolution(_ b: [UInt8]) -> (upstream: Int32, committed: Int64)? {
+        guard b.count == 16 else { return nil }
+        return (Int32(truncatingIfNeeded: read(b, 0)), Int64(bitPattern: read(b, 8)))
+    }
 
     static func encode(_ attempt: CommitAttempt, inputEnd: Int64) -> [UInt8] {
         var out: [UInt8] = []

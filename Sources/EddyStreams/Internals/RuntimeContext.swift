@@ -9,6 +9,8 @@ import Synchronization
 final class RuntimeContext: Sendable {
     let topology: CompiledTopology
     let config: RuntimeConfig
+    /// Partitions of the source topic, and so of every internal topic.
+    let partitionCount: Int
     let database: StateDatabase
     let metrics: StreamsMetrics
     let tracker: CatchUpTracker
@@ -19,10 +21,11 @@ final class RuntimeContext: Sendable {
     private let stopFlag = Atomic<Bool>(false)
     private let failureMessage = Mutex<String?>(nil)
 
-    init(topology: CompiledTopology, config: RuntimeConfig, database: StateDatabase, metrics: StreamsMetrics,
+    init(topology: CompiledTopology, config: RuntimeConfig, partitionCount: Int, database: StateDatabase, metrics: StreamsMetrics,
          tracker: CatchUpTracker, untilCaughtUp: Bool, replayStart: ReplayStart?, logger: Logger) {
         self.topology = topology
         self.config = config
+        self.partitionCount = partitionCount
         self.database = database
         self.metrics = metrics
         self.tracker = tracker

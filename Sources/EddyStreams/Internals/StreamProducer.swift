@@ -2,12 +2,12 @@ import EddyKafka
 import Logging
 
 /// A stream thread's one producer, for everything the thread writes to Kafka: changelog
-/// records, commit markers and dead letters. Under exactly-once it is transactional (EOS v2:
+/// records, repartition partials, commit markers, resolutions and dead letters. Under exactly-once it is transactional (EOS v2:
 /// the records and the consumed input offsets commit or abort together); under
 /// at-least-once it is idempotent and offsets are committed after a flush.
 ///
 /// It numbers commit attempts and carries the in-band commit markers (DESIGN.md §4.2):
-/// after attempt N commits, the changelog partitions it wrote to owe a marker naming N,
+/// after attempt N commits, the internal partitions it wrote to owe a marker naming N,
 /// which goes out in the next transaction.
 final class StreamProducer {
     let guarantee: ProcessingGuarantee
@@ -17,11 +17,16 @@ final class StreamProducer {
     let life = UInt64.random(in: 1...UInt64.max)
     private var sequence: UInt64 = 1
     private var inTransaction = false
-    /// Attempts known to have committed, per changelog partition, not yet marked there.
-    private var unmarked: [ChangelogPartition: [CommitAttempt]] = [:]
-    /// Changelog partitions written in the current attempt, and those it marked.
-    private var touched: Set<ChangelogPartition> = []
-    private var markedThisAttempt: Set<ChangelogPartition> = []
+    /// Attempts known to have committed, per internal partition, not yet marked there.
+    private var unmarked: [InternalPartition: [CommitAttempt]] = [:]
+    /// Resolutions to send (upstream partition, its committed offset or -1) per repartition
+    /// partition, in every attempt until one commits: hidden if aborted (on Kafka), and the
+    /// owner's partials must not arrive downstream before it.
+    private var unresolved: [InternalPartition: [(upstream: Int32, committed: Int64)]] = [:]
+    private var resolvedThisAttempt = false
+    /// Internal partitions written in the current attempt, and those it marked.
+    private var touched: Set<InternalPartition> = []
+    private var markedThisAttempt: Set<InternalPartition> = []
 
     init(config: KafkaConfig, guarantee: ProcessingGuarantee, transactionalId: String, logger: Logger) throws {
         var config = config
@@ -51,23 +56,56 @@ final class StreamProducer {
     }
 
     /// Sends a changelog record (a store key's value as of input offset `inputEnd`).
-    func sendChange(to changelog: ChangelogPartition, key: [UInt8], value: [UInt8], inputEnd: Int64) throws {
+    func sendChange(to changelog: InternalPartition, key: [UInt8], value: [UInt8], inputEnd: Int64) throws {
         touched.insert(changelog)
         try send(topic: changelog.topic, partition: changelog.partition, key: key, value: value,
                  headers: [(InBandHeaders.attempt, InBandHeaders.encode(attempt, inputEnd: inputEnd))], tag: changelog.tag)
     }
 
-    /// Sends the markers owed on every partition (at a clean stop or before giving
-    /// partitions up, so the next reader needs no resolution).
-    func writeOwedMarkers() throws {
-        for changelog in unmarked.keys { try writeMarkerIfOwed(changelog) }
+    /// Sends a repartition record: partials of `key` (nil: none, the attempt only passes
+    /// through) covering upstream input `start..<end`.
+    func sendPartial(to repartition: InternalPartition, key: [UInt8]?, value: [UInt8], upstream: Int32, start: Int64, end: Int64) throws {
+        touched.insert(repartition)
+        let header = InBandHeaders.encode(InBandHeaders.Partial(attempt: attempt, upstream: upstream, start: start, end: end))
+        try send(topic: repartition.topic, partition: repartition.partition, key: key, value: value,
+                 headers: [(InBandHeaders.partial, header)], tag: repartition.tag)
+    }
+
+    /// Sends the markers owed on every partition that `include` accepts (all of them at a
+    /// clean stop or before giving partitions up, so the next reader needs no resolution).
+    func writeOwedMarkers(where include: (InternalPartition) -> Bool = { _ in true }) throws {
+        for partition in unmarked.keys where include(partition) { try writeMarkerIfOwed(partition) }
     }
 
     var owesMarkers: Bool { unmarked.values.contains { !$0.isEmpty } }
 
+    /// Markers or resolutions owed downstream: a commit must carry them even without new
+    /// input, or the downstream tasks would wait for them.
+    var owesRepartitionRecords: Bool {
+        !unresolved.isEmpty || unmarked.contains { $0.key.isRepartition && !$0.value.isEmpty }
+    }
+
+    /// A newly opened upstream task tells every repartition partition where the group stands.
+    func oweResolution(on repartition: InternalPartition, upstream: Int32, committed: Int64?) {
+        guard guarantee == .exactlyOnce else { return }
+        unresolved[repartition, default: []].append((upstream, committed ?? -1))
+    }
+
+    /// Sends the owed resolutions; call before any partial of the attempt.
+    func writeResolutions() throws {
+        for (repartition, resolutions) in unresolved {
+            for r in resolutions {
+                try send(topic: repartition.topic, partition: repartition.partition, key: nil,
+                         value: InBandHeaders.encodeResolution(upstream: r.upstream, committed: r.committed),
+                         headers: [(InBandHeaders.resolution, [])], tag: repartition.tag)
+            }
+        }
+        resolvedThisAttempt = !unresolved.isEmpty
+    }
+
     /// Attempts known committed but unmarked (stored by the last life, or resolved by a
     /// restore): marked in the next transaction. Attempts already owed are not added twice.
-    func owe(_ attempts: [CommitAttempt], on changelog: ChangelogPartition) {
+    func owe(_ attempts: [CommitAttempt], on changelog: InternalPartition) {
         guard guarantee == .exactlyOnce else { return }
         for attempt in attempts where !(unmarked[changelog]?.contains(attempt) ?? false) {
             unmarked[changelog, default: []].append(attempt)
@@ -75,15 +113,15 @@ final class StreamProducer {
     }
 
     /// Committed attempts `changelog` still owes a marker for.
-    func owed(on changelog: ChangelogPartition) -> [CommitAttempt] { unmarked[changelog] ?? [] }
+    func owed(on changelog: InternalPartition) -> [CommitAttempt] { unmarked[changelog] ?? [] }
 
-    /// Forgets what is owed to partitions this thread no longer owns.
-    func forget(_ isGone: (ChangelogPartition) -> Bool) {
-        unmarked = unmarked.filter { !isGone($0.key) }
+    /// Forgets what is owed to changelog partitions of tasks this thread no longer owns.
+    func forget(_ gone: Set<InternalPartition>) {
+        unmarked = unmarked.filter { !gone.contains($0.key) }
     }
 
     /// A marker is not data: the attempt that carries it owes no marker for it.
-    func writeMarkerIfOwed(_ changelog: ChangelogPartition) throws {
+    func writeMarkerIfOwed(_ changelog: InternalPartition) throws {
         guard guarantee == .exactlyOnce, let attempts = unmarked[changelog], !attempts.isEmpty,
               markedThisAttempt.insert(changelog).inserted else { return }
         try send(topic: changelog.topic, partition: changelog.partition,
@@ -112,6 +150,8 @@ final class StreamProducer {
         // Markers sent in this attempt are delivered; the attempt's partitions now owe one.
         for changelog in markedThisAttempt { unmarked[changelog] = nil }
         for changelog in touched where guarantee == .exactlyOnce { unmarked[changelog, default: []].append(attempt) }
+        if resolvedThisAttempt { unresolved.removeAll() }
+        resolvedThisAttempt = false
         markedThisAttempt.removeAll()
         touched.removeAll()
         sequence += 1
@@ -126,22 +166,27 @@ final class StreamProducer {
         }
         markedThisAttempt.removeAll()
         touched.removeAll()
+        resolvedThisAttempt = false
         sequence += 1
     }
 
     /// The changelog offset just past this producer's last delivered record to `changelog`.
-    func checkpoint(of changelog: ChangelogPartition) -> Int64? {
+    func checkpoint(of changelog: InternalPartition) -> Int64? {
         producer.deliveredOffset(tag: changelog.tag).map { $0 + 1 }
     }
 
     func poll() { producer.poll() }
 }
 
-/// One partition of one store's changelog topic; `tag` identifies it in delivery reports.
-struct ChangelogPartition: Hashable {
+/// One partition of an internal topic: a store's changelog, or the repartition topic of a
+/// re-keyed aggregate (`store` is the aggregate's number); `tag` identifies it in delivery
+/// reports.
+struct InternalPartition: Hashable {
     let store: Int
     let topic: String
     let partition: Int32
+    var isRepartition = false
 
-    var tag: Int { (store + 1) << 20 | Int(partition) }
+    var tag: Int { (store + 1) << 20 | (isRepartition ? 1 << 19 : 0) | Int(partition) }
+    var topicPartition: TopicPartition { TopicPartition(topic, partition) }
 }

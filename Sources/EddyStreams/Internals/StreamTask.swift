@@ -1,11 +1,25 @@
 import EddyKafka
 
-/// The unit of work and state: one input partition, its aggregates' tables, the offset it
-/// has processed up to, and the per-record Redis writes waiting for the next commit.
-/// Owned by the stream thread the partition is assigned to.
+/// The unit of work and state: one input partition, its stores, the offset it has
+/// processed up to, and the per-record Redis writes waiting for the next commit. Owned by
+/// the stream thread the partition is assigned to.
+///
+/// A source task runs the topology on a source partition: each aggregate is either a store
+/// of its own or, when re-keyed, a combiner whose partials go to the repartition topic at
+/// commit. A repartition task owns one re-keyed aggregate's store for one repartition
+/// partition, fed through its intake.
 final class StreamTask {
     let partition: TopicPartition
-    let aggregates: [AggregateTable]
+    /// Source tasks: per aggregate (the topology's order), its store or combiner.
+    let byAggregate: [AggregateTable]
+    /// The tables backed by RocksDB and a changelog.
+    let stores: [AggregateTable]
+    /// Source tasks: the combiners of re-keyed aggregates.
+    let combiners: [AggregateTable]
+    /// Repartition tasks: what decides which upstream partials reach the store.
+    let intake: RepartitionIntake?
+    /// Where the combiners' partials start: the input offset of the last commit (or open).
+    var combinedSince: Int64
     /// The next offset to process; everything before it is in the tables or dead-lettered.
     var nextOffset: Int64
     /// `nextOffset` as of the last durable commit (nil: nothing committed yet).
@@ -17,15 +31,20 @@ final class StreamTask {
     /// the first that is not.
     var skipBeforeTimestamp: Int64?
 
-    init(partition: TopicPartition, aggregates: [AggregateTable], nextOffset: Int64, committedOffset: Int64?) {
+    init(partition: TopicPartition, byAggregate: [AggregateTable], intake: RepartitionIntake?, nextOffset: Int64, committedOffset: Int64?) {
         self.partition = partition
-        self.aggregates = aggregates
+        self.byAggregate = byAggregate
+        self.intake = intake
+        stores = intake.map { [$0.table] } ?? byAggregate.filter { $0.columnFamily != nil }
+        combiners = byAggregate.filter { $0.columnFamily == nil }
         self.nextOffset = nextOffset
         self.committedOffset = committedOffset
+        combinedSince = nextOffset
     }
 
     var hasUncommittedWork: Bool {
-        committedOffset != nextOffset || !pendingWrites.isEmpty || aggregates.contains { !$0.dirty.isEmpty }
+        committedOffset != nextOffset || !pendingWrites.isEmpty || stores.contains { !$0.dirty.isEmpty }
+            || combiners.contains { $0.entryCount > 0 } || intake?.hasChanges == true
     }
 }
 

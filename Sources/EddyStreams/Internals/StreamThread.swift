@@ -20,8 +20,16 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
     private let redis: RedisConnection
     private let deadLetters: DeadLetterQueue
     private let changelogTopics: [String]
+    /// The topics the thread consumes: the source (index 0), then each repartition topic.
+    private let topics: [String]
+    /// Every partition of every repartition topic (markers may be owed on any of them).
+    private let repartitionPartitions: [InternalPartition]
     private let decoder: RecordDecoder
-    private var tasks: [Int32: StreamTask] = [:]
+    private var tasks: [TopicPartition: StreamTask] = [:]
+    /// The same tasks by topic index and partition: the per-record lookup.
+    private var taskLookup: [[StreamTask?]]
+    /// librdkafka topic handle → topic index, learnt on first sight (no string per record).
+    private var topicIndexes: [(handle: OpaquePointer, index: Int)] = []
     private let offsets: ColumnFamily
     private let batch: ConsumedBatch
     private var view = RedisViewWriter()
@@ -50,6 +58,11 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         redis = try RedisConnection(host: config.redisHost, port: config.redisPort)
         deadLetters = DeadLetterQueue(topic: topology.topology.deadLetterTopic)
         changelogTopics = Changelogs.topics(of: topology)
+        topics = [sourceTopic] + Repartitions.topics(of: topology)
+        repartitionPartitions = topology.repartitioned.flatMap { spec in
+            (0..<Int32(context.partitionCount)).map { InternalPartition(store: spec.index, topic: spec.repartitionTopic!, partition: $0, isRepartition: true) }
+        }
+        taskLookup = Array(repeating: Array(repeating: nil, count: context.partitionCount), count: topics.count)
         decoder = RecordDecoder(topology)
         offsets = try context.database.columnFamily("offsets")
         batch = ConsumedBatch(capacity: config.pollBatchSize)
@@ -89,7 +102,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             props["session.timeout.ms"] = String(config.sessionTimeoutMs)
             if config.staticMembership { props["group.instance.id"] = "\(config.resolvedInstanceId)-\(id)" }
             if props["max.poll.interval.ms"] == nil { props["max.poll.interval.ms"] = String(max(config.sessionTimeoutMs, 60_000)) }
-            consumer = try KafkaConsumer(config: KafkaConfig(props), topics: [sourceTopic], listener: self)
+            consumer = try KafkaConsumer(config: KafkaConfig(props), topics: topics, listener: self)
         } catch {
             context.requestStop(failure: "thread \(id): cannot start the consumer: \(error)")
             return
@@ -119,8 +132,9 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
                 commitUntilDone()
                 committing += ContinuousClock.now - t2
             }
-            if context.untilCaughtUp, context.tracker.allCaughtUp {
-                context.requestStop()
+            if context.untilCaughtUp {
+                context.tracker.setSettled(thread: id, isSettled)
+                if context.tracker.allCaughtUp { context.requestStop() }
             }
             warnIfUnassignedTooLong()
         }
@@ -153,18 +167,34 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
     }
 
     private var cacheIsFull: Bool {
-        tasks.values.contains { $0.aggregates.contains { $0.dirty.count >= context.config.cacheMaxEntries } }
+        tasks.values.contains { ($0.stores + $0.combiners).contains { $0.dirty.count >= context.config.cacheMaxEntries } }
+    }
+
+    /// Nothing of this thread's is uncommitted or waits for another task: with every
+    /// source partition at its end, the run is done once every thread is settled.
+    private var isSettled: Bool {
+        !(producer?.owesRepartitionRecords ?? false) && tasks.values.allSatisfy { !$0.hasUncommittedWork && $0.intake?.isSettled != false }
     }
 
     // MARK: processing
 
+    private func topicIndex(of message: KafkaMessage) -> Int? {
+        guard let handle = message.topicHandle else { return nil }
+        for known in topicIndexes where known.handle == handle { return known.index }
+        guard let index = topics.firstIndex(of: message.topic) else { return nil }
+        topicIndexes.append((handle, index))
+        return index
+    }
+
     private func processBatch() throws {
         var received = 0, processed = 0
+        var repartitionTasks: [StreamTask] = []
         for i in 0..<batch.count {
             let message = batch[i]
+            let topic = topicIndex(of: message)
             if message.isError {
                 if message.isPartitionEOF {
-                    if tasks[message.partition] != nil {
+                    if topic == 0, Int(message.partition) < context.partitionCount, taskLookup[0][Int(message.partition)] != nil {
                         endReached.insert(message.partition)
                         context.tracker.reachedEnd(message.partition)
                     }
@@ -174,7 +204,14 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
                 continue
             }
             // A partition no longer ours, or a record from before a seek: not ours to process.
-            guard let task = tasks[message.partition], message.offset >= task.nextOffset else { continue }
+            guard let topic, Int(message.partition) < context.partitionCount,
+                  let task = taskLookup[topic][Int(message.partition)], message.offset >= task.nextOffset else { continue }
+            if let intake = task.intake {
+                try intake.receive(message)
+                task.nextOffset = message.offset + 1
+                if !repartitionTasks.contains(where: { $0 === task }) { repartitionTasks.append(task) }
+                continue
+            }
             received += 1
             if !endReached.isEmpty, endReached.remove(message.partition) != nil {
                 context.tracker.moved(message.partition)
@@ -198,6 +235,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             task.nextOffset = message.offset + 1
             processed += 1
         }
+        for task in repartitionTasks { context.tracker.consumed(task.partition, upTo: task.nextOffset) }
         if received > 0 { context.metrics.noteFirstRecord() }
         context.metrics.recordsIn.add(received, ordering: .relaxed)
         context.metrics.recordsProcessed.add(processed, ordering: .relaxed)
@@ -219,7 +257,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
                 passes[i] = matches(field, condition, values, value)
             case .aggregate(let a):
                 passes[i] = true
-                try aggregate(value, into: task.aggregates[a])
+                try aggregate(value, into: task.byAggregate[a])
             }
             if passes[i], !node.sinks.isEmpty {
                 collectSinkWrites(node.sinks, value, task)
@@ -251,6 +289,10 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         table.add(count: 1, to: e)
         for (j, id) in table.spec.sumFields.enumerated() where decoder.slots[id].kind == .number {
             table.add(decoder.double(id, from: value), sum: j, to: e)
+        }
+        if let field = table.spec.weightField,
+           let weight = table.spec.weights.first(where: { decoder.equals(field, $0.0, from: value) })?.1 {
+            table.add(weight, sum: table.spec.sumFields.count, to: e)
         }
     }
 
@@ -332,49 +374,67 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         lastCommit = .now
         guard !failed, let producer, let consumer else { return }
         let dirtyTasks = tasks.values.filter(\.hasUncommittedWork)
-        guard !dirtyTasks.isEmpty || (markAll && producer.owesMarkers) else { return }
+        guard !dirtyTasks.isEmpty || producer.owesRepartitionRecords || (markAll && producer.owesMarkers) else { return }
         let start = ContinuousClock.now
-        let partitions = Set(dirtyTasks.map(\.partition.partition))
+        let sourcePartitions = Set(dirtyTasks.filter { $0.intake == nil }.map(\.partition.partition))
         // Whether the attempt changes state or Redis (not only offsets): fault points care.
-        let changesState = dirtyTasks.contains { !$0.pendingWrites.isEmpty || $0.aggregates.contains { !$0.dirty.isEmpty } }
+        let changesState = dirtyTasks.contains {
+            !$0.pendingWrites.isEmpty || $0.stores.contains { !$0.dirty.isEmpty } || $0.combiners.contains { $0.entryCount > 0 }
+        }
         do {
-            if markAll { try producer.writeOwedMarkers() }
+            // Resolutions before any partial: downstream must read them first.
+            try producer.writeResolutions()
+            // Repartition markers in every attempt: downstream tasks hold records until then.
+            try producer.writeOwedMarkers { markAll || $0.isRepartition }
             for task in dirtyTasks {
-                for (store, table) in task.aggregates.enumerated() {
-                    let changelog = changelogPartition(store, task.partition.partition)
+                for table in task.stores {
+                    let changelog = changelogPartition(table.spec.index, task.partition.partition)
                     // Owed markers go out with the task's offsets even when the store did
                     // not change (all records filtered): the group moves past their end.
                     try producer.writeMarkerIfOwed(changelog)
                     try table.forEachDirty { key, value in
                         try producer.sendChange(to: changelog, key: key, value: value, inputEnd: task.nextOffset)
                     }
+                    try task.intake?.forEachChange { key, value in
+                        try producer.sendChange(to: changelog, key: key, value: value, inputEnd: task.nextOffset)
+                    }
                 }
+                for combiner in task.combiners { try sendPartials(of: combiner, task: task) }
             }
-            try deadLetters.send(for: partitions, through: producer)
+            try deadLetters.send(for: sourcePartitions, through: producer)
             try producer.commit(offsets: Dictionary(uniqueKeysWithValues: dirtyTasks.map { ($0.partition, $0.nextOffset) }), consumer: consumer)
         } catch {
             producer.abort()
             throw error
         }
+        for task in dirtyTasks where !task.combiners.isEmpty {
+            for combiner in task.combiners { combiner.removeAll() }
+            task.combinedSince = task.nextOffset
+        }
+        for repartition in repartitionPartitions {
+            if let end = producer.checkpoint(of: repartition) { context.tracker.wrote(repartition.topicPartition, upTo: end) }
+        }
         if changesState { faults.maybeCrash(at: .afterKafkaCommit) }
-        context.metrics.addDeadLetters(deadLetters.committed(for: partitions))
+        context.metrics.addDeadLetters(deadLetters.committed(for: sourcePartitions))
         let kafkaDone = ContinuousClock.now
 
         // The previous tail is written: its entries may leave the cache, RocksDB has them.
         try tail.finish()
         for task in tasks.values {
-            for table in task.aggregates { table.evictIfOver(context.config.cacheMaxEntries) }
+            for table in task.stores { table.evictIfOver(context.config.cacheMaxEntries) }
         }
         view.reset()
         let writeBatch = tail.nextBatch()
         for task in dirtyTasks {
-            for table in task.aggregates { view.addDirty(of: table) }
+            for table in task.stores { view.addDirty(of: table) }
             view.addPending(task.pendingWrites)
             view.fence(watermark: watermarkKey(task.partition), offset: task.nextOffset)
             writeBatch.put(offsets, key: Self.inputKey(task.partition), value: encodeOffset(task.nextOffset))
-            for (store, table) in task.aggregates.enumerated() {
+            task.intake?.write(to: writeBatch)
+            task.intake?.markClean()
+            for table in task.stores {
                 table.writeDirty(to: writeBatch)
-                let changelog = changelogPartition(store, task.partition.partition)
+                let changelog = changelogPartition(table.spec.index, task.partition.partition)
                 putChangelogPosition(changelog, checkpoint: producer.checkpoint(of: changelog), into: writeBatch)
                 table.markClean()
             }
@@ -390,16 +450,40 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         context.metrics.recordCommit(micros: Int((ContinuousClock.now - start) / .microseconds(1)))
     }
 
+    /// Sends a combiner's partials to the partitions owning their keys, and an empty record
+    /// to every other partition: each committed attempt reaches every downstream task, so
+    /// each sees an unbroken chain of upstream ranges (`RepartitionIntake`).
+    private func sendPartials(of combiner: AggregateTable, task: StreamTask) throws {
+        let topic = combiner.spec.repartitionTopic!
+        let count = context.partitionCount
+        var reached = [Bool](repeating: false, count: count)
+        func partition(_ q: Int32) -> InternalPartition {
+            InternalPartition(store: combiner.spec.index, topic: topic, partition: q, isRepartition: true)
+        }
+        let upstream = task.partition.partition
+        try combiner.forEachDirty { key, value in
+            let q = Repartitions.partition(of: key, count: count)
+            reached[Int(q)] = true
+            try producer!.sendPartial(to: partition(q), key: key, value: value, upstream: upstream, start: task.combinedSince, end: task.nextOffset)
+        }
+        for q in 0..<count where !reached[q] {
+            try producer!.sendPartial(to: partition(Int32(q)), key: nil, value: [], upstream: upstream, start: task.combinedSince, end: task.nextOffset)
+        }
+    }
+
     /// RocksDB key of the input offset the task's local state corresponds to.
     static func inputKey(_ tp: TopicPartition) -> [UInt8] { Array("input:\(tp.topic):\(tp.partition)".utf8) }
 
-    private func changelogPartition(_ store: Int, _ partition: Int32) -> ChangelogPartition {
-        ChangelogPartition(store: store, topic: changelogTopics[store], partition: partition)
+    /// The topic index of a partition this thread may be assigned (nil: not one of its topics).
+    private func topicIndex(of tp: TopicPartition) -> Int? { topics.firstIndex(of: tp.topic) }
+
+    private func changelogPartition(_ store: Int, _ partition: Int32) -> InternalPartition {
+        InternalPartition(store: store, topic: changelogTopics[store], partition: partition)
     }
 
     /// Stores, with the state they describe, how far a store is restored from its changelog
     /// (`checkpoint`, when known) and the markers its changelog is still owed.
-    private func putChangelogPosition(_ changelog: ChangelogPartition, checkpoint: Int64?, into batch: StateWriteBatch) {
+    private func putChangelogPosition(_ changelog: InternalPartition, checkpoint: Int64?, into batch: StateWriteBatch) {
         if let checkpoint { batch.put(offsets, key: Changelogs.checkpointKey(changelog), value: encodeOffset(checkpoint)) }
         batch.put(offsets, key: Changelogs.owedMarkersKey(changelog), value: InBandHeaders.encode(marking: producer!.owed(on: changelog)))
     }
@@ -408,14 +492,15 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
 
     func partitionsAssigned(_ partitions: [TopicPartition]) -> [TopicPartition: Int64] {
         var start: [TopicPartition: Int64] = [:]
-        let owned = partitions.filter { $0.topic == sourceTopic }
+        let owned = partitions.filter { topicIndex(of: $0) != nil && Int($0.partition) < context.partitionCount }
         do {
             try tail.finish()  // opening tasks reads and writes Redis and RocksDB itself
             // The group's position is the truth under both guarantees: exactly-once commits
             // it with the changelog records, at-least-once after them.
             let committed = try consumer!.committed(owned)
             for task in try openTasks(owned, committed: committed) {
-                tasks[task.partition.partition] = task
+                tasks[task.partition] = task
+                taskLookup[topicIndex(of: task.partition)!][Int(task.partition.partition)] = task
                 start[task.partition] = committed[task.partition] ?? context.replayStart(of: task.partition)?.offset ?? KafkaOffset.beginning
             }
         } catch {
@@ -434,7 +519,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
     /// anywhere in between restores again.
     private func openTasks(_ partitions: [TopicPartition], committed: [TopicPartition: Int64]) throws -> [StreamTask] {
         struct Store {
-            let changelog: ChangelogPartition
+            let changelog: InternalPartition
             let columnFamily: ColumnFamily
             /// Index into the restore's targets; nil: the store is current.
             let target: Int?
@@ -447,8 +532,8 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             let current = localOffset != nil && localOffset == committed[tp]
             let redisWatermark = current ? nil : try redis.send("HGET", String(decoding: watermarkKey(tp), as: UTF8.self), "offset").string.flatMap { Int64($0) }
             var stores: [Store] = []
-            for (index, spec) in topology.aggregates.enumerated() {
-                let changelog = changelogPartition(index, tp.partition)
+            for spec in storeSpecs(of: tp) {
+                let changelog = changelogPartition(spec.index, tp.partition)
                 let columnFamily = try context.database.columnFamily("agg.\(spec.name).\(tp.partition)")
                 // Markers the last life owed: it may have stopped before writing them.
                 let owed = try context.database.get(offsets, key: Changelogs.owedMarkersKey(changelog)).flatMap(InBandHeaders.decodeMarker) ?? []
@@ -475,7 +560,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             var tables: [AggregateTable] = []
             var nothingCommitted = true
             var restored = false, staleInTask = 0
-            for (store, spec) in zip(stores, topology.aggregates) {
+            for (store, spec) in zip(stores, storeSpecs(of: tp)) {
                 let table = AggregateTable(spec: spec, columnFamily: store.columnFamily, database: context.database)
                 tables.append(table)
                 guard let target = store.target else {
@@ -486,8 +571,9 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
                 let outcome = outcomes[target]
                 producer!.owe(outcome.resolved, on: store.changelog)
                 nothingCommitted = nothingCommitted && outcome.end == 0
-                for key in outcome.staleInRedis { _ = try table.entry(for: key) }
-                staleInTask += outcome.staleInRedis.count
+                let stale = outcome.staleInRedis.filter { !ReservedKeys.isReserved($0) }
+                for key in stale { _ = try table.entry(for: key) }
+                staleInTask += stale.count
                 putChangelogPosition(store.changelog, checkpoint: outcome.end, into: writeBatch)
             }
             if staleInTask > 0 {
@@ -497,18 +583,38 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             }
             if restored, let offset = committed[tp] { writeBatch.put(offsets, key: Self.inputKey(tp), value: encodeOffset(offset)) }
             let replay = context.replayStart(of: tp)
-            let task = StreamTask(partition: tp, aggregates: tables, nextOffset: committed[tp] ?? replay?.offset ?? 0, committedOffset: committed[tp])
+            let nextOffset = committed[tp] ?? replay?.offset ?? 0
+            let task: StreamTask
+            if tp.topic == sourceTopic {
+                var tableOf = Dictionary(uniqueKeysWithValues: tables.map { ($0.spec.index, $0) })
+                let byAggregate = topology.aggregates.map { tableOf.removeValue(forKey: $0.index) ?? AggregateTable(combining: $0) }
+                task = StreamTask(partition: tp, byAggregate: byAggregate, intake: nil, nextOffset: nextOffset, committedOffset: committed[tp])
+                // Earlier owners may have left attempts unmarked downstream: say where the group stands.
+                for repartition in repartitionPartitions {
+                    producer!.oweResolution(on: repartition, upstream: tp.partition, committed: committed[tp])
+                }
+            } else {
+                let intake = RepartitionIntake(table: tables[0], usesMarkers: usesMarkers)
+                intake.load(from: context.database)
+                task = StreamTask(partition: tp, byAggregate: [], intake: intake, nextOffset: nextOffset, committedOffset: committed[tp])
+            }
             // After a reset to a time: until something is committed, skip records older than it.
             if nothingCommitted { task.skipBeforeTimestamp = replay?.minTimestamp }
             opened.append(task)
         }
         for task in opened {
-            for table in task.aggregates { table.markClean() }
+            for table in task.stores { table.markClean() }
         }
         tail.submit(view: view, batch: writeBatch)
         try tail.finish()
         if stale > 0 { logger.info("wrote \(stale) restored key(s) that Redis did not have yet") }
         return opened
+    }
+
+    /// The stores of a task: a source partition's local aggregates, or a repartition
+    /// partition's re-keyed aggregate.
+    private func storeSpecs(of tp: TopicPartition) -> [CompiledTopology.Aggregate] {
+        tp.topic == sourceTopic ? topology.localAggregates : topology.repartitioned.filter { $0.repartitionTopic == tp.topic }
     }
 
     private func watermarkKey(_ tp: TopicPartition) -> [UInt8] {
@@ -517,14 +623,18 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
 
     func partitionsRevoked(_ partitions: [TopicPartition]) {
         commitUntilDone(markAll: true)
-        let gone = Set(partitions.map(\.partition))
+        var changelogs = Set<InternalPartition>()
         for tp in partitions {
-            tasks[tp.partition] = nil
-            endReached.remove(tp.partition)
-            context.tracker.moved(tp.partition)
+            guard let task = tasks.removeValue(forKey: tp) else { continue }
+            taskLookup[topicIndex(of: tp)!][Int(tp.partition)] = nil
+            for table in task.stores { changelogs.insert(changelogPartition(table.spec.index, tp.partition)) }
+            if tp.topic == sourceTopic {
+                endReached.remove(tp.partition)
+                context.tracker.moved(tp.partition)
+            }
         }
-        producer?.forget { gone.contains($0.partition) }
-        deadLetters.discard(for: gone)
+        producer?.forget(changelogs)
+        deadLetters.discard(for: Set(partitions.filter { $0.topic == sourceTopic }.map(\.partition)))
         if !partitions.isEmpty { logger.info("revoked \(partitions.map(\.description).sorted())") }
     }
 }

@@ -16,10 +16,21 @@ struct CompiledTopology: Sendable {
     }
 
     struct Aggregate: Sendable {
+        /// Its position in `aggregates`: the store's number.
+        let index: Int
         let name: String
         let groupFields: [Int]
         let sumFields: [Int]
-        let sinks: [CompiledSink]
+        /// The field whose value picks a weight, and the weights; summed after `sumFields`.
+        var weightField: Int? = nil
+        var weights: [([UInt8], Double)] = []
+        /// Set when the group does not include the source key: the stream is re-keyed
+        /// through this topic (upstream tasks combine, downstream tasks own the store).
+        var repartitionTopic: String? = nil
+        var sinks: [CompiledSink]
+
+        /// Summed values per entry: the summed fields, then the weighted count.
+        var sumsPerEntry: Int { sumFields.count + (weightField == nil ? 0 : 1) }
     }
 
     let topology: Topology
@@ -33,6 +44,11 @@ struct CompiledTopology: Sendable {
     let numericFields: [Int]
     let nodes: [Node]
     let aggregates: [Aggregate]
+
+    /// Aggregates whose store lives in the source partitions' tasks.
+    var localAggregates: [Aggregate] { aggregates.filter { $0.repartitionTopic == nil } }
+    /// Aggregates re-keyed through a repartition topic, in aggregate order.
+    var repartitioned: [Aggregate] { aggregates.filter { $0.repartitionTopic != nil } }
 }
 
 /// A Redis sink with templates resolved against its node's output.
@@ -151,12 +167,9 @@ enum TopologyCompiler {
                 kind = .pass
             case .passthrough:
                 kind = .pass
-            case .aggregate(let groupBy, let sums):
+            case .aggregate(let groupBy, let sums, let weights):
                 let gpath = at + [.key("aggregate"), .key("group_by")]
                 if groupBy.isEmpty { throw TopologyError(gpath, "lists no fields") }
-                if !groupBy.contains(source.keyField) {
-                    throw TopologyError(gpath, "must include the source key '\(source.keyField)': grouping by other fields re-keys the stream, which needs a repartition topic (not supported yet)")
-                }
                 var refs: [String: OutputRef] = [:]
                 var order: [String] = []
                 var groupIDs: [Int] = []
@@ -177,9 +190,21 @@ enum TopologyCompiler {
                     refs["sum_\(name)"] = .sum(j)
                     order.append("sum_\(name)")
                 }
+                var weightField: Int?
+                var weightTable: [([UInt8], Double)] = []
+                if let weights {
+                    let wpath = at + [.key("aggregate"), .key("weights")]
+                    weightField = try resolveField(weights.field, wpath + [.key("field")])
+                    if weights.values.isEmpty { throw TopologyError(wpath + [.key("values")], "lists no values") }
+                    weightTable = weights.values.map { (Array($0.value.utf8), $0.weight) }
+                    refs["weighted_count"] = .sum(sumIDs.count)
+                    order.append("weighted_count")
+                }
                 outSchema = .closed(refs, order: order)
                 kind = .aggregate(aggregates.count)
-                aggregates.append(.init(name: node.name, groupFields: groupIDs, sumFields: sumIDs, sinks: []))
+                let repartition = groupBy.contains(source.keyField) ? nil : Repartitions.topic(application: topology.application, node: node.name)
+                aggregates.append(.init(index: aggregates.count, name: node.name, groupFields: groupIDs, sumFields: sumIDs,
+                                        weightField: weightField, weights: weightTable, repartitionTopic: repartition, sinks: []))
             }
 
             var sinks: [CompiledSink] = []
@@ -192,8 +217,7 @@ enum TopologyCompiler {
                 sinks.append(compiled)
             }
             if case .aggregate(let a) = kind {
-                let agg = aggregates[a]
-                aggregates[a] = .init(name: agg.name, groupFields: agg.groupFields, sumFields: agg.sumFields, sinks: sinks)
+                aggregates[a].sinks = sinks
                 sinks = []
             }
             nodes.append(.init(name: node.name, parent: parent, kind: kind, sinks: sinks))

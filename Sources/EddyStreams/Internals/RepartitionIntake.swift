@@ -1,0 +1,251 @@
+import EddyKafka
+import EddyState
+
+/// The downstream side of one repartition partition: decides which upstream partials are
+/// committed and adds each committed one to the store exactly once, on any broker — also on
+/// one that delivers records of aborted transactions (Tansu 0.6.0).
+///
+/// Every upstream attempt that commits an upstream partition's offsets writes to every
+/// repartition partition: its partials for that partition's keys (or one empty record),
+/// headed with the attempt and the upstream input range `start..<end` they cover. So, per
+/// upstream partition, the committed attempts seen here form one unbroken chain of ranges.
+/// The intake keeps `applied[upstream]`, the end of the last applied range, and holds an
+/// attempt's records pending until one of:
+///
+/// - a marker names the attempt: it committed; applied if it ends past `applied`. A marker
+///   also settles that life's older attempts still pending: had they committed, their own
+///   marker would have come first (every commit writes the markers owed), so they aborted;
+/// - a resolution `(upstream, C)` arrives: a new owner of the upstream partition found the
+///   group at C. Of the pending attempts from that upstream, only the last committed one
+///   can be unmarked; it ends at C and starts where the chain stands (`start == applied`;
+///   with nothing applied yet, the earliest start). It is applied; the rest aborted.
+///
+/// Pending records and `applied` are part of the store's state — in its column family and
+/// changelog under reserved keys — so the store is a function of the repartition offset
+/// the group has committed, like any other task's state: restore, the Redis fence and
+/// changelog resolution work unchanged. Owned by the task's stream thread.
+final class RepartitionIntake {
+    private struct Source: Hashable {
+        let attempt: CommitAttempt
+        let upstream: Int32
+    }
+
+    private struct Pending {
+        let start: Int64
+        let end: Int64
+        /// Records back to back: key length (4, little-endian), key, value length, value.
+        var records: [UInt8] = []
+        var count = 0
+        /// In the column family (so a release or drop must delete it there).
+        var stored = false
+        var changed = true
+    }
+
+    let table: AggregateTable
+    private let usesMarkers: Bool
+    private var pending: [Source: Pending] = [:]
+    private var applied: [Int32: Int64] = [:]
+    /// Reserved keys changed since the last commit, with their new value (empty: deleted).
+    private var changes: [[UInt8]: [UInt8]] = [:]
+    /// Records of attempts that never committed, dropped since the task opened.
+    private(set) var dropped = 0
+
+    init(table: AggregateTable, usesMarkers: Bool) {
+        self.table = table
+        self.usesMarkers = usesMarkers
+    }
+
+    /// Reads the pending attempts and applied positions stored with the table.
+    func load(from database: StateDatabase) {
+        guard let columnFamily = table.columnFamily else { return }
+        database.forEach(columnFamily, from: ReservedKeys.prefix) { key, value in
+            guard let kind = ReservedKeys.kind(key) else { return false }
+            switch kind {
+            case .applied(let upstream):
+                if value.count == 8 { applied[upstream] = value.loadUnaligned(as: Int64.self).littleEndianValue }
+            case .pending(let attempt, let upstream):
+                guard value.count >= 16 else { return true }
+                var entry = Pending(start: value.loadUnaligned(fromByteOffset: 0, as: Int64.self).littleEndianValue,
+                                    end: value.loadUnaligned(fromByteOffset: 8, as: Int64.self).littleEndianValue)
+                entry.records = Array(value[16...])
+                entry.count = Self.countRecords(entry.records)
+                entry.stored = true
+                entry.changed = false
+                pending[Source(attempt: attempt, upstream: upstream)] = entry
+            }
+            return true
+        }
+    }
+
+    /// Nothing waits for a marker or a resolution.
+    var isSettled: Bool { pending.isEmpty }
+
+    var hasChanges: Bool { !changes.isEmpty || pending.values.contains { $0.changed } }
+
+    /// Takes one repartition record: data (partials), a marker or a resolution.
+    func receive(_ message: KafkaMessage) throws {
+        if let header = message.header(InBandHeaders.partial) {
+            guard let partial = InBandHeaders.decodePartial(header) else { return }
+            try add(partial, key: message.key, value: message.value)
+        } else if message.header(InBandHeaders.marker) != nil {
+            for attempt in InBandHeaders.decodeMarker(Array(message.value)) ?? [] { try release(attempt) }
+        } else if message.header(InBandHeaders.resolution) != nil {
+            guard let r = InBandHeaders.decodeResolution(Array(message.value)) else { return }
+            try resolve(upstream: r.upstream, committed: r.committed)
+        }
+    }
+
+    private func add(_ partial: InBandHeaders.Partial, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer) throws {
+        guard usesMarkers else {
+            // At-least-once: no transactions, no markers; every record counts.
+            if let key, key.count > 0 { try merge(key, value) }
+            return
+        }
+        // A range the chain is already past can never be applied.
+        if let at = applied[partial.upstream], partial.end <= at { return }
+        let source = Source(attempt: partial.attempt, upstream: partial.upstream)
+        var entry = pending.removeValue(forKey: source) ?? Pending(start: partial.start, end: partial.end)
+        if let key, key.count > 0 {
+            appendLengthPrefixed(key.assumingMemoryBound(to: UInt8.self), to: &entry.records)
+            appendLengthPrefixed(value.assumingMemoryBound(to: UInt8.self), to: &entry.records)
+            entry.count += 1
+        }
+        entry.changed = true
+        pending[source] = entry
+    }
+
+    private func release(_ attempt: CommitAttempt) throws {
+        for source in pending.keys where source.attempt.life == attempt.life {
+            if source.attempt == attempt {
+                try apply(source)
+            } else if source.attempt.sequence < attempt.sequence {
+                drop(source)
+            }
+        }
+    }
+
+    private func resolve(upstream: Int32, committed: Int64) throws {
+        let from = pending.filter { $0.key.upstream == upstream }
+        let chain = applied[upstream]
+        let candidates = from.filter { source in source.value.end == committed && (chain == nil || source.value.start == chain) }
+        if let last = candidates.min(by: { $0.value.start < $1.value.start }) { try apply(last.key) }
+        for source in from.keys where pending[source] != nil { drop(source) }
+    }
+
+    private func apply(_ source: Source) throws {
+        guard let entry = remove(source) else { return }
+        guard entry.end > applied[source.upstream] ?? .min else {
+            dropped += entry.count
+            return
+        }
+        try entry.records.withUnsafeBytes { all in
+            var p = 0
+            while p < all.count {
+                let key = Self.field(all, &p)
+                let value = Self.field(all, &p)
+                try merge(key, value)
+            }
+        }
+        applied[source.upstream] = entry.end
+        changes[ReservedKeys.applied(source.upstream)] = encodeOffset(entry.end)
+    }
+
+    private func drop(_ source: Source) {
+        dropped += remove(source)?.count ?? 0
+    }
+
+    private func remove(_ source: Source) -> Pending? {
+        guard let entry = pending.removeValue(forKey: source) else { return nil }
+        let key = ReservedKeys.pending(source.attempt, source.upstream)
+        if entry.stored { changes[key] = [] } else { changes[key] = nil }
+        return entry
+    }
+
+    private func merge(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws {
+        let e = try table.entry(for: Array(key))
+        table.merge(value, into: e)
+    }
+
+    /// Each reserved key changed since the last commit and its value (empty: deleted), for
+    /// the changelog and the RocksDB batch.
+    func forEachChange(_ body: (_ key: [UInt8], _ value: [UInt8]) throws -> Void) rethrows {
+        for (source, entry) in pending where entry.changed {
+            var value = encodeOffset(entry.start) + encodeOffset(entry.end)
+            value.append(contentsOf: entry.records)
+            changes[ReservedKeys.pending(source.attempt, source.upstream)] = value
+            pending[source]!.changed = false
+            pending[source]!.stored = true
+        }
+        for (key, value) in changes { try body(key, value) }
+    }
+
+    func write(to batch: StateWriteBatch) {
+        guard let columnFamily = table.columnFamily else { return }
+        for (key, value) in changes {
+            if value.isEmpty {
+                key.withUnsafeBytes { batch.delete(columnFamily, key: $0) }
+            } else {
+                batch.put(columnFamily, key: key, value: value)
+            }
+        }
+    }
+
+    /// Called once the commit is durable.
+    func markClean() { changes.removeAll(keepingCapacity: true) }
+
+    private static func field(_ all: UnsafeRawBufferPointer, _ p: inout Int) -> UnsafeRawBufferPointer {
+        let n = Int(UInt32(littleEndian: all.loadUnaligned(fromByteOffset: p, as: UInt32.self)))
+        defer { p += 4 + n }
+        return UnsafeRawBufferPointer(rebasing: all[(p + 4)..<(p + 4 + n)])
+    }
+
+    private static func countRecords(_ records: [UInt8]) -> Int {
+        records.withUnsafeBytes { all in
+            var p = 0, n = 0
+            while p < all.count {
+                _ = field(all, &p)
+                _ = field(all, &p)
+                n += 1
+            }
+            return n
+        }
+    }
+}
+
+/// Keys an intake stores beside the aggregate's groups in the same column family and
+/// changelog. Group keys start with a 4-byte length, which is never 0xFFFFFFFF: the prefix
+/// cannot collide with one, and sorts after all of them.
+enum ReservedKeys {
+    static let prefix: [UInt8] = [0xFF, 0xFF, 0xFF, 0xFF]
+
+    enum Kind {
+        case applied(upstream: Int32)
+        case pending(CommitAttempt, upstream: Int32)
+    }
+
+    static func isReserved(_ key: [UInt8]) -> Bool { key.starts(with: prefix) }
+
+    static func applied(_ upstream: Int32) -> [UInt8] {
+        prefix + [UInt8(ascii: "a")] + withUnsafeBytes(of: upstream.bigEndian, Array.init)
+    }
+
+    static func pending(_ attempt: CommitAttempt, _ upstream: Int32) -> [UInt8] {
+        prefix + [UInt8(ascii: "p")] + withUnsafeBytes(of: attempt.life.bigEndian, Array.init)
+            + withUnsafeBytes(of: attempt.sequence.bigEndian, Array.init) + withUnsafeBytes(of: upstream.bigEndian, Array.init)
+    }
+
+    static func kind(_ key: UnsafeRawBufferPointer) -> Kind? {
+        guard key.count > 5, key.starts(with: prefix) else { return nil }
+        func int32(_ at: Int) -> Int32 { Int32(bigEndian: key.loadUnaligned(fromByteOffset: at, as: Int32.self)) }
+        func uint64(_ at: Int) -> UInt64 { UInt64(bigEndian: key.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
+        switch key[4] {
+        case UInt8(ascii: "a") where key.count == 9: return .applied(upstream: int32(5))
+        case UInt8(ascii: "p") where key.count == 25: return .pending(CommitAttempt(life: uint64(5), sequence: uint64(13)), upstream: int32(21))
+        default: return nil
+        }
+    }
+}
+
+private extension Int64 {
+    var littleEndianValue: Int64 { Int64(littleEndian: self) }
+}
