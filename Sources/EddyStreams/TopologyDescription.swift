@@ -22,7 +22,7 @@ extension Topology {
                         + (source.requiredFields.isEmpty ? "" : ", requires \(source.requiredFields.joined(separator: ", "))"),
                      "  dead letters: \(deadLetterTopic) (records over \(source.maxValueBytes) bytes, invalid JSON/UTF-8, missing or mistyped fields)"]
         for node in nodes {
-            lines.append("  \(node.name) <- \(node.input ?? "source"): \(Self.describe(node.operation))")
+            lines.append("  \(node.name) <- \(node.input ?? "source"): \(describe(node))")
             for sink in node.sinks { lines.append("    -> redis \(Self.describe(sink))") }
         }
         return lines.joined(separator: "\n")
@@ -31,7 +31,7 @@ extension Topology {
     private func graph(header: String, edge: (String, String) -> String, node: (String, String) -> String, footer: String?) -> String {
         var lines = [header, node("source", "source: \(source.topic)\\nkey \(source.keyField)")]
         for n in nodes {
-            lines.append(node(n.name, "\(n.name)\\n\(Self.describe(n.operation))"))
+            lines.append(node(n.name, "\(n.name)\\n\(describe(n))"))
             lines.append(edge(n.input ?? "source", n.name))
             for (i, sink) in n.sinks.enumerated() {
                 let id = "\(n.name)_redis\(i)"
@@ -41,6 +41,15 @@ extension Topology {
         }
         if let footer { lines.append(footer) }
         return lines.joined(separator: "\n")
+    }
+
+    /// The node's operation; a re-keyed aggregate names its repartition topic.
+    private func describe(_ node: Node) -> String {
+        let text = Self.describe(node.operation)
+        if case .aggregate(let groupBy, _, _) = node.operation, !groupBy.contains(source.keyField) {
+            return text + ", re-keyed through \(Repartitions.topic(application: application, node: node.name))"
+        }
+        return text
     }
 
     static func describe(_ operation: Operation) -> String {

@@ -8,17 +8,22 @@ final class ReplayIntegrationTests: XCTestCase {
     func testResetToEarliestReproducesTheSameRedisDump() throws {
         let services = try LocalServices()
         defer { services.stop() }
-        let topology = try userCountsTopology(application: "counts-replay", topic: "clicks-replay", in: services.workDir)
+        let topology = try userCountsTopology(application: "counts-replay", topic: "clicks-replay", in: services.workDir, file: "user-and-item-counts")
         let config = try services.writeRuntimeConfig(name: "replay")
+        let file = services.workDir.appendingPathComponent("replay.jsonl").path
         let gen = try EddyCLI.run(["generate", "--events", "40000", "--users", "1000", "--seed", "21",
-                                   "--topic", "clicks-replay", "--partitions", "4", "--config", config])
+                                   "--topic", "clicks-replay", "--partitions", "4", "--out", file, "--config", config])
         XCTAssertEqual(gen.status, 0, gen.stderr)
 
         let first = try EddyCLI.run(["run", topology, "--config", config, "--until-caught-up"])
         XCTAssertEqual(first.status, 0, first.stderr)
+        var reference = try UserCountsReference(jsonl: file)
+        reference.items = true
+        XCTAssertEqual(try reference.differences(in: try services.redis()), [])
         let dump1 = try EddyCLI.run(["dump", topology, "--config", config])
         XCTAssertEqual(dump1.status, 0, dump1.stderr)
-        XCTAssertEqual(dump1.stdout.split(separator: "\n").count, 2_000 - missingUsers(dump1.stdout), "two keys per user")
+        XCTAssertEqual(dump1.stdout.split(separator: "\n").count, 2 * reference.count.count + reference.itemCount.count + 1,
+                       "two keys per user, one per item, the ranking")
 
         let reset = try EddyCLI.run(["reset", topology, "--config", config, "--to-earliest"])
         XCTAssertEqual(reset.status, 0, reset.stderr)
@@ -37,7 +42,7 @@ final class ReplayIntegrationTests: XCTestCase {
         let services = try LocalServices()
         defer { services.stop() }
         let topic = "clicks-from"
-        let topology = try userCountsTopology(application: "counts-from", topic: topic, in: services.workDir)
+        let topology = try userCountsTopology(application: "counts-from", topic: topic, in: services.workDir, file: "user-and-item-counts")
         let config = try services.writeRuntimeConfig(name: "from")
         let early = services.workDir.appendingPathComponent("early.jsonl").path
         let late = services.workDir.appendingPathComponent("late.jsonl").path
@@ -55,13 +60,8 @@ final class ReplayIntegrationTests: XCTestCase {
         XCTAssertEqual(replay.status, 0, replay.stderr)
         let summary = try runSummary(replay.stdout)
         XCTAssertEqual(summary["records_processed"] as? Int, 15_000, "exactly the records produced after \(cut)")
-        XCTAssertEqual(try UserCountsReference(jsonl: late).differences(in: try services.redis()), [])
-    }
-
-    /// Users of the generated population that had no event (two keys each are expected per
-    /// user that did).
-    private func missingUsers(_ dump: String) -> Int {
-        let users = Set(dump.split(separator: "\n").map { $0.split(separator: ":")[1] })
-        return 2 * (1_000 - users.count)
+        var reference = try UserCountsReference(jsonl: late)
+        reference.items = true
+        XCTAssertEqual(try reference.differences(in: try services.redis()), [])
     }
 }

@@ -51,9 +51,11 @@ final class UserCountsIntegrationTests: XCTestCase {
         XCTAssert((86_000...86_400).contains(seconds), "TTL \(seconds)")
     }
 
+    /// With a repartitioned aggregate: partials cross from one thread's source tasks to the
+    /// other's repartition tasks, and --until-caught-up waits for them.
     func testTwoStreamThreadsShareThePartitionsAndStayExact() throws {
         let file = try generate(80_000, topic: "clicks-threads", seed: 13)
-        let topology = try userCountsTopology(application: "counts-threads", topic: "clicks-threads", in: services.workDir)
+        let topology = try userCountsTopology(application: "counts-threads", topic: "clicks-threads", in: services.workDir, file: "user-and-item-counts")
         let config = try services.writeRuntimeConfig(name: "threads", commitIntervalMs: 300, threads: 2)
         let redis = try services.redis()
         _ = try redis.send("FLUSHALL")
@@ -63,7 +65,9 @@ final class UserCountsIntegrationTests: XCTestCase {
         // Both threads joined the group and got partitions.
         XCTAssertTrue(result.stderr.contains("thread=0 [EddyStreams] assigned"), result.stderr)
         XCTAssertTrue(result.stderr.contains("thread=1 [EddyStreams] assigned"), result.stderr)
-        XCTAssertEqual(try UserCountsReference(jsonl: file).differences(in: redis), [])
+        var reference = try UserCountsReference(jsonl: file)
+        reference.items = true
+        XCTAssertEqual(try reference.differences(in: redis), [])
     }
 
     func testGracefulStopMidStreamThenRestartStaysExact() throws {
@@ -115,7 +119,7 @@ final class UserCountsIntegrationTests: XCTestCase {
     /// disk restores every changelog record in order, then goes on with new input.
     func testAtLeastOnceRestoresALostDiskFromTheChangelogs() throws {
         let before = try generate(60_000, topic: "clicks-alos", seed: 21, file: "alos-1")
-        let topology = try userCountsTopology(application: "counts-alos", topic: "clicks-alos", in: services.workDir)
+        let topology = try userCountsTopology(application: "counts-alos", topic: "clicks-alos", in: services.workDir, file: "user-and-item-counts")
         let config = try services.writeRuntimeConfig(name: "alos", commitIntervalMs: 200, guarantee: "at_least_once")
         let redis = try services.redis()
         _ = try redis.send("FLUSHALL")
@@ -127,9 +131,12 @@ final class UserCountsIntegrationTests: XCTestCase {
         let second = try EddyCLI.run(["run", topology, "--config", config, "--until-caught-up", "--json"])
         XCTAssertEqual(second.status, 0, second.stderr)
         XCTAssertEqual(try runSummary(second.stdout)["records_in"] as? Int, 40_000, "resumes at the group's offsets")
-        XCTAssertTrue(second.stderr.contains("restored 8 changelog partition(s)"), second.stderr)
+        // 4 partitions × (2 per-user stores + the per-item store of the repartition tasks).
+        XCTAssertTrue(second.stderr.contains("restored 12 changelog partition(s)"), second.stderr)
         XCTAssertTrue(second.stderr.contains(" 0 of uncommitted attempts dropped"), second.stderr)
-        XCTAssertEqual(try UserCountsReference(jsonl: [before, after]).differences(in: redis), [])
+        var reference = try UserCountsReference(jsonl: [before, after])
+        reference.items = true
+        XCTAssertEqual(try reference.differences(in: redis), [])
     }
 
     /// Two processes claiming one instance id (a misconfiguration, or a zombie that comes
@@ -168,11 +175,12 @@ final class UserCountsIntegrationTests: XCTestCase {
               - name: per_item
                 aggregate:
                   group_by: [item_id]
+                  sum: [price, ""]
             """.write(toFile: path, atomically: true, encoding: .utf8)
         let result = try EddyCLI.run(["validate", path])
         XCTAssertNotEqual(result.status, 0)
-        XCTAssertTrue(result.stderr.contains("\(path):6:"), result.stderr)
-        XCTAssertTrue(result.stderr.contains("field 'nodes[0].aggregate.group_by'"), result.stderr)
-        XCTAssertTrue(result.stderr.contains("must include the source key 'user_id'"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("\(path):7:"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("field 'nodes[0].aggregate.sum[1]'"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("must not be empty"), result.stderr)
     }
 }

@@ -71,6 +71,12 @@ final class TopologyFileTests: XCTestCase {
                  aggregate: {group_by: [user_id]}
                  to_redis: {type: hash, key: "u", ttl: soon}
              """, 6, "nodes[0].to_redis.ttl", "expected a positive duration"),
+            (header + """
+               - name: n
+                 aggregate:
+                   group_by: [item_id]
+                   weights: {field: event_type, values: {view: 1, click: lots}}
+             """, 7, "nodes[0].aggregate.weights.values.click", "expected a number, got 'lots'"),
             ("application: a\nsource: [oops\n", 3, "", "not valid YAML"),
             ("application: a\nsource: {topic: t, format: avro, key: k, timestamp: ts}\n", 2, "source.format", "unsupported format 'avro'"),
         ]
@@ -82,6 +88,16 @@ final class TopologyFileTests: XCTestCase {
             XCTAssertTrue(e.message.contains(message), e.description)
             XCTAssertTrue(e.description.hasPrefix("t.yaml:\(line):"), e.description)
         }
+    }
+
+    func testARekeyedAggregateGetsARepartitionTopicAndWeights() throws {
+        let topology = try TopologyFile.load(path: Self.root.appendingPathComponent("Topologies/user-and-item-counts.yaml").path)
+        guard case .aggregate(let groupBy, _, let weights)? = topology.nodes.first(where: { $0.name == "per_item" })?.operation else {
+            return XCTFail("per_item is not an aggregate")
+        }
+        XCTAssertEqual(groupBy, ["item_id"])
+        XCTAssertEqual(weights, Topology.Weights(field: "event_type", values: [.init("view", 1), .init("click", 3), .init("cart", 5), .init("purchase", 10)]))
+        XCTAssertTrue(topology.describe(.text).contains("repartition"), topology.describe(.text))
     }
 
     func testDescribeFormats() throws {

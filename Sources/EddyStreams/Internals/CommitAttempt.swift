@@ -7,7 +7,7 @@ struct CommitAttempt: Hashable, Sendable {
     let sequence: UInt64
 }
 
-/// The in-band headers of Eddy's internal-topic records (DESIGN.md §4.2). Some brokers
+/// The in-band headers of Eddy's internal-topic records (docs/exactly-once.md §2). Some brokers
 /// (Tansu 0.6.0) deliver records of aborted transactions to read_committed readers, so a
 /// reader decides what is committed from these, not from the broker:
 ///

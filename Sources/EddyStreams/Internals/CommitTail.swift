@@ -11,8 +11,8 @@ import Logging
 ///
 /// Why it may lag behind the Kafka commit: the transaction is the commit point. A crash
 /// while a tail is in flight leaves the local state behind the group's offset, so the next
-/// start restores the changelog tail and writes the restored keys Redis lacks (DESIGN.md
-/// §4.3–4). Order still matters, so tails run one at a time and in commit order: the
+/// start restores the changelog tail and writes the restored keys Redis lacks (docs/exactly-once.md
+/// §3, §5). Order still matters, so tails run one at a time and in commit order: the
 /// stream thread calls `finish()` before it submits the next one, before it evicts clean
 /// cache entries (RocksDB must hold them first), and before it touches Redis or RocksDB
 /// itself (rebalance, stop).

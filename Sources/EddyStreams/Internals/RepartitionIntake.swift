@@ -95,7 +95,7 @@ final class RepartitionIntake {
         }
     }
 
-    private func add(_ partial: InBandHeaders.Partial, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer) throws {
+    func add(_ partial: InBandHeaders.Partial, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer) throws {
         guard usesMarkers else {
             // At-least-once: no transactions, no markers; every record counts.
             if let key, key.count > 0 { try merge(key, value) }
@@ -114,7 +114,7 @@ final class RepartitionIntake {
         pending[source] = entry
     }
 
-    private func release(_ attempt: CommitAttempt) throws {
+    func release(_ attempt: CommitAttempt) throws {
         for source in pending.keys where source.attempt.life == attempt.life {
             if source.attempt == attempt {
                 try apply(source)
@@ -124,7 +124,7 @@ final class RepartitionIntake {
         }
     }
 
-    private func resolve(upstream: Int32, committed: Int64) throws {
+    func resolve(upstream: Int32, committed: Int64) throws {
         let from = pending.filter { $0.key.upstream == upstream }
         let chain = applied[upstream]
         let candidates = from.filter { source in source.value.end == committed && (chain == nil || source.value.start == chain) }

@@ -6,7 +6,7 @@ import Logging
 /// the records and the consumed input offsets commit or abort together); under
 /// at-least-once it is idempotent and offsets are committed after a flush.
 ///
-/// It numbers commit attempts and carries the in-band commit markers (DESIGN.md §4.2):
+/// It numbers commit attempts and carries the in-band commit markers (docs/exactly-once.md §2):
 /// after attempt N commits, the internal partitions it wrote to owe a marker naming N,
 /// which goes out in the next transaction.
 final class StreamProducer {

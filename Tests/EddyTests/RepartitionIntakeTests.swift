@@ -1,0 +1,130 @@
+import EddyState
+@testable import EddyStreams
+import Foundation
+import XCTest
+
+/// Which upstream partials reach a repartitioned store, over a real RocksDB: committed ones
+/// exactly once, aborted ones never, whatever order markers and resolutions arrive in.
+final class RepartitionIntakeTests: XCTestCase {
+    private var dir: URL!
+    private var db: StateDatabase!
+    private let spec = CompiledTopology.Aggregate(index: 0, name: "per_item", groupFields: [0], sumFields: [], repartitionTopic: "t", sinks: [])
+
+    override func setUpWithError() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("eddy-intake-\(UUID().uuidString.prefix(8))")
+        db = try StateDatabase(path: dir.path, memoryBudgetBytes: 16 << 20)
+    }
+
+    override func tearDown() {
+        db.close()
+        try? FileManager.default.removeItem(at: dir)
+    }
+
+    private func makeIntake() throws -> RepartitionIntake {
+        let table = AggregateTable(spec: spec, columnFamily: try db.columnFamily("agg.per_item.0"), database: db)
+        let intake = RepartitionIntake(table: table, usesMarkers: true)
+        intake.load(from: db)
+        return intake
+    }
+
+    private func key(_ item: String) -> [UInt8] {
+        var out: [UInt8] = []
+        Array(item.utf8).withUnsafeBufferPointer { appendLengthPrefixed($0, to: &out) }
+        return out
+    }
+
+    /// Sends `count` events of `item` as one partial of attempt (life, seq) from upstream 0.
+    private func send(_ intake: RepartitionIntake, life: UInt64, seq: UInt64, start: Int64, end: Int64, item: String? = "i1", count: Int64 = 1) throws {
+        let partial = InBandHeaders.Partial(attempt: CommitAttempt(life: life, sequence: seq), upstream: 0, start: start, end: end)
+        let value = withUnsafeBytes(of: count.littleEndian, Array.init)
+        if let item {
+            try key(item).withUnsafeBytes { k in try value.withUnsafeBytes { try intake.add(partial, key: k, value: $0) } }
+        } else {
+            try intake.add(partial, key: nil, value: UnsafeRawBufferPointer(start: nil, count: 0))
+        }
+    }
+
+    private func count(_ intake: RepartitionIntake, _ item: String = "i1") throws -> Int64 {
+        let e = try intake.table.entry(for: key(item))
+        return intake.table.counts[e]
+    }
+
+    private func commit(_ intake: RepartitionIntake) throws {
+        let batch = StateWriteBatch()
+        intake.forEachChange { _, _ in }
+        intake.write(to: batch)
+        intake.table.writeDirty(to: batch)
+        try db.write(batch)
+        intake.markClean()
+        intake.table.markClean()
+    }
+
+    func testMarkedAttemptsApplyOnceAndAMarkerDropsTheLifesOlderUnmarkedAttempts() throws {
+        let intake = try makeIntake()
+        try send(intake, life: 1, seq: 1, start: 0, end: 10, count: 3)  // aborted
+        try send(intake, life: 1, seq: 2, start: 0, end: 12, count: 4)  // its retry, committed
+        XCTAssertEqual(try count(intake), 0, "nothing applies before a marker")
+        try intake.release(CommitAttempt(life: 1, sequence: 2))
+        XCTAssertEqual(try count(intake), 4)
+        XCTAssertTrue(intake.isSettled, "the aborted attempt is dropped, not kept")
+        try intake.release(CommitAttempt(life: 1, sequence: 2))  // a marker seen twice
+        XCTAssertEqual(try count(intake), 4)
+    }
+
+    func testResolutionAppliesTheLastCommittedAttemptNotAnAbortedOneEndingAtTheSameOffset() throws {
+        let intake = try makeIntake()
+        // Life 1 processed 0..<100 and died before committing (aborted, but delivered).
+        try send(intake, life: 1, seq: 1, start: 0, end: 100, count: 100)
+        // Life 2 committed 0..<60 (marked) and 60..<100, then died before its marker.
+        try send(intake, life: 2, seq: 1, start: 0, end: 60, count: 60)
+        try send(intake, life: 2, seq: 2, start: 60, end: 100, count: 40)
+        try intake.release(CommitAttempt(life: 2, sequence: 1))
+        // Life 3 found the group at 100.
+        try intake.resolve(upstream: 0, committed: 100)
+        XCTAssertEqual(try count(intake), 100)
+        XCTAssertTrue(intake.isSettled)
+    }
+
+    func testResolutionWithNothingAppliedTakesTheEarliestStartAndIdenticalRetriesOnce() throws {
+        let intake = try makeIntake()
+        try send(intake, life: 1, seq: 1, start: 0, end: 50, count: 50)  // aborted
+        try send(intake, life: 1, seq: 2, start: 0, end: 50, count: 50)  // same range, committed
+        try intake.resolve(upstream: 0, committed: 50)
+        XCTAssertEqual(try count(intake), 50)
+        // Nothing committed at all: every pending attempt is dropped.
+        try send(intake, life: 4, seq: 1, start: 50, end: 70, count: 20)
+        try intake.resolve(upstream: 0, committed: -1)
+        XCTAssertEqual(try count(intake), 50)
+        XCTAssertTrue(intake.isSettled)
+    }
+
+    func testRangesTheChainIsPastAreIgnoredAndEmptyPartialsAdvanceIt() throws {
+        let intake = try makeIntake()
+        try send(intake, life: 1, seq: 1, start: 0, end: 30, item: nil)  // no record for this partition
+        try intake.release(CommitAttempt(life: 1, sequence: 1))
+        try send(intake, life: 1, seq: 2, start: 30, end: 40, count: 2)
+        try intake.resolve(upstream: 0, committed: 40)
+        XCTAssertEqual(try count(intake), 2)
+        try send(intake, life: 9, seq: 1, start: 0, end: 40, count: 40)  // a stale copy
+        XCTAssertTrue(intake.isSettled)
+    }
+
+    func testPendingAttemptsAndTheChainSurviveAReopen() throws {
+        do {
+            let intake = try makeIntake()
+            try send(intake, life: 1, seq: 1, start: 0, end: 10, count: 10)
+            try intake.release(CommitAttempt(life: 1, sequence: 1))
+            try send(intake, life: 1, seq: 2, start: 10, end: 25, count: 15)
+            try commit(intake)
+        }
+        let reopened = try makeIntake()
+        XCTAssertFalse(reopened.isSettled, "the unmarked attempt is still pending")
+        XCTAssertEqual(try count(reopened), 10)
+        try reopened.resolve(upstream: 0, committed: 25)
+        XCTAssertEqual(try count(reopened), 25)
+        try commit(reopened)
+        let again = try makeIntake()
+        XCTAssertTrue(again.isSettled, "the released attempt was deleted from the store")
+        XCTAssertEqual(try count(again), 25)
+    }
+}
