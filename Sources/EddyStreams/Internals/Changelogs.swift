@@ -2,7 +2,7 @@ import EddyKafka
 
 /// The changelog topics of a topology's stores, `<application>-<store>-changelog`, one
 /// partition per input partition (task). Local RocksDB state is a cache of them.
-enum Changelogs {
+enum Changelogs: InternalTopics {
     /// Compacted: restore needs only the latest value per key, and markers have unique
     /// keys so they stay. (A broker that compacts without hiding aborted records could
     /// keep an aborted value over a committed one; Tansu 0.6.0 does not compact.)
@@ -13,19 +13,6 @@ enum Changelogs {
     /// One topic per aggregate, in the topology's aggregate order.
     static func topics(of topology: CompiledTopology) -> [String] {
         topology.aggregates.map { topic(application: topology.topology.application, store: $0.name) }
-    }
-
-    static func create(for topology: CompiledTopology, partitions: Int, admin: KafkaAdmin) throws {
-        for name in topics(of: topology) {
-            try admin.createTopic(name, partitions: partitions, configs: topicConfigs)
-        }
-    }
-
-    /// Empties them (delete and create again): after a reset their contents describe a
-    /// past that no longer happened.
-    static func recreate(for topology: CompiledTopology, partitions: Int, admin: KafkaAdmin) throws {
-        for name in topics(of: topology) { try admin.deleteTopic(name) }
-        try create(for: topology, partitions: partitions, admin: admin)
     }
 
     /// RocksDB key of a changelog partition's checkpoint: the changelog offset the local

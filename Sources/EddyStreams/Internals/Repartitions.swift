@@ -1,28 +1,14 @@
-import EddyKafka
-
 /// The repartition topics of a topology's re-keyed aggregates,
 /// `<application>-<node>-repartition`, with the source's partition count. Upstream (source)
 /// tasks send their partial aggregates there at each commit, to the partition that owns the
 /// group key; downstream tasks, one per repartition partition, own the aggregate's store.
-enum Repartitions {
+enum Repartitions: InternalTopics {
     static func topic(application: String, node: String) -> String { "\(application)-\(node)-repartition" }
 
     /// Records are needed only until the downstream task has committed past them.
     static let topicConfigs = ["cleanup.policy": "delete", "retention.ms": String(7 * 24 * 3600 * 1000)]
 
     static func topics(of topology: CompiledTopology) -> [String] { topology.repartitioned.map { $0.repartitionTopic! } }
-
-    static func create(for topology: CompiledTopology, partitions: Int, admin: KafkaAdmin) throws {
-        for name in topics(of: topology) {
-            try admin.createTopic(name, partitions: partitions, configs: topicConfigs)
-        }
-    }
-
-    /// Empties them (delete and create again), as `eddy reset` does the changelogs.
-    static func recreate(for topology: CompiledTopology, partitions: Int, admin: KafkaAdmin) throws {
-        for name in topics(of: topology) { try admin.deleteTopic(name) }
-        try create(for: topology, partitions: partitions, admin: admin)
-    }
 
     /// The partition owning a group key: FNV-1a of its bytes, the same in every process.
     static func partition(of key: [UInt8], count: Int) -> Int32 {
