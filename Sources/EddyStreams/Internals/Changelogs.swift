@@ -1,5 +1,3 @@
-import EddyKafka
-
 /// The changelog topics of a topology's stores, `<application>-<store>-changelog`, one
 /// partition per input partition (task). Local RocksDB state is a cache of them.
 enum Changelogs: InternalTopics {

@@ -35,7 +35,6 @@ final class RepartitionIntake {
         let end: Int64
         /// Records back to back: key length (4, little-endian), key, value length, value.
         var records: [UInt8] = []
-        var count = 0
         /// In the column family (so a release or drop must delete it there).
         var stored = false
         var changed = true
@@ -47,8 +46,6 @@ final class RepartitionIntake {
     private var applied: [Int32: Int64] = [:]
     /// Reserved keys changed since the last commit, with their new value (empty: deleted).
     private var changes: [[UInt8]: [UInt8]] = [:]
-    /// Records of attempts that never committed, dropped since the task opened.
-    private(set) var dropped = 0
 
     init(table: AggregateTable, usesMarkers: Bool) {
         self.table = table
@@ -68,7 +65,6 @@ final class RepartitionIntake {
                 var entry = Pending(start: value.loadUnaligned(fromByteOffset: 0, as: Int64.self).littleEndianValue,
                                     end: value.loadUnaligned(fromByteOffset: 8, as: Int64.self).littleEndianValue)
                 entry.records = Array(value[16...])
-                entry.count = Self.countRecords(entry.records)
                 entry.stored = true
                 entry.changed = false
                 pending[Source(attempt: attempt, upstream: upstream)] = entry
@@ -108,7 +104,6 @@ final class RepartitionIntake {
         if let key, key.count > 0 {
             appendLengthPrefixed(key.assumingMemoryBound(to: UInt8.self), to: &entry.records)
             appendLengthPrefixed(value.assumingMemoryBound(to: UInt8.self), to: &entry.records)
-            entry.count += 1
         }
         entry.changed = true
         pending[source] = entry
@@ -133,11 +128,7 @@ final class RepartitionIntake {
     }
 
     private func apply(_ source: Source) throws {
-        guard let entry = remove(source) else { return }
-        guard entry.end > applied[source.upstream] ?? .min else {
-            dropped += entry.count
-            return
-        }
+        guard let entry = remove(source), entry.end > applied[source.upstream] ?? .min else { return }
         try entry.records.withUnsafeBytes { all in
             var p = 0
             while p < all.count {
@@ -151,7 +142,7 @@ final class RepartitionIntake {
     }
 
     private func drop(_ source: Source) {
-        dropped += remove(source)?.count ?? 0
+        _ = remove(source)
     }
 
     private func remove(_ source: Source) -> Pending? {
@@ -197,18 +188,6 @@ final class RepartitionIntake {
         let n = Int(UInt32(littleEndian: all.loadUnaligned(fromByteOffset: p, as: UInt32.self)))
         defer { p += 4 + n }
         return UnsafeRawBufferPointer(rebasing: all[(p + 4)..<(p + 4 + n)])
-    }
-
-    private static func countRecords(_ records: [UInt8]) -> Int {
-        records.withUnsafeBytes { all in
-            var p = 0, n = 0
-            while p < all.count {
-                _ = field(all, &p)
-                _ = field(all, &p)
-                n += 1
-            }
-            return n
-        }
     }
 }
 
