@@ -133,6 +133,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
                 committing += ContinuousClock.now - t2
             }
             if context.untilCaughtUp {
+                for task in tasks.values where task.intake != nil { context.tracker.consumed(task.partition, upTo: task.nextOffset) }
                 context.tracker.setSettled(thread: id, isSettled)
                 if context.tracker.allCaughtUp { context.requestStop() }
             }
@@ -188,7 +189,6 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
 
     private func processBatch() throws {
         var received = 0, processed = 0
-        var repartitionTasks: [StreamTask] = []
         for i in 0..<batch.count {
             let message = batch[i]
             let topic = topicIndex(of: message)
@@ -209,7 +209,6 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             if let intake = task.intake {
                 try intake.receive(message)
                 task.nextOffset = message.offset + 1
-                if !repartitionTasks.contains(where: { $0 === task }) { repartitionTasks.append(task) }
                 continue
             }
             received += 1
@@ -235,7 +234,6 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             task.nextOffset = message.offset + 1
             processed += 1
         }
-        for task in repartitionTasks { context.tracker.consumed(task.partition, upTo: task.nextOffset) }
         if received > 0 { context.metrics.noteFirstRecord() }
         context.metrics.recordsIn.add(received, ordering: .relaxed)
         context.metrics.recordsProcessed.add(processed, ordering: .relaxed)
