@@ -20,10 +20,11 @@ public enum RuntimeConfigFile {
         let root = try YAMLField.load(text, file: file)
         let top = try root.mapping(allowed: ["kafka", "redis", "state", "runtime", "processing", "metrics"])
         var config = RuntimeConfig()
-        if let kafka = try top["kafka"]?.mapping(allowed: ["bootstrap_servers", "session_timeout_ms", "static_membership", "properties"]) {
+        if let kafka = try top["kafka"]?.mapping(allowed: ["bootstrap_servers", "session_timeout_ms", "static_membership", "leave_group_on_close", "properties"]) {
             if let v = kafka["bootstrap_servers"] { config.bootstrapServers = try v.string() }
             if let v = kafka["session_timeout_ms"] { config.sessionTimeoutMs = try v.positiveInt() }
             if let v = kafka["static_membership"] { config.staticMembership = try v.bool() }
+            if let v = kafka["leave_group_on_close"] { config.leaveGroupOnClose = try v.bool() }
             if let props = kafka["properties"] { config.kafkaProperties = try freeMapping(props) }
         }
         if let redis = try top["redis"]?.mapping(allowed: ["host", "port"]) {

@@ -48,6 +48,8 @@ public final class KafkaConsumer {
     private let queue: OpaquePointer
     private let context = RebalanceContext()
     private var closed = false
+    /// False once `stopWithoutLeaving` was called: destroying must not leave the group.
+    private var leavesOnDestroy = true
 
     /// Eddy's required consumer settings; `config` may add to but not change these.
     static let required: [String: String] = [
@@ -86,9 +88,9 @@ public final class KafkaConsumer {
     }
 
     deinit {
-        close()
+        if leavesOnDestroy { close() }
         rd_kafka_queue_destroy(queue)
-        rd_kafka_destroy(handle)
+        rd_kafka_destroy_flags(handle, leavesOnDestroy ? 0 : Int32(RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE))
     }
 
     public var assignment: Set<TopicPartition> { context.assignment }
@@ -139,5 +141,14 @@ public final class KafkaConsumer {
         guard !closed else { return }
         closed = true
         rd_kafka_consumer_close(handle)
+    }
+
+    /// Stops without leaving the group (no revoke callback, no LeaveGroup): the member's
+    /// session expires on the broker after session.timeout.ms and the group rebalances
+    /// then. For a caller that has already committed everything it owns.
+    public func stopWithoutLeaving() {
+        guard !closed else { return }
+        closed = true
+        leavesOnDestroy = false
     }
 }

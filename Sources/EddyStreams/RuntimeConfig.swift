@@ -15,6 +15,12 @@ public struct RuntimeConfig: Equatable, Sendable {
     /// Off by default: a statically joined member that stops does not leave the group, so
     /// its partitions wait for the session time-out.
     public var staticMembership = false
+    /// Whether a stopping stream thread sends LeaveGroup (a quick hand-over on Apache Kafka).
+    /// Off by default: Tansu 0.6.0 keeps a group leader that leaves during a rebalance as
+    /// the leader of the next generation, and the group never forms again (see README,
+    /// "Tansu"). Without it, the stopped member's session expires after session_timeout_ms
+    /// and the group rebalances then, which Tansu handles.
+    public var leaveGroupOnClose = false
     /// This process's stable identity; nil: derived from the host name and the state
     /// directory (two processes cannot share a state directory, so it is unique per host).
     public var instanceId: String?

@@ -142,7 +142,11 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         batch.release()
         commitUntilDone(markAll: true)
         logger.info("time spent: waiting for records \(polling.seconds) s, processing \(processing.seconds) s, committing \(committing.seconds) s")
-        consumer!.close()  // revokes the assignment: commits (nothing left) and leaves the group
+        if context.config.leaveGroupOnClose {
+            consumer!.close()  // revokes the assignment: commits (nothing left) and leaves the group
+        } else {
+            consumer!.stopWithoutLeaving()  // everything is committed; see RuntimeConfig.leaveGroupOnClose
+        }
         consumer = nil
     }
 
