@@ -10,6 +10,10 @@ import Yams
 ///       - name: per_user
 ///         aggregate: {group_by: [user_id], sum: [price]}
 ///         to_redis: {type: hash, key: "user:{user_id}:counts", ttl: 24h}
+///       - name: recently_viewed
+///         recent: {group_by: [user_id], field: item_id, size: 20}
+///       - name: popularity
+///         decay: {group_by: [item_id], half_life: 1h, weights: {field: event_type, values: {view: 1, click: 3}}}
 public enum TopologyFile {
     public static func load(path: String) throws -> Topology {
         try parse(try readConfigFile(path), file: path)
@@ -48,7 +52,7 @@ public enum TopologyFile {
     }
 
     private static func node(_ field: YAMLField) throws -> Topology.Node {
-        let operations = ["filter", "project", "aggregate"]
+        let operations = ["filter", "project", "aggregate", "recent", "decay"]
         let f = try field.mapping(allowed: ["name", "input"] + operations + ["to_redis"])
         guard let name = f["name"] else { throw field.error("missing field 'name'") }
         let given = operations.filter { f[$0] != nil }
@@ -67,6 +71,19 @@ public enum TopologyFile {
             guard let groupBy = a["group_by"] else { throw aggregate.error("missing field 'group_by'") }
             operation = .aggregate(groupBy: try groupBy.strings(), sum: try a["sum"]?.strings() ?? [],
                                    weights: try a["weights"].map(weights))
+        } else if let recent = f["recent"] {
+            let r = try recent.mapping(allowed: ["group_by", "field", "size"])
+            guard let groupBy = r["group_by"] else { throw recent.error("missing field 'group_by'") }
+            guard let value = r["field"] else { throw recent.error("missing field 'field' (whose values to keep)") }
+            guard let size = r["size"] else { throw recent.error("missing field 'size' (how many values to keep)") }
+            operation = .recent(groupBy: try groupBy.strings(), field: try value.string(), size: try size.positiveInt())
+        } else if let decay = f["decay"] {
+            let d = try decay.mapping(allowed: ["group_by", "half_life", "weights"])
+            guard let groupBy = d["group_by"] else { throw decay.error("missing field 'group_by'") }
+            guard let halfLife = d["half_life"] else { throw decay.error("missing field 'half_life' (e.g. 1h)") }
+            guard let weightsField = d["weights"] else { throw decay.error("missing field 'weights' (what each record adds)") }
+            operation = .decay(groupBy: try groupBy.strings(), weights: try weights(weightsField),
+                               halfLifeMs: Int64(try halfLife.durationSeconds()) * 1000)
         } else {
             guard !sinks.isEmpty else {
                 throw field.error("a node needs one of \(operations.joined(separator: ", ")) or a 'to_redis' sink")

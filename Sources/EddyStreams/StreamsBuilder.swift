@@ -63,6 +63,18 @@ public struct KStream {
         KTable(stream: builder.add(.init(name: name, input: self.name, operation: .aggregate(groupBy: groupBy, sum: sum, weights: weights))))
     }
 
+    /// The `size` most recent values of `field` per group (outputs `count`, `recent`).
+    public func recent(_ name: String, groupBy: [String], field: String, size: Int) -> KTable {
+        KTable(stream: builder.add(.init(name: name, input: self.name, operation: .recent(groupBy: groupBy, field: field, size: size))))
+    }
+
+    /// An exponentially decayed weight sum per group on event time (outputs `count`, `score`,
+    /// `last_time`, `rank`).
+    public func decay(_ name: String, groupBy: [String], weights: Topology.Weights, halfLife: Duration) -> KTable {
+        let ms = halfLife.components.seconds * 1000 + halfLife.components.attoseconds / 1_000_000_000_000_000
+        return KTable(stream: builder.add(.init(name: name, input: self.name, operation: .decay(groupBy: groupBy, weights: weights, halfLifeMs: ms))))
+    }
+
     @discardableResult
     public func toRedis(_ sink: Topology.RedisSink) -> KStream {
         builder.addSink(sink, to: name)

@@ -64,6 +64,18 @@ public struct Topology: Equatable, Sendable {
         /// re-keys the stream: records go through `<application>-<name>-repartition` to
         /// the tasks that own the new keys (as Kafka Streams' groupBy).
         case aggregate(groupBy: [String], sum: [String], weights: Weights? = nil)
+        /// Keeps the `size` most recent values of `field` per group (by event time, ties in
+        /// arrival order). Outputs: the group fields, `count` (records seen) and `recent`,
+        /// a JSON array of the values, newest first. Re-keys as `aggregate` does.
+        case recent(groupBy: [String], field: String, size: Int)
+        /// An exponentially decayed sum of weights per group, on event time: a record of
+        /// weight w at time t adds w·2^(−(T−t)/halfLife) to the value at time T; records
+        /// whose value is not in `weights` are skipped. Outputs: the group fields, `count`,
+        /// `score` (the value at `last_time`, the group's latest event time) and `rank` =
+        /// log2(score) + last_time/halfLife, which orders groups by their value at any common
+        /// time (the value at time T is 2^(rank − T/halfLife)): the score for a zset.
+        /// Re-keys as `aggregate` does.
+        case decay(groupBy: [String], weights: Weights, halfLifeMs: Int64)
         /// Passes records through unchanged (a named point to attach sinks to).
         case passthrough
     }
@@ -121,4 +133,14 @@ public struct Topology: Equatable, Sendable {
 
 extension Topology {
     public var deadLetterTopic: String { source.deadLetterTopic ?? "\(application)-dlq" }
+}
+
+extension Topology.Operation {
+    /// Stateful operations group records; this is their group (nil for stateless ones).
+    public var groupBy: [String]? {
+        switch self {
+        case .aggregate(let groupBy, _, _), .recent(let groupBy, _, _), .decay(let groupBy, _, _): return groupBy
+        case .filter, .project, .passthrough: return nil
+        }
+    }
 }

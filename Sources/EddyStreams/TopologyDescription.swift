@@ -46,7 +46,7 @@ extension Topology {
     /// The node's operation; a re-keyed aggregate names its repartition topic.
     private func describe(_ node: Node) -> String {
         let text = Self.describe(node.operation)
-        if case .aggregate(let groupBy, _, _) = node.operation, !groupBy.contains(source.keyField) {
+        if let groupBy = node.operation.groupBy, !groupBy.contains(source.keyField) {
             return text + ", re-keyed through \(Repartitions.topic(application: application, node: node.name))"
         }
         return text
@@ -65,6 +65,11 @@ extension Topology {
         case .aggregate(let groupBy, let sum, let weights):
             return "aggregate by [\(groupBy.joined(separator: ", "))]: count" + sum.map { ", sum_\($0)" }.joined()
                 + (weights.map { ", weighted_count (by \($0.field))" } ?? "") + " (RocksDB store)"
+        case .recent(let groupBy, let field, let size):
+            return "recent by [\(groupBy.joined(separator: ", "))]: count, recent (last \(size) \(field) by event time) (RocksDB store)"
+        case .decay(let groupBy, let weights, let halfLifeMs):
+            return "decay by [\(groupBy.joined(separator: ", "))]: count, score, last_time, rank (weights by \(weights.field), "
+                + "half-life \(halfLifeMs / 1000) s, on event time) (RocksDB store)"
         case .passthrough: return "pass"
         }
     }

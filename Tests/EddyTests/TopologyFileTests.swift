@@ -77,6 +77,28 @@ final class TopologyFileTests: XCTestCase {
                    group_by: [item_id]
                    weights: {field: event_type, values: {view: 1, click: lots}}
              """, 7, "nodes[0].aggregate.weights.values.click", "expected a number, got 'lots'"),
+            (header + """
+               - name: n
+                 decay:
+                   group_by: [item_id]
+                   weights: {field: event_type, values: {view: 1}}
+             """, 5, "nodes[0].decay", "missing field 'half_life'"),
+            (header + """
+               - name: n
+                 decay:
+                   group_by: [item_id]
+                   half_life: 1h
+                   weights: {field: event_type, values: {view: 1, click: 0}}
+             """, 8, "nodes[0].decay.weights.values.click", "a decayed weight must be a positive number"),
+            (header + """
+               - name: n
+                 recent: {group_by: [user_id], field: item_id, size: 0}
+             """, 5, "nodes[0].recent.size", "must be positive"),
+            (header + """
+               - name: n
+                 recent: {group_by: [user_id], field: item_id, size: 5}
+                 to_redis: {type: zset, key: "r", member: "{user_id}", score: recent}
+             """, 6, "nodes[0].to_redis[0].value", "a zset score must be a number"),
             ("application: a\nsource: [oops\n", 3, "", "not valid YAML"),
             ("application: a\nsource: {topic: t, format: avro, key: k, timestamp: ts}\n", 2, "source.format", "unsupported format 'avro'"),
         ]
@@ -98,6 +120,24 @@ final class TopologyFileTests: XCTestCase {
         XCTAssertEqual(groupBy, ["item_id"])
         XCTAssertEqual(weights, Topology.Weights(field: "event_type", values: [.init("view", 1), .init("click", 3), .init("cart", 5), .init("purchase", 10)]))
         XCTAssertTrue(topology.describe(.text).contains("repartition"), topology.describe(.text))
+    }
+
+    func testRecentAndDecayFromFileEqualTheSwiftDSL() throws {
+        let fromFile = try TopologyFile.load(path: Self.root.appendingPathComponent("Topologies/item-popularity.yaml").path)
+        let builder = StreamsBuilder(application: "item-popularity")
+        let clicks = builder.stream(topic: "clicks", key: "user_id", timestamp: "ts", required: ["event_type", "item_id"])
+        clicks.recent("recently_viewed", groupBy: ["user_id"], field: "item_id", size: 20)
+            .toRedis(.init(kind: .string, key: "user:{user_id}:recent", value: "recent", ttlSeconds: 7 * 86_400))
+        clicks.decay("popularity", groupBy: ["item_id"],
+                     weights: .init(field: "event_type", values: [.init("view", 1), .init("click", 3), .init("cart", 5), .init("purchase", 10)]),
+                     halfLife: .seconds(3600))
+            .toRedis(.init(kind: .zset, key: "items:popular", field: "{item_id}", value: "rank"))
+        XCTAssertEqual(try builder.build(), fromFile)
+        let text = fromFile.describe(.text)
+        XCTAssertTrue(text.contains("popularity <- source: decay by [item_id]"), text)
+        XCTAssertTrue(text.contains("half-life 3600 s"), text)
+        XCTAssertTrue(text.contains("re-keyed through item-popularity-popularity-repartition"), text)
+        XCTAssertFalse(text.contains("recent by [user_id]: count, recent (last 20 item_id by event time) (RocksDB store), re-keyed"), text)
     }
 
     func testDescribeFormats() throws {

@@ -1,4 +1,5 @@
 import EddyState
+import Foundation
 
 /// One aggregate's state for one task: a write-back cache in front of its RocksDB column
 /// family (DESIGN.md §3). Updates touch memory only; at commit the last value of each dirty
@@ -8,7 +9,9 @@ import EddyState
 /// Without a column family it is a combiner: the partial aggregates an upstream task
 /// gathers between two commits for a repartitioned aggregate, sent downstream at commit.
 ///
-/// Stored value layout (little-endian): count (Int64), then one Float64 per summed field.
+/// Stored value layout (little-endian): count (Int64), then `sumsPerEntry` Float64s (the
+/// sums; a decay's score and time), then for a recent-values aggregate its values, oldest
+/// first, each as its event time (Int64), a 4-byte length and its bytes.
 /// Stored key: the group values, each as a 4-byte length and its bytes.
 final class AggregateTable {
     let spec: CompiledTopology.Aggregate
@@ -21,9 +24,15 @@ final class AggregateTable {
     private(set) var counts: [Int64] = []
     /// `sumsPerEntry` doubles per entry, flattened.
     private(set) var sums: [Double] = []
+    /// Per entry, for a recent-values aggregate.
+    private(set) var recent: [RecentValues] = []
     private var isDirty: [Bool] = []
     private(set) var dirty: [Int] = []
     let sumsPerEntry: Int
+    /// Values kept per entry by a recent-values aggregate; 0 otherwise.
+    let recentLimit: Int
+    /// A decay aggregate's half-life in milliseconds; 0 otherwise.
+    let halfLifeMs: Double
 
     /// True while every group the store holds is in `index` (the store was empty when
     /// opened and nothing was evicted since): a miss then needs no RocksDB read.
@@ -33,7 +42,7 @@ final class AggregateTable {
         self.spec = spec
         self.columnFamily = columnFamily
         self.database = database
-        sumsPerEntry = spec.sumsPerEntry
+        (sumsPerEntry, recentLimit, halfLifeMs) = Self.shape(spec)
         memoryIsComplete = database.isEmpty(columnFamily)
     }
 
@@ -42,8 +51,16 @@ final class AggregateTable {
         self.spec = spec
         columnFamily = nil
         database = nil
-        sumsPerEntry = spec.sumsPerEntry
+        (sumsPerEntry, recentLimit, halfLifeMs) = Self.shape(spec)
         memoryIsComplete = true
+    }
+
+    private static func shape(_ spec: CompiledTopology.Aggregate) -> (Int, Int, Double) {
+        switch spec.function {
+        case .sums: return (spec.sumsPerEntry, 0, 0)
+        case .recent(_, let size): return (spec.sumsPerEntry, size, 0)
+        case .decay(let halfLifeMs): return (spec.sumsPerEntry, 0, halfLifeMs)
+        }
     }
 
     var entryCount: Int { keys.count }
@@ -60,6 +77,7 @@ final class AggregateTable {
             index[GroupKey(bytes: key)] = e
             counts.append(0)
             sums.append(contentsOf: repeatElement(0, count: sumsPerEntry))
+            if recentLimit > 0 { recent.append(RecentValues()) }
             isDirty.append(false)
             if !memoryIsComplete, let database, let columnFamily, let stored = try database.get(columnFamily, key: key) {
                 stored.withUnsafeBytes { merge($0, into: e) }
@@ -76,6 +94,36 @@ final class AggregateTable {
     @inline(__always) func add(_ value: Double, sum j: Int, to e: Int) { sums[e * sumsPerEntry + j] += value }
     @inline(__always) func sum(_ j: Int, of e: Int) -> Double { sums[e * sumsPerEntry + j] }
 
+    /// Adds `count` records of decayed weight `score` as of event time `time` to a decay
+    /// entry: both sides are decayed to the later of the two times and added. Associative
+    /// and commutative (up to rounding), so partials combine like single records.
+    @inline(__always)
+    func addDecayed(_ score: Double, at time: Double, count: Int64, to e: Int) {
+        let i = e * 2
+        if counts[e] == 0 {
+            sums[i] = score
+            sums[i + 1] = time
+        } else if time >= sums[i + 1] {
+            sums[i] = sums[i] * decay(time - sums[i + 1]) + score
+            sums[i + 1] = time
+        } else {
+            sums[i] += score * decay(sums[i + 1] - time)
+        }
+        counts[e] &+= count
+    }
+
+    @inline(__always) private func decay(_ ms: Double) -> Double { exp2(-ms / halfLifeMs) }
+
+    /// log2(score) + time/half-life: orders decay entries by their value at any common time.
+    func rank(of e: Int) -> Double { log2(sums[e * 2]) + sums[e * 2 + 1] / halfLifeMs }
+
+    /// Adds one value at event time `time` to a recent-values entry.
+    @inline(__always)
+    func addRecent(_ value: UnsafeBufferPointer<UInt8>, at time: Int64, to e: Int) {
+        recent[e].insert(value, at: time, keeping: recentLimit)
+        counts[e] &+= 1
+    }
+
     /// The i-th group value of entry `e`, decoded from the length-prefixed key.
     func groupValue(_ i: Int, of e: Int, into out: inout [UInt8]) {
         keys[e].withUnsafeBufferPointer { k in
@@ -88,8 +136,13 @@ final class AggregateTable {
 
     /// Each dirty entry's key and stored value (the changelog record and the RocksDB put).
     func forEachDirty(_ body: (_ key: [UInt8], _ value: [UInt8]) throws -> Void) rethrows {
-        var value = [UInt8](repeating: 0, count: 8 * (1 + sumsPerEntry))
+        let fixed = 8 * (1 + sumsPerEntry)
+        var value = [UInt8](repeating: 0, count: fixed)
         for e in dirty {
+            if recentLimit > 0 {
+                value.removeSubrange(fixed...)
+                value.append(contentsOf: recent[e].bytes)
+            }
             value.withUnsafeMutableBytes { v in
                 v.storeBytes(of: UInt64(bitPattern: counts[e]).littleEndian, toByteOffset: 0, as: UInt64.self)
                 for j in 0..<sumsPerEntry {
@@ -108,10 +161,20 @@ final class AggregateTable {
 
     /// Adds an encoded value (a stored value, or a combiner's partial) to entry `e`.
     func merge(_ value: UnsafeRawBufferPointer, into e: Int) {
-        guard value.count == 8 * (1 + sumsPerEntry) else { return }
-        counts[e] &+= Int64(bitPattern: UInt64(littleEndian: value.loadUnaligned(fromByteOffset: 0, as: UInt64.self)))
-        for j in 0..<sumsPerEntry {
-            sums[e * sumsPerEntry + j] += Double(bitPattern: UInt64(littleEndian: value.loadUnaligned(fromByteOffset: 8 * (1 + j), as: UInt64.self)))
+        let fixed = 8 * (1 + sumsPerEntry)
+        guard recentLimit > 0 ? value.count >= fixed : value.count == fixed else { return }
+        let count = Int64(bitPattern: UInt64(littleEndian: value.loadUnaligned(fromByteOffset: 0, as: UInt64.self)))
+        func number(_ j: Int) -> Double {
+            Double(bitPattern: UInt64(littleEndian: value.loadUnaligned(fromByteOffset: 8 * (1 + j), as: UInt64.self)))
+        }
+        if halfLifeMs > 0 {
+            if count > 0 { addDecayed(number(0), at: number(1), count: count, to: e) }
+            return
+        }
+        counts[e] &+= count
+        for j in 0..<sumsPerEntry { sums[e * sumsPerEntry + j] += number(j) }
+        if recentLimit > 0 {
+            recent[e].merge(UnsafeRawBufferPointer(rebasing: value[fixed...]), keeping: recentLimit)
         }
     }
 
@@ -121,6 +184,7 @@ final class AggregateTable {
         keys.removeAll(keepingCapacity: true)
         counts.removeAll(keepingCapacity: true)
         sums.removeAll(keepingCapacity: true)
+        recent.removeAll(keepingCapacity: true)
         isDirty.removeAll(keepingCapacity: true)
         dirty.removeAll(keepingCapacity: true)
     }

@@ -100,6 +100,8 @@ struct RedisViewWriter {
                 case .group(let i): table.groupValue(i, of: e, into: &out)
                 case .count: out.append(contentsOf: String(table.counts[e]).utf8)
                 case .sum(let j): out.append(contentsOf: formatNumber(table.sum(j, of: e)).utf8)
+                case .rank: out.append(contentsOf: formatNumber(table.rank(of: e)).utf8)
+                case .recent: table.recent[e].appendJSON(to: &out)
                 case .field: break  // not reachable: aggregate sinks resolve to outputs only
                 }
             }

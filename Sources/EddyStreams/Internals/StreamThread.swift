@@ -38,6 +38,8 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
     /// Per node: did the current record reach it (a fixed buffer: no exclusivity checks).
     private let passes: UnsafeMutableBufferPointer<Bool>
     private var keyBuffer: [UInt8] = []
+    /// The value a recent-values aggregate keeps, decoded.
+    private var valueBuffer: [UInt8] = []
     private var endReached: Set<Int32> = []
     private var lastCommit = ContinuousClock.now
     /// Set when processing failed mid-record; from then on nothing is committed.
@@ -259,7 +261,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
                 passes[i] = matches(field, condition, values, value)
             case .aggregate(let a):
                 passes[i] = true
-                try aggregate(value, into: task.byAggregate[a])
+                try aggregate(value, at: ts, into: task.byAggregate[a])
             }
             if passes[i], !node.sinks.isEmpty {
                 collectSinkWrites(node.sinks, value, task)
@@ -276,25 +278,42 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
     }
 
     @inline(__always)
-    private func aggregate(_ value: UnsafeRawBufferPointer, into table: AggregateTable) throws {
+    private func aggregate(_ value: UnsafeRawBufferPointer, at time: Int64, into table: AggregateTable) throws {
+        let spec = table.spec
+        var weight: Double?
+        if let field = spec.weightField {
+            weight = spec.weights.first(where: { decoder.equals(field, $0.0, from: value) })?.1
+            // A decay skips records without a weight: they would only add an empty group.
+            if weight == nil, case .decay = spec.function { return }
+        }
         keyBuffer.removeAll(keepingCapacity: true)
-        for id in table.spec.groupFields {
-            if decoder.slots[id].escaped {
-                var decoded: [UInt8] = []
-                decoder.appendValue(id, from: value, to: &decoded)
-                decoded.withUnsafeBufferPointer { appendLengthPrefixed($0, to: &keyBuffer) }
-            } else {
-                appendLengthPrefixed(decoder.rawBytes(id, from: value), to: &keyBuffer)
-            }
-        }
+        for id in spec.groupFields { appendDecoded(id, value, lengthPrefixedTo: &keyBuffer) }
         let e = try table.entry(for: keyBuffer)
-        table.add(count: 1, to: e)
-        for (j, id) in table.spec.sumFields.enumerated() where decoder.slots[id].kind == .number {
-            table.add(decoder.double(id, from: value), sum: j, to: e)
+        switch spec.function {
+        case .sums:
+            table.add(count: 1, to: e)
+            for (j, id) in spec.sumFields.enumerated() where decoder.slots[id].kind == .number {
+                table.add(decoder.double(id, from: value), sum: j, to: e)
+            }
+            if let weight { table.add(weight, sum: spec.sumFields.count, to: e) }
+        case .recent(let field, _):
+            valueBuffer.removeAll(keepingCapacity: true)
+            decoder.appendValue(field, from: value, to: &valueBuffer)
+            valueBuffer.withUnsafeBufferPointer { table.addRecent($0, at: time, to: e) }
+        case .decay:
+            table.addDecayed(weight!, at: Double(time), count: 1, to: e)
         }
-        if let field = table.spec.weightField,
-           let weight = table.spec.weights.first(where: { decoder.equals(field, $0.0, from: value) })?.1 {
-            table.add(weight, sum: table.spec.sumFields.count, to: e)
+    }
+
+    /// Appends a field's value, unescaped, with a 4-byte length before it (a group key part).
+    @inline(__always)
+    private func appendDecoded(_ id: Int, _ value: UnsafeRawBufferPointer, lengthPrefixedTo out: inout [UInt8]) {
+        if decoder.slots[id].escaped {
+            var decoded: [UInt8] = []
+            decoder.appendValue(id, from: value, to: &decoded)
+            decoded.withUnsafeBufferPointer { appendLengthPrefixed($0, to: &out) }
+        } else {
+            appendLengthPrefixed(decoder.rawBytes(id, from: value), to: &out)
         }
     }
 

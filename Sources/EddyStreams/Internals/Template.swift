@@ -5,8 +5,20 @@ enum OutputRef: Equatable, Sendable {
     /// The i-th group-by field of an aggregate.
     case group(Int)
     case count
-    /// The j-th summed field of an aggregate.
+    /// The j-th number of an aggregate entry after its count (a sum; a decay's score or time).
     case sum(Int)
+    /// A decay aggregate's log-scale rank.
+    case rank
+    /// A recent-values aggregate's values, as a JSON array.
+    case recent
+
+    /// Whether the value is a number (can be a zset score).
+    var isNumber: Bool {
+        switch self {
+        case .count, .sum, .rank: return true
+        case .field, .group, .recent: return false
+        }
+    }
 }
 
 /// A key template such as `user:{user_id}:counts`, parsed once into literal and field parts.

@@ -16,21 +16,39 @@ struct CompiledTopology: Sendable {
     }
 
     struct Aggregate: Sendable {
+        /// What an entry holds besides its count.
+        enum Function: Sendable {
+            /// The summed fields, then the weighted count (if weighted).
+            case sums
+            /// The `size` most recent values of a field.
+            case recent(field: Int, size: Int)
+            /// Two numbers: the decayed weight sum at the group's latest event time, and that time.
+            case decay(halfLifeMs: Double)
+        }
+
         /// Its position in `aggregates`: the store's number.
         let index: Int
         let name: String
         let groupFields: [Int]
-        let sumFields: [Int]
-        /// The field whose value picks a weight, and the weights; summed after `sumFields`.
+        var function: Function = .sums
+        var sumFields: [Int] = []
+        /// The field whose value picks a weight, and the weights: for `sums` summed after
+        /// `sumFields`; for `decay` the decayed quantity.
         var weightField: Int? = nil
         var weights: [([UInt8], Double)] = []
         /// Set when the group does not include the source key: the stream is re-keyed
         /// through this topic (upstream tasks combine, downstream tasks own the store).
         var repartitionTopic: String? = nil
-        var sinks: [CompiledSink]
+        var sinks: [CompiledSink] = []
 
-        /// Summed values per entry: the summed fields, then the weighted count.
-        var sumsPerEntry: Int { sumFields.count + (weightField == nil ? 0 : 1) }
+        /// Numbers per entry after the count.
+        var sumsPerEntry: Int {
+            switch function {
+            case .sums: return sumFields.count + (weightField == nil ? 0 : 1)
+            case .recent: return 0
+            case .decay: return 2
+            }
+        }
     }
 
     let topology: Topology
@@ -167,44 +185,69 @@ enum TopologyCompiler {
                 kind = .pass
             case .passthrough:
                 kind = .pass
-            case .aggregate(let groupBy, let sums, let weights):
-                let gpath = at + [.key("aggregate"), .key("group_by")]
-                if groupBy.isEmpty { throw TopologyError(gpath, "lists no fields") }
+            case .aggregate, .recent, .decay:
+                let apath = at + [.key(Self.yamlKey(of: node.operation))]
                 var refs: [String: OutputRef] = [:]
                 var order: [String] = []
+                let groupBy = node.operation.groupBy ?? []
+                if groupBy.isEmpty { throw TopologyError(apath + [.key("group_by")], "lists no fields") }
                 var groupIDs: [Int] = []
                 for (j, name) in groupBy.enumerated() {
-                    let id = try resolveField(name, gpath + [.index(j)])
+                    let id = try resolveField(name, apath + [.key("group_by"), .index(j)])
                     groupIDs.append(id)
                     required.append(id)
                     refs[name] = .group(j)
                     order.append(name)
                 }
-                refs["count"] = .count
-                order.append("count")
-                var sumIDs: [Int] = []
-                for (j, name) in sums.enumerated() {
-                    let id = try resolveField(name, at + [.key("aggregate"), .key("sum"), .index(j)])
-                    sumIDs.append(id)
-                    numeric.append(id)
-                    refs["sum_\(name)"] = .sum(j)
-                    order.append("sum_\(name)")
+                var spec = CompiledTopology.Aggregate(index: aggregates.count, name: node.name, groupFields: groupIDs)
+                func output(_ name: String, _ ref: OutputRef) {
+                    refs[name] = ref
+                    order.append(name)
                 }
-                var weightField: Int?
-                var weightTable: [([UInt8], Double)] = []
-                if let weights {
-                    let wpath = at + [.key("aggregate"), .key("weights")]
-                    weightField = try resolveField(weights.field, wpath + [.key("field")])
+                output("count", .count)
+                func weightTable(_ weights: Topology.Weights) throws -> (Int, [([UInt8], Double)]) {
+                    let wpath = apath + [.key("weights")]
+                    let field = try resolveField(weights.field, wpath + [.key("field")])
                     if weights.values.isEmpty { throw TopologyError(wpath + [.key("values")], "lists no values") }
-                    weightTable = weights.values.map { (Array($0.value.utf8), $0.weight) }
-                    refs["weighted_count"] = .sum(sumIDs.count)
-                    order.append("weighted_count")
+                    return (field, weights.values.map { (Array($0.value.utf8), $0.weight) })
+                }
+                switch node.operation {
+                case .aggregate(_, let sums, let weights):
+                    for (j, name) in sums.enumerated() {
+                        let id = try resolveField(name, apath + [.key("sum"), .index(j)])
+                        spec.sumFields.append(id)
+                        numeric.append(id)
+                        output("sum_\(name)", .sum(j))
+                    }
+                    if let weights {
+                        (spec.weightField, spec.weights) = try weightTable(weights)
+                        output("weighted_count", .sum(sums.count))
+                    }
+                case .recent(_, let field, let size):
+                    let id = try resolveField(field, apath + [.key("field")])
+                    required.append(id)
+                    if size <= 0 { throw TopologyError(apath + [.key("size")], "must be positive") }
+                    spec.function = .recent(field: id, size: size)
+                    output("recent", .recent)
+                case .decay(_, let weights, let halfLifeMs):
+                    if halfLifeMs <= 0 { throw TopologyError(apath + [.key("half_life")], "must be positive") }
+                    (spec.weightField, spec.weights) = try weightTable(weights)
+                    if let bad = weights.values.firstIndex(where: { !($0.weight > 0) || !$0.weight.isFinite }) {
+                        throw TopologyError(apath + [.key("weights"), .key("values"), .key(weights.values[bad].value)],
+                                            "a decayed weight must be a positive number (leave a value out to skip its records)")
+                    }
+                    spec.function = .decay(halfLifeMs: Double(halfLifeMs))
+                    output("score", .sum(0))
+                    output("last_time", .sum(1))
+                    output("rank", .rank)
+                default: preconditionFailure("not an aggregate")
                 }
                 outSchema = .closed(refs, order: order)
                 kind = .aggregate(aggregates.count)
-                let repartition = groupBy.contains(source.keyField) ? nil : Repartitions.topic(application: topology.application, node: node.name)
-                aggregates.append(.init(index: aggregates.count, name: node.name, groupFields: groupIDs, sumFields: sumIDs,
-                                        weightField: weightField, weights: weightTable, repartitionTopic: repartition, sinks: []))
+                if !groupBy.contains(source.keyField) {
+                    spec.repartitionTopic = Repartitions.topic(application: topology.application, node: node.name)
+                }
+                aggregates.append(spec)
             }
 
             var sinks: [CompiledSink] = []
@@ -275,10 +318,22 @@ enum TopologyCompiler {
         guard let value = schema.resolve(valueName, fieldID: fieldID) else {
             throw TopologyError(path + [.key("value")], "field '\(valueName)' is not available here (available: \(schema.available))")
         }
-        if sink.kind == .zset, isAggregate, case .group = value {
-            throw TopologyError(path + [.key("value")], "a zset score must be a number: 'count' or a 'sum_*' field")
+        if sink.kind == .zset, isAggregate, !value.isNumber {
+            throw TopologyError(path + [.key("value")], "a zset score must be a number (count, sum_*, weighted_count, score, last_time or rank)")
         }
         return CompiledSink(kind: sink.kind, key: key, field: field, value: value, outputs: outputs, ttlSeconds: sink.ttlSeconds)
+    }
+
+    /// The key a config file gives the operation under (for error paths).
+    static func yamlKey(of operation: Topology.Operation) -> String {
+        switch operation {
+        case .aggregate: return "aggregate"
+        case .recent: return "recent"
+        case .decay: return "decay"
+        case .filter: return "filter"
+        case .project: return "project"
+        case .passthrough: return "to_redis"
+        }
     }
 
     private static func checkNonEmpty(_ s: String, _ path: [TopologyError.PathComponent]) throws {
