@@ -9,7 +9,7 @@ struct Eddy: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eddy",
         abstract: "Eddy: stateful stream processing on Kafka, RocksDB and Redis.",
-        subcommands: [Run.self, Validate.self, Describe.self, Generate.self, Reset.self, Dump.self, ConsumeCeiling.self])
+        subcommands: [Run.self, Validate.self, Describe.self, Generate.self, Reset.self, Dump.self, ConsumeCeiling.self, WriteCeilings.self])
 }
 
 /// Loads a topology file, printing config errors as `file:line:col: field '…': message`.

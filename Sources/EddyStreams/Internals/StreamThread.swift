@@ -130,7 +130,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             let t2 = ContinuousClock.now
             polling += t1 - t0
             processing += t2 - t1
-            if t2 - lastCommit >= interval || cacheIsFull {
+            if t2 - lastCommit >= interval || cacheIsFull || finishesEarly(now: t2) {
                 commitUntilDone()
                 committing += ContinuousClock.now - t2
             }
@@ -179,6 +179,15 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
 
     /// Nothing of this thread's is uncommitted or waits for another task: with every
     /// source partition at its end, the run is done once every thread is settled.
+    /// With --until-caught-up, a thread whose source partitions are all at their end
+    /// commits at once rather than at the next interval (as a stopping Quix or Kafka
+    /// Streams application commits on close); at most every 50 ms while re-keyed records
+    /// still wait for their markers.
+    private func finishesEarly(now: ContinuousClock.Instant) -> Bool {
+        context.untilCaughtUp && now - lastCommit >= .milliseconds(50) && !tasks.isEmpty
+            && tasks.values.allSatisfy { $0.intake != nil || endReached.contains($0.partition.partition) } && !isSettled
+    }
+
     private var isSettled: Bool {
         !(producer?.owesRepartitionRecords ?? false) && tasks.values.allSatisfy { !$0.hasUncommittedWork && $0.intake?.isSettled != false }
     }

@@ -1,0 +1,343 @@
+"""The runs behind Benchmarks/compare: Eddy and Quix Streams over the same topic, the
+ceilings, and RESULTS.md plus results.svg. Started by Benchmarks/compare, which builds
+Eddy, installs Quix into Benchmarks/.venv and starts a fresh broker and Redis."""
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from importlib.metadata import version
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+TOPIC = "compare-clicks"
+WORKLOADS = {
+    "a": ("passthrough (consume + decode)", "passthrough.yaml"),
+    "b": ("last 20 items per user", "recent-items.yaml"),
+    "c": ("decayed item popularity, re-keyed, to a Redis zset", "popularity.yaml"),
+}
+GUARANTEES = {"at-least-once": "at_least_once", "exactly-once": "exactly_once"}
+ENGINES = ["Quix Streams", "Eddy, 1 thread", "Eddy, 2 threads", "Eddy, 2 processes"]
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def sh(*args, **kw):
+    return subprocess.run(args, check=True, capture_output=True, text=True, **kw).stdout
+
+
+class Measured:
+    """Runs processes to their end and keeps their CPU time and peak RSS (wait4)."""
+
+    def __init__(self):
+        self.cpu = 0.0
+        self.rss_kb = 0
+
+    def start(self, args, **kw):
+        return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+    def wait(self, process, timeout=900):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                process.returncode = os.waitstatus_to_exitcode(status)
+                self.cpu += usage.ru_utime + usage.ru_stime
+                self.rss_kb = max(self.rss_kb, usage.ru_maxrss)
+                return process.stdout.read(), process.stderr.read()
+            time.sleep(0.05)
+        process.kill()
+        raise SystemExit(f"{process.args[:3]} did not finish within {timeout} s")
+
+
+def broker_cpu(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.work = tempfile.mkdtemp(prefix="eddy-compare-")
+        self.rows = []  # dicts: workload, guarantee, engine, events_per_second, cpu_per_million, rss_mb, broker_cpu, zset
+        self.runs = 0
+
+    def redis(self, *cmd):
+        return sh("redis-cli", "-p", str(self.args.redis_port), *cmd)
+
+    def zset(self):
+        out = self.redis("ZRANGE", "popular:items", "0", "-1", "WITHSCORES").split()
+        return {out[i]: float(out[i + 1]) for i in range(0, len(out) - 1, 2)}
+
+    def runtime_config(self, guarantee, threads, name):
+        text = open(self.args.config).read()
+        text = re.sub(r"commit_interval_ms: .*", "commit_interval_ms: 1000", text)
+        text = re.sub(r"guarantee: .*", f"guarantee: {GUARANTEES[guarantee]}", text)
+        text = re.sub(r"threads: .*", f"threads: {threads}", text)
+        path = os.path.join(self.work, f"{name}-runtime.yaml")
+        open(path, "w").write(text)
+        return path
+
+    def topology(self, workload, app):
+        text = open(os.path.join(HERE, "topologies", WORKLOADS[workload][1])).read()
+        text = re.sub(r"^application: .*", f"application: {app}", text, flags=re.M)
+        text = text.replace("topic: clicks", f"topic: {TOPIC}")
+        path = os.path.join(self.work, f"{app}.yaml")
+        open(path, "w").write(text)
+        return path
+
+    def record(self, workload, guarantee, engine, events_per_second, measured, broker_seconds):
+        events = self.args.events
+        row = dict(workload=workload, guarantee=guarantee, engine=engine, events_per_second=events_per_second,
+                   cpu_per_million=measured.cpu / events * 1e6, rss_mb=measured.rss_kb / 1024,
+                   broker_cpu_per_million=broker_seconds / events * 1e6,
+                   zset=self.zset() if workload == "c" else None)
+        self.rows.append(row)
+        print(f"  {workload} {guarantee:13} {engine:18} {events_per_second:>12,.0f} events/s  "
+              f"{row['cpu_per_million']:6.2f} CPU-s/M  {row['rss_mb']:6.0f} MB  broker {row['broker_cpu_per_million']:5.2f} CPU-s/M",
+              flush=True)
+
+    def quix(self, workload, guarantee):
+        self.runs += 1
+        app = f"quix-{workload}-{guarantee}-{self.runs}"
+        measured = Measured()
+        before = broker_cpu(self.args.broker_pid)
+        p = measured.start([self.args.python, os.path.join(HERE, "quix", "workloads.py"), "--workload", workload,
+                            "--guarantee", guarantee, "--topic", TOPIC, "--events", str(self.args.events),
+                            "--redis-port", str(self.args.redis_port), "--app-id", app,
+                            "--state-dir", os.path.join(self.work, app), "--commit-interval", "1.0"])
+        out, err = measured.wait(p)
+        if p.returncode != 0:
+            raise SystemExit(f"quix {workload} {guarantee} failed:\n{err[-3000:]}")
+        result = json.loads(out.strip().splitlines()[-1])
+        self.record(workload, guarantee, "Quix Streams", result["events_per_second"], measured,
+                    broker_cpu(self.args.broker_pid) - before)
+
+    def eddy(self, workload, guarantee, threads=1):
+        self.runs += 1
+        app = f"eddy-{workload}-{guarantee}-{threads}t-{self.runs}"
+        measured = Measured()
+        before = broker_cpu(self.args.broker_pid)
+        p = measured.start([self.args.eddy, "run", self.topology(workload, app),
+                            "--config", self.runtime_config(guarantee, threads, app),
+                            "--state-dir", os.path.join(self.work, app), "--metrics-port", "0", "--until-caught-up", "--json"])
+        out, err = measured.wait(p)
+        result = json.loads(out.strip().splitlines()[-1]) if p.returncode == 0 else {}
+        if result.get("records_in") != self.args.events:
+            raise SystemExit(f"eddy {workload} {guarantee} {threads} thread(s) failed or fell short:\n{err[-3000:]}")
+        self.record(workload, guarantee, f"Eddy, {threads} thread{'s' if threads > 1 else ''}", result["records_per_second"],
+                    measured, broker_cpu(self.args.broker_pid) - before)
+
+    def eddy_two_processes(self, workload, guarantee):
+        """Two processes in one group. --until-caught-up is per process (it waits for every
+        source partition's end), so here the harness watches both processes' metrics: the
+        run is timed from the first record to the first commit of each process after both
+        together consumed every event (up to one commit interval later), then both get
+        SIGTERM (they commit and stop). The zset cross-check then shows
+        whether anything was left behind."""
+        self.runs += 1
+        app = f"eddy-{workload}-{guarantee}-2p-{self.runs}"
+        topology = self.topology(workload, app)
+        measured = Measured()
+        before = broker_cpu(self.args.broker_pid)
+        ports = [19501 + i for i in range(2)]
+        processes = [measured.start([self.args.eddy, "run", topology, "--config", self.runtime_config(guarantee, 1, f"{app}-{i}"),
+                                     "--state-dir", os.path.join(self.work, f"{app}-{i}"), "--metrics-port", str(port)])
+                     for i, port in enumerate(ports)]
+
+        def metric(name):
+            """The metric per process (0 while a process does not answer yet)."""
+            values = []
+            for port in ports:
+                try:
+                    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1).read().decode()
+                except OSError:
+                    text = ""
+                m = re.search(rf"^{name}\{{[^}}]*\}} (\d+)", text, re.M)
+                values.append(int(m.group(1)) if m else 0)
+            return values
+
+        first = done = None
+        deadline = time.time() + 600
+        while done is None and time.time() < deadline:
+            n = sum(metric("eddy_records_in_total"))
+            now = time.time()
+            if n > 0 and first is None:
+                first = now
+            if n >= self.args.events:
+                done = now
+            if any(p.poll() is not None for p in processes):
+                break
+            time.sleep(0.02)
+        if done is None:
+            for p in processes:
+                p.kill()
+            logs = "\n".join(measured.wait(p)[1][-2000:] for p in processes)
+            raise SystemExit(f"eddy {workload} {guarantee} 2 processes did not consume every event:\n{logs}")
+        # Done means committed: wait for a commit after the last record in each process.
+        commits = metric("eddy_commits_total")
+        while time.time() < done + 5 and any(a <= b for a, b in zip(metric("eddy_commits_total"), commits)):
+            time.sleep(0.02)
+        done = time.time()
+        time.sleep(2.5)  # two more commit intervals: re-keyed records reach their store and Redis
+        for p in processes:
+            p.terminate()
+        for p in processes:
+            measured.wait(p)
+        self.record(workload, guarantee, "Eddy, 2 processes", self.args.events / (done - first), measured,
+                    broker_cpu(self.args.broker_pid) - before)
+
+    def ceilings(self):
+        consume = json.loads(sh(self.args.eddy, "consume-ceiling", "--topic", TOPIC, "--config", self.args.config, "--json").strip().splitlines()[-1])
+        writes = json.loads(sh(self.args.eddy, "write-ceilings", "--records", str(self.args.events), "--config", self.args.config, "--json").strip().splitlines()[-1])
+        self.ceiling = dict(consume=consume["records_per_second"], rocksdb=writes["rocksdb_puts_per_second"],
+                            redis=writes["redis_writes_per_second"])
+        print(f"ceilings: consume {self.ceiling['consume']:,.0f} records/s, RocksDB {self.ceiling['rocksdb']:,.0f} puts/s, "
+              f"Redis {self.ceiling['redis']:,.0f} writes/s", flush=True)
+
+    def run(self):
+        print(f"generating {self.args.events:,} events into {TOPIC} (4 partitions)…", flush=True)
+        sh(self.args.eddy, "generate", "--events", str(self.args.events), "--topic", TOPIC, "--partitions", "4", "--config", self.args.config)
+        self.ceilings()
+        for workload in WORKLOADS:
+            for guarantee in GUARANTEES:
+                for step in (lambda: self.quix(workload, guarantee), lambda: self.eddy(workload, guarantee, 1),
+                             lambda: self.eddy(workload, guarantee, 2), lambda: self.eddy_two_processes(workload, guarantee)):
+                    self.redis("FLUSHALL")
+                    step()
+        self.cross_check()
+        self.write()
+
+    def cross_check(self):
+        """Every workload-c run must leave the same popularity in Redis as Quix's
+        exactly-once run (scores within 1e-9: sums in another order round differently)."""
+        reference = next(r["zset"] for r in self.rows if r["workload"] == "c" and r["engine"] == "Quix Streams" and r["guarantee"] == "exactly-once")
+        for r in self.rows:
+            if r["zset"] is None:
+                continue
+            z = r["zset"]
+            missing = len(reference.keys() - z.keys()) + len(z.keys() - reference.keys())
+            worst = max((abs(z[k] - reference[k]) for k in reference.keys() & z.keys()), default=math.inf)
+            r["check"] = "same" if missing == 0 and worst <= 1e-9 else f"DIFFERS ({missing} members differ, max |Δ| {worst:.2g})"
+            r["check_detail"] = (len(z), worst)
+
+    def find(self, workload, guarantee, engine):
+        return next(r for r in self.rows if (r["workload"], r["guarantee"], r["engine"]) == (workload, guarantee, engine))
+
+    def write(self):
+        events = self.args.events
+        lines = ["# Eddy vs Quix Streams, and the machine's ceilings", "",
+                 f"Generated by `Benchmarks/compare {events}` on {datetime.date.today().isoformat()}: "
+                 f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), one Tansu 0.6.0 broker and one "
+                 f"redis-server on loopback, started fresh for the run. Eddy `{sh('git', '-C', ROOT, 'rev-parse', '--short', 'HEAD').strip()}` "
+                 f"(release build, librdkafka 2.16); Quix Streams {version('quixstreams')} (confluent-kafka {version('confluent-kafka')}). "
+                 f"Input: {events:,} generated click events in one topic of 4 partitions keyed by user; every run reads all of it "
+                 "from the beginning with a fresh consumer group and state, commit interval 1 s. "
+                 "All numbers come from one run of the script; the machine is shared, so compare within it.", "",
+                 "- **events/s**: input events over the time from the first record to the last commit "
+                 "(Eddy: `--until-caught-up`, which commits as soon as its partitions are at their end; Quix: its final "
+                 "checkpoint; Eddy as 2 processes: until each has committed after both together consumed every event, "
+                 "read from their metrics, so up to one commit interval of waiting is included).",
+                 "- **CPU-s/M**: user + system CPU seconds of the engine's processes per million events, whole process "
+                 "lifetime (start-up and group join included).",
+                 "- **RSS**: peak resident memory of the largest process.",
+                 "- **broker CPU-s/M**: the Tansu process's CPU seconds during the run, per million events.",
+                 "- **vs Quix**: events/s ratio, and Quix's CPU-s/M over Eddy's, to Quix Streams under the same guarantee.", ""]
+        c = self.ceiling
+        lines += ["## Ceilings (same run)", "",
+                  "| path | rate | measured by |", "| --- | ---: | --- |",
+                  f"| librdkafka consume (consume + discard, the topic above) | {c['consume']:,.0f} records/s | `eddy consume-ceiling` |",
+                  f"| RocksDB WriteBatch puts (batches of 4,096, 16-byte values) | {c['rocksdb']:,.0f} puts/s | `eddy write-ceilings` |",
+                  f"| Redis pipelined ZADD (pipelines of 4,096) | {c['redis']:,.0f} writes/s | `eddy write-ceilings` |", ""]
+        targets = []
+        for workload, (title, topology) in WORKLOADS.items():
+            lines += [f"## ({workload}) {title}", "",
+                      f"Eddy topology: `Benchmarks/topologies/{topology}`; Quix: `Benchmarks/quix/workloads.py --workload {workload}`.", "",
+                      "| guarantee | engine | events/s | CPU-s/M | RSS MB | broker CPU-s/M | vs Quix (speed, CPU) |"
+                      + (" Redis vs Quix EOS |" if workload == "c" else ""),
+                      "| --- | --- | ---: | ---: | ---: | ---: | ---: |" + (" --- |" if workload == "c" else "")]
+            for guarantee in GUARANTEES:
+                quix = self.find(workload, guarantee, "Quix Streams")
+                for engine in ENGINES:
+                    r = self.find(workload, guarantee, engine)
+                    versus = "" if r is quix else f"{r['events_per_second'] / quix['events_per_second']:.1f}×, {quix['cpu_per_million'] / r['cpu_per_million']:.1f}×"
+                    lines.append(f"| {guarantee} | {engine} | {r['events_per_second']:,.0f} | {r['cpu_per_million']:.2f} | "
+                                 f"{r['rss_mb']:.0f} | {r['broker_cpu_per_million']:.2f} | {versus} |"
+                                 + (f" {r['check']} ({r['check_detail'][0]:,} items) |" if workload == "c" else ""))
+            lines.append("")
+            eddy, quix = self.find(workload, "exactly-once", "Eddy, 1 thread"), self.find(workload, "exactly-once", "Quix Streams")
+            if workload == "a":
+                share = self.find(workload, "exactly-once", "Eddy, 1 thread")["events_per_second"] / c["consume"]
+                targets.append(f"- (a) exactly-once, Eddy 1 thread at **{share:.0%}** of the consume ceiling (target ≥ 50%): "
+                               + ("met." if share >= 0.5 else "**missed**."))
+            else:
+                speed = eddy["events_per_second"] / quix["events_per_second"]
+                cpu = quix["cpu_per_million"] / eddy["cpu_per_million"]
+                targets.append(f"- ({workload}) exactly-once, Eddy 1 thread vs Quix Streams: **{speed:.1f}×** the events/s "
+                               f"(target ≥ 20×), **1/{cpu:.0f}** of the CPU-s per million (target ≤ 1/20): "
+                               + ("met." if speed >= 20 and cpu >= 20 else "**missed**."))
+        lines[lines.index("## Ceilings (same run)"):lines.index("## Ceilings (same run)")] = ["## Targets", ""] + targets + [
+            "", "![events per second, log scale](results.svg)", ""]
+        open(os.path.join(HERE, "RESULTS.md"), "w").write("\n".join(lines) + "\n")
+        open(os.path.join(HERE, "results.svg"), "w").write(self.chart())
+        print("\n".join(targets))
+        print(f"wrote {os.path.join(HERE, 'RESULTS.md')} and results.svg")
+
+    def chart(self):
+        """Grouped horizontal bars of events/s on a log scale, one group per workload and guarantee."""
+        colors = {"Quix Streams": "#9e9e9e", "Eddy, 1 thread": "#1565c0", "Eddy, 2 threads": "#42a5f5", "Eddy, 2 processes": "#00897b"}
+        bar, gap, left, width = 14, 18, 250, 560
+        top = 40
+        lo = 10 ** math.floor(math.log10(min(r["events_per_second"] for r in self.rows)))
+        hi = 10 ** math.ceil(math.log10(max(list(r["events_per_second"] for r in self.rows) + [self.ceiling["consume"]])))
+        x = lambda v: left + width * (math.log10(v) - math.log10(lo)) / (math.log10(hi) - math.log10(lo))
+        parts, y = [], top
+        for workload, (title, _) in WORKLOADS.items():
+            for guarantee in GUARANTEES:
+                parts.append(f'<text x="{left - 8}" y="{y + 2 * bar + 4}" text-anchor="end" font-size="12">({workload}) {title[:34]}</text>')
+                parts.append(f'<text x="{left - 8}" y="{y + 2 * bar + 18}" text-anchor="end" font-size="11" fill="#555">{guarantee}</text>')
+                for engine in ENGINES:
+                    r = self.find(workload, guarantee, engine)
+                    w = x(r["events_per_second"]) - left
+                    parts.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar - 2}" fill="{colors[engine]}"/>')
+                    parts.append(f'<text x="{left + w + 4:.1f}" y="{y + bar - 4}" font-size="10">{r["events_per_second"]:,.0f}</text>')
+                    y += bar
+                y += gap
+        consume = x(self.ceiling["consume"])
+        parts.append(f'<line x1="{consume:.1f}" y1="{top - 6}" x2="{consume:.1f}" y2="{y - gap}" stroke="#c62828" stroke-dasharray="4 3"/>')
+        parts.append(f'<text x="{consume:.1f}" y="{top - 10}" font-size="10" fill="#c62828" text-anchor="middle">consume ceiling</text>')
+        decade = lo
+        while decade <= hi:
+            parts.append(f'<line x1="{x(decade):.1f}" y1="{y - gap + 4}" x2="{x(decade):.1f}" y2="{y - gap + 9}" stroke="#000"/>')
+            parts.append(f'<text x="{x(decade):.1f}" y="{y - gap + 22}" font-size="10" text-anchor="middle">{decade:,.0f}</text>')
+            decade *= 10
+        legend_y = y - gap + 40
+        for i, (engine, color) in enumerate(colors.items()):
+            parts.append(f'<rect x="{left + i * 140}" y="{legend_y}" width="12" height="12" fill="{color}"/>')
+            parts.append(f'<text x="{left + i * 140 + 16}" y="{legend_y + 10}" font-size="11">{engine}</text>')
+        height = legend_y + 30
+        return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 80}" height="{height}" font-family="sans-serif">'
+                f'<rect width="100%" height="100%" fill="white"/>'
+                f'<text x="{left}" y="16" font-size="14" font-weight="bold">events/s (log scale), {self.args.events:,} events, higher is better</text>'
+                + "".join(parts) + "</svg>\n")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--events", type=int, required=True)
+    p.add_argument("--eddy", required=True)
+    p.add_argument("--python", required=True)
+    p.add_argument("--config", required=True)
+    p.add_argument("--broker-pid", type=int, required=True)
+    p.add_argument("--redis-port", type=int, required=True)
+    Bench(p.parse_args()).run()
+
+
+if __name__ == "__main__":
+    main()
