@@ -29,21 +29,36 @@ extension KafkaAdmin {
         return result
     }
 
-    /// Sets a consumer group's committed offsets (the group must have no active members).
-    public func commitGroupOffsets(group: String, offsets: [TopicPartition: Int64], config: KafkaConfig) throws {
+    /// Sets a consumer group's committed offsets by joining the group and committing as
+    /// its only member, then leaving. The application must be stopped: its stopped members
+    /// (which do not leave; see RuntimeConfig.leaveGroupOnClose) expire from the group
+    /// after their session timeout, and only then does this member get every partition.
+    /// Committing from outside the group is refused while the broker still lists them.
+    public func commitGroupOffsets(group: String, offsets: [TopicPartition: Int64], config: KafkaConfig,
+                                   timeout: Duration) throws {
         var config = config
         config["group.id"] = group
-        config["enable.auto.commit"] = "false"
-        let consumer = try makeClient(RD_KAFKA_CONSUMER, try config.makeNative())
-        defer {
-            rd_kafka_consumer_close(consumer)
-            rd_kafka_destroy(consumer)
+        let listener = AssignmentRecorder()
+        let consumer = try KafkaConsumer(config: config, topics: Array(Set(offsets.keys.map(\.topic))).sorted(), listener: listener)
+        defer { consumer.close() }  // the sole member leaving a formed group: safe on Tansu too
+        let batch = ConsumedBatch(capacity: 64)
+        defer { batch.release() }
+        let wanted = Set(offsets.keys)
+        let deadline = ContinuousClock.now + timeout
+        while !wanted.isSubset(of: consumer.assignment) {
+            guard ContinuousClock.now < deadline else {
+                throw KafkaError(RD_KAFKA_RESP_ERR__TIMED_OUT, context: "take over group \(group) to set its offsets: other members still hold "
+                                 + "\(wanted.subtracting(consumer.assignment).count) of \(wanted.count) partitions after \(timeout) (is the application still running?)")
+            }
+            consumer.poll(into: batch, timeoutMs: 100)
         }
-        let list = makePartitionList(offsets.map { ($0.key, $0.value) })
-        defer { rd_kafka_topic_partition_list_destroy(list) }
-        try KafkaError.check(rd_kafka_commit(consumer, list, 0), "commit offsets of group \(group)")
-        for element in list.elements {
-            try KafkaError.check(element.err, "commit offset of group \(group) for \(String(cString: element.topic))-\(element.partition)")
-        }
+        try consumer.commit(offsets)
     }
+}
+
+/// Takes the group's committed offsets on assignment (nothing is read) and records nothing
+/// else: the consumer's own `assignment` is what the caller watches.
+private final class AssignmentRecorder: RebalanceListener {
+    func partitionsAssigned(_ partitions: [TopicPartition]) -> [TopicPartition: Int64] { [:] }
+    func partitionsRevoked(_ partitions: [TopicPartition]) {}
 }

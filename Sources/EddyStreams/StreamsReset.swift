@@ -61,7 +61,11 @@ public enum StreamsReset {
         for topic in Repartitions.topics(of: compiled) {
             for p in 0..<Int32(partitions) { offsets[TopicPartition(topic, p)] = 0 }
         }
-        try admin.commitGroupOffsets(group: topology.application, offsets: offsets, config: kafka)
+        var member = kafka
+        member["session.timeout.ms"] = String(config.sessionTimeoutMs)
+        // Stopped members expire after one session timeout; joining takes about half of one.
+        try admin.commitGroupOffsets(group: topology.application, offsets: offsets, config: member,
+                                     timeout: .milliseconds(3 * config.sessionTimeoutMs + 10_000))
         let redis = try RedisConnection(host: config.redisHost, port: config.redisPort)
         let deleted = try RedisView(topology).clear(in: redis, application: topology.application)
         return Summary(start: start, redisKeysDeleted: deleted, stateRemoved: stateRemoved)
