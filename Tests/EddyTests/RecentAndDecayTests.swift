@@ -40,12 +40,12 @@ final class RecentAndDecayTests: XCTestCase {
         // Two "upstream partitions", each combined, then merged downstream.
         var left = RecentValues(), right = RecentValues(), merged = RecentValues()
         for (i, (v, t)) in records.enumerated() { i % 2 == 0 ? insert(&left, v, t, keeping: 4) : insert(&right, v, t, keeping: 4) }
-        for part in [left, right] { part.bytes.withUnsafeBytes { merged.merge($0, keeping: 4) } }
+        for part in [left, right] { part.encoded.withUnsafeBytes { merged.merge($0, keeping: 4) } }
         XCTAssertEqual(json(direct), #"["i4","i7","i5","i8"]"#)
         XCTAssertEqual(json(merged), json(direct))
         // A truncated encoding is ignored from the damage on, not read past its end.
         var damaged = RecentValues()
-        Array(direct.bytes.dropLast(1)).withUnsafeBytes { damaged.merge($0, keeping: 4) }
+        Array(direct.encoded.dropLast(1)).withUnsafeBytes { damaged.merge($0, keeping: 4) }
         XCTAssertEqual(json(damaged), #"["i7","i5","i8"]"#)
     }
 

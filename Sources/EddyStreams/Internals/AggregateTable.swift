@@ -141,7 +141,7 @@ final class AggregateTable {
         for e in dirty {
             if recentLimit > 0 {
                 value.removeSubrange(fixed...)
-                value.append(contentsOf: recent[e].bytes)
+                value.append(contentsOf: recent[e].encoded)
             }
             value.withUnsafeMutableBytes { v in
                 v.storeBytes(of: UInt64(bitPattern: counts[e]).littleEndian, toByteOffset: 0, as: UInt64.self)
