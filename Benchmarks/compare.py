@@ -284,7 +284,8 @@ class Bench:
                                + ("met." if speed >= 20 and cpu >= 20 else "**missed**."))
         lines[lines.index("## Ceilings (same run)"):lines.index("## Ceilings (same run)")] = ["## Targets", ""] + targets + [
             "", "![events per second, log scale](results.svg)", ""]
-        open(os.path.join(HERE, "RESULTS.md"), "w").write("\n".join(lines) + "\n")
+        lines += ["", open(os.path.join(HERE, "analysis.md")).read()]
+        open(os.path.join(HERE, "RESULTS.md"), "w").write("\n".join(lines).rstrip() + "\n")
         open(os.path.join(HERE, "results.svg"), "w").write(self.chart())
         print("\n".join(targets))
         print(f"wrote {os.path.join(HERE, 'RESULTS.md')} and results.svg")
