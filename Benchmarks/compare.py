@@ -9,7 +9,6 @@ import os
 import platform
 import re
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -103,36 +102,36 @@ class Bench:
               f"{row['cpu_per_million']:6.2f} CPU-s/M  {row['rss_mb']:6.0f} MB  broker {row['broker_cpu_per_million']:5.2f} CPU-s/M",
               flush=True)
 
+    def single(self, workload, guarantee, engine, args, rate):
+        """Runs one process to its end; `rate` takes its JSON summary and returns events/s,
+        or None when the run fell short."""
+        measured = Measured()
+        before = broker_cpu(self.args.broker_pid)
+        p = measured.start(args)
+        out, err = measured.wait(p)
+        result = json.loads(out.strip().splitlines()[-1]) if p.returncode == 0 else {}
+        events_per_second = rate(result) if result else None
+        if events_per_second is None:
+            raise SystemExit(f"{engine}, {workload} {guarantee}: failed or fell short:\n{err[-3000:]}")
+        self.record(workload, guarantee, engine, events_per_second, measured, broker_cpu(self.args.broker_pid) - before)
+
     def quix(self, workload, guarantee):
         self.runs += 1
         app = f"quix-{workload}-{guarantee}-{self.runs}"
-        measured = Measured()
-        before = broker_cpu(self.args.broker_pid)
-        p = measured.start([self.args.python, os.path.join(HERE, "quix", "workloads.py"), "--workload", workload,
-                            "--guarantee", guarantee, "--topic", TOPIC, "--events", str(self.args.events),
-                            "--redis-port", str(self.args.redis_port), "--app-id", app,
-                            "--state-dir", os.path.join(self.work, app), "--commit-interval", "1.0"])
-        out, err = measured.wait(p)
-        if p.returncode != 0:
-            raise SystemExit(f"quix {workload} {guarantee} failed:\n{err[-3000:]}")
-        result = json.loads(out.strip().splitlines()[-1])
-        self.record(workload, guarantee, "Quix Streams", result["events_per_second"], measured,
-                    broker_cpu(self.args.broker_pid) - before)
+        self.single(workload, guarantee, "Quix Streams",
+                    [self.args.python, os.path.join(HERE, "quix", "workloads.py"), "--workload", workload,
+                     "--guarantee", guarantee, "--topic", TOPIC, "--events", str(self.args.events),
+                     "--redis-port", str(self.args.redis_port), "--app-id", app,
+                     "--state-dir", os.path.join(self.work, app), "--commit-interval", "1.0"],
+                    lambda result: result["events_per_second"])
 
     def eddy(self, workload, guarantee, threads=1):
         self.runs += 1
         app = f"eddy-{workload}-{guarantee}-{threads}t-{self.runs}"
-        measured = Measured()
-        before = broker_cpu(self.args.broker_pid)
-        p = measured.start([self.args.eddy, "run", self.topology(workload, app),
-                            "--config", self.runtime_config(guarantee, threads, app),
-                            "--state-dir", os.path.join(self.work, app), "--metrics-port", "0", "--until-caught-up", "--json"])
-        out, err = measured.wait(p)
-        result = json.loads(out.strip().splitlines()[-1]) if p.returncode == 0 else {}
-        if result.get("records_in") != self.args.events:
-            raise SystemExit(f"eddy {workload} {guarantee} {threads} thread(s) failed or fell short:\n{err[-3000:]}")
-        self.record(workload, guarantee, f"Eddy, {threads} thread{'s' if threads > 1 else ''}", result["records_per_second"],
-                    measured, broker_cpu(self.args.broker_pid) - before)
+        self.single(workload, guarantee, f"Eddy, {threads} thread{'s' if threads > 1 else ''}",
+                    [self.args.eddy, "run", self.topology(workload, app), "--config", self.runtime_config(guarantee, threads, app),
+                     "--state-dir", os.path.join(self.work, app), "--metrics-port", "0", "--until-caught-up", "--json"],
+                    lambda result: result["records_per_second"] if result.get("records_in") == self.args.events else None)
 
     def eddy_two_processes(self, workload, guarantee):
         """Two processes in one group. --until-caught-up is per process (it waits for every

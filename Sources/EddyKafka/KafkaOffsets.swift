@@ -38,7 +38,7 @@ extension KafkaAdmin {
                                    timeout: Duration) throws {
         var config = config
         config["group.id"] = group
-        let listener = AssignmentRecorder()
+        let listener = StartAtCommitted()
         let consumer = try KafkaConsumer(config: config, topics: Array(Set(offsets.keys.map(\.topic))).sorted(), listener: listener)
         defer { consumer.close() }  // the sole member leaving a formed group: safe on Tansu too
         let batch = ConsumedBatch(capacity: 64)
@@ -56,9 +56,9 @@ extension KafkaAdmin {
     }
 }
 
-/// Takes the group's committed offsets on assignment (nothing is read) and records nothing
-/// else: the consumer's own `assignment` is what the caller watches.
-private final class AssignmentRecorder: RebalanceListener {
+/// Starts assigned partitions at the group's committed offsets (nothing is read; the caller
+/// watches the consumer's own `assignment`).
+private final class StartAtCommitted: RebalanceListener {
     func partitionsAssigned(_ partitions: [TopicPartition]) -> [TopicPartition: Int64] { [:] }
     func partitionsRevoked(_ partitions: [TopicPartition]) {}
 }

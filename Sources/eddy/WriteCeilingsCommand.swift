@@ -39,13 +39,11 @@ struct WriteCeilings: ParsableCommand {
         let family = try database.columnFamily("ceiling")
         let keys = (0..<records).map(key)
         let value = [UInt8](repeating: 7, count: 16)
-        let start = ContinuousClock.now
-        for first in stride(from: 0, to: records, by: batch) {
+        return try rate { range in
             let writes = StateWriteBatch()
-            for i in first..<min(first + batch, records) { writes.put(family, key: keys[i], value: value) }
+            for i in range { writes.put(family, key: keys[i], value: value) }
             try database.write(writes)
         }
-        return Double(records) / (ContinuousClock.now - start).seconds
     }
 
     /// ZADD into a scratch key (deleted afterwards), as the view writer pipelines them.
@@ -54,15 +52,16 @@ struct WriteCeilings: ParsableCommand {
         let scratch = "eddy:write-ceiling:\(UUID().uuidString.prefix(8))"
         defer { _ = try? redis.send("UNLINK", scratch) }
         let commands = (0..<records).map { RedisCommand([Array("ZADD".utf8), Array(scratch.utf8), Array("\(Double($0) / 7)".utf8), Array("i\($0)".utf8)]) }
-        let start = ContinuousClock.now
-        for first in stride(from: 0, to: records, by: batch) {
-            let replies = try redis.pipeline(Array(commands[first..<min(first + batch, records)]))
+        return try rate { range in
+            let replies = try redis.pipeline(Array(commands[range]))
             if let error = replies.lazy.compactMap(\.firstError).first { throw RedisError("ZADD failed: \(error)") }
         }
-        return Double(records) / (ContinuousClock.now - start).seconds
     }
-}
 
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+    /// Writes per second of `write`, called on consecutive ranges of `batch` indexes.
+    private func rate(_ write: (Range<Int>) throws -> Void) throws -> Double {
+        let start = Date()
+        for first in stride(from: 0, to: records, by: batch) { try write(first..<min(first + batch, records)) }
+        return Double(records) / Date().timeIntervalSince(start)
+    }
 }

@@ -38,29 +38,23 @@ final class AggregateTable {
     /// opened and nothing was evicted since): a miss then needs no RocksDB read.
     private var memoryIsComplete: Bool
 
-    init(spec: CompiledTopology.Aggregate, columnFamily: ColumnFamily, database: StateDatabase) {
-        self.spec = spec
-        self.columnFamily = columnFamily
-        self.database = database
-        (sumsPerEntry, recentLimit, halfLifeMs) = Self.shape(spec)
-        memoryIsComplete = database.isEmpty(columnFamily)
+    convenience init(spec: CompiledTopology.Aggregate, columnFamily: ColumnFamily, database: StateDatabase) {
+        self.init(spec, columnFamily, database, memoryIsComplete: database.isEmpty(columnFamily))
     }
 
     /// A combiner: memory only.
-    init(combining spec: CompiledTopology.Aggregate) {
-        self.spec = spec
-        columnFamily = nil
-        database = nil
-        (sumsPerEntry, recentLimit, halfLifeMs) = Self.shape(spec)
-        memoryIsComplete = true
+    convenience init(combining spec: CompiledTopology.Aggregate) {
+        self.init(spec, nil, nil, memoryIsComplete: true)
     }
 
-    private static func shape(_ spec: CompiledTopology.Aggregate) -> (Int, Int, Double) {
-        switch spec.function {
-        case .sums: return (spec.sumsPerEntry, 0, 0)
-        case .recent(_, let size): return (spec.sumsPerEntry, size, 0)
-        case .decay(let halfLifeMs): return (spec.sumsPerEntry, 0, halfLifeMs)
-        }
+    private init(_ spec: CompiledTopology.Aggregate, _ columnFamily: ColumnFamily?, _ database: StateDatabase?, memoryIsComplete: Bool) {
+        self.spec = spec
+        self.columnFamily = columnFamily
+        self.database = database
+        self.memoryIsComplete = memoryIsComplete
+        sumsPerEntry = spec.sumsPerEntry
+        if case .recent(_, let size) = spec.function { recentLimit = size } else { recentLimit = 0 }
+        if case .decay(let halfLifeMs) = spec.function { self.halfLifeMs = halfLifeMs } else { halfLifeMs = 0 }
     }
 
     var entryCount: Int { keys.count }
@@ -162,19 +156,20 @@ final class AggregateTable {
     /// Adds an encoded value (a stored value, or a combiner's partial) to entry `e`.
     func merge(_ value: UnsafeRawBufferPointer, into e: Int) {
         let fixed = 8 * (1 + sumsPerEntry)
-        guard recentLimit > 0 ? value.count >= fixed : value.count == fixed else { return }
+        guard value.count == fixed || recentLimit > 0 && value.count > fixed else { return }
         let count = Int64(bitPattern: UInt64(littleEndian: value.loadUnaligned(fromByteOffset: 0, as: UInt64.self)))
         func number(_ j: Int) -> Double {
             Double(bitPattern: UInt64(littleEndian: value.loadUnaligned(fromByteOffset: 8 * (1 + j), as: UInt64.self)))
         }
-        if halfLifeMs > 0 {
-            if count > 0 { addDecayed(number(0), at: number(1), count: count, to: e) }
-            return
-        }
-        counts[e] &+= count
-        for j in 0..<sumsPerEntry { sums[e * sumsPerEntry + j] += number(j) }
-        if recentLimit > 0 {
+        switch spec.function {
+        case .sums:
+            counts[e] &+= count
+            for j in 0..<sumsPerEntry { sums[e * sumsPerEntry + j] += number(j) }
+        case .recent:
+            counts[e] &+= count
             recent[e].merge(UnsafeRawBufferPointer(rebasing: value[fixed...]), keeping: recentLimit)
+        case .decay:
+            if count > 0 { addDecayed(number(0), at: number(1), count: count, to: e) }
         }
     }
 

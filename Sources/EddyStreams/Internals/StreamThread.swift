@@ -177,8 +177,6 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         tasks.values.contains { ($0.stores + $0.combiners).contains { $0.dirty.count >= context.config.cacheMaxEntries } }
     }
 
-    /// Nothing of this thread's is uncommitted or waits for another task: with every
-    /// source partition at its end, the run is done once every thread is settled.
     /// With --until-caught-up, a thread whose source partitions are all at their end
     /// commits at once rather than at the next interval (as a stopping Quix or Kafka
     /// Streams application commits on close); at most every 50 ms while re-keyed records
@@ -188,6 +186,8 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             && tasks.values.allSatisfy { $0.intake != nil || endReached.contains($0.partition.partition) } && !isSettled
     }
 
+    /// Nothing of this thread's is uncommitted or waits for another task: with every
+    /// source partition at its end, the run is done once every thread is settled.
     private var isSettled: Bool {
         !(producer?.owesRepartitionRecords ?? false) && tasks.values.allSatisfy { !$0.hasUncommittedWork && $0.intake?.isSettled != false }
     }

@@ -186,7 +186,13 @@ enum TopologyCompiler {
             case .passthrough:
                 kind = .pass
             case .aggregate, .recent, .decay:
-                let apath = at + [.key(Self.yamlKey(of: node.operation))]
+                let operationKey: String  // as in the config file, for error paths
+                switch node.operation {
+                case .recent: operationKey = "recent"
+                case .decay: operationKey = "decay"
+                default: operationKey = "aggregate"
+                }
+                let apath = at + [.key(operationKey)]
                 var refs: [String: OutputRef] = [:]
                 var order: [String] = []
                 let groupBy = node.operation.groupBy ?? []
@@ -322,18 +328,6 @@ enum TopologyCompiler {
             throw TopologyError(path + [.key("value")], "a zset score must be a number (count, sum_*, weighted_count, score, last_time or rank)")
         }
         return CompiledSink(kind: sink.kind, key: key, field: field, value: value, outputs: outputs, ttlSeconds: sink.ttlSeconds)
-    }
-
-    /// The key a config file gives the operation under (for error paths).
-    static func yamlKey(of operation: Topology.Operation) -> String {
-        switch operation {
-        case .aggregate: return "aggregate"
-        case .recent: return "recent"
-        case .decay: return "decay"
-        case .filter: return "filter"
-        case .project: return "project"
-        case .passthrough: return "to_redis"
-        }
     }
 
     private static func checkNonEmpty(_ s: String, _ path: [TopologyError.PathComponent]) throws {
