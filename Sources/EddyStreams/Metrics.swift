@@ -13,6 +13,20 @@ public final class StreamsMetrics: Sendable {
     public let commits = Atomic<Int>(0)
     public let commitMicrosTotal = Atomic<Int>(0)
     public let commitMicrosMax = Atomic<Int>(0)
+    /// Commit attempts that failed (each is aborted and retried; nothing is lost).
+    public let commitFailures = Atomic<Int>(0)
+    /// Transactional steps that did not finish within `kafka.transaction_timeout_ms` and
+    /// were abandoned: the producer was rebuilt and the attempt counts as aborted.
+    public let transactionTimeouts = Atomic<Int>(0)
+    /// Wall-clock time of the last successful commit (unix seconds; 0: none yet), so an
+    /// alert can say "no commit for 60 s" (a monitoring fact, not an event-time one).
+    public let lastCommitUnixSeconds = Atomic<Int>(0)
+    /// Redis commands or connections that failed (each retried until Redis is back).
+    public let redisErrors = Atomic<Int>(0)
+    /// Stream threads paused now because Redis cannot take their last commit.
+    public let redisOutagesActive = Atomic<Int>(0)
+    /// Time stream threads spent paused for a Redis outage (summed over threads).
+    public let redisOutageMicros = Atomic<Int>(0)
     /// When the first record arrived (ns on the continuous clock; 0: none yet), so throughput
     /// can leave out startup and the consumer-group join.
     let firstRecordNanos = Atomic<Int>(0)
@@ -38,6 +52,12 @@ public final class StreamsMetrics: Sendable {
             if exchanged { break }
             current = original
         }
+    }
+
+    /// A commit succeeded: counts it and stamps the wall-clock time alerts compare against.
+    public func recordCommitSucceeded(micros: Int) {
+        recordCommit(micros: micros)
+        lastCommitUnixSeconds.store(Int(time(nil)), ordering: .relaxed)
     }
 
     func noteFirstRecord() {
@@ -74,6 +94,18 @@ public final class StreamsMetrics: Sendable {
                [("", "\(Double(commitMicrosTotal.load(ordering: .relaxed)) / 1e6)")])
         metric("eddy_commit_latency_seconds_max", "gauge", "Longest commit since start.",
                [("", "\(Double(commitMicrosMax.load(ordering: .relaxed)) / 1e6)")])
+        metric("eddy_commit_failures_total", "counter", "Commit attempts that failed and were aborted (retried; nothing lost).",
+               [("", "\(commitFailures.load(ordering: .relaxed))")])
+        metric("eddy_transaction_timeouts_total", "counter", "Transactional steps abandoned after kafka.transaction_timeout_ms; the producer was rebuilt.",
+               [("", "\(transactionTimeouts.load(ordering: .relaxed))")])
+        metric("eddy_last_commit_timestamp_seconds", "gauge", "Unix time of the last successful commit (0: none yet).",
+               [("", "\(lastCommitUnixSeconds.load(ordering: .relaxed))")])
+        metric("eddy_redis_errors_total", "counter", "Redis commands or connections that failed (retried until Redis is back).",
+               [("", "\(redisErrors.load(ordering: .relaxed))")])
+        metric("eddy_redis_outage", "gauge", "Stream threads paused now because Redis cannot take their last commit.",
+               [("", "\(redisOutagesActive.load(ordering: .relaxed))")])
+        metric("eddy_redis_outage_seconds_total", "counter", "Time stream threads spent paused for Redis outages (summed over threads).",
+               [("", "\(Double(redisOutageMicros.load(ordering: .relaxed)) / 1e6)")])
         let lags = lag.withLock { $0 }.sorted { $0.key < $1.key }
         metric("eddy_consumer_lag", "gauge", "Records between the committed position and the partition's high watermark.",
                lags.map { (",partition=\"\($0.key)\"", "\($0.value)") })

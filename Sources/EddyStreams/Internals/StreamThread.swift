@@ -477,7 +477,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             context.metrics.setLag(task.partition.description, high.map { max($0 - task.nextOffset, 0) })
         }
         logger.debug("commit: Kafka in \(kafkaDone - start), then \(view.commandCount) Redis writes and \(writeBatch.count) state puts prepared in \(ContinuousClock.now - kafkaDone)")
-        context.metrics.recordCommit(micros: Int((ContinuousClock.now - start) / .microseconds(1)))
+        context.metrics.recordCommitSucceeded(micros: Int((ContinuousClock.now - start) / .microseconds(1)))
     }
 
     /// Sends a combiner's partials to the partitions owning their keys, and an empty record
