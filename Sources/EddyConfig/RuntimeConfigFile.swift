@@ -5,8 +5,9 @@ import Foundation
 /// lives, threads, commit interval and metrics. Every field is optional; unknown fields
 /// are errors with file and line.
 ///
-///     kafka: {bootstrap_servers: 127.0.0.1:19092, session_timeout_ms: 6000, static_membership: false, properties: {}}
-///     redis: {host: 127.0.0.1, port: 16379}
+///     kafka: {bootstrap_servers: 127.0.0.1:19092, session_timeout_ms: 6000, static_membership: false,
+///             transaction_step_timeout_ms: 15000, properties: {}}
+///     redis: {host: 127.0.0.1, port: 16379, timeout_ms: 5000}
 ///     state: {dir: state, memory_mb: 256, cache_max_entries: 1000000}
 ///     runtime: {threads: 1, commit_interval_ms: 1000, poll_batch_size: 4096, instance_id: web-1}
 ///     processing: {guarantee: exactly_once}
@@ -20,16 +21,19 @@ public enum RuntimeConfigFile {
         let root = try YAMLField.load(text, file: file)
         let top = try root.mapping(allowed: ["kafka", "redis", "state", "runtime", "processing", "metrics"])
         var config = RuntimeConfig()
-        if let kafka = try top["kafka"]?.mapping(allowed: ["bootstrap_servers", "session_timeout_ms", "static_membership", "leave_group_on_close", "properties"]) {
+        if let kafka = try top["kafka"]?.mapping(allowed: ["bootstrap_servers", "session_timeout_ms", "static_membership", "leave_group_on_close",
+                                                             "transaction_step_timeout_ms", "properties"]) {
             if let v = kafka["bootstrap_servers"] { config.bootstrapServers = try v.string() }
             if let v = kafka["session_timeout_ms"] { config.sessionTimeoutMs = try v.positiveInt() }
             if let v = kafka["static_membership"] { config.staticMembership = try v.bool() }
             if let v = kafka["leave_group_on_close"] { config.leaveGroupOnClose = try v.bool() }
+            if let v = kafka["transaction_step_timeout_ms"] { config.transactionStepTimeoutMs = try v.positiveInt() }
             if let props = kafka["properties"] { config.kafkaProperties = try freeMapping(props) }
         }
-        if let redis = try top["redis"]?.mapping(allowed: ["host", "port"]) {
+        if let redis = try top["redis"]?.mapping(allowed: ["host", "port", "timeout_ms"]) {
             if let v = redis["host"] { config.redisHost = try v.string() }
             if let v = redis["port"] { config.redisPort = try port(v) }
+            if let v = redis["timeout_ms"] { config.redisTimeoutMs = try v.positiveInt() }
         }
         if let state = try top["state"]?.mapping(allowed: ["dir", "memory_mb", "cache_max_entries"]) {
             if let v = state["dir"] { config.stateDir = try v.string() }

@@ -132,9 +132,26 @@ public final class KafkaConsumer {
         return result
     }
 
-    /// The consumer's group metadata (owned by the caller: free with
-    /// `rd_kafka_consumer_group_metadata_destroy`), for transactional offset commits.
-    func groupMetadata() -> OpaquePointer? { rd_kafka_consumer_group_metadata(handle) }
+    /// The consumer's group metadata, for transactional offset commits.
+    public func groupMetadata() -> KafkaGroupMetadata? { rd_kafka_consumer_group_metadata(handle).map(KafkaGroupMetadata.init) }
+
+    /// Stops fetching `partitions` (their queued records are dropped; fetching resumes
+    /// from the position after the last record returned). Group membership is unaffected
+    /// as long as `poll` goes on being called.
+    public func pause(_ partitions: Set<TopicPartition>) throws {
+        guard !partitions.isEmpty else { return }
+        let list = makePartitionList(partitions.map { ($0, 0) })
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        try KafkaError.check(rd_kafka_pause_partitions(handle, list), "pause \(partitions.count) partition(s)")
+    }
+
+    /// Fetches `partitions` again after `pause`.
+    public func resume(_ partitions: Set<TopicPartition>) throws {
+        guard !partitions.isEmpty else { return }
+        let list = makePartitionList(partitions.map { ($0, 0) })
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        try KafkaError.check(rd_kafka_resume_partitions(handle, list), "resume \(partitions.count) partition(s)")
+    }
 
     /// Leaves the group: the rebalance callback revokes the assignment (flush + commit) first.
     public func close() {

@@ -41,6 +41,14 @@ public struct KafkaError: Error, CustomStringConvertible, Sendable {
 
     public var description: String { message }
 
+    /// A local error of an unreachable, restarting or slow broker (transport failure, all
+    /// brokers down, time-outs), which a later call may get past.
+    public var isTransportFailure: Bool {
+        [RD_KAFKA_RESP_ERR__TRANSPORT, RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN, RD_KAFKA_RESP_ERR__TIMED_OUT,
+         RD_KAFKA_RESP_ERR__MSG_TIMED_OUT, RD_KAFKA_RESP_ERR__QUEUE_FULL, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+         RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE, RD_KAFKA_RESP_ERR_NOT_COORDINATOR].contains { $0.rawValue == code }
+    }
+
     static func check(_ err: rd_kafka_resp_err_t, _ context: @autoclosure () -> String) throws {
         if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, context: context()) }
     }

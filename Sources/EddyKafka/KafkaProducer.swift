@@ -36,6 +36,8 @@ public final class KafkaProducer {
     let handle: OpaquePointer
     private let context = DeliveryContext()
     private var topics: [String: OpaquePointer] = [:]
+    /// How long `send` waits for room in a full queue before it throws QUEUE_FULL.
+    public var maxQueueFullWaitMs = 30_000
 
     public init(config: KafkaConfig) throws {
         var config = config
@@ -104,6 +106,7 @@ public final class KafkaProducer {
         }
         var sent = false
         defer { if !sent { rd_kafka_headers_destroy(hdrs) } }  // on success librdkafka owns them
+        var waitedMs = 0
         while true {
             let error: OpaquePointer? = topic.withCString { topicName in
                 (value ?? []).withUnsafeBytes { v in
@@ -128,9 +131,12 @@ public final class KafkaProducer {
                 }
             }
             guard let error else { sent = true; return }
-            if rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__QUEUE_FULL {
+            // A full queue drains as the broker acknowledges; one that stays full means the
+            // broker is unreachable, which the caller must hear about rather than wait forever.
+            if rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__QUEUE_FULL && waitedMs < maxQueueFullWaitMs {
                 rd_kafka_error_destroy(error)
                 rd_kafka_poll(handle, 50)
+                waitedMs += 50
                 continue
             }
             throw KafkaError(consuming: error, context: "produce to \(topic)")

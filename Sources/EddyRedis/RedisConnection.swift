@@ -6,18 +6,23 @@ import Glibc
 import Darwin
 #endif
 
-/// A blocking hiredis connection owned by one thread. On a connection failure it reconnects
-/// (with back-off, up to `maxAttempts`) and sends the failed pipeline again: callers send
-/// only idempotent writes (absolute values, MULTI/EXEC-wrapped), so a resend is safe.
+/// A blocking hiredis connection owned by one thread. Every call has a deadline: connect,
+/// read and write time out after `timeoutMs` (a Redis that accepts and never answers is an
+/// error, not a hang). On a connection failure it reconnects once and sends the failed
+/// pipeline again (a Redis restart leaves a dead socket behind): callers send only
+/// idempotent writes (absolute values, fenced scripts), so a resend is safe. Longer
+/// outages are the caller's to ride out (`CommitTail` retries with back-off and says so).
 public final class RedisConnection {
     public let host: String
     public let port: Int
-    public var maxAttempts = 8
+    public var maxAttempts = 2
+    private let timeout: timeval
     private var context: UnsafeMutablePointer<redisContext>?
 
-    public init(host: String, port: Int) throws {
+    public init(host: String, port: Int, timeoutMs: Int = 5_000) throws {
         self.host = host
         self.port = port
+        timeout = timeval(tv_sec: timeoutMs / 1000, tv_usec: (timeoutMs % 1000) * 1000)
         try connect()
     }
 
@@ -26,7 +31,6 @@ public final class RedisConnection {
     private func connect() throws {
         if let context { redisFree(context) }
         context = nil
-        let timeout = timeval(tv_sec: 5, tv_usec: 0)
         guard let ctx = redisConnectWithTimeout(host, Int32(port), timeout) else {
             throw RedisError("redis \(host):\(port): cannot allocate a connection", isConnectionError: true)
         }
@@ -34,6 +38,11 @@ public final class RedisConnection {
             let message = Self.errorText(ctx)
             redisFree(ctx)
             throw RedisError("redis \(host):\(port): \(message)", isConnectionError: true)
+        }
+        guard redisSetTimeout(ctx, timeout) == REDIS_OK else {
+            let message = Self.errorText(ctx)
+            redisFree(ctx)
+            throw RedisError("redis \(host):\(port): cannot set the read/write timeout: \(message)", isConnectionError: true)
         }
         context = ctx
     }
@@ -61,7 +70,6 @@ public final class RedisConnection {
                 return try pipelineOnce(commands)
             } catch let error as RedisError where error.isConnectionError && attempt + 1 < maxAttempts {
                 attempt += 1
-                usleep(UInt32(min(100_000 << attempt, 2_000_000)))
                 try? connect()
             }
         }
@@ -89,7 +97,9 @@ public final class RedisConnection {
     }
 
     private func connectionLost(_ ctx: UnsafeMutablePointer<redisContext>) -> RedisError {
-        let message = Self.errorText(ctx)
+        // hiredis reports a read or write time-out as the socket's EAGAIN.
+        let timedOut = ctx.pointee.err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK)
+        let message = timedOut ? "no answer within \(timeout.tv_sec * 1000 + timeout.tv_usec / 1000) ms" : Self.errorText(ctx)
         redisFree(ctx)
         context = nil
         return RedisError("redis \(host):\(port): \(message)", isConnectionError: true)

@@ -26,8 +26,16 @@ public struct RuntimeConfig: Equatable, Sendable {
     public var instanceId: String?
     /// Exactly-once (transactions, in-band markers, fenced Redis) or at-least-once.
     public var processingGuarantee = ProcessingGuarantee.exactlyOnce
+    /// The longest Eddy waits for one blocking transactional step (send offsets, commit,
+    /// abort, init). librdkafka's own timeouts are not always honoured after a broker
+    /// connection drops; past this the producer is replaced and the attempt counts as
+    /// aborted. Generous, because committing a large transaction flushes all its records.
+    public var transactionStepTimeoutMs = 15_000
     public var redisHost = "127.0.0.1"
     public var redisPort = 6379
+    /// Connect, read and write timeout of every Redis call: a Redis that accepts but never
+    /// answers is an outage, not a hang.
+    public var redisTimeoutMs = 5_000
     /// RocksDB lives in `<stateDir>/<application>`.
     public var stateDir = "state"
     /// RocksDB block cache plus write buffers, shared by every store of the process.

@@ -75,7 +75,7 @@ struct Dump: ParsableCommand {
 
     func run() throws {
         let runtime = try loadRuntimeConfig(config)
-        let redis = try RedisConnection(host: runtime.redisHost, port: runtime.redisPort)
+        let redis = try RedisConnection(host: runtime.redisHost, port: runtime.redisPort, timeoutMs: runtime.redisTimeoutMs)
         for line in try RedisView(try loadTopology(topology)).dump(from: redis) { print(line) }
     }
 }

@@ -11,7 +11,14 @@ import Logging
 /// which goes out in the next transaction.
 final class StreamProducer {
     let guarantee: ProcessingGuarantee
-    private let producer: KafkaProducer
+    private let config: KafkaConfig
+    private var producer: KafkaProducer
+    /// Where `producer`'s blocking transactional calls run, under `stepTimeout`.
+    private var steps: DeadlineThread
+    private let stepTimeout: Duration
+    /// The last transactional call missed its deadline: `producer` is abandoned.
+    private var needsNewProducer = false
+    private let metrics: StreamsMetrics
     private let logger: Logger
     /// This producer's life: random, so two lives never share attempt ids.
     let life = UInt64.random(in: 1...UInt64.max)
@@ -28,26 +35,62 @@ final class StreamProducer {
     private var touched: Set<InternalPartition> = []
     private var markedThisAttempt: Set<InternalPartition> = []
 
-    init(config: KafkaConfig, guarantee: ProcessingGuarantee, transactionalId: String, logger: Logger) throws {
+    init(config: KafkaConfig, guarantee: ProcessingGuarantee, transactionalId: String, stepTimeout: Duration,
+         metrics: StreamsMetrics, logger: Logger) throws {
         var config = config
         // Oversized input records must fit in the dead-letter topic too.
         config["message.max.bytes"] = config["message.max.bytes"] ?? "16777216"
         config["enable.idempotence"] = "true"
         if guarantee == .exactlyOnce { config["transactional.id"] = transactionalId }
-        producer = try KafkaProducer(config: config)
+        self.config = config
         self.guarantee = guarantee
+        self.stepTimeout = stepTimeout
+        self.metrics = metrics
         self.logger = logger
+        (producer, steps) = try Self.start(config, guarantee: guarantee, stepTimeout: stepTimeout)
+    }
+
+    /// A new producer and the thread its blocking calls run on. Under exactly-once it
+    /// registers the transactional id, which fences any older producer with it (a zombie
+    /// of this instance, or this thread's own abandoned producer): from here on that one
+    /// can no longer commit.
+    private static func start(_ config: KafkaConfig, guarantee: ProcessingGuarantee,
+                              stepTimeout: Duration) throws -> (KafkaProducer, DeadlineThread) {
+        let producer = try KafkaProducer(config: config)
+        let steps = DeadlineThread(name: "eddy-producer-\(config["transactional.id"] ?? "idempotent")")
         if guarantee == .exactlyOnce {
-            // Fences any older producer with this id (a zombie of this instance): from here
-            // on it can no longer commit.
-            try producer.initTransactions()
+            try steps.run("init transactions", timeout: stepTimeout) { try producer.initTransactions() }
         }
+        return (producer, steps)
+    }
+
+    /// Runs a blocking transactional call under the step deadline. On a time-out the
+    /// producer is abandoned (its call may never return) and replaced before the next use.
+    private func step(_ name: String, _ body: @escaping (KafkaProducer) throws -> Void) throws {
+        let producer = self.producer
+        do {
+            try steps.run(name, timeout: stepTimeout) { try body(producer) }
+        } catch let timedOut as StepTimedOut {
+            needsNewProducer = true
+            metrics.transactionTimeouts.add(1, ordering: .relaxed)
+            logger.warning("\(timedOut) (broker unreachable?): abandoning the producer; a new one with the same transactional id replaces it and fences the old one, and the attempt counts as aborted")
+            throw timedOut
+        }
+    }
+
+    /// After an abandoned producer: starts its replacement (throws while the broker is unreachable).
+    private func replaceProducerIfNeeded() throws {
+        guard needsNewProducer else { return }
+        (producer, steps) = try Self.start(config, guarantee: guarantee, stepTimeout: stepTimeout)
+        needsNewProducer = false
+        logger.notice("a new producer replaced the abandoned one")
     }
 
     var attempt: CommitAttempt { CommitAttempt(life: life, sequence: sequence) }
 
     /// Sends one record of the current attempt (a transaction is begun on the first).
     func send(topic: String, partition: Int32? = nil, key: [UInt8]?, value: [UInt8]?, headers: [(String, [UInt8])], tag: Int = 0) throws {
+        try replaceProducerIfNeeded()
         if guarantee == .exactlyOnce, !inTransaction {
             try producer.beginTransaction()
             inTransaction = true
@@ -137,11 +180,14 @@ final class StreamProducer {
         case .exactlyOnce:
             if !inTransaction {
                 guard !offsets.isEmpty else { return }
+                try replaceProducerIfNeeded()
                 try producer.beginTransaction()
                 inTransaction = true
             }
-            if !offsets.isEmpty { try producer.sendOffsetsToTransaction(offsets, consumer: consumer) }
-            try producer.commitTransaction()
+            if !offsets.isEmpty {
+                try step("send offsets to transaction") { try $0.sendOffsetsToTransaction(offsets, consumer: consumer) }
+            }
+            try step("commit transaction") { try $0.commitTransaction() }
             inTransaction = false
         case .atLeastOnce:
             try producer.flush()
@@ -161,7 +207,9 @@ final class StreamProducer {
     /// (the dirty state is still dirty and goes out again in the next attempt).
     func abort() {
         if guarantee == .exactlyOnce, inTransaction {
-            do { try producer.abortTransaction() } catch { logger.warning("abort transaction: \(error)") }
+            if !needsNewProducer {
+                do { try step("abort transaction") { try $0.abortTransaction() } } catch { logger.warning("abort transaction: \(error)") }
+            }
             inTransaction = false
         }
         markedThisAttempt.removeAll()

@@ -57,7 +57,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         logger[metadataKey: "thread"] = "\(id)"
         self.logger = logger
         let config = context.config
-        redis = try RedisConnection(host: config.redisHost, port: config.redisPort)
+        redis = try RedisConnection(host: config.redisHost, port: config.redisPort, timeoutMs: config.redisTimeoutMs)
         deadLetters = DeadLetterQueue(topic: topology.topology.deadLetterTopic)
         changelogTopics = Changelogs.topics(of: topology)
         topics = [sourceTopic] + Repartitions.topics(of: topology)
@@ -92,7 +92,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             // Stable across restarts of this instance, so a restart fences its own zombie.
             producer = try StreamProducer(config: KafkaConfig(config.kafkaClientProperties), guarantee: config.processingGuarantee,
                                           transactionalId: "\(topology.topology.application)-\(config.resolvedInstanceId)-\(id)",
-                                          logger: logger)
+                                          stepTimeout: .milliseconds(config.transactionStepTimeoutMs), metrics: context.metrics, logger: logger)
         } catch {
             context.requestStop(failure: "thread \(id): cannot start the producer: \(error)")
             return
@@ -114,6 +114,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         // the topology, committing.
         var polling = Duration.zero, processing = Duration.zero, committing = Duration.zero
         while !context.stopRequested {
+            pauseInputDuringOutage()
             let t0 = ContinuousClock.now
             consumer!.poll(into: batch, timeoutMs: 100)
             let t1 = ContinuousClock.now
@@ -130,7 +131,8 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             let t2 = ContinuousClock.now
             polling += t1 - t0
             processing += t2 - t1
-            if t2 - lastCommit >= interval || cacheIsFull || finishesEarly(now: t2) {
+            updateLag(now: t2)
+            if !inputPaused && (t2 - lastCommit >= interval || cacheIsFull || finishesEarly(now: t2)) {
                 commitUntilDone()
                 committing += ContinuousClock.now - t2
             }
@@ -143,6 +145,13 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         }
         batch.release()
         commitUntilDone(markAll: true)
+        if !tail.isIdle {
+            // Redis did not take the last commit in time: its changes are in Kafka, and the
+            // next start restores them from the changelogs and writes them to Redis.
+            tail.abandon()
+            failed = true
+            context.requestStop(failure: "thread \(id): stopped with the last commit not yet in Redis (Redis unavailable); the next start writes it from the changelogs")
+        }
         logger.info("time spent: waiting for records \(polling.seconds) s, processing \(processing.seconds) s, committing \(committing.seconds) s")
         if context.config.leaveGroupOnClose {
             consumer!.close()  // revokes the assignment: commits (nothing left) and leaves the group
@@ -150,6 +159,38 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             consumer!.stopWithoutLeaving()  // everything is committed; see RuntimeConfig.leaveGroupOnClose
         }
         consumer = nil
+    }
+
+    /// Assigned partitions paused because Redis cannot take the last commit.
+    private var inputPaused = false
+
+    /// While the commit tail is stuck in a Redis outage, takes no new work: the assigned
+    /// partitions are paused, so the loop only goes on polling (which keeps the group
+    /// membership and serves rebalances) until the tail is written. Records fetched before
+    /// the pause may still arrive; they are processed, as they would be anyway, and
+    /// committed after the outage.
+    private func pauseInputDuringOutage() {
+        guard let consumer, tail.inOutage != inputPaused else { return }
+        do {
+            if inputPaused { try consumer.resume(consumer.assignment) } else { try consumer.pause(consumer.assignment) }
+            inputPaused.toggle()
+        } catch {
+            logger.warning("cannot \(inputPaused ? "resume" : "pause") input: \(error)")
+        }
+    }
+
+    private var lastLagUpdate = ContinuousClock.now
+    private static let lagUpdateInterval = Duration.seconds(1)
+
+    /// Lag from the high watermarks fetch responses carry, once a second whatever commits
+    /// do, so a stalled pipeline shows on /metrics as a growing lag.
+    private func updateLag(now: ContinuousClock.Instant) {
+        guard now - lastLagUpdate >= Self.lagUpdateInterval, let consumer else { return }
+        lastLagUpdate = now
+        for task in tasks.values {
+            let high = consumer.cachedWatermarks(task.partition)?.high
+            context.metrics.setLag(task.partition.description, high.map { max($0 - task.nextOffset, 0) })
+        }
     }
 
     /// When the thread last had partitions (or started), and when it last said it has none.
@@ -189,7 +230,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
     /// Nothing of this thread's is uncommitted or waits for another task: with every
     /// source partition at its end, the run is done once every thread is settled.
     private var isSettled: Bool {
-        !(producer?.owesRepartitionRecords ?? false) && tasks.values.allSatisfy { !$0.hasUncommittedWork && $0.intake?.isSettled != false }
+        tail.isIdle && !(producer?.owesRepartitionRecords ?? false) && tasks.values.allSatisfy { !$0.hasUncommittedWork && $0.intake?.isSettled != false }
     }
 
     // MARK: processing
@@ -372,19 +413,35 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
                 failed = true
                 context.requestStop(failure: "thread \(id): the producer was fenced (another process runs with instance id '\(context.config.resolvedInstanceId)'?) and stops without writing again: \(error)")
                 return
+            } catch let pending as CommitTailPending {
+                // Redis is down: the loop pauses input until the tail is written (CommitTail).
+                logger.warning("\(pending)")
+                return
             } catch {
                 failedCommits += 1
+                context.metrics.commitFailures.add(1, ordering: .relaxed)
                 logger.error("commit failed (attempt \(attempt)): \(error)")
-                if failedCommits >= Self.maxFailedCommits {
+                // An unreachable broker is waited out, however long: each attempt is
+                // aborted and everything stays pending. Only other errors, over and over,
+                // stop the thread.
+                if failedCommits >= Self.maxFailedCommits && !Self.isTransient(error) {
                     failed = true
                     context.requestStop(failure: "thread \(id): \(failedCommits) commits in a row failed, last: \(error)")
                     return
                 }
-                if context.stopRequested && attempt >= 2 { break }
+                // A step that missed its deadline has waited long already: back to polling.
+                if error is StepTimedOut || (context.stopRequested && attempt >= 2) { break }
                 Thread.sleep(forTimeInterval: 0.2 * Double(attempt))
             }
         }
         logger.error("commit not done yet; uncommitted records stay pending (or are processed again after a restart)")
+    }
+
+    /// Errors an unreachable or restarting broker causes, which a later attempt gets past.
+    private static func isTransient(_ error: Error) -> Bool {
+        if error is StepTimedOut { return true }
+        guard let error = error as? KafkaError else { return false }
+        return error.isRetriable || error.requiresAbort || error.isTransportFailure
     }
 
     /// 1. Kafka: changelog records of every dirty store entry, dead letters and the input
@@ -397,12 +454,18 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
     /// `markAll` (stop, revoke) also waits for it.
     private func commit(markAll: Bool = false) throws {
         try commitAttempt(markAll: markAll)
-        if markAll { try tail.finish() }
+        if markAll { try tail.finish(within: Self.tailGraceOnStop) }
     }
+
+    /// How long a stop or a rebalance waits for Redis to take a pending commit tail.
+    private static let tailGraceOnStop = Duration.seconds(10)
 
     private func commitAttempt(markAll: Bool) throws {
         lastCommit = .now
         guard !failed, let producer, let consumer else { return }
+        // The previous tail must be written before the next commit's tail can be built: in
+        // an outage nothing is committed (input is paused), and nothing is lost.
+        guard tail.waitUnlessFailing() else { return }
         let dirtyTasks = tasks.values.filter(\.hasUncommittedWork)
         guard !dirtyTasks.isEmpty || producer.owesRepartitionRecords || (markAll && producer.owesMarkers) else { return }
         let start = ContinuousClock.now
@@ -472,10 +535,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             task.pendingWrites.removeAll()
         }
         tail.submit(view: view, batch: writeBatch)
-        for task in tasks.values {
-            let high = consumer.cachedWatermarks(task.partition)?.high
-            context.metrics.setLag(task.partition.description, high.map { max($0 - task.nextOffset, 0) })
-        }
+        lastLagUpdate = .now - Self.lagUpdateInterval  // measure the lag this commit left at the next loop
         logger.debug("commit: Kafka in \(kafkaDone - start), then \(view.commandCount) Redis writes and \(writeBatch.count) state puts prepared in \(ContinuousClock.now - kafkaDone)")
         context.metrics.recordCommitSucceeded(micros: Int((ContinuousClock.now - start) / .microseconds(1)))
     }
@@ -557,10 +617,22 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         let usesMarkers = context.config.processingGuarantee == .exactlyOnce
         var targets: [ChangelogRestore.Target] = []
         var storesOf: [[Store]] = []
+        var redisReachable = true
         for tp in partitions {
             let localOffset = try context.database.get(offsets, key: Self.inputKey(tp)).flatMap(decodeOffset)
             let current = localOffset != nil && localOffset == committed[tp]
-            let redisWatermark = current ? nil : try redis.send("HGET", String(decoding: watermarkKey(tp), as: UTF8.self), "offset").string.flatMap { Int64($0) }
+            var redisWatermark: Int64?
+            if !current && redisReachable {
+                do {
+                    redisWatermark = try redis.send("HGET", String(decoding: watermarkKey(tp), as: UTF8.self), "offset").string.flatMap { Int64($0) }
+                } catch {
+                    // Not knowing how far Redis is, write every restored key (the fence keeps
+                    // out what Redis already has newer); the commit tail rides the outage out.
+                    redisReachable = false
+                    context.metrics.redisErrors.add(1, ordering: .relaxed)
+                    logger.warning("Redis unreachable while opening tasks, so every restored key will be written to it: \(error)")
+                }
+            }
             var stores: [Store] = []
             for spec in storeSpecs(of: tp) {
                 let changelog = changelogPartition(spec.index, tp.partition)
@@ -635,9 +707,10 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         for task in opened {
             for table in task.stores { table.markClean() }
         }
+        // Written like any commit's tail, while processing begins: the next commit waits for
+        // it, and a Redis outage pauses input until it is written.
         tail.submit(view: view, batch: writeBatch)
-        try tail.finish()
-        if stale > 0 { logger.info("wrote \(stale) restored key(s) that Redis did not have yet") }
+        if stale > 0 { logger.info("writing \(stale) restored key(s) that Redis does not have yet") }
         return opened
     }
 
@@ -653,10 +726,21 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
 
     func partitionsRevoked(_ partitions: [TopicPartition]) {
         commitUntilDone(markAll: true)
+        if !tail.isIdle {
+            // Redis cannot take the last tail: give it up. Safe because the tasks it covered
+            // close now (eager rebalancing revokes the whole assignment) and reopen through a
+            // restore of their changelogs, which holds the tail's changes.
+            tail.abandon()
+            if Set(tasks.keys) != Set(partitions) {
+                failed = true
+                context.requestStop(failure: "thread \(id): a commit tail was given up in a Redis outage while tasks stay open; restart to restore them")
+            }
+        }
         var changelogs = Set<InternalPartition>()
         for tp in partitions {
             guard let task = tasks.removeValue(forKey: tp) else { continue }
             taskLookup[topicIndex(of: tp)!][Int(tp.partition)] = nil
+            context.metrics.setLag(tp.description, nil)  // another member reports it now
             for table in task.stores { changelogs.insert(changelogPartition(table.spec.index, tp.partition)) }
             if tp.topic == sourceTopic {
                 endReached.remove(tp.partition)
