@@ -27,6 +27,8 @@ public final class StreamsMetrics: Sendable {
     public let redisOutagesActive = Atomic<Int>(0)
     /// Time stream threads spent paused for a Redis outage (summed over threads).
     public let redisOutageMicros = Atomic<Int>(0)
+    /// Tasks whose whole state was written to Redis again because Redis had lost it.
+    public let rematerializedTasks = Atomic<Int>(0)
     /// When the first record arrived (ns on the continuous clock; 0: none yet), so throughput
     /// can leave out startup and the consumer-group join.
     let firstRecordNanos = Atomic<Int>(0)
@@ -106,6 +108,8 @@ public final class StreamsMetrics: Sendable {
                [("", "\(redisOutagesActive.load(ordering: .relaxed))")])
         metric("eddy_redis_outage_seconds_total", "counter", "Time stream threads spent paused for Redis outages (summed over threads).",
                [("", "\(Double(redisOutageMicros.load(ordering: .relaxed)) / 1e6)")])
+        metric("eddy_rematerialized_tasks_total", "counter", "Tasks whose whole state was written to Redis again (Redis had lost the application's keys).",
+               [("", "\(rematerializedTasks.load(ordering: .relaxed))")])
         let lags = lag.withLock { $0 }.sorted { $0.key < $1.key }
         metric("eddy_consumer_lag", "gauge", "Records between the committed position and the partition's high watermark.",
                lags.map { (",partition=\"\($0.key)\"", "\($0.value)") })

@@ -32,15 +32,19 @@ public final class StreamsRuntime: Sendable {
     public let metrics = StreamsMetrics()
     private let compiled: CompiledTopology
     private let untilCaughtUp: Bool
+    private let rematerialize: Bool
     private let logger: Logger
     private let stop = DispatchSemaphore(value: 0)
     private let contextBox = LockedBox<RuntimeContext?>(nil)
     private let stopEarly = LockedBox(false)
 
-    public init(topology: Topology, config: RuntimeConfig, untilCaughtUp: Bool = false, logger: Logger) throws {
+    /// `rematerialize`: every task writes its whole state to Redis at its first commit
+    /// (after Redis lost its data; a running process also detects that by itself).
+    public init(topology: Topology, config: RuntimeConfig, untilCaughtUp: Bool = false, rematerialize: Bool = false, logger: Logger) throws {
         self.topology = topology
         self.config = config
         self.untilCaughtUp = untilCaughtUp
+        self.rematerialize = rematerialize
         self.logger = logger
         compiled = try TopologyCompiler.compile(topology)
     }
@@ -78,7 +82,7 @@ public final class StreamsRuntime: Sendable {
 
         let context = RuntimeContext(topology: compiled, config: config, partitionCount: partitions, database: database, metrics: metrics,
                                      tracker: CatchUpTracker(partitionCount: partitions, threads: config.threads),
-                                     untilCaughtUp: untilCaughtUp,
+                                     untilCaughtUp: untilCaughtUp, rematerialize: rematerialize,
                                      replayStart: try ReplayStart.load(stateDir: config.stateDir, application: topology.application),
                                      logger: logger)
         contextBox.value = context
@@ -108,9 +112,11 @@ public final class StreamsRuntime: Sendable {
                 lastReport = Date()
             }
         }
-        let deadline = DispatchTime.now() + Self.shutdownTimeout
+        // A last commit may wait out a transactional step's deadline, then Redis.
+        let shutdownTimeout = Self.shutdownTimeout + 2 * Double(config.transactionStepTimeoutMs) / 1000
+        let deadline = DispatchTime.now() + shutdownTimeout
         for thread in threads where thread.finished.wait(timeout: deadline) == .timedOut {
-            throw RuntimeError("stream thread \(thread.id) did not commit and close within \(Int(Self.shutdownTimeout)) s")
+            throw RuntimeError("stream thread \(thread.id) did not commit and close within \(Int(shutdownTimeout)) s")
         }
         // Processing ends when the last commit is done (threads finished), not before.
         let seconds = Date().timeIntervalSince(started)

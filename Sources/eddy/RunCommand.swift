@@ -17,6 +17,8 @@ struct Run: ParsableCommand {
     @Flag(help: "Print the final summary as one JSON object.") var json = false
     @Option(help: "Reset first (like `eddy reset`), then replay from: earliest, an ISO 8601 time, or P:O[,P:O…].")
     var from: String?
+    @Flag(help: "Write the whole local state to Redis again at start (after Redis lost its data; a running process detects that by itself).")
+    var rematerialize = false
 
     func run() throws {
         bootstrapLogging()
@@ -31,7 +33,7 @@ struct Run: ParsableCommand {
             let summary = try StreamsReset.run(topology: topology, config: runtimeConfig, to: try parseReplayPoint(from))
             logger.info("reset to \(from): local state \(summary.stateRemoved ? "removed" : "was absent"), \(summary.redisKeysDeleted) Redis key(s) deleted")
         }
-        let runtime = try StreamsRuntime(topology: topology, config: runtimeConfig, untilCaughtUp: untilCaughtUp, logger: logger)
+        let runtime = try StreamsRuntime(topology: topology, config: runtimeConfig, untilCaughtUp: untilCaughtUp, rematerialize: rematerialize, logger: logger)
         let signals = [SIGINT, SIGTERM].map { (sig: Int32) -> DispatchSourceSignal in
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())

@@ -14,13 +14,14 @@ final class RedisFenceIntegrationTests: XCTestCase {
         var scriptSHA: String?
         writer.chunkSize = 2  // several script calls per task: each one is fenced
 
-        func write(_ value: String, at offset: Int64) throws -> Int {
+        func send(_ value: String, at offset: Int64) throws -> RedisViewWriter.Outcome {
             writer.reset()
             writer.addPending(pending(value))
             writer.fence(watermark: watermark, offset: offset)
             return try writer.send(over: redis, scriptSHA: &scriptSHA)
         }
-        XCTAssertEqual(try write("100", at: 100), 0)
+        func write(_ value: String, at offset: Int64) throws -> Int { try send(value, at: offset).refused }
+        XCTAssertEqual(try send("100", at: 100).missingWatermarks, [watermark: 100], "the first write finds no watermark")
         XCTAssertEqual(try redis.send("HGET", "k1", "f").string, "100")
         XCTAssertEqual(try redis.send("HGET", String(decoding: watermark, as: UTF8.self), "offset").string, "100")
 
@@ -29,7 +30,7 @@ final class RedisFenceIntegrationTests: XCTestCase {
         XCTAssertEqual(try redis.send("GET", "k3").string, "100")
 
         XCTAssertEqual(try write("100", at: 100), 0, "the same position again is harmless")
-        XCTAssertEqual(try write("150", at: 150), 0)
+        XCTAssertEqual(try send("150", at: 150).missingWatermarks, [:])
         XCTAssertEqual(try redis.send("HGET", "k1", "f").string, "150")
         XCTAssertEqual(try redis.send("ZSCORE", "k2", "m").string, "150")
         XCTAssertEqual(try redis.send("GET", "k3").string, "150")
@@ -37,6 +38,10 @@ final class RedisFenceIntegrationTests: XCTestCase {
         _ = try redis.send("SCRIPT", "FLUSH")  // as after a Redis restart
         XCTAssertEqual(try write("160", at: 160), 0)
         XCTAssertEqual(try redis.send("GET", "k3").string, "160")
+
+        _ = try redis.send("FLUSHALL")  // as after a Redis restart without its data
+        XCTAssertEqual(try send("170", at: 170).missingWatermarks, [watermark: 170], "a lost watermark is reported")
+        XCTAssertEqual(try redis.send("GET", "k3").string, "170", "and the block still applied")
     }
 
     private func pending(_ value: String) -> PendingRedisWrites {

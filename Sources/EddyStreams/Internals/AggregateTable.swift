@@ -184,6 +184,26 @@ final class AggregateTable {
         dirty.removeAll(keepingCapacity: true)
     }
 
+    /// Loads every stored entry and marks every entry dirty, so the commit being written
+    /// renders the table's whole state (re-materializing Redis). Call once the commit's
+    /// changelog records are sent: the values are committed ones, and writing them to
+    /// RocksDB again changes nothing.
+    func markAllDirty() throws {
+        if !memoryIsComplete, let database, let columnFamily {
+            var stored: [[UInt8]] = []
+            database.forEach(columnFamily) { key, _ in
+                let key = Array(key)
+                if !ReservedKeys.isReserved(key) { stored.append(key) }  // a repartition intake's bookkeeping
+                return true
+            }
+            for key in stored { _ = try entry(for: key) }
+        }
+        for e in 0..<keys.count where !isDirty[e] {
+            isDirty[e] = true
+            dirty.append(e)
+        }
+    }
+
     /// Called once the commit is durable.
     func markClean() {
         for e in dirty { isDirty[e] = false }

@@ -43,6 +43,8 @@ final class CommitTail: @unchecked Sendable {
     /// When the running tail first failed (nil: no outage), and its latest error.
     private var outageStart: ContinuousClock.Instant?
     private var lastError: Error?
+    /// Watermarks Redis did not have when a tail's blocks arrived (see `RedisViewWriter`).
+    private var missingWatermarks: [[UInt8]: Int64] = [:]
     /// The fencing script's id on `redis`.
     private var scriptSHA: String?
     /// Two batches alternate: the stream thread fills one while the other is written.
@@ -79,6 +81,15 @@ final class CommitTail: @unchecked Sendable {
         state = .running
         condition.unlock()
         queue.async { [self] in runUntilWritten() }
+    }
+
+    /// The watermarks found missing since the last call: their tasks' state must be
+    /// written to Redis again.
+    func takeMissingWatermarks() -> [[UInt8]: Int64] {
+        condition.withLock {
+            defer { missingWatermarks.removeAll() }
+            return missingWatermarks
+        }
     }
 
     /// Nothing in flight.
@@ -178,12 +189,13 @@ final class CommitTail: @unchecked Sendable {
 
     private func runInFlight() throws {
         guard let tail = inFlight else { return }
-        let refused = try tail.view.send(over: redis, scriptSHA: &scriptSHA)
-        if refused > 0 {
+        let outcome = try tail.view.send(over: redis, scriptSHA: &scriptSHA)
+        if outcome.refused > 0 {
             // Expected after a restart or migration: Redis is already at a later position.
-            logger.debug("Redis fence kept \(refused) block(s) of older writes out")
-            metrics.fencedWrites.add(refused, ordering: .relaxed)
+            logger.debug("Redis fence kept \(outcome.refused) block(s) of older writes out")
+            metrics.fencedWrites.add(outcome.refused, ordering: .relaxed)
         }
+        if !outcome.missingWatermarks.isEmpty { condition.withLock { missingWatermarks.merge(outcome.missingWatermarks) { $1 } } }
         if tail.view.commandCount > 0 { faults.maybeCrash(at: .afterRedisWrite) }
         try database.write(tail.batch)
         metrics.redisWrites.add(tail.view.commandCount, ordering: .relaxed)

@@ -11,6 +11,10 @@ import EddyRedis
 /// migrated task replaying older records (or a zombie that lost its partition) cannot put
 /// older values back, and because processing is deterministic the values it would have
 /// written are the ones already there.
+///
+/// A block whose watermark is missing is applied and reported (the script returns 2): a
+/// task that wrote before but finds no watermark means Redis lost the application's keys
+/// (restarted without its data, flushed, evicted), and the task writes its whole state again.
 struct RedisViewWriter {
     /// Commands of the task being collected.
     private(set) var commands: [RedisCommand] = []
@@ -21,9 +25,9 @@ struct RedisViewWriter {
     var chunkSize = 4_096
 
     static let fenceScript = """
-        local wm = tonumber(redis.call('HGET', KEYS[1], 'offset') or '-1')
+        local stored = redis.call('HGET', KEYS[1], 'offset')
         local offset = tonumber(ARGV[1])
-        if wm > offset then return 0 end
+        if stored and tonumber(stored) > offset then return 0 end
         local i = 2
         while i <= #ARGV do
           local n = tonumber(ARGV[i])
@@ -31,7 +35,8 @@ struct RedisViewWriter {
           i = i + n + 1
         end
         redis.call('HSET', KEYS[1], 'offset', ARGV[1])
-        return 1
+        if stored then return 1 end
+        return 2
         """
 
     static func watermarkKey(application: String, partition: String) -> [UInt8] {
@@ -57,11 +62,17 @@ struct RedisViewWriter {
         } while start < all.count
     }
 
-    /// Sends every fenced block in one pipeline; returns how many blocks the fence refused.
-    /// `scriptSHA` is the fencing script's id on `redis`: the caller keeps it from one send
-    /// to the next (nil: it is loaded now).
-    func send(over redis: RedisConnection, scriptSHA: inout String?) throws -> Int {
-        guard !blocks.isEmpty else { return 0 }
+    /// What Redis answered to a send: blocks the fence refused, and the watermarks that
+    /// were missing, with the offset of the block that found so (it was applied).
+    struct Outcome {
+        var refused = 0
+        var missingWatermarks: [[UInt8]: Int64] = [:]
+    }
+
+    /// Sends every fenced block in one pipeline. `scriptSHA` is the fencing script's id on
+    /// `redis`: the caller keeps it from one send to the next (nil: it is loaded now).
+    func send(over redis: RedisConnection, scriptSHA: inout String?) throws -> Outcome {
+        guard !blocks.isEmpty else { return Outcome() }
         let sha = try scriptSHA ?? load(redis, into: &scriptSHA)
         var replies = try redis.pipeline(blocks.map { script(sha, $0) })
         if replies.contains(where: { $0.firstError?.hasPrefix("NOSCRIPT") == true }) {
@@ -71,7 +82,12 @@ struct RedisViewWriter {
         if let error = replies.lazy.compactMap(\.firstError).first {
             throw RedisError("redis rejected a write: \(error)")
         }
-        return replies.filter { $0 == .integer(0) }.count
+        var outcome = Outcome()
+        for (block, reply) in zip(blocks, replies) {
+            if reply == .integer(0) { outcome.refused += 1 }
+            if reply == .integer(2) { outcome.missingWatermarks[block.watermark] = block.offset }
+        }
+        return outcome
     }
 
     private func load(_ redis: RedisConnection, into scriptSHA: inout String?) throws -> String {

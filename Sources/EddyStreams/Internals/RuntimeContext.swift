@@ -15,6 +15,8 @@ final class RuntimeContext: Sendable {
     let metrics: StreamsMetrics
     let tracker: CatchUpTracker
     let untilCaughtUp: Bool
+    /// Every task writes its whole state to Redis at its first commit (`eddy run --rematerialize`).
+    let rematerialize: Bool
     /// Where partitions without local state start (from `eddy reset`), if anywhere special.
     let replayStart: ReplayStart?
     let logger: Logger
@@ -22,7 +24,7 @@ final class RuntimeContext: Sendable {
     private let failureMessage = Mutex<String?>(nil)
 
     init(topology: CompiledTopology, config: RuntimeConfig, partitionCount: Int, database: StateDatabase, metrics: StreamsMetrics,
-         tracker: CatchUpTracker, untilCaughtUp: Bool, replayStart: ReplayStart?, logger: Logger) {
+         tracker: CatchUpTracker, untilCaughtUp: Bool, rematerialize: Bool, replayStart: ReplayStart?, logger: Logger) {
         self.topology = topology
         self.config = config
         self.partitionCount = partitionCount
@@ -30,6 +32,7 @@ final class RuntimeContext: Sendable {
         self.metrics = metrics
         self.tracker = tracker
         self.untilCaughtUp = untilCaughtUp
+        self.rematerialize = rematerialize
         self.replayStart = replayStart
         self.logger = logger
     }

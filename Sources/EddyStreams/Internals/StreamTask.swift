@@ -30,6 +30,11 @@ final class StreamTask {
     /// After a reset to a time: records with an older (record) timestamp are skipped until
     /// the first that is not.
     var skipBeforeTimestamp: Int64?
+    /// Redis lost (or never had) this task's keys: the next commit writes its whole state.
+    var rematerialize = false
+    /// The input offset of the task's first fenced Redis block in this process (a task's
+    /// first write finds no watermark when it is new: that is no loss).
+    var firstFencedOffset: Int64?
 
     init(partition: TopicPartition, byAggregate: [AggregateTable], intake: RepartitionIntake?, nextOffset: Int64, committedOffset: Int64?) {
         self.partition = partition
@@ -43,7 +48,7 @@ final class StreamTask {
     }
 
     var hasUncommittedWork: Bool {
-        committedOffset != nextOffset || !pendingWrites.isEmpty || stores.contains { !$0.dirty.isEmpty }
+        rematerialize || committedOffset != nextOffset || !pendingWrites.isEmpty || stores.contains { !$0.dirty.isEmpty }
             || combiners.contains { $0.entryCount > 0 } || intake?.hasChanges == true
     }
 }

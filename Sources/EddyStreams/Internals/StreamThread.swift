@@ -458,7 +458,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
     }
 
     /// How long a stop or a rebalance waits for Redis to take a pending commit tail.
-    private static let tailGraceOnStop = Duration.seconds(10)
+    private static let tailGraceOnStop = Duration.seconds(5)
 
     private func commitAttempt(markAll: Bool) throws {
         lastCommit = .now
@@ -466,6 +466,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         // The previous tail must be written before the next commit's tail can be built: in
         // an outage nothing is committed (input is paused), and nothing is lost.
         guard tail.waitUnlessFailing() else { return }
+        flagTasksRedisLost(tail.takeMissingWatermarks())
         let dirtyTasks = tasks.values.filter(\.hasUncommittedWork)
         guard !dirtyTasks.isEmpty || producer.owesRepartitionRecords || (markAll && producer.owesMarkers) else { return }
         let start = ContinuousClock.now
@@ -519,9 +520,15 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         view.reset()
         let writeBatch = tail.nextBatch()
         for task in dirtyTasks {
+            if task.rematerialize {
+                for table in task.stores { try table.markAllDirty() }
+                task.rematerialize = false
+                context.metrics.rematerializedTasks.add(1, ordering: .relaxed)
+            }
             for table in task.stores { view.addDirty(of: table) }
             view.addPending(task.pendingWrites)
             view.fence(watermark: watermarkKey(task.partition), offset: task.nextOffset)
+            if task.firstFencedOffset == nil { task.firstFencedOffset = task.nextOffset }
             writeBatch.put(offsets, key: Self.inputKey(task.partition), value: encodeOffset(task.nextOffset))
             task.intake?.write(to: writeBatch)
             task.intake?.markClean()
@@ -558,6 +565,22 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         }
         for q in 0..<count where !reached[q] {
             try producer!.sendPartial(to: partition(Int32(q)), key: nil, value: [], upstream: upstream, start: task.combinedSince, end: task.nextOffset)
+        }
+    }
+
+    /// Tasks whose watermark Redis did not have although they had written before (Redis
+    /// lost the application's keys) write their whole state in the next commit. (Opening a
+    /// task checks its watermark too: a first write that finds none is a new task's.)
+    private func flagTasksRedisLost(_ watermarks: [[UInt8]: Int64]) {
+        guard !watermarks.isEmpty else { return }
+        var flagged: [String] = []
+        for task in tasks.values where !task.rematerialize {
+            guard let offset = watermarks[watermarkKey(task.partition)], offset != task.firstFencedOffset else { continue }
+            task.rematerialize = true
+            flagged.append(task.partition.description)
+        }
+        if !flagged.isEmpty {
+            logger.warning("Redis lost the keys of \(flagged.sorted()) (their watermarks vanished: restarted without its data, flushed or evicted): writing their whole state to Redis again")
         }
     }
 
@@ -618,11 +641,12 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         var targets: [ChangelogRestore.Target] = []
         var storesOf: [[Store]] = []
         var redisReachable = true
+        var rematerializeAtOpen = Set<TopicPartition>()
         for tp in partitions {
             let localOffset = try context.database.get(offsets, key: Self.inputKey(tp)).flatMap(decodeOffset)
             let current = localOffset != nil && localOffset == committed[tp]
             var redisWatermark: Int64?
-            if !current && redisReachable {
+            if redisReachable {
                 do {
                     redisWatermark = try redis.send("HGET", String(decoding: watermarkKey(tp), as: UTF8.self), "offset").string.flatMap { Int64($0) }
                 } catch {
@@ -650,6 +674,9 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
                 stores.append(Store(changelog: changelog, columnFamily: columnFamily, target: target))
             }
             storesOf.append(stores)
+            // Redis lost the keys of a task that has written before (its watermark vanished):
+            // write its whole state again, from the local stores.
+            if (redisReachable && committed[tp] != nil && redisWatermark == nil) || context.rematerialize { rematerializeAtOpen.insert(tp) }
         }
         let outcomes = try ChangelogRestore(database: context.database, kafka: KafkaConfig(context.config.kafkaClientProperties),
                                             usesMarkers: usesMarkers, faults: faults, logger: logger).run(targets)
@@ -699,6 +726,10 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
                 let intake = RepartitionIntake(table: tables[0], usesMarkers: usesMarkers)
                 intake.load(from: context.database)
                 task = StreamTask(partition: tp, byAggregate: [], intake: intake, nextOffset: nextOffset, committedOffset: committed[tp])
+            }
+            if rematerializeAtOpen.contains(tp) && !task.stores.isEmpty {
+                task.rematerialize = true
+                logger.warning("\(tp): \(context.rematerialize ? "--rematerialize" : "Redis lost its keys (its watermark vanished)"): writing its whole state to Redis at the first commit")
             }
             // After a reset to a time: until something is committed, skip records older than it.
             if nothingCommitted { task.skipBeforeTimestamp = replay?.minTimestamp }
