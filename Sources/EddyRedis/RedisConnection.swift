@@ -17,12 +17,15 @@ public final class RedisConnection {
     public let port: Int
     public var maxAttempts = 2
     private let timeout: timeval
+    private let credentials: RedisCredentials?
     private var context: UnsafeMutablePointer<redisContext>?
 
-    public init(host: String, port: Int, timeoutMs: Int = 5_000) throws {
+    /// `credentials`: sent with AUTH on every (re)connection.
+    public init(host: String, port: Int, timeoutMs: Int = 5_000, credentials: RedisCredentials? = nil) throws {
         self.host = host
         self.port = port
         timeout = timeval(tv_sec: timeoutMs / 1000, tv_usec: (timeoutMs % 1000) * 1000)
+        self.credentials = credentials
         try connect()
     }
 
@@ -45,6 +48,15 @@ public final class RedisConnection {
             throw RedisError("redis \(host):\(port): cannot set the read/write timeout: \(message)", isConnectionError: true)
         }
         context = ctx
+        if let credentials {
+            // The reply names no secret; neither does the error.
+            let who = credentials.user.map { " as '\($0)'" } ?? ""
+            if let refused = try pipelineOnce([credentials.authCommand])[0].firstError {
+                redisFree(ctx)
+                context = nil
+                throw RedisError("redis \(host):\(port): AUTH\(who) refused: \(refused)")
+            }
+        }
     }
 
     private static func errorText(_ ctx: UnsafeMutablePointer<redisContext>) -> String {
@@ -124,4 +136,20 @@ public final class RedisConnection {
             return redisAppendCommandArgv(ctx, Int32(args.count), &pointers, lengths)
         }
     }
+}
+
+/// An ACL user (nil: the default user) and its password, for AUTH. The password never
+/// appears in a description, a log line or an error.
+public struct RedisCredentials: Sendable, Equatable, CustomStringConvertible {
+    public let user: String?
+    let password: String
+
+    public init(user: String?, password: String) {
+        self.user = user
+        self.password = password
+    }
+
+    var authCommand: RedisCommand { RedisCommand(["AUTH"] + (user.map { [$0] } ?? []) + [password]) }
+
+    public var description: String { "user \(user ?? "default"), password ••••" }
 }

@@ -1,3 +1,4 @@
+import EddyRedis
 import Foundation
 
 /// How and where a topology runs: broker, Redis, state, threads, commits, metrics.
@@ -36,6 +37,8 @@ public struct RuntimeConfig: Equatable, Sendable {
     /// Connect, read and write timeout of every Redis call: a Redis that accepts but never
     /// answers is an outage, not a hang.
     public var redisTimeoutMs = 5_000
+    /// Redis AUTH (ACL user and password), from an environment variable or a file; nil: none.
+    public var redisCredentials: RedisCredentials?
     /// RocksDB lives in `<stateDir>/<application>`.
     public var stateDir = "state"
     /// RocksDB block cache plus write buffers, shared by every store of the process.

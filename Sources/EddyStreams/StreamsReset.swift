@@ -66,7 +66,7 @@ public enum StreamsReset {
         // Stopped members expire after one session timeout; joining takes about half of one.
         try admin.commitGroupOffsets(group: topology.application, offsets: offsets, config: member,
                                      timeout: .milliseconds(3 * config.sessionTimeoutMs + 10_000))
-        let redis = try RedisConnection(host: config.redisHost, port: config.redisPort, timeoutMs: config.redisTimeoutMs)
+        let redis = try RedisConnection(host: config.redisHost, port: config.redisPort, timeoutMs: config.redisTimeoutMs, credentials: config.redisCredentials)
         let deleted = try RedisView(topology).clear(in: redis, application: topology.application)
         return Summary(start: start, redisKeysDeleted: deleted, stateRemoved: stateRemoved)
     }

@@ -71,7 +71,7 @@ public final class StreamsRuntime: Sendable {
         try Changelogs.create(for: compiled, partitions: partitions, admin: admin)
         try Repartitions.create(for: compiled, partitions: partitions, admin: admin)
         do {
-            let ping = try RedisConnection(host: config.redisHost, port: config.redisPort, timeoutMs: config.redisTimeoutMs).send("PING")
+            let ping = try RedisConnection(host: config.redisHost, port: config.redisPort, timeoutMs: config.redisTimeoutMs, credentials: config.redisCredentials).send("PING")
             if let error = ping.firstError { throw RedisError(error) }
         } catch {
             throw RuntimeError("Redis at \(config.redisHost):\(config.redisPort) is not usable: \(error)")

@@ -75,7 +75,7 @@ struct Dump: ParsableCommand {
 
     func run() throws {
         let runtime = try loadRuntimeConfig(config)
-        let redis = try RedisConnection(host: runtime.redisHost, port: runtime.redisPort, timeoutMs: runtime.redisTimeoutMs)
+        let redis = try RedisConnection(host: runtime.redisHost, port: runtime.redisPort, timeoutMs: runtime.redisTimeoutMs, credentials: runtime.redisCredentials)
         for line in try RedisView(try loadTopology(topology)).dump(from: redis) { print(line) }
     }
 }

@@ -57,7 +57,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         logger[metadataKey: "thread"] = "\(id)"
         self.logger = logger
         let config = context.config
-        redis = try RedisConnection(host: config.redisHost, port: config.redisPort, timeoutMs: config.redisTimeoutMs)
+        redis = try RedisConnection(host: config.redisHost, port: config.redisPort, timeoutMs: config.redisTimeoutMs, credentials: config.redisCredentials)
         deadLetters = DeadLetterQueue(topic: topology.topology.deadLetterTopic)
         changelogTopics = Changelogs.topics(of: topology)
         topics = [sourceTopic] + Repartitions.topics(of: topology)
