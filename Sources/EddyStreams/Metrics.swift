@@ -23,10 +23,15 @@ public final class StreamsMetrics: Sendable {
     public let lastCommitUnixSeconds = Atomic<Int>(0)
     /// Redis commands or connections that failed (each retried until Redis is back).
     public let redisErrors = Atomic<Int>(0)
+    /// Redis outages (a commit tail that failed, until it is written), summed over threads.
+    public let redisOutages = Atomic<Int>(0)
     /// Stream threads paused now because Redis cannot take their last commit.
     public let redisOutagesActive = Atomic<Int>(0)
     /// Time stream threads spent paused for a Redis outage (summed over threads).
     public let redisOutageMicros = Atomic<Int>(0)
+    /// Spells of commits failing because the broker could not be reached, and their time.
+    public let kafkaOutages = Atomic<Int>(0)
+    public let kafkaOutageMicros = Atomic<Int>(0)
     /// Tasks whose whole state was written to Redis again because Redis had lost it.
     public let rematerializedTasks = Atomic<Int>(0)
     /// When the first record arrived (ns on the continuous clock; 0: none yet), so throughput
@@ -104,10 +109,16 @@ public final class StreamsMetrics: Sendable {
                [("", "\(lastCommitUnixSeconds.load(ordering: .relaxed))")])
         metric("eddy_redis_errors_total", "counter", "Redis commands or connections that failed (retried until Redis is back).",
                [("", "\(redisErrors.load(ordering: .relaxed))")])
+        metric("eddy_redis_outages_total", "counter", "Redis outages: commit tails that failed and were retried until written (summed over threads).",
+               [("", "\(redisOutages.load(ordering: .relaxed))")])
         metric("eddy_redis_outage", "gauge", "Stream threads paused now because Redis cannot take their last commit.",
                [("", "\(redisOutagesActive.load(ordering: .relaxed))")])
         metric("eddy_redis_outage_seconds_total", "counter", "Time stream threads spent paused for Redis outages (summed over threads).",
                [("", "\(Double(redisOutageMicros.load(ordering: .relaxed)) / 1e6)")])
+        metric("eddy_kafka_outages_total", "counter", "Spells of commits failing because the broker could not be reached (summed over threads).",
+               [("", "\(kafkaOutages.load(ordering: .relaxed))")])
+        metric("eddy_kafka_outage_seconds_total", "counter", "Time commits waited for an unreachable broker (summed over threads).",
+               [("", "\(Double(kafkaOutageMicros.load(ordering: .relaxed)) / 1e6)")])
         metric("eddy_rematerialized_tasks_total", "counter", "Tasks whose whole state was written to Redis again (Redis had lost the application's keys).",
                [("", "\(rematerializedTasks.load(ordering: .relaxed))")])
         let lags = lag.withLock { $0 }.sorted { $0.key < $1.key }

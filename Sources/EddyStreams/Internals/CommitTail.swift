@@ -152,6 +152,7 @@ final class CommitTail: @unchecked Sendable {
                     outageStart = .now
                     lastLog = .now
                     metrics.redisOutagesActive.add(1, ordering: .relaxed)
+                    metrics.redisOutages.add(1, ordering: .relaxed)
                     logger.warning("Redis cannot take the last commit, pausing input until it does (retrying with back-off): \(failure)")
                 }
                 condition.broadcast()

@@ -406,7 +406,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
     private func commitUntilDone(markAll: Bool = false) {
         for attempt in 1...3 {
             do {
-                try commit(markAll: markAll)
+                if try commit(markAll: markAll) { endKafkaOutage() }
                 failedCommits = 0
                 return
             } catch let error as KafkaError where error.isFatal {
@@ -420,7 +420,13 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             } catch {
                 failedCommits += 1
                 context.metrics.commitFailures.add(1, ordering: .relaxed)
-                logger.error("commit failed (attempt \(attempt)): \(error)")
+                if Self.isTransient(error) && kafkaOutageStart == nil {
+                    kafkaOutageStart = .now
+                    context.metrics.kafkaOutages.add(1, ordering: .relaxed)
+                    logger.warning("Kafka unavailable, commits wait (everything stays pending and is retried): \(error)")
+                } else {
+                    logger.error("commit failed (attempt \(attempt)): \(error)")
+                }
                 // An unreachable broker is waited out, however long: each attempt is
                 // aborted and everything stays pending. Only other errors, over and over,
                 // stop the thread.
@@ -435,6 +441,17 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             }
         }
         logger.error("commit not done yet; uncommitted records stay pending (or are processed again after a restart)")
+    }
+
+    /// Since when commits fail because the broker cannot be reached (nil: they do not).
+    private var kafkaOutageStart: ContinuousClock.Instant?
+
+    private func endKafkaOutage() {
+        guard let start = kafkaOutageStart else { return }
+        kafkaOutageStart = nil
+        let elapsed = ContinuousClock.now - start
+        context.metrics.kafkaOutageMicros.add(Int(elapsed / .microseconds(1)), ordering: .relaxed)
+        logger.notice("Kafka available again after \(elapsed.seconds) s: committed")
     }
 
     /// Errors an unreachable or restarting broker causes, which a later attempt gets past.
@@ -452,23 +469,25 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
     /// 3. One RocksDB WriteBatch: the new state and each changelog's checkpoint, together.
     /// 2 and 3 are the commit's tail, written while processing goes on (`CommitTail`);
     /// `markAll` (stop, revoke) also waits for it.
-    private func commit(markAll: Bool = false) throws {
-        try commitAttempt(markAll: markAll)
+    /// Returns whether a Kafka commit happened (false: nothing to commit, or an outage).
+    private func commit(markAll: Bool = false) throws -> Bool {
+        let committed = try commitAttempt(markAll: markAll)
         if markAll { try tail.finish(within: Self.tailGraceOnStop) }
+        return committed
     }
 
     /// How long a stop or a rebalance waits for Redis to take a pending commit tail.
     private static let tailGraceOnStop = Duration.seconds(5)
 
-    private func commitAttempt(markAll: Bool) throws {
+    private func commitAttempt(markAll: Bool) throws -> Bool {
         lastCommit = .now
-        guard !failed, let producer, let consumer else { return }
+        guard !failed, let producer, let consumer else { return false }
         // The previous tail must be written before the next commit's tail can be built: in
         // an outage nothing is committed (input is paused), and nothing is lost.
-        guard tail.waitUnlessFailing() else { return }
+        guard tail.waitUnlessFailing() else { return false }
         flagTasksRedisLost(tail.takeMissingWatermarks())
         let dirtyTasks = tasks.values.filter(\.hasUncommittedWork)
-        guard !dirtyTasks.isEmpty || producer.owesRepartitionRecords || (markAll && producer.owesMarkers) else { return }
+        guard !dirtyTasks.isEmpty || producer.owesRepartitionRecords || (markAll && producer.owesMarkers) else { return false }
         let start = ContinuousClock.now
         let sourcePartitions = Set(dirtyTasks.filter { $0.intake == nil }.map(\.partition.partition))
         // Whether the attempt changes state or Redis (not only offsets): fault points care.
@@ -545,6 +564,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         lastLagUpdate = .now - Self.lagUpdateInterval  // measure the lag this commit left at the next loop
         logger.debug("commit: Kafka in \(kafkaDone - start), then \(view.commandCount) Redis writes and \(writeBatch.count) state puts prepared in \(ContinuousClock.now - kafkaDone)")
         context.metrics.recordCommitSucceeded(micros: Int((ContinuousClock.now - start) / .microseconds(1)))
+        return true
     }
 
     /// Sends a combiner's partials to the partitions owning their keys, and an empty record
@@ -729,7 +749,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             }
             if rematerializeAtOpen.contains(tp) && !task.stores.isEmpty {
                 task.rematerialize = true
-                logger.warning("\(tp): \(context.rematerialize ? "--rematerialize" : "Redis lost its keys (its watermark vanished)"): writing its whole state to Redis at the first commit")
+                logger.warning("\(tp): \(context.rematerialize ? "--rematerialize" : "Redis lost its keys (its watermark vanished)"): writing its whole state to Redis again at the first commit")
             }
             // After a reset to a time: until something is committed, skip records older than it.
             if nothingCommitted { task.skipBeforeTimestamp = replay?.minTimestamp }
