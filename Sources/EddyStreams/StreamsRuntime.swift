@@ -57,6 +57,8 @@ public final class StreamsRuntime: Sendable {
     public func run() throws -> Summary {
         try LibrdkafkaVersion.checkSupported()
         logger.info("librdkafka \(LibrdkafkaVersion.string); application \(topology.application); source \(topology.source.topic) on \(config.bootstrapServers); \(config.processingGuarantee.rawValue)")
+        let export = SwiftMetricsExport()
+        defer { export.publish(metrics.families(application: topology.application)) }  // the final totals
         let source = topology.source.topic
         let admin = try KafkaAdmin(config: KafkaConfig(config.kafkaClientProperties))
         guard let partitions = try admin.partitionCount(source) else {
@@ -104,6 +106,7 @@ public final class StreamsRuntime: Sendable {
                 let count = metrics.recordsIn.load(ordering: .relaxed)
                 let rate = Double(count - lastCount) / Date().timeIntervalSince(lastReport)
                 logger.info("processed \(count) records (\(Int(rate))/s), lag \(metrics.totalLag.map(String.init) ?? "not yet known"), dead letters \(metrics.deadLetterTotal)")
+                export.publish(metrics.families(application: topology.application))
                 lastCount = count
                 lastReport = Date()
             }
