@@ -22,6 +22,12 @@ public struct MetricFamily: Sendable {
 
 extension MetricFamily {
     /// Prometheus' text exposition format (0.0.4).
+    ///
+    /// Rendered here, not by swift-prometheus' `PrometheusCollectorRegistry`: its counters
+    /// can only be incremented, so mirroring the atomics would keep a second copy of every
+    /// value and compute deltas on each scrape, and it emits metrics in dictionary order.
+    /// A process that wants swift-prometheus gets the same names by bootstrapping its
+    /// `PrometheusMetricsFactory` (`SwiftMetricsExport` feeds it every log interval).
     static func prometheusText(_ families: [MetricFamily]) -> String {
         var out = ""
         for family in families {
