@@ -17,6 +17,7 @@ public final class HTTPServer: Sendable {
     /// The bound port (the one the OS picked when asked for 0).
     public let port: Int
     private let group: ServiceGroup
+    private let running: Task<Void, Never>
     private let stopped = DispatchSemaphore(value: 0)
 
     /// How long `stop()` waits for in-flight responses before it cancels the server.
@@ -43,7 +44,7 @@ public final class HTTPServer: Sendable {
             logger: serverLogger)
         // No signal handling here: the process owns SIGINT/SIGTERM and calls stop().
         group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: serverLogger))
-        Task.detached { [group, stopped] in
+        running = Task.detached { [group, stopped] in
             do {
                 try await group.run()
             } catch {
@@ -64,10 +65,10 @@ public final class HTTPServer: Sendable {
     }
 
     /// Stops accepting, lets responses in flight finish (idle connections close at once),
-    /// and returns when the server is down or after `stopGrace`.
+    /// and cancels what is still running after `stopGrace`, so a stop never hangs.
     public func stop() {
         let group = self.group
         Task.detached { await group.triggerGracefulShutdown() }
-        _ = stopped.wait(timeout: .now() + Self.stopGrace)
+        if stopped.wait(timeout: .now() + Self.stopGrace) == .timedOut { running.cancel() }
     }
 }

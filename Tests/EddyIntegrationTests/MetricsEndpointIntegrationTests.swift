@@ -85,6 +85,19 @@ final class MetricsEndpointIntegrationTests: XCTestCase {
         XCTAssertEqual(json?["error"]?["message"], "no route for GET /nothing")
     }
 
+    func testStopClosesIdleAndHalfSentConnectionsAndReturnsPromptly() throws {
+        let port = try startEndpoint()
+        let open = try (0..<5).map { _ in try TestConnection(port: port) }
+            + [try TestConnection(port: port).send("GET /metrics HTTP/1.1\r\n")]
+        let started = Date()
+        servers.removeLast().stop()
+        XCTAssertLessThan(Date().timeIntervalSince(started), 1)
+        for connection in open {
+            XCTAssertTrue(try connection.readUntilClosed(timeout: 2).closed)
+        }
+        XCTAssertThrowsError(try TestConnection(port: port), "still accepting after stop()")
+    }
+
     func testATakenPortIsOneClearErrorAndEddyRunExitsWithoutCrashing() throws {
         let holder = try HeldPort()
         XCTAssertThrowsError(try MetricsEndpoint.start(port: holder.port, logger: Logger(label: "metrics-test")) { "" }) { error in
