@@ -6,7 +6,8 @@ import ServiceLifecycle
 import Synchronization
 
 /// An HTTP/1.1 server for Eddy's endpoints (`/metrics` today, the query endpoint later):
-/// a Hummingbird router on NIO's event loops, started and stopped from synchronous code.
+/// a Hummingbird router (NIO's event loops, a Swift task per connection), started and
+/// stopped from synchronous code.
 ///
 /// Hummingbird's idle timeout is the limit that keeps one client from holding the server: it
 /// runs from the last complete request part, so an idle keep-alive connection and a client

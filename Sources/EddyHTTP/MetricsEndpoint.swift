@@ -3,8 +3,9 @@ import Logging
 
 /// The metrics endpoint: `GET /metrics` (Prometheus text), `GET /healthz`, JSON 404s.
 ///
-/// `render` runs on a NIO event loop for each scrape, so it must only read (the runtime's
-/// counters are atomics); it never waits for a stream thread.
+/// `render` runs for each scrape in the server's connection task (Swift's concurrency pool;
+/// NIO's event loops move the bytes), so it must only read (the runtime's counters are
+/// atomics) and never wait for a stream thread.
 public enum MetricsEndpoint {
     /// Prometheus' text exposition format, version 0.0.4.
     public static let contentType = "text/plain; version=0.0.4"

@@ -126,8 +126,8 @@ public final class StreamsRuntime: Sendable {
                        processingSeconds: processingSeconds)
     }
 
-    /// Serves /metrics and /healthz on NIO's event loops (never a stream thread's); nil when
-    /// `metrics.port` is off.
+    /// Serves /metrics and /healthz on the HTTP server's threads (NIO's event loops and
+    /// Swift's concurrency pool), never on a stream thread; nil when `metrics.port` is off.
     private func startMetricsEndpoint() throws -> HTTPServer? {
         guard let port = config.metricsPort else { return nil }
         let application = topology.application
