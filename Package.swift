@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 import Foundation
 
@@ -22,6 +22,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        // Without its default traits Hummingbird does not build swift-configuration, which
+        // Eddy does not use (traits need tools 6.1).
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
@@ -31,10 +37,22 @@ let package = Package(
         .target(name: "EddyKafka", dependencies: ["CRdKafka"]),
         .target(name: "EddyState", dependencies: ["CRocksDB"]),
         .target(name: "EddyRedis", dependencies: ["CHiredis"]),
+        // The HTTP layer (Hummingbird on NIO) for /metrics and the query endpoint; its API
+        // has no NIO types, so the runtime that starts it never imports NIO.
+        .target(
+            name: "EddyHTTP",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .target(
             name: "EddyStreams",
             dependencies: [
-                "EddyKafka", "EddyState", "EddyRedis",
+                "EddyKafka", "EddyState", "EddyRedis", "EddyHTTP",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             // The per-record loop touches thread-owned class state; Swift's dynamic
@@ -58,12 +76,15 @@ let package = Package(
         ),
         .testTarget(
             name: "EddyTests",
-            dependencies: ["EddyStreams", "EddyConfig", "EddyGen"],
+            dependencies: [
+                "EddyStreams", "EddyConfig", "EddyGen",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ],
             linkerSettings: librdkafkaRuntime
         ),
         .testTarget(
             name: "EddyIntegrationTests",
-            dependencies: ["EddyStreams", "EddyConfig", "EddyGen", "eddy"],
+            dependencies: ["EddyStreams", "EddyConfig", "EddyGen", "EddyHTTP", "eddy"],
             linkerSettings: librdkafkaRuntime
         ),
     ]

@@ -1,8 +1,10 @@
 import Synchronization
 
-/// The process's metrics, rendered in Prometheus' text format at `/metrics`.
+/// The process's metrics, rendered in Prometheus' text format at `/metrics` and exported
+/// to swift-metrics (`SwiftMetricsExport`).
 ///
-/// Stream threads add per batch or per commit, never per record. `Sendable`: counters are
+/// The atomics are the source of truth: stream threads add per batch or per commit, never
+/// per record, and readers (a scrape, the export) only load them. `Sendable`: counters are
 /// atomics and the keyed maps sit behind a Mutex.
 public final class StreamsMetrics: Sendable {
     public let recordsIn = Atomic<Int>(0)
@@ -15,7 +17,7 @@ public final class StreamsMetrics: Sendable {
     public let commitMicrosMax = Atomic<Int>(0)
     /// Commit attempts that failed (each is aborted and retried; nothing is lost).
     public let commitFailures = Atomic<Int>(0)
-    /// Transactional steps that did not finish within `kafka.transaction_timeout_ms` and
+    /// Transactional steps that did not finish within `kafka.transaction_step_timeout_ms` and
     /// were abandoned: the producer was rebuilt and the attempt counts as aborted.
     public let transactionTimeouts = Atomic<Int>(0)
     /// Wall-clock time of the last successful commit (unix seconds; 0: none yet), so an
@@ -81,50 +83,52 @@ public final class StreamsMetrics: Sendable {
     public var totalLag: Int64? { lag.withLock { $0.isEmpty ? nil : $0.values.reduce(0, +) } }
 
     public func prometheusText(application: String) -> String {
-        var out = ""
-        func metric(_ name: String, _ type: String, _ help: String, _ samples: [(String, String)]) {
-            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
-            for (labels, value) in samples { out += "\(name){application=\"\(application)\"\(labels)} \(value)\n" }
+        MetricFamily.prometheusText(families(application: application))
+    }
+
+    /// Every metric with its current value; reads the atomics and copies the two keyed maps,
+    /// so a scrape never waits for a stream thread longer than one dictionary update.
+    public func families(application: String) -> [MetricFamily] {
+        let app = [(name: "application", value: application)]
+        func one(_ name: String, _ kind: MetricFamily.Kind, _ help: String, _ value: MetricFamily.Value) -> MetricFamily {
+            MetricFamily(name: name, kind: kind, help: help, samples: [.init(labels: app, value: value)])
         }
-        metric("eddy_records_in_total", "counter", "Records consumed from the source topic.", [("", "\(recordsIn.load(ordering: .relaxed))")])
-        metric("eddy_records_processed_total", "counter", "Records that passed validation and went through the topology.",
-               [("", "\(recordsProcessed.load(ordering: .relaxed))")])
-        metric("eddy_redis_writes_total", "counter", "Redis write commands sent (records out).", [("", "\(redisWrites.load(ordering: .relaxed))")])
-        metric("eddy_redis_fenced_blocks_total", "counter", "Blocks of Redis writes refused because Redis already held a later input position (replays after a restart or migration).",
-               [("", "\(fencedWrites.load(ordering: .relaxed))")])
+        func count(_ atomic: borrowing Atomic<Int>) -> MetricFamily.Value { .integer(atomic.load(ordering: .relaxed)) }
+        func seconds(micros atomic: borrowing Atomic<Int>) -> MetricFamily.Value { .real(Double(atomic.load(ordering: .relaxed)) / 1e6) }
         let dl = deadLettersByReason
-        metric("eddy_dead_letters_total", "counter", "Records sent to the dead-letter topic, by reason.",
-               DeadLetterReason.Category.allCases.map { (",reason=\"\($0.rawValue)\"", "\(dl[$0.rawValue] ?? 0)") })
-        metric("eddy_commits_total", "counter", "Commits (Redis view, RocksDB batch with offsets, group offsets).",
-               [("", "\(commits.load(ordering: .relaxed))")])
-        metric("eddy_commit_latency_seconds_sum", "counter", "Total time spent committing.",
-               [("", "\(Double(commitMicrosTotal.load(ordering: .relaxed)) / 1e6)")])
-        metric("eddy_commit_latency_seconds_max", "gauge", "Longest commit since start.",
-               [("", "\(Double(commitMicrosMax.load(ordering: .relaxed)) / 1e6)")])
-        metric("eddy_commit_failures_total", "counter", "Commit attempts that failed and were aborted (retried; nothing lost).",
-               [("", "\(commitFailures.load(ordering: .relaxed))")])
-        metric("eddy_transaction_timeouts_total", "counter", "Transactional steps abandoned after kafka.transaction_timeout_ms; the producer was rebuilt.",
-               [("", "\(transactionTimeouts.load(ordering: .relaxed))")])
-        metric("eddy_last_commit_timestamp_seconds", "gauge", "Unix time of the last successful commit (0: none yet).",
-               [("", "\(lastCommitUnixSeconds.load(ordering: .relaxed))")])
-        metric("eddy_redis_errors_total", "counter", "Redis commands or connections that failed (retried until Redis is back).",
-               [("", "\(redisErrors.load(ordering: .relaxed))")])
-        metric("eddy_redis_outages_total", "counter", "Redis outages: commit tails that failed and were retried until written (summed over threads).",
-               [("", "\(redisOutages.load(ordering: .relaxed))")])
-        metric("eddy_redis_outage", "gauge", "Stream threads paused now because Redis cannot take their last commit.",
-               [("", "\(redisOutagesActive.load(ordering: .relaxed))")])
-        metric("eddy_redis_outage_seconds_total", "counter", "Time stream threads spent paused for Redis outages (summed over threads).",
-               [("", "\(Double(redisOutageMicros.load(ordering: .relaxed)) / 1e6)")])
-        metric("eddy_kafka_outages_total", "counter", "Spells of commits failing because the broker could not be reached (summed over threads).",
-               [("", "\(kafkaOutages.load(ordering: .relaxed))")])
-        metric("eddy_kafka_outage_seconds_total", "counter", "Time commits waited for an unreachable broker (summed over threads).",
-               [("", "\(Double(kafkaOutageMicros.load(ordering: .relaxed)) / 1e6)")])
-        metric("eddy_rematerialized_tasks_total", "counter", "Tasks whose whole state was written to Redis again (Redis had lost the application's keys).",
-               [("", "\(rematerializedTasks.load(ordering: .relaxed))")])
         let lags = lag.withLock { $0 }.sorted { $0.key < $1.key }
-        metric("eddy_consumer_lag", "gauge", "Records between the committed position and the partition's high watermark.",
-               lags.map { (",partition=\"\($0.key)\"", "\($0.value)") })
-        return out
+        return [
+            one("eddy_records_in_total", .counter, "Records consumed from the source topic.", count(recordsIn)),
+            one("eddy_records_processed_total", .counter, "Records that passed validation and went through the topology.", count(recordsProcessed)),
+            one("eddy_redis_writes_total", .counter, "Redis write commands sent (records out).", count(redisWrites)),
+            one("eddy_redis_fenced_blocks_total", .counter, "Blocks of Redis writes refused because Redis already held a later input position (replays after a restart or migration).",
+                count(fencedWrites)),
+            MetricFamily(name: "eddy_dead_letters_total", kind: .counter, help: "Records sent to the dead-letter topic, by reason.",
+                         samples: DeadLetterReason.Category.allCases.map {
+                             .init(labels: app + [(name: "reason", value: $0.rawValue)], value: .integer(dl[$0.rawValue] ?? 0))
+                         }),
+            one("eddy_commits_total", .counter, "Commits (Redis view, RocksDB batch with offsets, group offsets).", count(commits)),
+            one("eddy_commit_latency_seconds_sum", .counter, "Total time spent committing.", seconds(micros: commitMicrosTotal)),
+            one("eddy_commit_latency_seconds_max", .gauge, "Longest commit since start.", seconds(micros: commitMicrosMax)),
+            one("eddy_commit_failures_total", .counter, "Commit attempts that failed and were aborted (retried; nothing lost).", count(commitFailures)),
+            one("eddy_transaction_timeouts_total", .counter, "Transactional steps abandoned after kafka.transaction_step_timeout_ms; the producer was replaced.",
+                count(transactionTimeouts)),
+            one("eddy_last_commit_timestamp_seconds", .gauge, "Unix time of the last successful commit (0: none yet).", count(lastCommitUnixSeconds)),
+            one("eddy_redis_errors_total", .counter, "Redis commands or connections that failed (retried until Redis is back).", count(redisErrors)),
+            one("eddy_redis_outages_total", .counter, "Redis outages: commit tails that failed and were retried until written (summed over threads).",
+                count(redisOutages)),
+            one("eddy_redis_outage", .gauge, "Stream threads paused now because Redis cannot take their last commit.", count(redisOutagesActive)),
+            one("eddy_redis_outage_seconds_total", .counter, "Time stream threads spent paused for Redis outages (summed over threads).",
+                seconds(micros: redisOutageMicros)),
+            one("eddy_kafka_outages_total", .counter, "Spells of commits failing because the broker could not be reached (summed over threads).",
+                count(kafkaOutages)),
+            one("eddy_kafka_outage_seconds_total", .counter, "Time commits waited for an unreachable broker (summed over threads).",
+                seconds(micros: kafkaOutageMicros)),
+            one("eddy_rematerialized_tasks_total", .counter, "Tasks whose whole state was written to Redis again (Redis had lost the application's keys).",
+                count(rematerializedTasks)),
+            MetricFamily(name: "eddy_consumer_lag", kind: .gauge, help: "Records between the committed position and the partition's high watermark.",
+                         samples: lags.map { .init(labels: app + [(name: "partition", value: $0.key)], value: .integer(Int($0.value))) }),
+        ]
     }
 }
 

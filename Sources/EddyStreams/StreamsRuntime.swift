@@ -1,3 +1,4 @@
+import EddyHTTP
 import EddyKafka
 import EddyRedis
 import EddyState
@@ -61,6 +62,12 @@ public final class StreamsRuntime: Sendable {
     public func run() throws -> Summary {
         try LibrdkafkaVersion.checkSupported()
         logger.info("librdkafka \(LibrdkafkaVersion.string); application \(topology.application); source \(topology.source.topic) on \(config.bootstrapServers); \(config.processingGuarantee.rawValue)")
+        // First, before anything needs tearing down: a taken port fails the start at once,
+        // and /metrics answers during the group join and restore too.
+        let metricsEndpoint = try startMetricsEndpoint()
+        defer { metricsEndpoint?.stop() }
+        let export = SwiftMetricsExport()
+        defer { export.publish(metrics.families(application: topology.application)) }  // the final totals
         let source = topology.source.topic
         let admin = try KafkaAdmin(config: KafkaConfig(config.kafkaClientProperties))
         guard let partitions = try admin.partitionCount(source) else {
@@ -87,14 +94,6 @@ public final class StreamsRuntime: Sendable {
                                      logger: logger)
         contextBox.value = context
         if stopEarly.value { context.requestStop() }
-        var metricsServer: MetricsServer?
-        if let port = config.metricsPort {
-            let app = topology.application
-            metricsServer = try MetricsServer(port: port) { [metrics] in metrics.prometheusText(application: app) }
-            logger.info("metrics on http://127.0.0.1:\(metricsServer!.port)/metrics")
-        }
-        defer { metricsServer?.stop() }
-
         let threads = try (0..<config.threads).map { try StreamThread(id: $0, context: context) }
         let started = Date()
         threads.forEach { $0.start() }
@@ -108,6 +107,7 @@ public final class StreamsRuntime: Sendable {
                 let count = metrics.recordsIn.load(ordering: .relaxed)
                 let rate = Double(count - lastCount) / Date().timeIntervalSince(lastReport)
                 logger.info("processed \(count) records (\(Int(rate))/s), lag \(metrics.totalLag.map(String.init) ?? "not yet known"), dead letters \(metrics.deadLetterTotal)")
+                export.publish(metrics.families(application: topology.application))
                 lastCount = count
                 lastReport = Date()
             }
@@ -130,6 +130,22 @@ public final class StreamsRuntime: Sendable {
                        redisWrites: metrics.redisWrites.load(ordering: .relaxed),
                        commits: metrics.commits.load(ordering: .relaxed), seconds: seconds,
                        processingSeconds: processingSeconds)
+    }
+
+    /// Serves /metrics and /healthz on the HTTP server's threads (NIO's event loops and
+    /// Swift's concurrency pool), never on a stream thread; nil when `metrics.port` is off.
+    private func startMetricsEndpoint() throws -> HTTPServer? {
+        guard let port = config.metricsPort else { return nil }
+        let application = topology.application
+        do {
+            let server = try MetricsEndpoint.start(port: port, logger: logger) { [metrics] in
+                metrics.prometheusText(application: application)
+            }
+            logger.info("metrics on http://\(server.host):\(server.port)/metrics")
+            return server
+        } catch {
+            throw RuntimeError("metrics endpoint \(error) (choose another metrics.port or --metrics-port; 0 picks a free one)")
+        }
     }
 }
 

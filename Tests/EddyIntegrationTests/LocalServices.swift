@@ -85,17 +85,33 @@ final class LocalServices {
         return connectLoopback(fd, port: port)
     }
 
-    static func freePort() throws -> Int {
+    static func freePort() throws -> Int { try HeldPort().port }
+}
+
+/// A loopback port bound and listening (accepting nobody) until this is released: a port
+/// that is free once it goes, or taken while it lives.
+final class HeldPort {
+    private let fd: Int32
+    let port: Int
+
+    init() throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
         var addr = loopbackAddress(port: 0)
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
         let ok = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, len) == 0 && listen(fd, 1) == 0 && getsockname(fd, $0, &len) == 0
+            }
         }
-        guard ok else { throw ServiceError("no free port") }
-        return Int(UInt16(bigEndian: addr.sin_port))
+        guard ok else {
+            close(fd)
+            throw ServiceError("no free port")
+        }
+        self.fd = fd
+        port = Int(UInt16(bigEndian: addr.sin_port))
     }
+
+    deinit { close(fd) }
 }
 
 struct ServiceError: Error, CustomStringConvertible {

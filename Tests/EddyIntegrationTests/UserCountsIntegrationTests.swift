@@ -96,6 +96,8 @@ final class UserCountsIntegrationTests: XCTestCase {
             usleep(50_000)
         } while Date() < metricsDeadline
         XCTAssertTrue(metrics.hasPrefix("HTTP/1.1 200 OK"), metrics)
+        XCTAssertTrue(metrics.lowercased().contains("\r\ncontent-type: text/plain; version=0.0.4\r\n"), metrics)
+        XCTAssertTrue(httpGet(port: metricsPort, path: "/healthz")?.hasPrefix("HTTP/1.1 200 OK") ?? false)
         XCTAssertTrue(metrics.contains("eddy_records_in_total{application=\"counts-restart\"}"), metrics)
         XCTAssertTrue(metrics.contains("eddy_consumer_lag{application=\"counts-restart\",partition=\"clicks-restart-0\"}"), metrics)
         XCTAssertTrue(metrics.contains("eddy_dead_letters_total{application=\"counts-restart\",reason=\"invalid_json\"} 0"), metrics)

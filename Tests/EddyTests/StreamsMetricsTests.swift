@@ -13,4 +13,10 @@ final class StreamsMetricsTests: XCTestCase {
         XCTAssertEqual(metrics.totalLag, 5)
         XCTAssertTrue(metrics.prometheusText(application: "a").contains("eddy_consumer_lag{application=\"a\",partition=\"clicks-0\"} 5"))
     }
+
+    /// An application name is free text from a topology file; the format reserves `\` and `"`.
+    func testPrometheusLabelValuesAreEscaped() {
+        XCTAssertTrue(StreamsMetrics().prometheusText(application: "a\"b\\c")
+            .contains(#"eddy_records_in_total{application="a\"b\\c"} 0"#))
+    }
 }
