@@ -61,9 +61,18 @@ public final class StreamsRuntime: Sendable {
     public func run() throws -> Summary {
         try LibrdkafkaVersion.checkSupported()
         logger.info("librdkafka \(LibrdkafkaVersion.string); application \(topology.application); source \(topology.source.topic) on \(config.bootstrapServers); \(config.processingGuarantee.rawValue)")
+        // Start-up checks everything that can be wrong outside the process — broker, Redis,
+        // the metrics port, the state directory — before RocksDB opens: a RocksDB left open
+        // by an early throw aborted in its teardown at exit.
         let source = topology.source.topic
         let admin = try KafkaAdmin(config: KafkaConfig(config.kafkaClientProperties))
-        guard let partitions = try admin.partitionCount(source) else {
+        let partitionCount: Int?
+        do {
+            partitionCount = try admin.partitionCount(source)
+        } catch {
+            throw RuntimeError("the broker at \(config.bootstrapServers) (kafka.bootstrap_servers) did not answer: \(error)")
+        }
+        guard let partitions = partitionCount else {
             throw RuntimeError("source topic '\(source)' does not exist on \(config.bootstrapServers) (create it, e.g. with `eddy generate --topic \(source)`)")
         }
         try admin.createTopic(topology.deadLetterTopic, partitions: partitions,
@@ -76,26 +85,52 @@ public final class StreamsRuntime: Sendable {
         } catch {
             throw RuntimeError("Redis at \(config.redisHost):\(config.redisPort) is not usable: \(error)")
         }
-        let statePath = URL(fileURLWithPath: config.stateDir).appendingPathComponent(topology.application).path
-        try FileManager.default.createDirectory(atPath: statePath, withIntermediateDirectories: true)
-        let database = try StateDatabase(path: statePath, memoryBudgetBytes: config.memoryBudgetMB << 20)
-
-        let context = RuntimeContext(topology: compiled, config: config, partitionCount: partitions, database: database, metrics: metrics,
-                                     tracker: CatchUpTracker(partitionCount: partitions, threads: config.threads),
-                                     untilCaughtUp: untilCaughtUp, rematerialize: rematerialize,
-                                     replayStart: try ReplayStart.load(stateDir: config.stateDir, application: topology.application),
-                                     logger: logger)
-        contextBox.value = context
-        if stopEarly.value { context.requestStop() }
-        var metricsServer: MetricsServer?
-        if let port = config.metricsPort {
-            let app = topology.application
-            metricsServer = try MetricsServer(port: port) { [metrics] in metrics.prometheusText(application: app) }
-            logger.info("metrics on http://127.0.0.1:\(metricsServer!.port)/metrics")
+        let app = topology.application
+        let metricsServer = try config.metricsPort.map { port in
+            do {
+                return try MetricsServer(port: port) { [metrics] in metrics.prometheusText(application: app) }
+            } catch {
+                throw RuntimeError("metrics.port \(port): \(error)")
+            }
         }
         defer { metricsServer?.stop() }
+        if let metricsServer { logger.info("metrics on http://127.0.0.1:\(metricsServer.port)/metrics") }
 
-        let threads = try (0..<config.threads).map { try StreamThread(id: $0, context: context) }
+        let statePath = URL(fileURLWithPath: config.stateDir).appendingPathComponent(topology.application).path
+        do {
+            try FileManager.default.createDirectory(atPath: statePath, withIntermediateDirectories: true)
+        } catch {
+            throw RuntimeError("state.dir '\(config.stateDir)': cannot create \(statePath): \(fileSystemReason(error))")
+        }
+        let replayStart: ReplayStart?
+        do {
+            replayStart = try ReplayStart.load(stateDir: config.stateDir, application: topology.application)
+        } catch {
+            let path = ReplayStart.path(stateDir: config.stateDir, application: topology.application)
+            throw RuntimeError("\(path) (written by eddy reset) cannot be read: \(fileSystemReason(error))")
+        }
+        let database: StateDatabase
+        do {
+            database = try StateDatabase(path: statePath, memoryBudgetBytes: config.memoryBudgetMB << 20)
+        } catch {
+            throw RuntimeError("state.dir '\(config.stateDir)': cannot open the state in \(statePath): \(error)")
+        }
+
+        let context: RuntimeContext
+        let threads: [StreamThread]
+        do {
+            context = RuntimeContext(topology: compiled, config: config, partitionCount: partitions, database: database, metrics: metrics,
+                                     tracker: CatchUpTracker(partitionCount: partitions, threads: config.threads),
+                                     untilCaughtUp: untilCaughtUp, rematerialize: rematerialize,
+                                     replayStart: replayStart, logger: logger)
+            threads = try (0..<config.threads).map { try StreamThread(id: $0, context: context) }
+        } catch {
+            database.close()  // no thread has started: nothing else uses it
+            throw error
+        }
+        contextBox.value = context
+        if stopEarly.value { context.requestStop() }
+
         let started = Date()
         threads.forEach { $0.start() }
         logger.info("\(threads.count) stream thread(s) started; \(partitions) partition(s); state in \(statePath)")
