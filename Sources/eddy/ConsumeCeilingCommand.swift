@@ -26,7 +26,7 @@ struct ConsumeCeiling: ParsableCommand {
         try LibrdkafkaVersion.checkSupported()
         let runtime = try RuntimeConfigFile.load(path: config)
         guard let partitions = try KafkaAdmin(config: KafkaConfig(runtime.kafkaClientProperties)).partitionCount(topic) else {
-            throw ValidationError("topic '\(topic)' does not exist")
+            throw RuntimeError("topic '\(topic)' does not exist on \(runtime.bootstrapServers)")
         }
         var props = runtime.kafkaClientProperties
         props["group.id"] = "eddy-consume-ceiling-\(UUID().uuidString.prefix(8))"
