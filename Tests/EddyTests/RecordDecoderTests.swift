@@ -42,7 +42,7 @@ final class RecordDecoderTests: XCTestCase {
         XCTAssertEqual(try reason(huge), .tooLarge)
     }
 
-    func testEventTimesOutsideEpochMillisecondsAreOutOfRange() throws {
+    func testImplausibleNumbersAreOutOfRange() throws {
         func ts(_ text: String) throws -> DeadLetterReason.Category? {
             try reason(#"{"user_id":"u1","event_type":"view","ts":"# + text + "}")
         }
@@ -58,6 +58,10 @@ final class RecordDecoderTests: XCTestCase {
         XCTAssertNil(try ts("253402300799999"))
         XCTAssertNil(try ts("1767225600000"))
         XCTAssertNil(try ts("1.7672256e12"))
+        // A summed field that is not finite would make its sum infinite for good.
+        XCTAssertEqual(try reason(#"{"user_id":"u1","event_type":"view","ts":1,"price":1e400}"#), .outOfRange)
+        XCTAssertEqual(try reason(#"{"user_id":"u1","event_type":"view","ts":1,"price":-1e309}"#), .outOfRange)
+        XCTAssertNil(try reason(#"{"user_id":"u1","event_type":"view","ts":1,"price":1e308}"#))
         // The bound is the one an independent calendar gives for the end of year 9999.
         var utc = Calendar(identifier: .gregorian)
         utc.timeZone = TimeZone(identifier: "UTC")!

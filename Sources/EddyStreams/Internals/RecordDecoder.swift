@@ -8,7 +8,8 @@ struct DeadLetterReason: Error {
         case invalidUTF8 = "invalid_utf8"
         case missingField = "missing_field"
         case wrongType = "wrong_type"
-        /// The right type, but no plausible value (an event time outside 1970…9999).
+        /// The right type, but no plausible value: an event time outside 1970…9999, or a
+        /// number too large to be finite.
         case outOfRange = "out_of_range"
     }
     let category: Category
@@ -82,6 +83,10 @@ final class RecordDecoder {
             let slot = slots[id]
             if slot.kind != .number && slot.kind != .absent && slot.kind != .null {
                 throw DeadLetterReason(category: .wrongType, message: "field '\(topology.fields[id])' is a \(slot.typeName), expected a number")
+            }
+            // A sum or score that became infinite (1e400) would stay infinite for good.
+            if slot.kind == .number, !double(id, from: value).isFinite {
+                throw DeadLetterReason(category: .outOfRange, message: "field '\(topology.fields[id])' is \(String(decoding: rawBytes(id, from: value), as: UTF8.self)), beyond the largest number (about 1.8e308)")
             }
         }
     }
