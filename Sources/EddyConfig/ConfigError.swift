@@ -22,6 +22,6 @@ func readConfigFile(_ path: String) throws -> String {
     do {
         return try String(contentsOfFile: path, encoding: .utf8)
     } catch {
-        throw ConfigError(file: path, line: nil, column: nil, field: "", message: "cannot read the file: \(error.localizedDescription)")
+        throw ConfigError(file: path, line: nil, column: nil, field: "", message: "cannot read the file: \(fileSystemReason(error))")
     }
 }

@@ -23,27 +23,27 @@ public enum RuntimeConfigFile {
         var config = RuntimeConfig()
         if let kafka = try top["kafka"]?.mapping(allowed: ["bootstrap_servers", "session_timeout_ms", "static_membership", "leave_group_on_close",
                                                              "transaction_step_timeout_ms", "properties"]) {
-            if let v = kafka["bootstrap_servers"] { config.bootstrapServers = try v.string() }
-            if let v = kafka["session_timeout_ms"] { config.sessionTimeoutMs = try v.positiveInt() }
+            if let v = kafka["bootstrap_servers"] { config.bootstrapServers = try v.nonEmptyString() }
+            if let v = kafka["session_timeout_ms"] { config.sessionTimeoutMs = try v.positiveInt(atMost: ConfigLimits.maxSessionTimeoutMs) }
             if let v = kafka["static_membership"] { config.staticMembership = try v.bool() }
             if let v = kafka["leave_group_on_close"] { config.leaveGroupOnClose = try v.bool() }
-            if let v = kafka["transaction_step_timeout_ms"] { config.transactionStepTimeoutMs = try v.positiveInt() }
+            if let v = kafka["transaction_step_timeout_ms"] { config.transactionStepTimeoutMs = try v.positiveInt(atMost: ConfigLimits.maxStepTimeoutMs) }
             if let props = kafka["properties"] { config.kafkaProperties = try freeMapping(props) }
         }
         if let redis = try top["redis"]?.mapping(allowed: ["host", "port", "timeout_ms"]) {
-            if let v = redis["host"] { config.redisHost = try v.string() }
+            if let v = redis["host"] { config.redisHost = try v.nonEmptyString() }
             if let v = redis["port"] { config.redisPort = try port(v) }
-            if let v = redis["timeout_ms"] { config.redisTimeoutMs = try v.positiveInt() }
+            if let v = redis["timeout_ms"] { config.redisTimeoutMs = try v.positiveInt(atMost: ConfigLimits.maxStepTimeoutMs) }
         }
         if let state = try top["state"]?.mapping(allowed: ["dir", "memory_mb", "cache_max_entries"]) {
-            if let v = state["dir"] { config.stateDir = try v.string() }
-            if let v = state["memory_mb"] { config.memoryBudgetMB = try v.positiveInt() }
+            if let v = state["dir"] { config.stateDir = try v.nonEmptyString() }
+            if let v = state["memory_mb"] { config.memoryBudgetMB = try v.positiveInt(atMost: ConfigLimits.maxMemoryMB) }
             if let v = state["cache_max_entries"] { config.cacheMaxEntries = try v.positiveInt() }
         }
         if let runtime = try top["runtime"]?.mapping(allowed: ["threads", "commit_interval_ms", "poll_batch_size", "instance_id"]) {
-            if let v = runtime["threads"] { config.threads = try v.positiveInt() }
+            if let v = runtime["threads"] { config.threads = try v.positiveInt(atMost: ConfigLimits.maxThreads) }
             if let v = runtime["commit_interval_ms"] { config.commitIntervalMs = try v.positiveInt() }
-            if let v = runtime["poll_batch_size"] { config.pollBatchSize = try v.positiveInt() }
+            if let v = runtime["poll_batch_size"] { config.pollBatchSize = try v.positiveInt(atMost: ConfigLimits.maxPollBatchSize) }
             if let v = runtime["instance_id"] {
                 let id = try v.string()
                 guard !id.isEmpty, id.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {

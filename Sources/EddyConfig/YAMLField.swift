@@ -17,15 +17,34 @@ struct YAMLField {
         do {
             node = try Yams.compose(yaml: text)
         } catch let error as YamlError {
-            switch error {
-            case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _):
-                throw ConfigError(file: file, line: mark.line, column: mark.column, field: "", message: "not valid YAML: \(problem)")
-            default:
-                throw ConfigError(file: file, line: nil, column: nil, field: "", message: "not valid YAML: \(error)")
-            }
+            throw syntaxError(error, in: text, file: file)
         }
         guard let node else { throw ConfigError(file: file, line: nil, column: nil, field: "", message: "the file is empty") }
         return YAMLField(file: file, node: node, path: [], mark: node.mark)
+    }
+
+    /// A YAML error as a one-line `ConfigError` at its line and column (Yams' own
+    /// descriptions span several lines and quote the file).
+    private static func syntaxError(_ error: YamlError, in text: String, file: String) -> ConfigError {
+        let position: (line: Int, column: Int)?
+        let problem: String
+        switch error {
+        case .scanner(_, let p, let mark, _), .parser(_, let p, let mark, _), .composer(_, let p, let mark, _):
+            (position, problem) = ((mark.line, mark.column), p)
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            (position, problem) = ((context.mark.line, context.mark.column), "duplicated key(s) \(duplicates.sorted().joined(separator: ", "))")
+        case .reader(let p, let offset, _, _):
+            // The reader (bad bytes, e.g. control characters) reports a byte offset.
+            let before = offset.map { text.utf8.prefix($0) }
+            position = before.map { bytes in
+                let line = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+                return (line.count, (line.last?.count ?? 0) + 1)
+            }
+            problem = p
+        default:
+            (position, problem) = (nil, String(describing: error).split(separator: "\n").first.map(String.init) ?? "unknown error")
+        }
+        return ConfigError(file: file, line: position?.line, column: position?.column, field: "", message: "not valid YAML: \(problem)")
     }
 
     var fieldName: String { TopologyError(path, "").field }
@@ -70,9 +89,17 @@ struct YAMLField {
         return value
     }
 
-    func positiveInt() throws -> Int {
+    func positiveInt(atMost limit: Int = .max) throws -> Int {
         let value = try int()
         if value <= 0 { throw error("must be positive, got \(value)") }
+        if value > limit { throw error("must be at most \(limit), got \(value)") }
+        return value
+    }
+
+    /// A value that must say something: empty or blank text is an error, not a default.
+    func nonEmptyString() throws -> String {
+        let value = try string()
+        if value.allSatisfy(\.isWhitespace) { throw error("must not be empty") }
         return value
     }
 
@@ -90,7 +117,9 @@ struct YAMLField {
         return try sequence().map { try $0.string() }
     }
 
-    /// A duration in seconds: `90`, `90s`, `30m`, `24h`, `7d`.
+    /// A duration in seconds: `90`, `90s`, `30m`, `24h`, `7d`, at most
+    /// `ConfigLimits.maxDurationSeconds`. The unit multiplication is checked: `9999999999999999d`
+    /// must be an error, not an overflow trap.
     func durationSeconds() throws -> Int {
         let text = try string().trimmingCharacters(in: .whitespaces)
         let units: [Character: Int] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
@@ -101,7 +130,11 @@ struct YAMLField {
             number = text.dropLast()
         }
         guard let n = Int(number), n > 0 else { throw error("expected a positive duration like 90s, 30m, 24h or 7d, got '\(text)'") }
-        return n * unit
+        let (seconds, overflow) = n.multipliedReportingOverflow(by: unit)
+        guard !overflow, seconds <= ConfigLimits.maxDurationSeconds else {
+            throw error("'\(text)' is longer than the longest duration allowed, 100 years (\(ConfigLimits.maxDurationSeconds / 86_400)d)")
+        }
+        return seconds
     }
 
     /// The node at `path` below this one, or the deepest existing ancestor (for errors

@@ -68,9 +68,18 @@ public final class StreamsRuntime: Sendable {
         defer { metricsEndpoint?.stop() }
         let export = SwiftMetricsExport()
         defer { export.publish(metrics.families(application: topology.application)) }  // the final totals
+        // Then everything outside the process that can be wrong — broker, Redis, the state
+        // directory — before RocksDB opens: a RocksDB left open by an early throw aborted
+        // in its teardown at exit.
         let source = topology.source.topic
         let admin = try KafkaAdmin(config: KafkaConfig(config.kafkaClientProperties))
-        guard let partitions = try admin.partitionCount(source) else {
+        let partitionCount: Int?
+        do {
+            partitionCount = try admin.partitionCount(source)
+        } catch {
+            throw RuntimeError("the broker at \(config.bootstrapServers) (kafka.bootstrap_servers) did not answer: \(error)")
+        }
+        guard let partitions = partitionCount else {
             throw RuntimeError("source topic '\(source)' does not exist on \(config.bootstrapServers) (create it, e.g. with `eddy generate --topic \(source)`)")
         }
         try admin.createTopic(topology.deadLetterTopic, partitions: partitions,
@@ -84,17 +93,40 @@ public final class StreamsRuntime: Sendable {
             throw RuntimeError("Redis at \(config.redisHost):\(config.redisPort) is not usable: \(error)")
         }
         let statePath = URL(fileURLWithPath: config.stateDir).appendingPathComponent(topology.application).path
-        try FileManager.default.createDirectory(atPath: statePath, withIntermediateDirectories: true)
-        let database = try StateDatabase(path: statePath, memoryBudgetBytes: config.memoryBudgetMB << 20)
+        do {
+            try FileManager.default.createDirectory(atPath: statePath, withIntermediateDirectories: true)
+        } catch {
+            throw RuntimeError("state.dir '\(config.stateDir)': cannot create \(statePath): \(fileSystemReason(error))")
+        }
+        let replayStart: ReplayStart?
+        do {
+            replayStart = try ReplayStart.load(stateDir: config.stateDir, application: topology.application)
+        } catch {
+            let path = ReplayStart.path(stateDir: config.stateDir, application: topology.application)
+            throw RuntimeError("\(path) (written by eddy reset) cannot be read: \(fileSystemReason(error))")
+        }
+        let database: StateDatabase
+        do {
+            database = try StateDatabase(path: statePath, memoryBudgetBytes: config.memoryBudgetMB << 20)
+        } catch {
+            throw RuntimeError("state.dir '\(config.stateDir)': cannot open the state in \(statePath): \(error)")
+        }
 
-        let context = RuntimeContext(topology: compiled, config: config, partitionCount: partitions, database: database, metrics: metrics,
+        let context: RuntimeContext
+        let threads: [StreamThread]
+        do {
+            context = RuntimeContext(topology: compiled, config: config, partitionCount: partitions, database: database, metrics: metrics,
                                      tracker: CatchUpTracker(partitionCount: partitions, threads: config.threads),
                                      untilCaughtUp: untilCaughtUp, rematerialize: rematerialize,
-                                     replayStart: try ReplayStart.load(stateDir: config.stateDir, application: topology.application),
-                                     logger: logger)
+                                     replayStart: replayStart, logger: logger)
+            threads = try (0..<config.threads).map { try StreamThread(id: $0, context: context) }
+        } catch {
+            database.close()  // no thread has started: nothing else uses it
+            throw error
+        }
         contextBox.value = context
         if stopEarly.value { context.requestStop() }
-        let threads = try (0..<config.threads).map { try StreamThread(id: $0, context: context) }
+
         let started = Date()
         threads.forEach { $0.start() }
         logger.info("\(threads.count) stream thread(s) started; \(partitions) partition(s); state in \(statePath)")

@@ -20,7 +20,7 @@ extension Topology {
         var lines = ["Topology \(application)",
                      "  source: topic \(source.topic), key \(source.keyField), event time \(source.timestampField)"
                         + (source.requiredFields.isEmpty ? "" : ", requires \(source.requiredFields.joined(separator: ", "))"),
-                     "  dead letters: \(deadLetterTopic) (records over \(source.maxValueBytes) bytes, invalid JSON/UTF-8, missing or mistyped fields)"]
+                     "  dead letters: \(deadLetterTopic) (records over \(source.maxValueBytes) bytes, invalid JSON/UTF-8, missing or mistyped fields, event times outside 1970-9999)"]
         for node in nodes {
             lines.append("  \(node.name) <- \(node.input ?? "source"): \(describe(node))")
             for sink in node.sinks { lines.append("    -> redis \(Self.describe(sink))") }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import EddyConfig
 import EddyKafka
 import EddyStreams
 import Foundation
@@ -23,9 +24,9 @@ struct ConsumeCeiling: ParsableCommand {
 
     func run() throws {
         try LibrdkafkaVersion.checkSupported()
-        let runtime = try loadRuntimeConfig(config)
+        let runtime = try RuntimeConfigFile.load(path: config)
         guard let partitions = try KafkaAdmin(config: KafkaConfig(runtime.kafkaClientProperties)).partitionCount(topic) else {
-            throw ValidationError("topic '\(topic)' does not exist")
+            throw RuntimeError("topic '\(topic)' does not exist on \(runtime.bootstrapServers)")
         }
         var props = runtime.kafkaClientProperties
         props["group.id"] = "eddy-consume-ceiling-\(UUID().uuidString.prefix(8))"

@@ -10,22 +10,22 @@ struct Eddy: ParsableCommand {
         commandName: "eddy",
         abstract: "Eddy: stateful stream processing on Kafka, RocksDB and Redis.",
         subcommands: [Run.self, Validate.self, Describe.self, Generate.self, Reset.self, Dump.self, ConsumeCeiling.self, WriteCeilings.self])
-}
 
-/// Loads a topology file, printing config errors as `file:line:col: field '…': message`.
-func loadTopology(_ path: String) throws -> Topology {
-    do {
-        return try TopologyFile.load(path: path)
-    } catch let error as ConfigError {
-        throw ValidationError(error.description)
-    }
-}
-
-func loadRuntimeConfig(_ path: String) throws -> RuntimeConfig {
-    do {
-        return try RuntimeConfigFile.load(path: path)
-    } catch let error as ConfigError {
-        throw ValidationError(error.description)
+    /// As ArgumentParser's own `main`, except that a config file that cannot be used is one
+    /// line, `Error: file:line:col: field '…': message`, and exit status 64 (EX_USAGE, as
+    /// ArgumentParser's validation errors) — without the usage text, which says nothing
+    /// about a config file. Other failures keep ArgumentParser's handling: usage text only
+    /// for real usage errors, exit status 1 for the rest.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let error as ConfigError {
+            FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
+            Foundation.exit(ExitCode.validationFailure.rawValue)
+        } catch {
+            exit(withError: error)
+        }
     }
 }
 

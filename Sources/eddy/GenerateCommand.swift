@@ -1,4 +1,5 @@
 import ArgumentParser
+import EddyConfig
 import EddyGen
 import EddyKafka
 import EddyStreams
@@ -32,7 +33,7 @@ struct Generate: ParsableCommand {
         options.categories = categories
         options.seed = seed
         var generator = ClickstreamGenerator(options)
-        let kafka = try topic.map { _ in KafkaConfig(try loadRuntimeConfig(config).kafkaClientProperties) }
+        let kafka = try topic.map { _ in KafkaConfig(try RuntimeConfigFile.load(path: config).kafkaClientProperties) }
         let writer = try ClickstreamWriter(outputPath: out, topic: topic, partitions: partitions, kafka: kafka)
         let start = Date()
         var json: [UInt8] = []

@@ -1,4 +1,5 @@
 import ArgumentParser
+import EddyConfig
 import EddyRedis
 import EddyStreams
 import Foundation
@@ -33,8 +34,8 @@ struct Reset: ParsableCommand {
         } else {
             target = try parseReplayPoint(toOffset.joined(separator: ","))
         }
-        let topology = try loadTopology(self.topology)
-        let summary = try StreamsReset.run(topology: topology, config: try loadRuntimeConfig(config), to: target)
+        let topology = try TopologyFile.load(path: self.topology)
+        let summary = try StreamsReset.run(topology: topology, config: try RuntimeConfigFile.load(path: config), to: target)
         let positions = summary.start.partitions.sorted { $0.key < $1.key }
             .map { "\($0.key)@\($0.value.offset)" + ($0.value.minTimestamp.map { " (records from \($0) ms)" } ?? "") }
         print("""
@@ -74,8 +75,8 @@ struct Dump: ParsableCommand {
     @Option(help: "The runtime config file.") var config: String = "configs/local.yaml"
 
     func run() throws {
-        let runtime = try loadRuntimeConfig(config)
+        let runtime = try RuntimeConfigFile.load(path: config)
         let redis = try RedisConnection(host: runtime.redisHost, port: runtime.redisPort, timeoutMs: runtime.redisTimeoutMs, credentials: runtime.redisCredentials)
-        for line in try RedisView(try loadTopology(topology)).dump(from: redis) { print(line) }
+        for line in try RedisView(try TopologyFile.load(path: topology)).dump(from: redis) { print(line) }
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import EddyConfig
 import Dispatch
 import EddyStreams
 import Foundation
@@ -20,11 +21,22 @@ struct Run: ParsableCommand {
     @Flag(help: "Write the whole local state to Redis again at start (after Redis lost its data; a running process detects that by itself).")
     var rematerialize = false
 
+    /// The overrides get the config file's limits: they bypass its validation.
+    func validate() throws {
+        if let threads, !(1...ConfigLimits.maxThreads).contains(threads) {
+            throw ValidationError("--threads must be 1 to \(ConfigLimits.maxThreads), got \(threads)")
+        }
+        if let stateDir, stateDir.allSatisfy(\.isWhitespace) { throw ValidationError("--state-dir must not be empty") }
+        if let metricsPort, !(0...65535).contains(metricsPort) {
+            throw ValidationError("--metrics-port must be 0 to 65535, got \(metricsPort)")
+        }
+    }
+
     func run() throws {
         bootstrapLogging()
         let logger = Logger(label: "eddy")
-        let topology = try loadTopology(self.topology)
-        var runtimeConfig = try loadRuntimeConfig(config)
+        let topology = try TopologyFile.load(path: self.topology)
+        var runtimeConfig = try RuntimeConfigFile.load(path: config)
         if let threads { runtimeConfig.threads = threads }
         if let stateDir { runtimeConfig.stateDir = stateDir }
         if let metricsPort { runtimeConfig.metricsPort = metricsPort }

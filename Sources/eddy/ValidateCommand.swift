@@ -1,4 +1,5 @@
 import ArgumentParser
+import EddyConfig
 
 struct Validate: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Check a topology file; errors name file, line and field.")
@@ -6,7 +7,7 @@ struct Validate: ParsableCommand {
     @Argument(help: "The topology file.") var file: String
 
     func run() throws {
-        let topology = try loadTopology(file)
+        let topology = try TopologyFile.load(path: file)
         print("\(file): ok (application \(topology.application), \(topology.nodes.count) node(s))")
     }
 }
@@ -21,7 +22,7 @@ struct Describe: ParsableCommand {
         guard let format = Topology.DescriptionFormat(rawValue: format) else {
             throw ValidationError("unknown format '\(format)' (expected text, mermaid or dot)")
         }
-        print(try loadTopology(file).describe(format))
+        print(try TopologyFile.load(path: file).describe(format))
     }
 }
 

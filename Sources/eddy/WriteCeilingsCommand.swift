@@ -1,4 +1,5 @@
 import ArgumentParser
+import EddyConfig
 import EddyRedis
 import EddyState
 import EddyStreams
@@ -18,7 +19,7 @@ struct WriteCeilings: ParsableCommand {
     @Flag(help: "Print the result as one JSON object.") var json = false
 
     func run() throws {
-        let runtime = try loadRuntimeConfig(config)
+        let runtime = try RuntimeConfigFile.load(path: config)
         let rocksdb = try rocksDBPutsPerSecond(memoryBudgetMB: runtime.memoryBudgetMB)
         let redis = try redisWritesPerSecond(host: runtime.redisHost, port: runtime.redisPort)
         if json {

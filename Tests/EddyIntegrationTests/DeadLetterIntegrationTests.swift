@@ -29,6 +29,9 @@ final class DeadLetterIntegrationTests: XCTestCase {
             ("wrong_type", Array("{\"user_id\":\"u3\",\"event_type\":\"view\",\"ts\":\"yesterday\"}".utf8)),
             ("wrong_type", Array("{\"user_id\":\"u4\",\"event_type\":\"cart\",\"ts\":1767225600000,\"price\":\"cheap\"}".utf8)),
             ("wrong_type", Array("{\"user_id\":{\"id\":5},\"event_type\":\"view\",\"ts\":1767225600000}".utf8)),
+            ("out_of_range", Array("{\"user_id\":\"u7\",\"event_type\":\"view\",\"ts\":1e400}".utf8)),
+            ("out_of_range", Array("{\"user_id\":\"u8\",\"event_type\":\"view\",\"ts\":1767225600000000}".utf8)),
+            ("out_of_range", Array("{\"user_id\":\"u9\",\"event_type\":\"cart\",\"ts\":1767225600000,\"price\":1e400}".utf8)),
             ("too_large", Array(huge.utf8)),
             ("invalid_utf8", Array("{\"user_id\":\"u6\",\"event_type\":\"view\",\"ts\":1767225600000,\"note\":\"".utf8) + [0xC3, 0x28] + Array("\"}".utf8)),
         ]

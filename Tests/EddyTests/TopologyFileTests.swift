@@ -99,6 +99,41 @@ final class TopologyFileTests: XCTestCase {
                  recent: {group_by: [user_id], field: item_id, size: 5}
                  to_redis: {type: zset, key: "r", member: "{user_id}", score: recent}
              """, 6, "nodes[0].to_redis[0].value", "a zset score must be a number"),
+            // Durations whose seconds overflow Int trapped; ones Redis rejects failed mid-commit.
+            (header + """
+               - name: n
+                 aggregate: {group_by: [user_id]}
+                 to_redis: {type: hash, key: "u:{user_id}", ttl: 9999999999999999d}
+             """, 6, "nodes[0].to_redis.ttl", "longer than the longest duration allowed, 100 years (36525d)"),
+            (header + """
+               - name: n
+                 aggregate: {group_by: [user_id]}
+                 to_redis: {type: hash, key: "u:{user_id}", ttl: 36526d}
+             """, 6, "nodes[0].to_redis.ttl", "longer than the longest duration allowed"),
+            (header + """
+               - name: n
+                 decay:
+                   group_by: [item_id]
+                   half_life: 9223372036854776s
+                   weights: {field: event_type, values: {view: 1}}
+             """, 7, "nodes[0].decay.half_life", "longer than the longest duration allowed"),
+            // Groups that differ only in event_type would share one Redis key.
+            (header + """
+               - name: n
+                 aggregate: {group_by: [user_id, event_type]}
+                 to_redis: {type: hash, key: "u:{user_id}:by_type"}
+             """, 6, "nodes[0].to_redis[0].key", "names no {event_type}: groups that differ only in event_type would overwrite each other"),
+            (header + """
+               - name: n
+                 aggregate: {group_by: [user_id, item_id]}
+                 to_redis:
+                   - {type: zset, key: "u:{user_id}", member: "{item_id}", score: count}
+                   - {type: string, key: "u:{item_id}", value: count}
+             """, 8, "nodes[0].to_redis[1].key", "names no {user_id}"),
+            ("application: a\nsource: {topic: t, key: user_id, timestamp: ts}\n", 1, "nodes", "lists no nodes"),
+            ("application: a\nsource: {topic: t, key: user_id, timestamp: ts}\nnodes: []\n", 3, "nodes", "lists no nodes"),
+            ("application: a\nsource: {topic: t, key: user_id, timestamp: ts, dead_letter_topic: ''}\nnodes:\n  - {name: n, filter: {field: x, exists: true}}\n",
+             2, "source.dead_letter_topic", "must not be empty"),
             ("application: a\nsource: [oops\n", 3, "", "not valid YAML"),
             ("application: a\nsource: {topic: t, format: avro, key: k, timestamp: ts}\n", 2, "source.format", "unsupported format 'avro'"),
         ]
@@ -109,6 +144,53 @@ final class TopologyFileTests: XCTestCase {
             XCTAssertEqual(e.field, field, e.description)
             XCTAssertTrue(e.message.contains(message), e.description)
             XCTAssertTrue(e.description.hasPrefix("t.yaml:\(line):"), e.description)
+        }
+    }
+
+    func testLongestDurationIsAccepted() throws {
+        let topology = try TopologyFile.parse("""
+            application: a
+            source: {topic: t, key: user_id, timestamp: ts}
+            nodes:
+              - name: n
+                aggregate: {group_by: [user_id]}
+                to_redis: {type: hash, key: "u:{user_id}", ttl: 36525d}
+            """, file: "t.yaml")
+        XCTAssertEqual(topology.nodes[0].sinks[0].ttlSeconds, ConfigLimits.maxDurationSeconds)
+        XCTAssertEqual(ConfigLimits.maxDurationSeconds, 3_155_760_000, "100 Julian years")
+    }
+
+    func testRuntimeConfigRejectsEmptyAndOversizedValues() {
+        let cases: [(String, String)] = [
+            ("kafka:\n  bootstrap_servers: ''\n", "c.yaml:2:3: field 'kafka.bootstrap_servers': must not be empty"),
+            ("kafka:\n  bootstrap_servers:\n", "c.yaml:2:3: field 'kafka.bootstrap_servers': must not be empty"),
+            ("state:\n  dir: ' '\n", "c.yaml:2:3: field 'state.dir': must not be empty"),
+            ("redis: {host: ''}\n", "c.yaml:1:9: field 'redis.host': must not be empty"),
+            ("state:\n  memory_mb: 9000000000000\n", "c.yaml:2:3: field 'state.memory_mb': must be at most 1048576, got 9000000000000"),
+            ("state:\n  memory_mb: 9e12\n", "c.yaml:2:3: field 'state.memory_mb': expected a whole number, got '9e12'"),
+            ("runtime:\n  poll_batch_size: 9223372036854775807\n", "c.yaml:2:3: field 'runtime.poll_batch_size': must be at most 1048576, got 9223372036854775807"),
+            ("runtime:\n  threads: 100000\n", "c.yaml:2:3: field 'runtime.threads': must be at most 256, got 100000"),
+            ("kafka:\n  session_timeout_ms: 3600001\n", "c.yaml:2:3: field 'kafka.session_timeout_ms': must be at most 3600000, got 3600001"),
+        ]
+        for (yaml, expected) in cases {
+            XCTAssertThrowsError(try RuntimeConfigFile.parse(yaml, file: "c.yaml"), yaml) {
+                XCTAssertEqual(($0 as? ConfigError)?.description, expected)
+            }
+        }
+        XCTAssertEqual(try RuntimeConfigFile.parse("state: {memory_mb: 1048576}\n", file: "c.yaml").memoryBudgetMB, 1 << 20)
+    }
+
+    func testYAMLSyntaxErrorsAreOneLineWithAPosition() {
+        let cases: [(String, Int)] = [
+            ("a: *nowhere\n", 1),                      // composer: undefined alias
+            ("a: 1\nb: \u{7}\n", 2),                 // reader: a control character
+            ("a: [1, 2\nb: 3\n", 2),                  // parser
+        ]
+        for (yaml, line) in cases {
+            guard let e = error(yaml) else { XCTFail("accepted: \(yaml)"); continue }
+            XCTAssertEqual(e.line, line, e.description)
+            XCTAssertTrue(e.message.hasPrefix("not valid YAML: "), e.description)
+            XCTAssertFalse(e.description.contains("\n"), e.description)
         }
     }
 

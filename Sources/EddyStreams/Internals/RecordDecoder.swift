@@ -8,13 +8,17 @@ struct DeadLetterReason: Error {
         case invalidUTF8 = "invalid_utf8"
         case missingField = "missing_field"
         case wrongType = "wrong_type"
+        /// The right type, but no plausible value: an event time outside 1970…9999, or a
+        /// number too large to be finite.
+        case outOfRange = "out_of_range"
     }
     let category: Category
     let message: String
 }
 
 /// Decodes and validates one record's value into field slots (the source's contract:
-/// size, JSON syntax, UTF-8, required fields and their types). One per stream thread.
+/// size, JSON syntax, UTF-8, required fields and their types, a plausible event time). One
+/// per stream thread.
 ///
 /// A class with its slots in a fixed buffer: the hot loop reads slots many times per
 /// record, and a struct in a class property paid a copy or an exclusivity check each time
@@ -34,6 +38,13 @@ final class RecordDecoder {
     }
 
     deinit { slots.deallocate() }
+
+    /// 9999-12-31T23:59:59.999Z in epoch milliseconds: the last plausible event time. Later
+    /// ones are mistakes, most often micro- or nanoseconds (1.7e15, 1.7e18), or numbers
+    /// that are not even finite (1e400); taken as event time they would push stream time,
+    /// windows and decay out of reach for every later record. Negative times are invalid
+    /// in Kafka too (Kafka Streams drops them).
+    static let latestEventTimeMs = 253_402_300_799_999.0
 
     func decode(_ value: UnsafeRawBufferPointer) throws(DeadLetterReason) {
         guard value.count <= maxValueBytes else {
@@ -64,10 +75,18 @@ final class RecordDecoder {
         if ts.kind != .number {
             throw DeadLetterReason(category: .wrongType, message: "field '\(topology.fields[topology.timestampField])' is a \(ts.typeName), expected a number (epoch milliseconds)")
         }
+        let millis = double(topology.timestampField, from: value)
+        if !(0...Self.latestEventTimeMs).contains(millis) {
+            throw DeadLetterReason(category: .outOfRange, message: "field '\(topology.fields[topology.timestampField])' is \(String(decoding: rawBytes(topology.timestampField, from: value), as: UTF8.self)), not epoch milliseconds between 0 (1970) and \(Int64(Self.latestEventTimeMs)) (year 9999)")
+        }
         for id in topology.numericFields {
             let slot = slots[id]
             if slot.kind != .number && slot.kind != .absent && slot.kind != .null {
                 throw DeadLetterReason(category: .wrongType, message: "field '\(topology.fields[id])' is a \(slot.typeName), expected a number")
+            }
+            // A sum or score that became infinite (1e400) would stay infinite for good.
+            if slot.kind == .number, !double(id, from: value).isFinite {
+                throw DeadLetterReason(category: .outOfRange, message: "field '\(topology.fields[id])' is \(String(decoding: rawBytes(id, from: value), as: UTF8.self)), beyond the largest number (about 1.8e308)")
             }
         }
     }

@@ -114,7 +114,11 @@ enum TopologyCompiler {
 
         try checkName(topology.application, [.key("application")])
         let source = topology.source
-        try checkNonEmpty(source.topic, [.key("source"), .key("topic")])
+        // Topic names follow Kafka's legal alphabet, the same as node names'.
+        try checkName(source.topic, [.key("source"), .key("topic")])
+        if let deadLetterTopic = source.deadLetterTopic {
+            try checkName(deadLetterTopic, [.key("source"), .key("dead_letter_topic")])
+        }
         try checkNonEmpty(source.keyField, [.key("source"), .key("key")])
         try checkNonEmpty(source.timestampField, [.key("source"), .key("timestamp")])
         if source.maxValueBytes <= 0 {
@@ -128,6 +132,10 @@ enum TopologyCompiler {
             required.append(fieldID(name))
         }
         var numeric: [Int] = []
+        if topology.nodes.isEmpty {
+            // Most likely a mis-indented or forgotten list: such a topology would run and write nothing.
+            throw TopologyError([.key("nodes")], "lists no nodes; a topology needs at least one (a filter, project, aggregate, recent, decay or to_redis node)")
+        }
 
         var nodes: [CompiledTopology.Node] = []
         var aggregates: [CompiledTopology.Aggregate] = []
@@ -258,7 +266,7 @@ enum TopologyCompiler {
 
             var sinks: [CompiledSink] = []
             for (j, sink) in node.sinks.enumerated() {
-                let compiled = try compileSink(sink, schema: outSchema, isAggregate: { if case .aggregate = kind { return true }; return false }(),
+                let compiled = try compileSink(sink, schema: outSchema, groupBy: { if case .aggregate = kind { return node.operation.groupBy }; return nil }(),
                                                path: at + [.key("to_redis"), .index(j)], fieldID: fieldID)
                 // A zset score taken from the record must be a number, or Redis would
                 // reject the commit: such records are dead-lettered instead.
@@ -279,8 +287,10 @@ enum TopologyCompiler {
                                 numericFields: Array(Set(numeric)).sorted(), nodes: nodes, aggregates: aggregates)
     }
 
-    private static func compileSink(_ sink: Topology.RedisSink, schema: Schema, isAggregate: Bool,
+    /// `groupBy`: the aggregate's group fields, nil for a sink written per record.
+    private static func compileSink(_ sink: Topology.RedisSink, schema: Schema, groupBy: [String]?,
                                     path: [TopologyError.PathComponent], fieldID: (String) -> Int) throws -> CompiledSink {
+        let isAggregate = groupBy != nil
         func template(_ text: String, _ key: String) throws -> Template {
             do {
                 return try Template.parse(text) { (name: String) throws(TemplateError) -> OutputRef in
@@ -301,6 +311,18 @@ enum TopologyCompiler {
         }
         if sink.kind == .string, sink.field != nil {
             throw TopologyError(path + [.key("field")], "a string sink has no field")
+        }
+        if let groupBy {
+            // One Redis slot per group: key and field (member) together must name every group
+            // field, or groups that differ only in the missing one overwrite each other.
+            let named = Set((key.parts + (field?.parts ?? [])).compactMap { part -> Int? in
+                if case .ref(.group(let j)) = part { return j }
+                return nil
+            })
+            if let missing = groupBy.indices.first(where: { !named.contains($0) }) {
+                let slot = sink.kind == .string ? "'key'" : "'key' or '\(sink.kind == .zset ? "member" : "field")'"
+                throw TopologyError(path + [.key("key")], "names no {\(groupBy[missing])}: groups that differ only in \(groupBy[missing]) would overwrite each other in Redis (put {\(groupBy[missing])} in \(slot))")
+            }
         }
         if let ttl = sink.ttlSeconds, ttl <= 0 {
             throw TopologyError(path + [.key("ttl")], "must be positive")
