@@ -62,7 +62,7 @@ let package = Package(
         ),
         .target(
             name: "EddyConfig",
-            dependencies: ["EddyStreams", .product(name: "Yams", package: "Yams")]
+            dependencies: ["EddyStreams", "EddyKafka", "EddyRedis", .product(name: "Yams", package: "Yams")]
         ),
         .target(name: "EddyGen", dependencies: ["EddyKafka"]),
         .executableTarget(

@@ -1,3 +1,5 @@
+import EddyKafka
+import EddyRedis
 import EddyStreams
 import Foundation
 
@@ -7,7 +9,7 @@ import Foundation
 ///
 ///     kafka: {bootstrap_servers: 127.0.0.1:19092, session_timeout_ms: 6000, static_membership: false,
 ///             transaction_step_timeout_ms: 15000, properties: {}}
-///     redis: {host: 127.0.0.1, port: 16379, timeout_ms: 5000}
+///     redis: {host: 127.0.0.1, port: 16379, timeout_ms: 5000, user: eddy, password: {env: EDDY_REDIS_PASSWORD}}
 ///     state: {dir: state, memory_mb: 256, cache_max_entries: 1000000}
 ///     runtime: {threads: 1, commit_interval_ms: 1000, poll_batch_size: 4096, instance_id: web-1}
 ///     processing: {guarantee: exactly_once}
@@ -30,9 +32,13 @@ public enum RuntimeConfigFile {
             if let v = kafka["transaction_step_timeout_ms"] { config.transactionStepTimeoutMs = try v.positiveInt(atMost: ConfigLimits.maxStepTimeoutMs) }
             if let props = kafka["properties"] { config.kafkaProperties = try freeMapping(props) }
         }
-        if let redis = try top["redis"]?.mapping(allowed: ["host", "port", "timeout_ms"]) {
+        if let redis = try top["redis"]?.mapping(allowed: ["host", "port", "timeout_ms", "user", "password"]) {
             if let v = redis["host"] { config.redisHost = try v.nonEmptyString() }
             if let v = redis["port"] { config.redisPort = try port(v) }
+            if let v = redis["user"], redis["password"] == nil { throw v.error("redis.user needs redis.password") }
+            if let v = redis["password"] {
+                config.redisCredentials = RedisCredentials(user: try redis["user"]?.nonEmptyString(), password: try v.secret())
+            }
             if let v = redis["timeout_ms"] { config.redisTimeoutMs = try v.positiveInt(atMost: ConfigLimits.maxStepTimeoutMs) }
         }
         if let state = try top["state"]?.mapping(allowed: ["dir", "memory_mb", "cache_max_entries"]) {
@@ -78,7 +84,8 @@ public enum RuntimeConfigFile {
         var out: [String: String] = [:]
         for (key, value) in mapping {
             guard let k = key.scalar?.string else { throw field.error("property names must be plain") }
-            out[k] = try YAMLField(file: field.file, node: value, path: field.path + [.key(k)], mark: key.mark).string()
+            let property = YAMLField(file: field.file, node: value, path: field.path + [.key(k)], mark: key.mark)
+            out[k] = KafkaConfig.isSecret(k) ? try property.secret() : try property.string()
         }
         return out
     }

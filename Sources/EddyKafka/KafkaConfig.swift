@@ -13,6 +13,11 @@ public struct KafkaConfig: Sendable {
         set { properties[key] = newValue }
     }
 
+    /// Properties whose values are secrets (SASL and TLS key passwords, OAuth secrets).
+    public static func isSecret(_ key: String) -> Bool {
+        key.contains("password") || key.contains("secret") || key == "sasl.oauthbearer.config"
+    }
+
     /// Builds an `rd_kafka_conf_t`; the caller owns it until it hands it to `rd_kafka_new`.
     func makeNative() throws -> OpaquePointer {
         let conf = rd_kafka_conf_new()!
@@ -20,7 +25,8 @@ public struct KafkaConfig: Sendable {
         for (key, value) in properties.sorted(by: { $0.key < $1.key }) {
             if rd_kafka_conf_set(conf, key, value, &errstr, errstr.count) != RD_KAFKA_CONF_OK {
                 rd_kafka_conf_destroy(conf)
-                throw KafkaError(code: -1, message: "librdkafka property \(key)=\(value): \(String(errorBuffer: errstr))")
+                let shown = Self.isSecret(key) ? "••••" : value  // a secret never reaches a log or an error
+                throw KafkaError(code: -1, message: "librdkafka property \(key)=\(shown): \(String(errorBuffer: errstr))")
             }
         }
         return conf

@@ -140,7 +140,7 @@ public final class RedisConnection {
 
 /// An ACL user (nil: the default user) and its password, for AUTH. The password never
 /// appears in a description, a log line or an error.
-public struct RedisCredentials: Sendable, Equatable, CustomStringConvertible {
+public struct RedisCredentials: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     public let user: String?
     let password: String
 
@@ -152,4 +152,6 @@ public struct RedisCredentials: Sendable, Equatable, CustomStringConvertible {
     var authCommand: RedisCommand { RedisCommand(["AUTH"] + (user.map { [$0] } ?? []) + [password]) }
 
     public var description: String { "user \(user ?? "default"), password ••••" }
+    public var debugDescription: String { description }
+    public var customMirror: Mirror { Mirror(self, children: ["user": user as Any, "password": "••••"]) }
 }
