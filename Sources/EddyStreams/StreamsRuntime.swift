@@ -37,7 +37,10 @@ public final class StreamsRuntime: Sendable {
     private let contextBox = LockedBox<RuntimeContext?>(nil)
     private let stopEarly = LockedBox(false)
 
+    /// Also ignores SIGPIPE for the process (`ProcessSignals.ignoreBrokenPipes`): a peer
+    /// that closes a socket must cost a failed write, not the process.
     public init(topology: Topology, config: RuntimeConfig, untilCaughtUp: Bool = false, logger: Logger) throws {
+        ProcessSignals.ignoreBrokenPipes()
         self.topology = topology
         self.config = config
         self.untilCaughtUp = untilCaughtUp

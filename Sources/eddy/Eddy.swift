@@ -10,6 +10,12 @@ struct Eddy: ParsableCommand {
         commandName: "eddy",
         abstract: "Eddy: stateful stream processing on Kafka, RocksDB and Redis.",
         subcommands: [Run.self, Validate.self, Describe.self, Generate.self, Reset.self, Dump.self, ConsumeCeiling.self, WriteCeilings.self])
+
+    /// Every subcommand writes to sockets (broker, Redis, /metrics): none may die of SIGPIPE.
+    static func main() {
+        ProcessSignals.ignoreBrokenPipes()
+        main(nil)
+    }
 }
 
 /// Loads a topology file, printing config errors as `file:line:col: field '…': message`.

@@ -1,5 +1,4 @@
 import ArgumentParser
-import Dispatch
 import EddyStreams
 import Foundation
 import Logging
@@ -27,25 +26,14 @@ struct Run: ParsableCommand {
         if let stateDir { runtimeConfig.stateDir = stateDir }
         if let metricsPort { runtimeConfig.metricsPort = metricsPort }
 
+        let runtime = try StreamsRuntime(topology: topology, config: runtimeConfig, untilCaughtUp: untilCaughtUp, logger: logger)
+        // Before the reset: it talks to the broker and Redis too, and may wait on them.
+        let signals = ProcessSignals.handleStopSignals(logger: logger) { runtime.requestStop() }
+        defer { signals.forEach { $0.cancel() } }
         if let from {
             let summary = try StreamsReset.run(topology: topology, config: runtimeConfig, to: try parseReplayPoint(from))
             logger.info("reset to \(from): local state \(summary.stateRemoved ? "removed" : "was absent"), \(summary.redisKeysDeleted) Redis key(s) deleted")
         }
-        let runtime = try StreamsRuntime(topology: topology, config: runtimeConfig, untilCaughtUp: untilCaughtUp, logger: logger)
-        let signals = [SIGINT, SIGTERM].map { (sig: Int32) -> DispatchSourceSignal in
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            var received = false
-            source.setEventHandler {
-                if received { Foundation.exit(130) }  // a second signal: stop now
-                received = true
-                logger.info("signal \(sig): committing and stopping (again to force)")
-                runtime.requestStop()
-            }
-            source.resume()
-            return source
-        }
-        defer { signals.forEach { $0.cancel() } }
 
         let summary: StreamsRuntime.Summary
         do {
