@@ -5,7 +5,7 @@ import Logging
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a topology as a long-running consumer (SIGINT/SIGTERM: commit and stop).")
+        abstract: "Run a topology as a long-running consumer (SIGINT/SIGTERM: commit and stop; a second one exits at once).")
 
     @Argument(help: "The topology file.") var topology: String
     @Option(help: "The runtime config file.") var config: String = "configs/local.yaml"
