@@ -46,7 +46,7 @@ private let rebalanceCallback: @convention(c) (
 public final class KafkaConsumer {
     private let handle: OpaquePointer
     private let queue: OpaquePointer
-    private let context = RebalanceContext()
+    private let context: RebalanceContext
     private var closed = false
     /// False once `stopWithoutLeaving` was called: destroying must not leave the group.
     private var leavesOnDestroy = true
@@ -59,9 +59,27 @@ public final class KafkaConsumer {
         "partition.assignment.strategy": "range,roundrobin",
     ]
 
-    public init(config: KafkaConfig, topics: [String], listener: RebalanceListener) throws {
+    public convenience init(config: KafkaConfig, topics: [String], listener: RebalanceListener) throws {
+        let context = RebalanceContext()
+        context.listener = listener
+        let (handle, queue) = try Self.makeSubscribedClient(config: config, topics: topics, context: context)
+        self.init(handle: handle, queue: queue, context: context)
+    }
+
+    /// Takes ownership of a ready client. Nothing here may fail: once every property is set,
+    /// a throwing initializer would run `deinit`, and cleanup in the initializer would free
+    /// the handles a second time.
+    private init(handle: OpaquePointer, queue: OpaquePointer, context: RebalanceContext) {
+        self.handle = handle
+        self.queue = queue
+        self.context = context
+    }
+
+    /// Creates, configures and subscribes the C client; on failure frees what it made.
+    private static func makeSubscribedClient(config: KafkaConfig, topics: [String],
+                                             context: RebalanceContext) throws -> (handle: OpaquePointer, queue: OpaquePointer) {
         var config = config
-        for (k, v) in Self.required { config[k] = v }
+        for (k, v) in required { config[k] = v }
         if config["auto.offset.reset"] == nil { config["auto.offset.reset"] = "earliest" }
         // When the local queue is over queued.min.messages, librdkafka waits this long before
         // fetching again (default 1 s). A consumer that processes a little slower than the
@@ -70,12 +88,15 @@ public final class KafkaConsumer {
         if config["fetch.queue.backoff.ms"] == nil { config["fetch.queue.backoff.ms"] = "10" }
         if config["isolation.level"] == nil { config["isolation.level"] = "read_committed" }
         let conf = try config.makeNative()
-        context.listener = listener
         rd_kafka_conf_set_rebalance_cb(conf, rebalanceCallback)
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(context).toOpaque())
-        handle = try makeClient(RD_KAFKA_CONSUMER, conf)
+        let handle = try makeClient(RD_KAFKA_CONSUMER, conf)
         rd_kafka_poll_set_consumer(handle)
-        queue = rd_kafka_queue_get_consumer(handle)
+        guard let queue = rd_kafka_queue_get_consumer(handle) else {
+            // librdkafka creates a consumer without group.id, but one without a group queue.
+            rd_kafka_destroy(handle)
+            throw KafkaError(code: -1, message: "a group consumer needs group.id")
+        }
 
         let list = makePartitionList(topics.map { (TopicPartition($0, Int32(RD_KAFKA_PARTITION_UA)), 0) })
         defer { rd_kafka_topic_partition_list_destroy(list) }
@@ -85,6 +106,7 @@ public final class KafkaConsumer {
             rd_kafka_destroy(handle)
             throw KafkaError(err, context: "subscribe to \(topics)")
         }
+        return (handle, queue)
     }
 
     deinit {

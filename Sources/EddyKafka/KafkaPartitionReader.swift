@@ -15,7 +15,22 @@ public final class KafkaPartitionReader {
     /// `auto.offset.reset=error`).
     public static let offsetOutOfRange = RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET.rawValue
 
-    public init(config: KafkaConfig, from offsets: [(TopicPartition, Int64)]) throws {
+    public convenience init(config: KafkaConfig, from offsets: [(TopicPartition, Int64)]) throws {
+        let (handle, queue) = try Self.makeAssignedClient(config: config, offsets: offsets)
+        self.init(handle: handle, queue: queue, partitions: offsets.map(\.0))
+    }
+
+    /// Takes ownership of a ready client. Nothing here may fail: once every property is set,
+    /// a throwing initializer would run `deinit`, and cleanup in the initializer would free
+    /// the handles a second time.
+    private init(handle: OpaquePointer, queue: OpaquePointer, partitions: [TopicPartition]) {
+        self.handle = handle
+        self.queue = queue
+        self.partitions = partitions
+    }
+
+    /// Creates the C client and assigns it `offsets`; on failure frees what it made.
+    private static func makeAssignedClient(config: KafkaConfig, offsets: [(TopicPartition, Int64)]) throws -> (handle: OpaquePointer, queue: OpaquePointer) {
         var config = config
         config["enable.auto.commit"] = "false"
         config["enable.partition.eof"] = "true"
@@ -25,16 +40,16 @@ public final class KafkaPartitionReader {
         if config["fetch.queue.backoff.ms"] == nil { config["fetch.queue.backoff.ms"] = "10" }
         // Reaching the end is the goal: do not let the broker hold an empty fetch long.
         if config["fetch.wait.max.ms"] == nil { config["fetch.wait.max.ms"] = "20" }
-        handle = try makeClient(RD_KAFKA_CONSUMER, try config.makeNative())
-        partitions = offsets.map(\.0)
-        queue = rd_kafka_queue_get_consumer(handle) ?? rd_kafka_queue_get_main(handle)
+        let handle = try makeClient(RD_KAFKA_CONSUMER, try config.makeNative())
+        let queue = rd_kafka_queue_get_consumer(handle) ?? rd_kafka_queue_get_main(handle)!
         do {
-            try assign(offsets)
+            try assign(handle, offsets)
         } catch {
             rd_kafka_queue_destroy(queue)
             rd_kafka_destroy(handle)
             throw error
         }
+        return (handle, queue)
     }
 
     deinit {
@@ -46,6 +61,10 @@ public final class KafkaPartitionReader {
     /// Reads `offsets` from now on instead (all partitions not named stop being read).
     /// Messages of the old assignment still in a batch must be released first.
     public func assign(_ offsets: [(TopicPartition, Int64)]) throws {
+        try Self.assign(handle, offsets)
+    }
+
+    private static func assign(_ handle: OpaquePointer, _ offsets: [(TopicPartition, Int64)]) throws {
         let list = makePartitionList(offsets)
         defer { rd_kafka_topic_partition_list_destroy(list) }
         let err = rd_kafka_assign(handle, offsets.isEmpty ? nil : list)

@@ -17,34 +17,35 @@ import Darwin
 /// family creation; the only Swift state, the handle map, sits behind a Mutex.
 public final class StateDatabase: @unchecked Sendable {
     private let db: OpaquePointer
-    private let options: OpaquePointer
-    private let tableOptions: OpaquePointer
-    private let cache: OpaquePointer
-    private let readOptions: OpaquePointer
-    private let writeOptions: OpaquePointer
+    private let options: RocksOptions
     private let families: Mutex<[String: ColumnFamily]>
     /// Guarded by the `families` lock.
     private nonisolated(unsafe) var closed = false
     public let path: String
 
-    public init(path: String, memoryBudgetBytes: Int) throws {
-        self.path = path
-        options = rocksdb_options_create()
-        rocksdb_options_set_create_if_missing(options, 1)
-        rocksdb_options_set_create_missing_column_families(options, 1)
-        rocksdb_options_increase_parallelism(options, 2)
-        rocksdb_options_set_compression(options, Int32(rocksdb_lz4_compression))
-        // Half the budget caches blocks, a quarter buffers writes across all column families.
-        cache = rocksdb_cache_create_lru(max(memoryBudgetBytes / 2, 8 << 20))
-        tableOptions = rocksdb_block_based_options_create()
-        rocksdb_block_based_options_set_block_cache(tableOptions, cache)
-        rocksdb_block_based_options_set_filter_policy(tableOptions, rocksdb_filterpolicy_create_bloom(10))
-        rocksdb_options_set_block_based_table_factory(options, tableOptions)
-        rocksdb_options_set_db_write_buffer_size(options, max(memoryBudgetBytes / 4, 8 << 20))
-        rocksdb_options_set_write_buffer_size(options, min(max(memoryBudgetBytes / 16, 4 << 20), 64 << 20))
-        readOptions = rocksdb_readoptions_create()
-        writeOptions = rocksdb_writeoptions_create()
+    public convenience init(path: String, memoryBudgetBytes: Int) throws {
+        let options = RocksOptions(memoryBudgetBytes: memoryBudgetBytes)
+        let opened: (db: OpaquePointer, families: [String: ColumnFamily])
+        do {
+            opened = try Self.open(path: path, options: options.options)
+        } catch {
+            options.destroy()
+            throw error
+        }
+        self.init(path: path, db: opened.db, options: options, families: opened.families)
+    }
 
+    /// Takes ownership of an open database. Nothing here may fail: once every property is
+    /// set, a throwing initializer would run `deinit` (and close what its caller frees).
+    private init(path: String, db: OpaquePointer, options: RocksOptions, families: [String: ColumnFamily]) {
+        self.path = path
+        self.db = db
+        self.options = options
+        self.families = Mutex(families)
+    }
+
+    /// Opens the database at `path` with every column family it has.
+    private static func open(path: String, options: OpaquePointer) throws -> (db: OpaquePointer, families: [String: ColumnFamily]) {
         // Every existing column family must be opened with the database.
         var names = ["default"]
         var count = 0
@@ -60,17 +61,15 @@ public final class StateDatabase: @unchecked Sendable {
         var handles = [OpaquePointer?](repeating: nil, count: names.count)
         let cNames = names.map { strdup($0) }
         defer { cNames.forEach { free($0) } }
-        let options = self.options
         let opened = try rocksCall("open RocksDB at \(path)") { errptr in
             let namePtrs: [UnsafePointer<CChar>?] = cNames.map { UnsafePointer($0) }
             return rocksdb_open_column_families(options, path, Int32(names.count), namePtrs,
                                                 cfOptions, &handles, errptr)
         }
         guard let opened else { throw StateError("open RocksDB at \(path): no handle") }
-        db = opened
         var map: [String: ColumnFamily] = [:]
         for (name, handle) in zip(names, handles) { map[name] = ColumnFamily(name: name, handle: handle!) }
-        families = Mutex(map)
+        return (opened, map)
     }
 
     deinit { close() }
@@ -88,18 +87,14 @@ public final class StateDatabase: @unchecked Sendable {
         }
         guard wasOpen else { return }
         rocksdb_close(db)
-        rocksdb_readoptions_destroy(readOptions)
-        rocksdb_writeoptions_destroy(writeOptions)
-        rocksdb_options_destroy(options)
-        rocksdb_block_based_options_destroy(tableOptions)
-        rocksdb_cache_destroy(cache)
+        options.destroy()
     }
 
     /// The column family `name`, created if it does not exist yet.
     public func columnFamily(_ name: String) throws -> ColumnFamily {
         try families.withLock { map in
             if let cf = map[name] { return cf }
-            let handle = try rocksCall("create column family \(name)") { rocksdb_create_column_family(db, options, name, $0) }
+            let handle = try rocksCall("create column family \(name)") { rocksdb_create_column_family(db, options.options, name, $0) }
             let cf = ColumnFamily(name: name, handle: handle!)
             map[name] = cf
             return cf
@@ -111,7 +106,7 @@ public final class StateDatabase: @unchecked Sendable {
     public func get(_ cf: ColumnFamily, key: UnsafeRawBufferPointer) throws -> [UInt8]? {
         var length = 0
         let value = try rocksCall("get from \(cf.name)") {
-            rocksdb_get_cf(db, readOptions, cf.handle, key.baseAddress?.assumingMemoryBound(to: CChar.self), key.count, &length, $0)
+            rocksdb_get_cf(db, options.readOptions, cf.handle, key.baseAddress?.assumingMemoryBound(to: CChar.self), key.count, &length, $0)
         }
         guard let value else { return nil }
         defer { free(value) }
@@ -124,7 +119,7 @@ public final class StateDatabase: @unchecked Sendable {
 
     /// Applies `batch` atomically.
     public func write(_ batch: StateWriteBatch) throws {
-        try rocksCall("write batch of \(batch.count)") { rocksdb_write(db, writeOptions, batch.handle, $0) }
+        try rocksCall("write batch of \(batch.count)") { rocksdb_write(db, options.writeOptions, batch.handle, $0) }
     }
 
     /// Deletes every key of the column family.
@@ -147,7 +142,7 @@ public final class StateDatabase: @unchecked Sendable {
     /// Visits every key/value in key order (from the first key ≥ `start`, if given) until
     /// `body` returns false.
     public func forEach(_ cf: ColumnFamily, from start: [UInt8]? = nil, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Bool) {
-        let it = rocksdb_create_iterator_cf(db, readOptions, cf.handle)!
+        let it = rocksdb_create_iterator_cf(db, options.readOptions, cf.handle)!
         defer { rocksdb_iter_destroy(it) }
         if let start {
             start.withUnsafeBufferPointer { rocksdb_iter_seek(it, UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), $0.count) }

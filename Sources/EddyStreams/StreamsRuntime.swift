@@ -41,7 +41,10 @@ public final class StreamsRuntime: Sendable {
 
     /// `rematerialize`: every task writes its whole state to Redis at its first commit
     /// (after Redis lost its data; a running process also detects that by itself).
+    /// Also ignores SIGPIPE for the process (`ProcessSignals.ignoreBrokenPipes`): a peer
+    /// that closes a socket must cost a failed write, not the process.
     public init(topology: Topology, config: RuntimeConfig, untilCaughtUp: Bool = false, rematerialize: Bool = false, logger: Logger) throws {
+        ProcessSignals.ignoreBrokenPipes()
         self.topology = topology
         self.config = config
         self.untilCaughtUp = untilCaughtUp

@@ -16,7 +16,9 @@ struct Eddy: ParsableCommand {
     /// ArgumentParser's validation errors) — without the usage text, which says nothing
     /// about a config file. Other failures keep ArgumentParser's handling: usage text only
     /// for real usage errors, exit status 1 for the rest.
+    /// Every subcommand writes to sockets (broker, Redis, /metrics): none may die of SIGPIPE.
     static func main() {
+        ProcessSignals.ignoreBrokenPipes()
         do {
             var command = try parseAsRoot()
             try command.run()

@@ -1,13 +1,12 @@
 import ArgumentParser
 import EddyConfig
-import Dispatch
 import EddyStreams
 import Foundation
 import Logging
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a topology as a long-running consumer (SIGINT/SIGTERM: commit and stop).")
+        abstract: "Run a topology as a long-running consumer (SIGINT/SIGTERM: commit and stop; a second one exits at once).")
 
     @Argument(help: "The topology file.") var topology: String
     @Option(help: "The runtime config file.") var config: String = "configs/local.yaml"
@@ -41,25 +40,14 @@ struct Run: ParsableCommand {
         if let stateDir { runtimeConfig.stateDir = stateDir }
         if let metricsPort { runtimeConfig.metricsPort = metricsPort }
 
+        let runtime = try StreamsRuntime(topology: topology, config: runtimeConfig, untilCaughtUp: untilCaughtUp, rematerialize: rematerialize, logger: logger)
+        // Before the reset: it talks to the broker and Redis too, and may wait on them.
+        let signals = ProcessSignals.handleStopSignals(logger: logger) { runtime.requestStop() }
+        defer { signals.forEach { $0.cancel() } }
         if let from {
             let summary = try StreamsReset.run(topology: topology, config: runtimeConfig, to: try parseReplayPoint(from))
             logger.info("reset to \(from): local state \(summary.stateRemoved ? "removed" : "was absent"), \(summary.redisKeysDeleted) Redis key(s) deleted")
         }
-        let runtime = try StreamsRuntime(topology: topology, config: runtimeConfig, untilCaughtUp: untilCaughtUp, rematerialize: rematerialize, logger: logger)
-        let signals = [SIGINT, SIGTERM].map { (sig: Int32) -> DispatchSourceSignal in
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            var received = false
-            source.setEventHandler {
-                if received { Foundation.exit(130) }  // a second signal: stop now
-                received = true
-                logger.info("signal \(sig): committing and stopping (again to force)")
-                runtime.requestStop()
-            }
-            source.resume()
-            return source
-        }
-        defer { signals.forEach { $0.cancel() } }
 
         let summary: StreamsRuntime.Summary
         do {

@@ -46,12 +46,13 @@ final class LocalServices {
     func redis() throws -> RedisConnection { try RedisConnection(host: "127.0.0.1", port: redisPort) }
 
     /// A runtime config file for these services with its own state directory.
+    /// `redisPort` nil: this Redis.
     func writeRuntimeConfig(name: String, commitIntervalMs: Int = 500, threads: Int = 1, staticMembership: Bool = false,
-                            guarantee: String = "exactly_once", instanceId: String? = nil) throws -> String {
+                            guarantee: String = "exactly_once", instanceId: String? = nil, redisPort: Int? = nil) throws -> String {
         let path = workDir.appendingPathComponent("\(name).yaml").path
         let text = """
             kafka: {bootstrap_servers: "\(bootstrap)", session_timeout_ms: 6000, static_membership: \(staticMembership)}
-            redis: {host: 127.0.0.1, port: \(redisPort)}
+            redis: {host: 127.0.0.1, port: \(redisPort ?? self.redisPort)}
             state: {dir: "\(workDir.appendingPathComponent("state-\(name)").path)", memory_mb: 64}
             runtime: {threads: \(threads), commit_interval_ms: \(commitIntervalMs)\(instanceId.map { ", instance_id: \($0)" } ?? "")}
             processing: {guarantee: \(guarantee)}

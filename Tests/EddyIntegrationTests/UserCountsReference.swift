@@ -62,18 +62,18 @@ struct UserCountsReference {
                 if diffs.count >= limit { return diffs }
             }
         }
-        let viewKeys = try redis.send("EVAL", "return #redis.call('KEYS', 'user:*')", "0")
-        if case .integer(let n) = viewKeys, n != 2 * users.count {
-            diffs.append("Redis holds \(n) user keys, expected \(2 * users.count)")
+        let userKeys = try Self.keyCount(redis, pattern: "user:*")
+        if userKeys != 2 * users.count {
+            diffs.append("Redis holds \(userKeys) user keys, expected \(2 * users.count)")
         }
         if items {
             let ranking = Self.hash(try redis.send("ZRANGE", "items:by_weight", "0", "-1", "WITHSCORES"))
             if ranking != itemWeight.mapValues(String.init) {
                 diffs.append("items:by_weight holds \(ranking.count) items, differing from the reference in \(itemWeight.filter { ranking[$0.key] != String($0.value) }.count)")
             }
-            let itemKeys = try redis.send("EVAL", "return #redis.call('KEYS', 'item:*')", "0")
-            if case .integer(let n) = itemKeys, n != itemCount.count {
-                diffs.append("Redis holds \(n) item keys, expected \(itemCount.count)")
+            let itemKeys = try Self.keyCount(redis, pattern: "item:*")
+            if itemKeys != itemCount.count {
+                diffs.append("Redis holds \(itemKeys) item keys, expected \(itemCount.count)")
             }
         }
         return diffs
@@ -109,6 +109,14 @@ struct UserCountsReference {
             }
         }
         return (2 * users.count + itemIDs.count, lost, duplicated)
+    }
+
+    /// How many keys match `pattern`; an error reply throws (a check must not pass because
+    /// Redis refused to answer it).
+    static func keyCount(_ redis: RedisConnection, pattern: String) throws -> Int {
+        let reply = try redis.send("EVAL", "return #redis.call('KEYS', ARGV[1])", "0", pattern)
+        guard case .integer(let n) = reply else { throw ServiceError("counting keys \(pattern): Redis answered \(reply)") }
+        return Int(n)
     }
 
     static func hash(_ reply: RedisReply) -> [String: String] {

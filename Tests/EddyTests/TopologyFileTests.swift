@@ -251,11 +251,14 @@ final class TopologyFileTests: XCTestCase {
         XCTAssertThrowsError(try RuntimeConfigFile.parse("runtime:\n  instance_id: 'a b'\n", file: "c.yaml")) {
             XCTAssertTrue(($0 as? ConfigError)?.description.hasPrefix("c.yaml:2:3: field 'runtime.instance_id'") ?? false, "\($0)")
         }
-        // Derived identities are stable for a state directory and differ between two.
-        var a = RuntimeConfig(), b = RuntimeConfig()
+        // Derived identities are stable for a state directory (across runs: the same
+        // value every time, however the path is spelled) and differ between two.
+        var a = RuntimeConfig(), sameDir = RuntimeConfig(), b = RuntimeConfig()
         a.stateDir = "/tmp/eddy-a"
+        sameDir.stateDir = "/tmp/eddy-b/../eddy-a/"
         b.stateDir = "/tmp/eddy-b"
-        XCTAssertEqual(a.resolvedInstanceId, a.resolvedInstanceId)
+        XCTAssertTrue(a.resolvedInstanceId.hasSuffix("-39d9f720"), a.resolvedInstanceId)  // FNV-1a of the path
+        XCTAssertEqual(sameDir.resolvedInstanceId, a.resolvedInstanceId)
         XCTAssertNotEqual(a.resolvedInstanceId, b.resolvedInstanceId)
     }
 }
