@@ -421,7 +421,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
                 failedCommits += 1
                 context.metrics.commitFailures.add(1, ordering: .relaxed)
                 if Self.isTransient(error) && kafkaOutageStart == nil {
-                    kafkaOutageStart = .now
+                    kafkaOutageStart = lastCommit  // when the failed attempt began
                     context.metrics.kafkaOutages.add(1, ordering: .relaxed)
                     logger.warning("Kafka unavailable, commits wait (everything stays pending and is retried): \(error)")
                 } else {
