@@ -14,14 +14,18 @@ final class RedisFenceIntegrationTests: XCTestCase {
         var scriptSHA: String?
         writer.chunkSize = 2  // several script calls per task: each one is fenced
 
-        func send(_ value: String, at offset: Int64) throws -> RedisViewWriter.Outcome {
+        func send(_ value: String, at offset: Int64, wholeState: Bool = false) throws -> RedisViewWriter.Outcome {
             writer.reset()
             writer.addPending(pending(value))
-            writer.fence(watermark: watermark, offset: offset)
+            writer.fence(watermark: watermark, offset: offset, wholeState: wholeState)
             return try writer.send(over: redis, scriptSHA: &scriptSHA)
         }
         func write(_ value: String, at offset: Int64) throws -> Int { try send(value, at: offset).refused }
-        XCTAssertEqual(try send("100", at: 100).missingWatermarks, [watermark: 100], "the first write finds no watermark")
+        let wm = String(decoding: watermark, as: UTF8.self)
+        XCTAssertEqual(try send("90", at: 90).missingWatermarks, [watermark: 90], "a new task's first write finds no watermark")
+        XCTAssertNil(try redis.send("HGET", wm, "offset").string, "and does not create it: it is not the whole state")
+        XCTAssertEqual(try redis.send("HGET", "k1", "f").string, "90", "its block is applied all the same")
+        XCTAssertEqual(try send("100", at: 100, wholeState: true).missingWatermarks, [:], "the whole state creates the watermark")
         XCTAssertEqual(try redis.send("HGET", "k1", "f").string, "100")
         XCTAssertEqual(try redis.send("HGET", String(decoding: watermark, as: UTF8.self), "offset").string, "100")
 
@@ -42,6 +46,9 @@ final class RedisFenceIntegrationTests: XCTestCase {
         _ = try redis.send("FLUSHALL")  // as after a Redis restart without its data
         XCTAssertEqual(try send("170", at: 170).missingWatermarks, [watermark: 170], "a lost watermark is reported")
         XCTAssertEqual(try redis.send("GET", "k3").string, "170", "and the block still applied")
+        XCTAssertEqual(try send("180", at: 180).missingWatermarks, [watermark: 180], "and stays missing until the whole state is written")
+        XCTAssertEqual(try send("190", at: 190, wholeState: true).missingWatermarks, [:])
+        XCTAssertEqual(try redis.send("HGET", wm, "offset").string, "190")
     }
 
     private func pending(_ value: String) -> PendingRedisWrites {

@@ -98,6 +98,11 @@ final class CommitTail: @unchecked Sendable {
     /// A tail failed and is being retried: Redis (or the disk) cannot take the last commit.
     var inOutage: Bool { condition.withLock { outageStart != nil } }
 
+    /// How long the current outage has lasted and its latest error (nil: none).
+    var outage: (duration: Duration, error: String)? {
+        condition.withLock { outageStart.map { (ContinuousClock.now - $0, lastError.map { "\($0)" } ?? "?") } }
+    }
+
     /// Waits until the tail is written, or until its attempts fail: true when written.
     /// A failed tail goes on being retried in the background.
     func waitUnlessFailing() -> Bool {

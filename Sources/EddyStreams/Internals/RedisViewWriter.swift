@@ -12,14 +12,21 @@ import EddyRedis
 /// older values back, and because processing is deterministic the values it would have
 /// written are the ones already there.
 ///
-/// A block whose watermark is missing is applied and reported (the script returns 2): a
-/// task that wrote before but finds no watermark means Redis lost the application's keys
-/// (restarted without its data, flushed, evicted), and the task writes its whole state again.
+/// A missing watermark means Redis does not hold the task's whole state: the task is new,
+/// or Redis lost the application's keys (restarted without its data, flushed, evicted). A
+/// block is still applied then, and reported (the script returns 2), but only the last
+/// block of a write of the task's *whole* state creates the watermark (returns 3). So the
+/// evidence of a loss stays in Redis until the whole state is back, whatever crashes or
+/// restarts come between, and a task that finds its watermark missing, at open or in a
+/// commit, writes its whole state.
 struct RedisViewWriter {
     /// Commands of the task being collected.
     private(set) var commands: [RedisCommand] = []
     /// Fenced blocks ready to send: the task's watermark key, its offset, its commands.
-    private var blocks: [(watermark: [UInt8], offset: Int64, commands: ArraySlice<RedisCommand>)] = []
+    private var blocks: [Block] = []
+    /// `completes`: the last block of a write of the task's whole state (it may create the
+    /// watermark).
+    private typealias Block = (watermark: [UInt8], offset: Int64, completes: Bool, commands: ArraySlice<RedisCommand>)
     private(set) var commandCount = 0
     /// Commands per script call.
     var chunkSize = 4_096
@@ -28,14 +35,20 @@ struct RedisViewWriter {
         local stored = redis.call('HGET', KEYS[1], 'offset')
         local offset = tonumber(ARGV[1])
         if stored and tonumber(stored) > offset then return 0 end
-        local i = 2
+        local i = 3
         while i <= #ARGV do
           local n = tonumber(ARGV[i])
           redis.call(unpack(ARGV, i + 1, i + n))
           i = i + n + 1
         end
-        redis.call('HSET', KEYS[1], 'offset', ARGV[1])
-        if stored then return 1 end
+        if stored then
+          redis.call('HSET', KEYS[1], 'offset', ARGV[1])
+          return 1
+        end
+        if ARGV[2] == '1' then
+          redis.call('HSET', KEYS[1], 'offset', ARGV[1])
+          return 3
+        end
         return 2
         """
 
@@ -49,21 +62,22 @@ struct RedisViewWriter {
         commandCount = 0
     }
 
-    /// Closes the commands collected since the last call into fenced blocks for one task.
-    mutating func fence(watermark: [UInt8], offset: Int64) {
+    /// Closes the commands collected since the last call into fenced blocks for one task;
+    /// `wholeState`: they are the task's whole state.
+    mutating func fence(watermark: [UInt8], offset: Int64, wholeState: Bool = false) {
         let all = commands
         commands.removeAll(keepingCapacity: true)
         commandCount += all.count
         var start = 0
         repeat {
             let end = min(start + chunkSize, all.count)
-            blocks.append((watermark, offset, all[start..<end]))
+            blocks.append((watermark, offset, wholeState && end == all.count, all[start..<end]))
             start = end
         } while start < all.count
     }
 
     /// What Redis answered to a send: blocks the fence refused, and the watermarks that
-    /// were missing, with the offset of the block that found so (it was applied).
+    /// were missing and still are, with the offset of a block that found so (it was applied).
     struct Outcome {
         var refused = 0
         var missingWatermarks: [[UInt8]: Int64] = [:]
@@ -83,10 +97,16 @@ struct RedisViewWriter {
             throw RedisError("redis rejected a write: \(error)")
         }
         var outcome = Outcome()
+        var created = Set<[UInt8]>()
         for (block, reply) in zip(blocks, replies) {
-            if reply == .integer(0) { outcome.refused += 1 }
-            if reply == .integer(2) { outcome.missingWatermarks[block.watermark] = block.offset }
+            switch reply {
+            case .integer(0): outcome.refused += 1
+            case .integer(2): outcome.missingWatermarks[block.watermark] = block.offset
+            case .integer(3): created.insert(block.watermark)
+            default: break
+            }
         }
+        for watermark in created { outcome.missingWatermarks[watermark] = nil }
         return outcome
     }
 
@@ -97,9 +117,10 @@ struct RedisViewWriter {
         return sha
     }
 
-    private func script(_ sha: String, _ block: (watermark: [UInt8], offset: Int64, commands: ArraySlice<RedisCommand>)) -> RedisCommand {
-        var args: [[UInt8]] = [Array("EVALSHA".utf8), Array(sha.utf8), Array("1".utf8), block.watermark, Array(String(block.offset).utf8)]
-        args.reserveCapacity(5 + block.commands.count * 5)
+    private func script(_ sha: String, _ block: Block) -> RedisCommand {
+        var args: [[UInt8]] = [Array("EVALSHA".utf8), Array(sha.utf8), Array("1".utf8), block.watermark, Array(String(block.offset).utf8),
+                               Array((block.completes ? "1" : "0").utf8)]
+        args.reserveCapacity(6 + block.commands.count * 5)
         for command in block.commands {
             args.append(Array(String(command.arguments.count).utf8))
             args.append(contentsOf: command.arguments)

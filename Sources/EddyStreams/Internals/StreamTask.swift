@@ -32,9 +32,11 @@ final class StreamTask {
     var skipBeforeTimestamp: Int64?
     /// Redis lost (or never had) this task's keys: the next commit writes its whole state.
     var rematerialize = false
-    /// The input offset of the task's first fenced Redis block in this process (a task's
-    /// first write finds no watermark when it is new: that is no loss).
+    /// The input offset of the task's first fenced Redis block in this process, and whether
+    /// the group had committed anything for it when it opened: a new task's first write
+    /// finds no watermark, and that is no loss.
     var firstFencedOffset: Int64?
+    var openedWithState = false
 
     init(partition: TopicPartition, byAggregate: [AggregateTable], intake: RepartitionIntake?, nextOffset: Int64, committedOffset: Int64?) {
         self.partition = partition

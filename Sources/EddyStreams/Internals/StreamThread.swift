@@ -115,6 +115,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         var polling = Duration.zero, processing = Duration.zero, committing = Duration.zero
         while !context.stopRequested {
             pauseInputDuringOutage()
+            giveUpCatchingUpInLongOutage()
             let t0 = ContinuousClock.now
             consumer!.poll(into: batch, timeoutMs: 100)
             let t1 = ContinuousClock.now
@@ -177,6 +178,16 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         } catch {
             logger.warning("cannot \(inputPaused ? "resume" : "pause") input: \(error)")
         }
+    }
+
+    /// How long `--until-caught-up` waits for Redis to take a commit. A long-running process
+    /// waits out any outage; a run that is meant to end must end with its reason instead of
+    /// hanging (a full Redis does not empty itself).
+    private static let untilCaughtUpOutageLimit = Duration.seconds(30)
+
+    private func giveUpCatchingUpInLongOutage() {
+        guard context.untilCaughtUp, let outage = tail.outage, outage.duration >= Self.untilCaughtUpOutageLimit else { return }
+        context.requestStop(failure: "thread \(id): cannot write the final state to Redis: it has refused the last commit for \(outage.duration.seconds) s: \(outage.error)")
     }
 
     private var lastLagUpdate = ContinuousClock.now
@@ -539,14 +550,15 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         view.reset()
         let writeBatch = tail.nextBatch()
         for task in dirtyTasks {
-            if task.rematerialize {
+            let wholeState = task.rematerialize
+            if wholeState {
                 for table in task.stores { try table.markAllDirty() }
                 task.rematerialize = false
                 context.metrics.rematerializedTasks.add(1, ordering: .relaxed)
             }
             for table in task.stores { view.addDirty(of: table) }
             view.addPending(task.pendingWrites)
-            view.fence(watermark: watermarkKey(task.partition), offset: task.nextOffset)
+            view.fence(watermark: watermarkKey(task.partition), offset: task.nextOffset, wholeState: wholeState)
             if task.firstFencedOffset == nil { task.firstFencedOffset = task.nextOffset }
             writeBatch.put(offsets, key: Self.inputKey(task.partition), value: encodeOffset(task.nextOffset))
             task.intake?.write(to: writeBatch)
@@ -588,16 +600,16 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         }
     }
 
-    /// Tasks whose watermark Redis did not have although they had written before (Redis
-    /// lost the application's keys) write their whole state in the next commit. (Opening a
-    /// task checks its watermark too: a first write that finds none is a new task's.)
+    /// Tasks whose watermark Redis does not have write their whole state in the next
+    /// commit, which creates it (`RedisViewWriter`): Redis lost the application's keys, or
+    /// the task is new (its first write finds none; that is no loss, and not logged as one).
     private func flagTasksRedisLost(_ watermarks: [[UInt8]: Int64]) {
         guard !watermarks.isEmpty else { return }
         var flagged: [String] = []
         for task in tasks.values where !task.rematerialize {
-            guard let offset = watermarks[watermarkKey(task.partition)], offset != task.firstFencedOffset else { continue }
+            guard let offset = watermarks[watermarkKey(task.partition)] else { continue }
             task.rematerialize = true
-            flagged.append(task.partition.description)
+            if offset != task.firstFencedOffset || task.openedWithState { flagged.append(task.partition.description) }
         }
         if !flagged.isEmpty {
             logger.warning("Redis lost the keys of \(flagged.sorted()) (their watermarks vanished: restarted without its data, flushed or evicted): writing their whole state to Redis again")
@@ -747,9 +759,10 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
                 intake.load(from: context.database)
                 task = StreamTask(partition: tp, byAggregate: [], intake: intake, nextOffset: nextOffset, committedOffset: committed[tp])
             }
-            if rematerializeAtOpen.contains(tp) && !task.stores.isEmpty {
+            task.openedWithState = committed[tp] != nil
+            if rematerializeAtOpen.contains(tp) {
                 task.rematerialize = true
-                logger.warning("\(tp): \(context.rematerialize ? "--rematerialize" : "Redis lost its keys (its watermark vanished)"): writing its whole state to Redis again at the first commit")
+                logger.warning("\(tp): \(context.rematerialize ? "--rematerialize" : "Redis does not hold its whole state (no watermark: Redis lost the application's keys, or a write of the whole state did not finish)"): writing its whole state to Redis again at the first commit")
             }
             // After a reset to a time: until something is committed, skip records older than it.
             if nothingCommitted { task.skipBeforeTimestamp = replay?.minTimestamp }
