@@ -210,14 +210,15 @@ func httpGet(port: Int, path: String) -> String? {
     return String(decoding: response, as: UTF8.self)
 }
 
-/// Sends GET `path`, then closes with a reset (SO_LINGER 0) before the answer arrives, as a
-/// scraper that gives up does: the server's answer then meets a reset connection (EPIPE).
-func resetHTTPRequest(port: Int, path: String) {
+/// Connects, sends `request` if any, and closes with a reset (SO_LINGER 0) without waiting
+/// for an answer, as a port check or a scraper that gives up does. The server's next read
+/// then fails with ECONNRESET, and its answer meets a reset connection (EPIPE); a request
+/// still being read when the reset arrives gets its answer refused with ECONNRESET instead.
+func resetConnection(port: Int, after request: String? = nil) {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     guard connectLoopback(fd, port: port) else { return }
-    let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-    _ = request.withCString { write(fd, $0, strlen($0)) }
+    if let request { _ = request.withCString { write(fd, $0, strlen($0)) } }
     var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
 }
