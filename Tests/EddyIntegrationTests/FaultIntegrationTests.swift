@@ -71,18 +71,25 @@ final class FaultIntegrationTests: XCTestCase {
         try scenario.finish()
     }
 
-    /// `--until-caught-up` whose last commit cannot reach Redis (at its memory limit) must
-    /// exit non-zero and say why, not 0 with nothing written; once Redis takes writes
-    /// again, a second run finishes exact.
-    func testUntilCaughtUpThatCannotWriteToRedisExitsNonZero() throws {
-        let scenario = try FaultScenario(name: "until-caught-up-oom", firstChunk: Self.chunk)
+    /// `--until-caught-up` whose last commit cannot reach Redis must exit non-zero and say
+    /// why, not 0 with nothing written; once Redis is back, a second run finishes exact.
+    func testUntilCaughtUpAgainstAFullRedisExitsNonZero() throws {
+        try untilCaughtUpCannotWrite(.redisFull)
+    }
+
+    func testUntilCaughtUpAgainstAStoppedRedisExitsNonZero() throws {
+        try untilCaughtUpCannotWrite(.redisRestart)
+    }
+
+    private func untilCaughtUpCannotWrite(_ kind: Fault.Kind) throws {
+        let scenario = try FaultScenario(name: "until-caught-up-\(kind.rawValue)", firstChunk: Self.chunk)
         defer { scenario.stop() }
-        let fault = scenario.fault(.redisFull)
+        let fault = scenario.fault(kind)
         try fault.begin()
         let (failed, reason) = try scenario.runUntilCaughtUp()
         XCTAssertEqual(reason, .exit, "died of signal \(failed.status); its log:\n\(failed.stderr.suffix(3000))")
         XCTAssertNotEqual(failed.status, 0, "exited 0 without writing to Redis; its log:\n\(failed.stderr.suffix(3000))")
-        XCTAssertTrue(failed.stderr.contains(FaultLog.finalStateNotWritten), failed.stderr.suffix(3000).description)
+        XCTAssertTrue(failed.stderr.contains(FaultLog.finalStateNotWritten), String(failed.stderr.suffix(3000)))
         try fault.end()
         let (done, _) = try scenario.runUntilCaughtUp()
         XCTAssertEqual(done.status, 0, String(done.stderr.suffix(3000)))

@@ -58,15 +58,15 @@ enum FaultLog {
     /// response of the life that saw `kindsThisLife`) counts them.
     static func assertReported(_ kinds: Set<Fault.Kind>, kindsThisLife: Set<Fault.Kind>, log: String, metrics: String,
                                application: String, file: StaticString = #filePath, line: UInt = #line) {
-        for kind in kinds.sorted(by: { $0.rawValue < $1.rawValue }) {
-            for expected in lines(after: kind) where !log.contains(expected) {
-                XCTFail("after \(kind.rawValue) the log lacks \"\(expected)\"; its last lines:\n\(log.suffix(3000))", file: file, line: line)
-            }
+        let missingLines = kinds.sorted { $0.rawValue < $1.rawValue }.flatMap { kind in
+            lines(after: kind).filter { !log.contains($0) }.map { "after \(kind.rawValue) the log lacks \"\($0)\"" }
         }
-        for kind in kindsThisLife.sorted(by: { $0.rawValue < $1.rawValue }) {
-            for name in counters(after: kind) where (counter(name, application: application, in: metrics) ?? 0) <= 0 {
-                XCTFail("after \(kind.rawValue) \(name){application=\"\(application)\"} is not above 0 in /metrics", file: file, line: line)
-            }
+        let missingCounts = kindsThisLife.sorted { $0.rawValue < $1.rawValue }.flatMap { kind in
+            counters(after: kind).filter { (counter($0, application: application, in: metrics) ?? 0) <= 0 }
+                .map { "after \(kind.rawValue) /metrics lacks \($0){application=\"\(application)\"} above 0" }
+        }
+        if !missingLines.isEmpty || !missingCounts.isEmpty {
+            XCTFail((missingLines + missingCounts).joined(separator: "; ") + "; the log's last lines:\n\(log.suffix(3000))", file: file, line: line)
         }
     }
 

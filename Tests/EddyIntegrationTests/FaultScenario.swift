@@ -98,14 +98,21 @@ final class FaultScenario {
                        "SIGTERM during a fault: eddy ended by \(eddy.ending); its log:\n\(result.stderr.suffix(3000))")
     }
 
-    /// Waits (at most `timeout`) until Redis holds every event produced, then checks that
-    /// the current life still runs, that the faults were reported, that SIGTERM then stops
-    /// it with status 0, and that Redis equals the reference.
-    func finish(timeout: TimeInterval = 120) throws {
+    /// Waits (at most `timeout`, and while Redis keeps gaining events: a hung process fails
+    /// after `stall` seconds without progress) until Redis holds every event produced, then
+    /// checks that the current life still runs, that the faults were reported, that SIGTERM
+    /// then stops it with status 0, and that Redis equals the reference.
+    func finish(timeout: TimeInterval = 120, stall: TimeInterval = 45) throws {
         let reference = try UserCountsReference(jsonl: try feeder.finish())
         guard let eddy else { throw ServiceError("no eddy run was started") }
         let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline, eddy.isRunning, try reference.compare(with: services.redis()).lost > 0 { sleep(1) }
+        var fewestLost = Int.max, lastProgress = Date()
+        while Date() < deadline, Date().timeIntervalSince(lastProgress) < stall, eddy.isRunning {
+            let lost = try reference.compare(with: services.redis()).lost
+            if lost == 0 { break }
+            if lost < fewestLost { (fewestLost, lastProgress) = (lost, Date()) }
+            sleep(1)
+        }
         XCTAssertTrue(eddy.isRunning, "eddy stopped (\(eddy.ending)); its log:\n\(eddy.stderr.suffix(4000))")
         let metrics = httpGet(port: metricsPort, path: "/metrics") ?? ""
         FaultLog.assertReported(Set(faults.keys), kindsThisLife: kindsThisLife, log: (logs + [eddy.stderr]).joined(separator: "\n"),
