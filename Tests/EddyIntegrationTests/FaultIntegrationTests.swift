@@ -71,8 +71,8 @@ final class FaultIntegrationTests: XCTestCase {
         try scenario.finish()
     }
 
-    /// `--until-caught-up` whose last commit cannot reach Redis must exit non-zero and say
-    /// why, not 0 with nothing written; once Redis is back, a second run finishes exact.
+    /// `--until-caught-up` whose commits stop reaching Redis mid-run must exit non-zero and
+    /// say why, not 0 with Redis incomplete; once Redis is back, a second run finishes exact.
     func testUntilCaughtUpAgainstAFullRedisExitsNonZero() throws {
         try untilCaughtUpCannotWrite(.redisFull)
     }
@@ -82,16 +82,19 @@ final class FaultIntegrationTests: XCTestCase {
     }
 
     private func untilCaughtUpCannotWrite(_ kind: Fault.Kind) throws {
-        let scenario = try FaultScenario(name: "until-caught-up-\(kind.rawValue)", firstChunk: Self.chunk)
+        // Enough events that the run is still writing when the fault begins.
+        let scenario = try FaultScenario(name: "until-caught-up-\(kind.rawValue)", firstChunk: 3 * Self.chunk)
         defer { scenario.stop() }
+        let running = try scenario.startUntilCaughtUp()
+        try scenario.waitForFirstKeys()
         let fault = scenario.fault(kind)
         try fault.begin()
-        let (failed, reason) = try scenario.runUntilCaughtUp()
+        let (failed, reason) = try scenario.end(running)
         XCTAssertEqual(reason, .exit, "died of signal \(failed.status); its log:\n\(failed.stderr.suffix(3000))")
-        XCTAssertNotEqual(failed.status, 0, "exited 0 without writing to Redis; its log:\n\(failed.stderr.suffix(3000))")
+        XCTAssertNotEqual(failed.status, 0, "exited 0 without writing everything to Redis; its log:\n\(failed.stderr.suffix(3000))")
         XCTAssertTrue(failed.stderr.contains(FaultLog.finalStateNotWritten), String(failed.stderr.suffix(3000)))
         try fault.end()
-        let (done, _) = try scenario.runUntilCaughtUp()
+        let (done, _) = try scenario.end(try scenario.startUntilCaughtUp())
         XCTAssertEqual(done.status, 0, String(done.stderr.suffix(3000)))
         try scenario.check()
     }

@@ -52,12 +52,26 @@ final class FaultScenario {
         while waitForAssignment, !running.stderr.contains("assigned"), running.isRunning, Date() < deadline { usleep(50_000) }
     }
 
-    /// `eddy run --until-caught-up` to its end (at most `timeout`), and how it ended.
-    func runUntilCaughtUp(timeout: TimeInterval = 120) throws -> (result: EddyCLI.Result, reason: Process.TerminationReason) {
-        let running = try EddyCLI.start(["run", topology, "--config", config, "--until-caught-up"])
+    /// Starts `eddy run --until-caught-up`; `end(_:)` waits for it.
+    func startUntilCaughtUp() throws -> EddyCLI.Running {
+        try EddyCLI.start(["run", topology, "--config", config, "--until-caught-up"])
+    }
+
+    /// Waits (at most `timeout`) for a run to end by itself; its output and how it ended.
+    func end(_ running: EddyCLI.Running, timeout: TimeInterval = 120) throws -> (result: EddyCLI.Result, reason: Process.TerminationReason) {
         let result = try running.wait(timeout: timeout)
         logs.append(result.stderr)
         return (result, running.process.terminationReason)
+    }
+
+    /// Waits (at most 60 s) until the first keys are in Redis: a run is writing.
+    func waitForFirstKeys() throws {
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            if case .integer(let n) = try services.redis().send("DBSIZE"), n > 0 { return }
+            usleep(20_000)
+        }
+        throw ServiceError("nothing reached Redis within 60 s")
     }
 
     /// The log of the current life so far.
