@@ -12,7 +12,7 @@ final class FaultScenario {
     let metricsPort: Int
     private let feeder: EventFeeder
     /// The current life of `eddy run`, if one was started.
-    private(set) var eddy: EddyCLI.Running?
+    private var eddy: EddyCLI.Running?
     /// The logs of earlier lives.
     private var logs: [String] = []
     private var faults: [Fault.Kind: Int] = [:]
