@@ -55,8 +55,9 @@ final class FaultIntegrationTests: XCTestCase {
         try singleFault(.redisRestart, seconds: 12, sigterm: true)
     }
 
-    /// A Redis that never answers from the start: start-up must not hang silently but say
-    /// it is waiting for Redis, and go on once Redis answers.
+    /// A Redis that never answers from the start: start-up must not hang silently. It may
+    /// wait, saying so, and go on once Redis answers, or stop non-zero saying Redis is not
+    /// usable (then a new life starts once Redis answers).
     func testStartUpAgainstARedisThatNeverAnswers() throws {
         let scenario = try FaultScenario(name: "start-blackhole", firstChunk: Self.chunk)
         defer { scenario.stop() }
@@ -64,10 +65,19 @@ final class FaultIntegrationTests: XCTestCase {
         try fault.begin()
         try scenario.startEddy(waitForAssignment: false)
         let deadline = Date().addingTimeInterval(15)
-        while Date() < deadline, !scenario.currentLog.contains(FaultLog.redisOutageStarts) { usleep(100_000) }
-        XCTAssertTrue(scenario.currentLog.contains(FaultLog.redisOutageStarts),
-                      "15 s against a Redis that never answers, and no \"\(FaultLog.redisOutageStarts)\"; the log:\n\(scenario.currentLog.suffix(3000))")
+        while Date() < deadline, scenario.isRunning, !scenario.currentLog.contains(FaultLog.redisOutageStarts) { usleep(100_000) }
+        if scenario.isRunning {
+            XCTAssertTrue(scenario.currentLog.contains(FaultLog.redisOutageStarts),
+                          "15 s against a Redis that never answers, and no \"\(FaultLog.redisOutageStarts)\"; the log:\n\(scenario.currentLog.suffix(3000))")
+        } else {
+            let (refused, reason) = try scenario.endOfCurrentLife()
+            XCTAssertEqual(reason, .exit, "died of signal \(refused.status); its log:\n\(refused.stderr.suffix(3000))")
+            XCTAssertNotEqual(refused.status, 0)
+            XCTAssertTrue(refused.stderr.contains(FaultLog.redisNotUsableAtStart), String(refused.stderr.suffix(3000)))
+            scenario.refusedToStart(because: .redisBlackhole)
+        }
         try fault.end()
+        if !scenario.isRunning { try scenario.startEddy() }
         try scenario.finish()
     }
 

@@ -7,30 +7,32 @@ import XCTest
 /// may add a prefix (level, thread) and the text after the colon or number is free.
 enum FaultLog {
     /// An outage of Redis begins: refused or reset connections, no answer within the
-    /// runtime's timeout, or OOM replies. The stream threads stop consuming and retry.
-    /// e.g. "Redis unavailable, pausing: redis 127.0.0.1:6379: Connection refused"
-    static let redisOutageStarts = "Redis unavailable, pausing: "
-    /// e.g. "Redis available again after 12.4 s"
-    static let redisOutageEnds = "Redis available again after "
+    /// runtime's timeout, or OOM replies. Input pauses and the commit is retried.
+    /// "Redis cannot take the last commit, pausing input until it does (retrying with back-off): …"
+    static let redisOutageStarts = "Redis cannot take the last commit, pausing input"
+    /// "Redis took the pending commit after 12.4 s of outage; resuming input"
+    static let redisOutageEnds = "Redis took the pending commit after "
     /// The watermark keys of tasks that had written to Redis are gone (Redis came back
-    /// without its data): the view is written again from RocksDB.
-    /// e.g. "Redis lost the watermarks of 4 partition(s) (restarted without its data?): re-materializing the view from RocksDB"
-    static let redisRematerializes = "re-materializing the view from RocksDB"
-    /// The broker cannot be reached (every connection down, or a transaction step that
-    /// timed out and was aborted).
-    /// e.g. "Kafka unavailable, pausing: 1/1 brokers are down"
-    static let kafkaOutageStarts = "Kafka unavailable, pausing: "
-    /// e.g. "Kafka available again after 9.8 s"
+    /// without its data): their whole state is written again from RocksDB.
+    /// "Redis lost the keys of [clicks-0, …] (their watermarks vanished: …): writing their whole state to Redis again"
+    static let redisRematerializes = "whole state to Redis again"
+    /// The broker cannot be reached: commits (transactional steps, with deadlines) fail.
+    /// "Kafka unavailable, commits wait (everything stays pending and is retried): …"
+    static let kafkaOutageStarts = "Kafka unavailable, "
+    /// "Kafka available again after 9.8 s: committed"
     static let kafkaOutageEnds = "Kafka available again after "
-    /// `--until-caught-up` cannot make its last commit reach Redis: it must exit non-zero
-    /// and say so (instead of exiting 0 with nothing written).
-    /// e.g. "cannot write the final state to Redis: OOM command not allowed when used memory > 'maxmemory'"
-    static let finalStateNotWritten = "cannot write the final state to Redis"
+    /// A run that stops (SIGTERM, or `--until-caught-up` done) while Redis cannot take its
+    /// last commit must exit non-zero and say so (not 0 with Redis incomplete).
+    /// "thread 0: stopped with the last commit not yet in Redis (Redis unavailable); the next start writes it from the changelogs"
+    static let finalStateNotWritten = "the last commit not yet in Redis"
+    /// At start-up, a Redis that refuses or never answers stops the process with this.
+    /// "Redis at 127.0.0.1:6379 is not usable: …"
+    static let redisNotUsableAtStart = "is not usable: "
 
     /// Counters (one sample per application) that must be above 0 after the fault.
     static let redisOutages = "eddy_redis_outages_total"
     static let redisOutageSeconds = "eddy_redis_outage_seconds_total"
-    static let redisRematerializations = "eddy_redis_rematerializations_total"
+    static let redisRematerializations = "eddy_rematerialized_tasks_total"
     static let kafkaOutages = "eddy_kafka_outages_total"
     static let kafkaOutageSeconds = "eddy_kafka_outage_seconds_total"
 
