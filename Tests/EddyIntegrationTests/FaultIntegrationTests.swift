@@ -55,6 +55,21 @@ final class FaultIntegrationTests: XCTestCase {
         try singleFault(.redisRestart, seconds: 12, sigterm: true)
     }
 
+    /// The sequence with which the random mix first lost events on a main that passed every
+    /// single fault (912 lost): Redis back empty, SIGTERM during a broker outage, then a
+    /// Redis restart while the new life writes its whole state again.
+    func testRedisBackEmptyThenSIGTERMDuringABrokerOutageThenARedisRestart() throws {
+        let scenario = try FaultScenario(name: "empty-sigterm-restart", firstChunk: Self.chunk)
+        defer { scenario.stop() }
+        try scenario.startEddy()
+        try scenario.inject(.redisRestartEmpty, seconds: 7, chunk: Self.chunk)
+        sleep(2)
+        try scenario.inject(.brokerDrop, seconds: 7, sigterm: true, chunk: Self.chunk)
+        sleep(2)
+        try scenario.inject(.redisRestart, seconds: 4, chunk: Self.chunk)
+        try scenario.finish()
+    }
+
     /// A Redis that never answers from the start: start-up must not hang silently. It may
     /// wait, saying so, and go on once Redis answers, or stop non-zero saying Redis is not
     /// usable (then a new life starts once Redis answers).

@@ -36,6 +36,15 @@ enum FaultLog {
     static let kafkaOutages = "eddy_kafka_outages_total"
     static let kafkaOutageSeconds = "eddy_kafka_outage_seconds_total"
 
+    /// What a life stopped by SIGTERM during a fault of `kind` must say if it exits
+    /// non-zero (nil: any reason).
+    static func stopReason(during kind: Fault.Kind) -> String? {
+        switch kind {
+        case .redisRestart, .redisRestartEmpty, .redisFull, .redisBlackhole: finalStateNotWritten
+        case .brokerDrop, .metricsResets: nil
+        }
+    }
+
     /// The lines a fault of `kind` must have logged once it is over.
     static func lines(after kind: Fault.Kind) -> [String] {
         switch kind {

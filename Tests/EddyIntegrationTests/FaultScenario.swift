@@ -18,8 +18,10 @@ final class FaultScenario {
     private var faults: [Fault.Kind: Int] = [:]
     /// Faults the current life saw (its counters start at 0).
     private var kindsThisLife: Set<Fault.Kind> = []
-    /// Faults answered by refusing to start, so without outage lines.
-    private var refusedAtStart: Set<Fault.Kind> = []
+    /// Faults whose outage lines the log must hold: not those a life was stopped during
+    /// (it may not have noticed the outage yet, and cannot see its end), nor those
+    /// answered by refusing to start.
+    private var reported: Set<Fault.Kind> = []
     private var sigterms = 0
 
     /// Services, topic and config of their own; the first chunk of events is on the topic
@@ -90,14 +92,16 @@ final class FaultScenario {
     /// The current life refused to start because of `kind` (a clear reason, as it may):
     /// the fault's outage lines are not expected.
     func refusedToStart(because kind: Fault.Kind) {
-        refusedAtStart.insert(kind)
+        reported.remove(kind)
         kindsThisLife.remove(kind)
     }
 
-    /// A fault of `kind` that the caller begins and ends itself (e.g. before a start).
-    func fault(_ kind: Fault.Kind) -> Fault {
+    /// A fault of `kind` that the caller begins and ends itself (e.g. before a start);
+    /// `reported`: its outage lines must be in the log.
+    func fault(_ kind: Fault.Kind, reported isReported: Bool = true) -> Fault {
         faults[kind, default: 0] += 1
         kindsThisLife.insert(kind)
+        if isReported { reported.insert(kind) }
         return Fault(kind, services: services, metricsPort: metricsPort)
     }
 
@@ -107,19 +111,19 @@ final class FaultScenario {
     /// once the fault is over.
     func inject(_ kind: Fault.Kind, seconds: Int, sigterm: Bool = false, chunk: Int) throws {
         print("fault \(faults.values.reduce(0, +) + 1): \(kind.rawValue) for \(seconds) s\(sigterm ? ", SIGTERM halfway" : "")")
-        let fault = fault(kind)
+        let fault = fault(kind, reported: !sigterm)
         feeder.produce(chunk)
         usleep(500_000)  // the chunk is flowing when the fault hits
         try fault.begin()
         sleep(UInt32(seconds / 2))
         feeder.produce(chunk)
-        if sigterm { try terminate() }
+        if sigterm { try terminate(during: kind) }
         sleep(UInt32(seconds - seconds / 2))
         try fault.end()
         if sigterm { try startEddy() }
     }
 
-    private func terminate() throws {
+    private func terminate(during kind: Fault.Kind) throws {
         guard let eddy else { return }
         sigterms += 1
         eddy.signal(SIGTERM)
@@ -127,6 +131,10 @@ final class FaultScenario {
         logs.append(result.stderr)
         XCTAssertEqual(eddy.process.terminationReason, .exit,
                        "SIGTERM during a fault: eddy ended by \(eddy.ending); its log:\n\(result.stderr.suffix(3000))")
+        if result.status != 0, let reason = FaultLog.stopReason(during: kind) {
+            XCTAssertTrue(result.stderr.contains(reason),
+                          "SIGTERM during \(kind.rawValue): exit status \(result.status) without \"\(reason)\"; its log:\n\(result.stderr.suffix(3000))")
+        }
     }
 
     /// Waits (at most `timeout`, and while Redis keeps gaining events: a hung process fails
@@ -146,7 +154,7 @@ final class FaultScenario {
         }
         XCTAssertTrue(eddy.isRunning, "eddy stopped (\(eddy.ending)); its log:\n\(eddy.stderr.suffix(4000))")
         let metrics = httpGet(port: metricsPort, path: "/metrics") ?? ""
-        FaultLog.assertReported(Set(faults.keys).subtracting(refusedAtStart), kindsThisLife: kindsThisLife, log: (logs + [eddy.stderr]).joined(separator: "\n"),
+        FaultLog.assertReported(reported, kindsThisLife: kindsThisLife, log: (logs + [eddy.stderr]).joined(separator: "\n"),
                                 metrics: metrics, application: application)
         if eddy.isRunning {
             eddy.signal(SIGTERM)
