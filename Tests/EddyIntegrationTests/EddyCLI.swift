@@ -63,6 +63,12 @@ struct EddyCLI {
         /// Ended by SIGKILL (from a test, or from the process itself through EDDY_FAULT).
         var wasKilled: Bool { !process.isRunning && process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGKILL }
 
+        /// How it ended, for failure messages: "running", "exit status N" or "signal N".
+        var ending: String {
+            if process.isRunning { return "running" }
+            return "\(process.terminationReason == .exit ? "exit status" : "signal") \(process.terminationStatus)"
+        }
+
         func wait(timeout: TimeInterval) throws -> Result {
             let deadline = Date().addingTimeInterval(timeout)
             while process.isRunning && Date() < deadline { usleep(50_000) }

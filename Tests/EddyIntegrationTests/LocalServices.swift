@@ -5,28 +5,45 @@ import XCTest
 
 /// A real Tansu broker and a real redis-server on free loopback ports, started for a test
 /// class and stopped (by PID) afterwards. Needs `scripts/setup` to have run.
+///
+/// With `faultProxies`, both sit behind scripts/faults/tcp-proxy.py (the broker advertises
+/// its proxy, so reconnecting clients come back through it) and Redis can be stopped,
+/// restarted with or without its data and held at its memory limit: the faults of
+/// FaultIntegrationTests.
 final class LocalServices {
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
+    /// The broker port clients use: Tansu's own, or its proxy's.
     let brokerPort: Int
+    /// redis-server's own port: tests check Redis here, past any proxy.
     let redisPort: Int
+    /// The Redis port runtime configs name: `redisPort`, or its proxy's.
+    let redisClientPort: Int
     let workDir: URL
+    private(set) var brokerProxy: FaultProxy?
+    private(set) var redisProxy: FaultProxy?
     private var processes: [Process] = []
+    private var redisServer: Process?
 
-    init() throws {
+    init(faultProxies: Bool = false) throws {
         workDir = FileManager.default.temporaryDirectory.appendingPathComponent("eddy-it-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: workDir, withIntermediateDirectories: true)
-        brokerPort = try Self.freePort()
+        let tansuPort = try Self.freePort()
+        brokerPort = faultProxies ? try Self.freePort() : tansuPort
         redisPort = try Self.freePort()
+        redisClientPort = faultProxies ? try Self.freePort() : redisPort
         let tansu = Self.packageRoot.appendingPathComponent("tools/tansu/bin/tansu").path
         guard FileManager.default.isExecutableFile(atPath: tansu) else {
             throw ServiceError("Tansu is not installed at \(tansu): run scripts/setup")
         }
-        try start(tansu, ["broker", "--listener-url", "tcp://127.0.0.1:\(brokerPort)",
+        try start(tansu, ["broker", "--listener-url", "tcp://127.0.0.1:\(tansuPort)",
                           "--advertised-listener-url", "tcp://127.0.0.1:\(brokerPort)",
-                          "--storage-engine", "memory://tansu/"], log: "tansu.log", port: brokerPort)
-        try start("/usr/bin/redis-server", ["--bind", "127.0.0.1", "--port", "\(redisPort)", "--save", "",
-                                            "--appendonly", "no"], log: "redis.log", port: redisPort)
+                          "--storage-engine", "memory://tansu/"], log: "tansu.log", port: tansuPort)
+        try startRedis()
+        if faultProxies {
+            brokerProxy = try startProxy(name: "broker", listen: brokerPort, target: tansuPort)
+            redisProxy = try startProxy(name: "redis", listen: redisClientPort, target: redisPort)
+        }
     }
 
     func stop() {
@@ -45,6 +62,48 @@ final class LocalServices {
 
     func redis() throws -> RedisConnection { try RedisConnection(host: "127.0.0.1", port: redisPort) }
 
+    /// The data set redis-server saves when stopped and loads when started: no snapshots
+    /// while it runs (`--save ""`), one on SIGTERM, so a restart "with its data" has all of it.
+    private var redisDump: URL { workDir.appendingPathComponent("redis.rdb") }
+
+    private func startRedis() throws {
+        redisServer = try start("/usr/bin/redis-server", [
+            "--bind", "127.0.0.1", "--port", "\(redisPort)", "--save", "", "--appendonly", "no",
+            "--dir", workDir.path, "--dbfilename", redisDump.lastPathComponent, "--shutdown-on-sigterm", "save",
+        ], log: "redis.log", port: redisPort)
+    }
+
+    /// Stops redis-server (SIGTERM, by PID); its port refuses connections until `restartRedis`.
+    func stopRedis() {
+        guard let server = redisServer else { return }
+        server.terminate()
+        server.waitUntilExit()
+        processes.removeAll { $0 === server }
+        redisServer = nil
+    }
+
+    /// Starts redis-server again on its port, with the data it saved when stopped, or empty
+    /// (a replaced server, or one that never persisted).
+    func restartRedis(withData: Bool) throws {
+        if !withData, FileManager.default.fileExists(atPath: redisDump.path) {
+            try FileManager.default.removeItem(at: redisDump)
+        }
+        try startRedis()
+    }
+
+    /// Redis at its memory limit: with `maxmemory` below what it already uses and no
+    /// eviction, every command that may grow memory (HSET, EVALSHA of a writing script) is
+    /// refused with an OOM error while reads and CONFIG still work.
+    func limitRedisMemory() throws {
+        let redis = try redis()
+        _ = try redis.send("CONFIG", "SET", "maxmemory-policy", "noeviction")
+        _ = try redis.send("CONFIG", "SET", "maxmemory", "1")
+    }
+
+    func unlimitRedisMemory() throws {
+        _ = try redis().send("CONFIG", "SET", "maxmemory", "0")
+    }
+
     /// A runtime config file for these services with its own state directory.
     /// `redisPort` nil: this Redis.
     func writeRuntimeConfig(name: String, commitIntervalMs: Int = 500, threads: Int = 1, staticMembership: Bool = false,
@@ -52,7 +111,7 @@ final class LocalServices {
         let path = workDir.appendingPathComponent("\(name).yaml").path
         let text = """
             kafka: {bootstrap_servers: "\(bootstrap)", session_timeout_ms: 6000, static_membership: \(staticMembership)}
-            redis: {host: 127.0.0.1, port: \(redisPort ?? self.redisPort)}
+            redis: {host: 127.0.0.1, port: \(redisPort ?? redisClientPort)}
             state: {dir: "\(workDir.appendingPathComponent("state-\(name)").path)", memory_mb: 64}
             runtime: {threads: \(threads), commit_interval_ms: \(commitIntervalMs)\(instanceId.map { ", instance_id: \($0)" } ?? "")}
             processing: {guarantee: \(guarantee)}
@@ -62,19 +121,34 @@ final class LocalServices {
         return path
     }
 
-    private func start(_ executable: String, _ arguments: [String], log: String, port: Int) throws {
+    private func startProxy(name: String, listen: Int, target: Int) throws -> FaultProxy {
+        let proxy = FaultProxy(port: listen, controlPort: try Self.freePort())
+        try start("/usr/bin/python3", [Self.packageRoot.appendingPathComponent("scripts/faults/tcp-proxy.py").path,
+                                       "--listen", "127.0.0.1:\(listen)", "--target", "127.0.0.1:\(target)",
+                                       "--control", "127.0.0.1:\(proxy.controlPort)"],
+                  log: "proxy-\(name).log", port: proxy.controlPort)
+        return proxy
+    }
+
+    /// Starts a service, its output appended to `log` in the work directory (a restarted
+    /// service keeps its earlier lines), and waits until it accepts connections on `port`.
+    @discardableResult
+    private func start(_ executable: String, _ arguments: [String], log: String, port: Int) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = arguments
         let logURL = workDir.appendingPathComponent(log)
-        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        if !FileManager.default.fileExists(atPath: logURL.path) {
+            _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        }
         let handle = try FileHandle(forWritingTo: logURL)
+        handle.seekToEndOfFile()
         p.standardOutput = handle
         p.standardError = handle
         try p.run()
         processes.append(p)
         for _ in 0..<100 {
-            if Self.canConnect(port) { return }
+            if Self.canConnect(port) { return p }
             usleep(100_000)
         }
         throw ServiceError("\(executable) did not open port \(port); log: \((try? String(contentsOf: logURL, encoding: .utf8)) ?? "")")
@@ -135,6 +209,19 @@ func httpGet(port: Int, path: String) -> String? {
         response += buffer[0..<n]
     }
     return String(decoding: response, as: UTF8.self)
+}
+
+/// Connects, sends `request` if any, and closes with a reset (SO_LINGER 0) without waiting
+/// for an answer, as a port check or a scraper that gives up does. The server's next read
+/// then fails with ECONNRESET, and its answer meets a reset connection (EPIPE); a request
+/// still being read when the reset arrives gets its answer refused with ECONNRESET instead.
+func resetConnection(port: Int, after request: String? = nil) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    guard connectLoopback(fd, port: port) else { return }
+    if let request { _ = request.withCString { write(fd, $0, strlen($0)) } }
+    var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
 }
 
 func loopbackAddress(port: Int) -> sockaddr_in {
