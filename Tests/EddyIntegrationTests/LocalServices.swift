@@ -166,21 +166,22 @@ final class LocalServices {
 /// A loopback port bound and listening (accepting nobody) until this is released: a port
 /// that is free once it goes, or taken while it lives.
 final class HeldPort {
-    private let fd: Int32
+    /// The listening socket (a `SilentServer` accepts on it).
+    let fd: Int32
     let port: Int
 
-    init() throws {
+    init(backlog: Int32 = 1) throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var addr = loopbackAddress(port: 0)
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
         let ok = withUnsafeMutablePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, len) == 0 && listen(fd, 1) == 0 && getsockname(fd, $0, &len) == 0
+                bind(fd, $0, len) == 0 && listen(fd, backlog) == 0 && getsockname(fd, $0, &len) == 0
             }
         }
         guard ok else {
             close(fd)
-            throw ServiceError("no free port")
+            throw ServiceError("no free port: \(String(cString: strerror(errno)))")
         }
         self.fd = fd
         port = Int(UInt16(bigEndian: addr.sin_port))

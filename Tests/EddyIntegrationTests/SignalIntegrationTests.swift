@@ -4,21 +4,7 @@ import XCTest
 /// How `eddy run` takes signals: a broken pipe does not kill it, and a second stop
 /// signal ends it at once even when the graceful stop the first one asked for cannot
 /// happen.
-final class SignalIntegrationTests: XCTestCase {
-    nonisolated(unsafe) static var services: LocalServices!
-
-    override class func setUp() {
-        super.setUp()
-        do { services = try LocalServices() } catch { fatalError("cannot start services: \(error)") }
-    }
-
-    override class func tearDown() {
-        services?.stop()
-        super.tearDown()
-    }
-
-    var services: LocalServices { Self.services }
-
+final class SignalIntegrationTests: ServicesTestCase {
     /// Creates `topic` with a few records, so that `eddy run` gets past its topic check.
     private func makeSourceTopic(_ topic: String) throws {
         let config = try services.writeRuntimeConfig(name: "gen-\(topic)")

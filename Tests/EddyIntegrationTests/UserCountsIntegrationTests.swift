@@ -5,21 +5,7 @@ import XCTest
 /// The count topology end to end against a real Tansu broker and a real redis-server:
 /// `eddy generate` → topic → `eddy run` → RocksDB → Redis, compared with an independent
 /// reference computed from the same events.
-final class UserCountsIntegrationTests: XCTestCase {
-    nonisolated(unsafe) static var services: LocalServices!
-
-    override class func setUp() {
-        super.setUp()
-        do { services = try LocalServices() } catch { fatalError("cannot start services: \(error)") }
-    }
-
-    override class func tearDown() {
-        services?.stop()
-        super.tearDown()
-    }
-
-    var services: LocalServices { Self.services }
-
+final class UserCountsIntegrationTests: ServicesTestCase {
     /// Produces `events` events to `topic` (appending) and writes them to `<file ?? topic>.jsonl`.
     private func generate(_ events: Int, topic: String, seed: Int, file name: String? = nil) throws -> String {
         let file = services.workDir.appendingPathComponent("\(name ?? topic).jsonl").path

@@ -187,7 +187,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
 
     private func giveUpCatchingUpInLongOutage() {
         guard context.untilCaughtUp, let outage = tail.outage, outage.duration >= Self.untilCaughtUpOutageLimit else { return }
-        context.requestStop(failure: "thread \(id): cannot write the final state to Redis: it has refused the last commit for \(outage.duration.seconds) s: \(outage.error)")
+        context.requestStop(failure: "thread \(id): cannot write the final state to Redis: the last commit not yet in Redis after \(outage.duration.seconds) s of trying: \(outage.error)")
     }
 
     private var lastLagUpdate = ContinuousClock.now
