@@ -65,10 +65,10 @@ enum FaultLog {
         }
     }
 
-    /// Asserts that `log` holds every line of `kinds` and that `metrics` (a /metrics
-    /// response of the life that saw `kindsThisLife`) counts them.
-    static func assertReported(_ kinds: Set<Fault.Kind>, kindsThisLife: Set<Fault.Kind>, log: String, metrics: String,
-                               application: String, file: StaticString = #filePath, line: UInt = #line) {
+    /// What `log` and `metrics` (a /metrics response of the life that saw `kindsThisLife`)
+    /// lack of the reports of `kinds`; empty when everything was reported.
+    static func missing(_ kinds: Set<Fault.Kind>, kindsThisLife: Set<Fault.Kind>, log: String, metrics: String,
+                        application: String) -> [String] {
         let missingLines = kinds.sorted { $0.rawValue < $1.rawValue }.flatMap { kind in
             lines(after: kind).filter { !log.contains($0) }.map { "after \(kind.rawValue) the log lacks \"\($0)\"" }
         }
@@ -76,9 +76,7 @@ enum FaultLog {
             counters(after: kind).filter { (counter($0, application: application, in: metrics) ?? 0) <= 0 }
                 .map { "after \(kind.rawValue) /metrics lacks \($0){application=\"\(application)\"} above 0" }
         }
-        if !missingLines.isEmpty || !missingCounts.isEmpty {
-            XCTFail((missingLines + missingCounts).joined(separator: "; ") + "; the log's last lines:\n\(log.suffix(3000))", file: file, line: line)
-        }
+        return missingLines + missingCounts
     }
 
     /// The value of `name{application="…"}` in a Prometheus text response.
