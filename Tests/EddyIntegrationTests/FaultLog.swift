@@ -21,10 +21,14 @@ enum FaultLog {
     static let kafkaOutageStarts = "Kafka unavailable, "
     /// "Kafka available again after 9.8 s: committed"
     static let kafkaOutageEnds = "Kafka available again after "
-    /// A run that stops (SIGTERM, or `--until-caught-up` done) while Redis cannot take its
-    /// last commit must exit non-zero and say so (not 0 with Redis incomplete).
+    /// A run stopped by SIGTERM while Redis cannot take its last commit must exit non-zero
+    /// and say so.
     /// "thread 0: stopped with the last commit not yet in Redis (Redis unavailable); the next start writes it from the changelogs"
-    static let finalStateNotWritten = "the last commit not yet in Redis"
+    static let stoppedWithCommitUnwritten = "the last commit not yet in Redis"
+    /// `--until-caught-up` whose commit Redis keeps refusing must end non-zero and say so
+    /// (not 0 with Redis incomplete, nor wait for good).
+    /// "thread 0: cannot write the final state to Redis: it has refused the last commit for 30.0 s: …"
+    static let finalStateNotWritten = "cannot write the final state to Redis"
     /// At start-up, a Redis that refuses or never answers stops the process with this.
     /// "Redis at 127.0.0.1:6379 is not usable: …"
     static let redisNotUsableAtStart = "is not usable: "
@@ -40,7 +44,7 @@ enum FaultLog {
     /// non-zero (nil: any reason).
     static func stopReason(during kind: Fault.Kind) -> String? {
         switch kind {
-        case .redisRestart, .redisRestartEmpty, .redisFull, .redisBlackhole: finalStateNotWritten
+        case .redisRestart, .redisRestartEmpty, .redisFull, .redisBlackhole: stoppedWithCommitUnwritten
         case .brokerDrop, .metricsResets: nil
         }
     }
