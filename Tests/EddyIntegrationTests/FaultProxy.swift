@@ -16,13 +16,13 @@ struct FaultProxy {
     let port: Int
     let controlPort: Int
 
-    /// Switches to `mode`; with `seconds`, the proxy itself goes back to pass after them
-    /// (so an outage ends on time even while the test waits on something else).
-    func set(_ mode: Mode, seconds: Int? = nil) throws {
+    /// Switches to `mode` until the next call (the script's timed form, `drop 10`, is for
+    /// shells; tests end a fault themselves).
+    func set(_ mode: Mode) throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         guard connectLoopback(fd, port: controlPort) else { throw ServiceError("fault proxy control port \(controlPort) refuses connections") }
-        let command = "\(mode.rawValue)\(seconds.map { " \($0)" } ?? "")\n"
+        let command = "\(mode.rawValue)\n"
         _ = command.withCString { write(fd, $0, strlen($0)) }
         var reply: [UInt8] = []
         var byte: UInt8 = 0

@@ -153,9 +153,16 @@ final class FaultScenario {
             sleep(1)
         }
         XCTAssertTrue(eddy.isRunning, "eddy stopped (\(eddy.ending)); its log:\n\(eddy.stderr.suffix(4000))")
-        let metrics = httpGet(port: metricsPort, path: "/metrics") ?? ""
-        FaultLog.assertReported(reported, kindsThisLife: kindsThisLife, log: (logs + [eddy.stderr]).joined(separator: "\n"),
-                                metrics: metrics, application: application)
+        // An outage may be reported after the data is complete (a step that waits out its
+        // deadline): the reports get 30 s more.
+        var missing: [String] = []
+        let reportDeadline = Date().addingTimeInterval(30)
+        repeat {
+            missing = FaultLog.missing(reported, kindsThisLife: kindsThisLife, log: (logs + [eddy.stderr]).joined(separator: "\n"),
+                                       metrics: httpGet(port: metricsPort, path: "/metrics") ?? "", application: application)
+            if !missing.isEmpty { sleep(1) }
+        } while !missing.isEmpty && eddy.isRunning && Date() < reportDeadline
+        XCTAssertEqual(missing, [], "the log's last lines:\n\(eddy.stderr.suffix(3000))")
         if eddy.isRunning {
             eddy.signal(SIGTERM)
             let stopped = try eddy.wait(timeout: 30)
