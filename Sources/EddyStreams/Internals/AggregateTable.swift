@@ -67,6 +67,12 @@ final class AggregateTable {
             e = found
         } else {
             e = keys.count
+            // A copy of exactly its size: the caller's buffer keeps its capacity, and a key
+            // stored in it would keep that capacity too (heaptrack: 256 bytes per 14-byte
+            // key, 80 MB of 106 MB of Swift heap in item-popularity over 2M events).
+            let key = [UInt8](unsafeUninitializedCapacity: key.count) { buffer, count in
+                count = buffer.initialize(fromContentsOf: key)
+            }
             keys.append(key)
             index[GroupKey(bytes: key)] = e
             counts.append(0)
