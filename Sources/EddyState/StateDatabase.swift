@@ -27,6 +27,8 @@ public final class StateDatabase: @unchecked Sendable {
     private nonisolated(unsafe) var closed = false
     public let path: String
 
+    /// `memoryBudgetBytes`: what RocksDB may hold in memory, two thirds block cache and one
+    /// third memtables (`MemoryBudget` decides RocksDB's part of `state.memory_mb`).
     public init(path: String, memoryBudgetBytes: Int) throws {
         self.path = path
         options = rocksdb_options_create()
@@ -34,14 +36,19 @@ public final class StateDatabase: @unchecked Sendable {
         rocksdb_options_set_create_missing_column_families(options, 1)
         rocksdb_options_increase_parallelism(options, 2)
         rocksdb_options_set_compression(options, Int32(rocksdb_lz4_compression))
-        // Half the budget caches blocks, a quarter buffers writes across all column families.
-        cache = rocksdb_cache_create_lru(max(memoryBudgetBytes / 2, 8 << 20))
+        cache = rocksdb_cache_create_lru(max(memoryBudgetBytes * 2 / 3, 4 << 20))
         tableOptions = rocksdb_block_based_options_create()
         rocksdb_block_based_options_set_block_cache(tableOptions, cache)
         rocksdb_block_based_options_set_filter_policy(tableOptions, rocksdb_filterpolicy_create_bloom(10))
+        // Index and filter blocks in the block cache too: otherwise every open table file
+        // holds its own outside any limit, and they grow with the data.
+        rocksdb_block_based_options_set_cache_index_and_filter_blocks(tableOptions, 1)
+        rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(tableOptions, 1)
         rocksdb_options_set_block_based_table_factory(options, tableOptions)
-        rocksdb_options_set_db_write_buffer_size(options, max(memoryBudgetBytes / 4, 8 << 20))
-        rocksdb_options_set_write_buffer_size(options, min(max(memoryBudgetBytes / 16, 4 << 20), 64 << 20))
+        // The write buffer manager's limit for the memtables of every column family.
+        let writeBuffers = max(memoryBudgetBytes / 3, 4 << 20)
+        rocksdb_options_set_db_write_buffer_size(options, writeBuffers)
+        rocksdb_options_set_write_buffer_size(options, min(max(writeBuffers / 4, 1 << 20), 64 << 20))
         readOptions = rocksdb_readoptions_create()
         writeOptions = rocksdb_writeoptions_create()
 
@@ -107,6 +114,20 @@ public final class StateDatabase: @unchecked Sendable {
     }
 
     public var columnFamilyNames: [String] { families.withLock { Array($0.keys) } }
+
+    /// What RocksDB holds in memory now: the block cache's usage and the memtables of
+    /// every column family (`rocksdb.cur-size-all-mem-tables`), in bytes.
+    public var memoryUsage: (blockCache: Int, memtables: Int) {
+        families.withLock { map in
+            guard !closed else { return (0, 0) }
+            var memtables = 0
+            for cf in map.values {
+                var value: UInt64 = 0
+                if rocksdb_property_int_cf(db, cf.handle, "rocksdb.cur-size-all-mem-tables", &value) == 0 { memtables += Int(value) }
+            }
+            return (rocksdb_cache_get_usage(cache), memtables)
+        }
+    }
 
     public func get(_ cf: ColumnFamily, key: UnsafeRawBufferPointer) throws -> [UInt8]? {
         var length = 0

@@ -85,7 +85,7 @@ public final class StreamsRuntime: Sendable {
         }
         let statePath = URL(fileURLWithPath: config.stateDir).appendingPathComponent(topology.application).path
         try FileManager.default.createDirectory(atPath: statePath, withIntermediateDirectories: true)
-        let database = try StateDatabase(path: statePath, memoryBudgetBytes: config.memoryBudgetMB << 20)
+        let database = try StateDatabase(path: statePath, memoryBudgetBytes: config.memoryBudget.rocksDBBytes)
 
         let context = RuntimeContext(topology: compiled, config: config, partitionCount: partitions, database: database, metrics: metrics,
                                      tracker: CatchUpTracker(partitionCount: partitions, threads: config.threads),
@@ -107,6 +107,8 @@ public final class StreamsRuntime: Sendable {
                 let count = metrics.recordsIn.load(ordering: .relaxed)
                 let rate = Double(count - lastCount) / Date().timeIntervalSince(lastReport)
                 logger.info("processed \(count) records (\(Int(rate))/s), lag \(metrics.totalLag.map(String.init) ?? "not yet known"), dead letters \(metrics.deadLetterTotal)")
+                let rocksdb = database.memoryUsage
+                logger.info("memory: write-back caches \(metrics.writeBackCacheBytes.load(ordering: .relaxed) >> 20) MB, RocksDB block cache \(rocksdb.blockCache >> 20) MB, memtables \(rocksdb.memtables >> 20) MB (budget \(config.memoryBudgetMB) MB)")
                 export.publish(metrics.families(application: topology.application))
                 lastCount = count
                 lastReport = Date()
