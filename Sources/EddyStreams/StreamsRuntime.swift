@@ -101,8 +101,14 @@ public final class StreamsRuntime: Sendable {
 
         var lastCount = 0
         var lastReport = Date()
+        var lastTrim = Date()
         while !context.stopRequested {
             _ = stop.wait(timeout: .now() + min(config.logIntervalSeconds, 0.2))
+            // Once a second, on this otherwise idle thread: free memory back to the system.
+            if Date().timeIntervalSince(lastTrim) >= 1 {
+                HeapTrim.trim()
+                lastTrim = Date()
+            }
             if Date().timeIntervalSince(lastReport) >= config.logIntervalSeconds {
                 let count = metrics.recordsIn.load(ordering: .relaxed)
                 let rate = Double(count - lastCount) / Date().timeIntervalSince(lastReport)
