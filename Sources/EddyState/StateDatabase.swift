@@ -103,6 +103,20 @@ public final class StateDatabase: @unchecked Sendable {
 
     public var columnFamilyNames: [String] { families.withLock { Array($0.keys) } }
 
+    /// What RocksDB holds in memory now: the block cache's usage and the memtables of
+    /// every column family (`rocksdb.cur-size-all-mem-tables`), in bytes.
+    public var memoryUsage: (blockCache: Int, memtables: Int) {
+        families.withLock { map in
+            guard !closed else { return (0, 0) }
+            var memtables = 0
+            for cf in map.values {
+                var value: UInt64 = 0
+                if rocksdb_property_int_cf(db, cf.handle, "rocksdb.cur-size-all-mem-tables", &value) == 0 { memtables += Int(value) }
+            }
+            return (rocksdb_cache_get_usage(options.cache), memtables)
+        }
+    }
+
     public func get(_ cf: ColumnFamily, key: UnsafeRawBufferPointer) throws -> [UInt8]? {
         var length = 0
         let value = try rocksCall("get from \(cf.name)") {

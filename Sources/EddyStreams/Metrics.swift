@@ -36,6 +36,8 @@ public final class StreamsMetrics: Sendable {
     public let kafkaOutageMicros = Atomic<Int>(0)
     /// Tasks whose whole state was written to Redis again because Redis had lost it.
     public let rematerializedTasks = Atomic<Int>(0)
+    /// What the stream threads' write-back caches hold now (their estimate, bytes), per batch.
+    public let writeBackCacheBytes = Atomic<Int>(0)
     /// When the first record arrived (ns on the continuous clock; 0: none yet), so throughput
     /// can leave out startup and the consumer-group join.
     let firstRecordNanos = Atomic<Int>(0)

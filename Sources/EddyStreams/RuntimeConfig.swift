@@ -46,9 +46,11 @@ public struct RuntimeConfig: Equatable, Sendable {
     public var redisCredentials: RedisCredentials?
     /// RocksDB lives in `<stateDir>/<application>`.
     public var stateDir = "state"
-    /// RocksDB block cache plus write buffers, shared by every store of the process.
+    /// The process's memory budget: RocksDB's block cache and memtables, the stream threads'
+    /// write-back caches and librdkafka's queues, split by `MemoryBudget`.
     public var memoryBudgetMB = 256
-    /// Per store and task: groups kept in the write-back cache between commits.
+    /// Per store and task: groups kept in the write-back cache, a limit besides its share
+    /// of `memoryBudgetMB` (the first one reached forces a commit and evicts).
     public var cacheMaxEntries = 1_000_000
     public var threads = 1
     public var commitIntervalMs = 1_000

@@ -110,7 +110,7 @@ public final class StreamsRuntime: Sendable {
         }
         let database: StateDatabase
         do {
-            database = try StateDatabase(path: statePath, memoryBudgetBytes: config.memoryBudgetMB << 20)
+            database = try StateDatabase(path: statePath, memoryBudgetBytes: config.memoryBudget.rocksDBBytes)
         } catch {
             throw RuntimeError("state.dir '\(config.stateDir)': cannot open the state in \(statePath): \(error)")
         }
@@ -136,12 +136,21 @@ public final class StreamsRuntime: Sendable {
 
         var lastCount = 0
         var lastReport = Date()
+        var lastTrim = Date()
         while !context.stopRequested {
             _ = stop.wait(timeout: .now() + min(config.logIntervalSeconds, 0.2))
+            // Every 5 s, on this otherwise idle thread: free memory back to the system. (Once a
+            // second cost item-popularity ~12% of its events/s in one 6-round run; noisy.)
+            if Date().timeIntervalSince(lastTrim) >= 5 {
+                HeapTrim.trim()
+                lastTrim = Date()
+            }
             if Date().timeIntervalSince(lastReport) >= config.logIntervalSeconds {
                 let count = metrics.recordsIn.load(ordering: .relaxed)
                 let rate = Double(count - lastCount) / Date().timeIntervalSince(lastReport)
                 logger.info("processed \(count) records (\(Int(rate))/s), lag \(metrics.totalLag.map(String.init) ?? "not yet known"), dead letters \(metrics.deadLetterTotal)")
+                let rocksdb = database.memoryUsage
+                logger.info("memory: write-back caches \(metrics.writeBackCacheBytes.load(ordering: .relaxed) >> 20) MB, RocksDB block cache \(rocksdb.blockCache >> 20) MB, memtables \(rocksdb.memtables >> 20) MB (budget \(config.memoryBudgetMB) MB)")
                 export.publish(metrics.families(application: topology.application))
                 lastCount = count
                 lastReport = Date()

@@ -78,6 +78,16 @@ final class FaultScenario {
         throw ServiceError("nothing reached Redis within 60 s")
     }
 
+    /// Waits (at most 60 s) until some task of the application has its watermark in Redis.
+    func waitForAWatermark() throws {
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            if case .array(let keys) = try services.redis().send("KEYS", "eddy:\(application):wm:*"), !keys.isEmpty { return }
+            usleep(50_000)
+        }
+        throw ServiceError("no watermark of \(application) reached Redis within 60 s")
+    }
+
     /// The log of the current life so far.
     var currentLog: String { eddy?.stderr ?? "" }
 
@@ -112,6 +122,10 @@ final class FaultScenario {
     func inject(_ kind: Fault.Kind, seconds: Int, sigterm: Bool = false, chunk: Int) throws {
         print("fault \(faults.values.reduce(0, +) + 1): \(kind.rawValue) for \(seconds) s\(sigterm ? ", SIGTERM halfway" : "")")
         let fault = fault(kind, reported: !sigterm)
+        // Redis back empty is a loss to repair only once a task's whole state is in Redis
+        // (its watermark exists); before that the task's first whole-state write repairs
+        // it anyway, with nothing to say.
+        if kind == .redisRestartEmpty { try waitForAWatermark() }
         feeder.produce(chunk)
         usleep(500_000)  // the chunk is flowing when the fault hits
         try fault.begin()

@@ -36,7 +36,7 @@ final class AggregateTableTests: XCTestCase {
             try db.write(batch)
             table.markClean()
             XCTAssertTrue(table.dirty.isEmpty)
-            table.evictIfOver(5)
+            table.evictClean()
             XCTAssertEqual(table.entryCount, 0)
             // After eviction, a miss reads RocksDB.
             let e = try table.entry(for: key("u3", "view"))

@@ -52,7 +52,9 @@ final class CommitTail: @unchecked Sendable {
 
     /// Back-off between attempts of a failing tail, and how often a lasting outage is logged.
     static let firstRetryDelay = Duration.milliseconds(100)
-    static let maxRetryDelay = Duration.seconds(5)
+    /// Short: a failed attempt costs one refused connect (or one time-out), and input
+    /// resumes within a second of Redis coming back.
+    static let maxRetryDelay = Duration.seconds(1)
     static let outageLogInterval = Duration.seconds(30)
 
     init(redis: RedisConnection, database: StateDatabase, metrics: StreamsMetrics, faults: FaultInjection, logger: Logger, name: String) {

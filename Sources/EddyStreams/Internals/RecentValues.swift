@@ -57,6 +57,9 @@ struct RecentValues {
         }
     }
 
+    /// Heap bytes the list holds (its buffer's capacity; 0 before the first value).
+    var allocatedBytes: Int { bytes.capacity }
+
     /// The values in their stored encoding.
     var encoded: ArraySlice<UInt8> { bytes[head...] }
 

@@ -46,6 +46,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
     private var failed = false
     private let faults = FaultInjection()
     private let sourceTopic: String
+    private let cacheShare: WriteBackCacheShare
     let finished = DispatchSemaphore(value: 0)
 
     init(id: Int, context: RuntimeContext) throws {
@@ -72,6 +73,8 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         passes.initialize(repeating: false)
         tail = CommitTail(redis: redis, database: context.database, metrics: context.metrics, faults: faults,
                           logger: logger, name: "eddy-commit-tail-\(id)")
+        cacheShare = WriteBackCacheShare(bytes: config.memoryBudget.writeBackCacheBytesPerThread,
+                                         maxEntries: config.cacheMaxEntries, metrics: context.metrics)
     }
 
     deinit { passes.deallocate() }
@@ -90,7 +93,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         let config = context.config
         do {
             // Stable across restarts of this instance, so a restart fences its own zombie.
-            producer = try StreamProducer(config: KafkaConfig(config.kafkaClientProperties), guarantee: config.processingGuarantee,
+            producer = try StreamProducer(config: KafkaConfig(config.memoryBudget.producerProperties(config.kafkaClientProperties)), guarantee: config.processingGuarantee,
                                           transactionalId: "\(topology.topology.application)-\(config.resolvedInstanceId)-\(id)",
                                           stepTimeout: .milliseconds(config.transactionStepTimeoutMs), metrics: context.metrics, logger: logger)
         } catch {
@@ -98,7 +101,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             return
         }
         do {
-            var props = config.kafkaClientProperties
+            var props = config.memoryBudget.consumerProperties(config.kafkaClientProperties)
             props["group.id"] = topology.topology.application
             props["client.id"] = "\(topology.topology.application)-\(id)"
             props["session.timeout.ms"] = String(config.sessionTimeoutMs)
@@ -225,9 +228,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         logger.warning("no partitions assigned for \(Int((now - lastAssigned) / .seconds(1))) s: other members hold them all, or the group is stuck in a rebalance (Tansu 0.6.0 can stall after a static member restarts; see README)")
     }
 
-    private var cacheIsFull: Bool {
-        tasks.values.contains { ($0.stores + $0.combiners).contains { $0.dirty.count >= context.config.cacheMaxEntries } }
-    }
+    private var cacheIsFull: Bool { cacheShare.isFull(tasks.values) }
 
     /// With --until-caught-up, a thread whose source partitions are all at their end
     /// commits at once rather than at the next interval (as a stopping Quix or Kafka
@@ -544,9 +545,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
 
         // The previous tail is written: its entries may leave the cache, RocksDB has them.
         try tail.finish()
-        for task in tasks.values {
-            for table in task.stores { table.evictIfOver(context.config.cacheMaxEntries) }
-        }
+        cacheShare.evictIfOver(tasks.values)
         view.reset()
         let writeBatch = tail.nextBatch()
         for task in dirtyTasks {
