@@ -5,8 +5,15 @@ public protocol RebalanceListener: AnyObject {
     /// Partitions were assigned; returns the offset to start each at (nil: the group's
     /// committed offset, else `auto.offset.reset`).
     func partitionsAssigned(_ partitions: [TopicPartition]) -> [TopicPartition: Int64]
+    /// Of the partitions just assigned, those to pause from the start (e.g. until their
+    /// state is restored): nothing is fetched for them until `KafkaConsumer.resume`.
+    func pausedAtAssignment(_ partitions: [TopicPartition]) -> Set<TopicPartition>
     /// Partitions are about to be taken away: flush and commit them now.
     func partitionsRevoked(_ partitions: [TopicPartition])
+}
+
+extension RebalanceListener {
+    public func pausedAtAssignment(_ partitions: [TopicPartition]) -> Set<TopicPartition> { [] }
 }
 
 /// Carries the listener into librdkafka's C rebalance callback.
@@ -33,6 +40,13 @@ private let rebalanceCallback: @convention(c) (
         }
         context.assignment = Set(partitions)
         rd_kafka_assign(rk, list)
+        // Before the first fetch: nothing of a paused partition is fetched until resumed.
+        let paused = context.listener?.pausedAtAssignment(partitions) ?? []
+        if !paused.isEmpty {
+            let pausedList = makePartitionList(paused.map { ($0, 0) })
+            rd_kafka_pause_partitions(rk, pausedList)
+            rd_kafka_topic_partition_list_destroy(pausedList)
+        }
     default:
         // Revocation, or an error that leaves the assignment unknown: give everything up cleanly.
         context.listener?.partitionsRevoked(partitions)

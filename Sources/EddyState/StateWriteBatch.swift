@@ -24,5 +24,9 @@ public final class StateWriteBatch {
         rocksdb_writebatch_delete_cf(handle, cf.handle, key.baseAddress?.assumingMemoryBound(to: CChar.self), key.count)
     }
 
+    public func delete(_ cf: ColumnFamily, key: [UInt8]) {
+        key.withUnsafeBytes { delete(cf, key: $0) }
+    }
+
     public func clear() { rocksdb_writebatch_clear(handle) }
 }

@@ -22,8 +22,9 @@ final class RepartitionIntakeTests: XCTestCase {
 
     private func makeIntake() throws -> RepartitionIntake {
         let table = AggregateTable(spec: spec, columnFamily: try db.columnFamily("agg.per_item.0"), database: db)
-        let intake = RepartitionIntake(table: table, usesMarkers: true)
-        intake.load(from: db)
+        let store = KeyValueStore(name: "per_item-intake", columnFamily: try db.columnFamily("intake.per_item.0"), database: db)
+        let intake = RepartitionIntake(table: table, store: store, usesMarkers: true)
+        intake.load()
         return intake
     }
 
@@ -51,11 +52,11 @@ final class RepartitionIntakeTests: XCTestCase {
 
     private func commit(_ intake: RepartitionIntake) throws {
         let batch = StateWriteBatch()
-        intake.forEachChange { _, _ in }
-        intake.write(to: batch)
+        intake.prepareCommit()
+        intake.store.writeChanges(to: batch)
         intake.table.writeDirty(to: batch)
         try db.write(batch)
-        intake.markClean()
+        intake.store.markClean()
         intake.table.markClean()
     }
 

@@ -41,9 +41,9 @@ final class WriteBackCacheShareTests: XCTestCase {
         share.evictIfOver(tasks.values)
         let batch = StateWriteBatch()
         for task in tasks.values {
-            for table in task.stores {
-                table.writeDirty(to: batch)
-                table.markClean()
+            for (store, _) in task.stores {
+                store.writeChanges(to: batch)
+                store.markClean()
             }
         }
         try db.write(batch)
@@ -52,7 +52,7 @@ final class WriteBackCacheShareTests: XCTestCase {
     func testTablesOverTheirShareForceCommitsAndLoseCleanEntries() throws {
         let table = AggregateTable(spec: spec, columnFamily: try db.columnFamily("agg.recently_viewed.0"), database: db)
         let tp = TopicPartition("clicks", 0)
-        let tasks = [tp: StreamTask(partition: tp, byAggregate: [table], intake: nil, nextOffset: 0, committedOffset: nil)]
+        let tasks = [tp: try StreamTask(partition: tp, storing: table)]
         let share = WriteBackCacheShare(bytes: 256 << 10, maxEntries: 1_000_000, metrics: StreamsMetrics())
         // 20,000 users, each 5 items (~600 bytes an entry by the table's estimate: ~12 MB in
         // all), in batches of 100 records; a commit whenever the share says it is full.
@@ -83,7 +83,7 @@ final class WriteBackCacheShareTests: XCTestCase {
     func testEntryLimitStillCaps() throws {
         let table = AggregateTable(spec: spec, columnFamily: try db.columnFamily("agg.recently_viewed.0"), database: db)
         let tp = TopicPartition("clicks", 0)
-        let tasks = [tp: StreamTask(partition: tp, byAggregate: [table], intake: nil, nextOffset: 0, committedOffset: nil)]
+        let tasks = [tp: try StreamTask(partition: tp, storing: table)]
         let share = WriteBackCacheShare(bytes: 1 << 30, maxEntries: 100, metrics: StreamsMetrics())
         for user in 0..<99 { _ = try table.entry(for: key(user)) }
         XCTAssertFalse(share.isFull(tasks.values))
@@ -115,5 +115,17 @@ final class WriteBackCacheShareTests: XCTestCase {
         let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
         let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }!
         return Int(line.split(separator: " ")[1])! << 10
+    }
+}
+
+extension StreamTask {
+    /// A source task whose only store is `table`.
+    convenience init(partition: TopicPartition, storing table: AggregateTable) throws {
+        let topology = try TopologyCompiler.compile(Topology(
+            application: "app", source: .init(topic: partition.topic, keyField: "user_id", timestampField: "ts"),
+            nodes: [.init(name: table.spec.name, input: nil, operation: .recent(groupBy: ["user_id"], field: "item_id", size: 20))]))
+        let changelog = InternalPartition(store: 0, topic: "app-\(table.spec.name)-changelog", partition: partition.partition)
+        self.init(partition: partition, operators: [], roots: [], stores: [(table, changelog)], intake: nil, timers: nil, topology: topology,
+                  deadLetters: DeadLetterQueue(topic: "app-dlq"), metrics: StreamsMetrics(), nextOffset: 0, committedOffset: nil)
     }
 }

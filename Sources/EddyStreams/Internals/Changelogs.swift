@@ -8,9 +8,9 @@ enum Changelogs: InternalTopics {
 
     static func topic(application: String, store: String) -> String { "\(application)-\(store)-changelog" }
 
-    /// One topic per aggregate, in the topology's aggregate order.
+    /// One topic per store, in the topology's store order.
     static func topics(of topology: CompiledTopology) -> [String] {
-        topology.aggregates.map { topic(application: topology.topology.application, store: $0.name) }
+        topology.stores.map { topic(application: topology.topology.application, store: $0.name) }
     }
 
     /// RocksDB key of a changelog partition's checkpoint: the changelog offset the local

@@ -28,19 +28,27 @@ final class DeadLetterQueue {
     init(topic: String) { self.topic = topic }
 
     func add(_ message: KafkaMessage, sourceTopic: String, reason: DeadLetterReason) {
+        add(key: message.key.map(Array.init), value: Array(message.value), partition: message.partition, offset: message.offset,
+            sourceTopic: sourceTopic, reason: reason)
+    }
+
+    func add(key: [UInt8]?, value: [UInt8], partition: Int32, offset: Int64, sourceTopic: String, reason: DeadLetterReason) {
         letters.append(Letter(
-            key: message.key.map(Array.init),
-            value: Array(message.value),
+            key: key,
+            value: value,
             headers: [
                 (Self.reasonHeader, Array(reason.message.utf8)),
                 (Self.categoryHeader, Array(reason.category.rawValue.utf8)),
                 (Self.topicHeader, Array(sourceTopic.utf8)),
-                (Self.partitionHeader, Array(String(message.partition).utf8)),
-                (Self.offsetHeader, Array(String(message.offset).utf8)),
+                (Self.partitionHeader, Array(String(partition).utf8)),
+                (Self.offsetHeader, Array(String(offset).utf8)),
             ],
             category: reason.category.rawValue,
-            partition: message.partition))
+            partition: partition))
     }
+
+    /// The letters not yet committed: (reason category, value), for a test driver.
+    var pending: [(category: String, value: [UInt8])] { letters.map { ($0.category, $0.value) } }
 
     /// Sends the letters of `partitions` (the tasks being committed).
     func send(for partitions: Set<Int32>, through producer: StreamProducer) throws {

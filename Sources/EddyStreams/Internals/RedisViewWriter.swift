@@ -1,7 +1,8 @@
 import EddyRedis
 
 /// Turns a commit's changes into Redis commands (absolute values only: HSET, ZADD with the
-/// score, SET — never increments, so sending them again is harmless) and sends each task's
+/// score, SET, list replacements and deletes — never increments, so sending them again is
+/// harmless) and sends each task's
 /// commands through a fencing script, pipelined over one connection.
 ///
 /// The fence: each task has a watermark in Redis, `eddy:{application}:wm:{topic}-{partition}`,
@@ -128,25 +129,48 @@ struct RedisViewWriter {
         return RedisCommand(args)
     }
 
-    /// Writes for every dirty group of `table`.
-    mutating func addDirty(of table: AggregateTable) {
-        guard !table.spec.sinks.isEmpty else { return }
-        for e in table.dirty {
-            let value: (OutputRef, inout [UInt8]) -> Void = { ref, out in
-                switch ref {
-                case .group(let i): table.groupValue(i, of: e, into: &out)
-                case .count: out.append(contentsOf: String(table.counts[e]).utf8)
-                case .sum(let j): out.append(contentsOf: formatNumber(table.sum(j, of: e)).utf8)
-                case .rank: out.append(contentsOf: formatNumber(table.rank(of: e)).utf8)
-                case .recent: table.recent[e].appendJSON(to: &out)
-                case .field: break  // not reachable: aggregate sinks resolve to outputs only
-                }
-            }
-            for sink in table.spec.sinks { add(sink, value) }
-        }
+    /// Deletes `key` (DEL).
+    mutating func delete(_ key: [UInt8]) {
+        commands.append(RedisCommand([Array("DEL".utf8), key]))
     }
 
-    private mutating func add(_ sink: CompiledSink, _ value: (OutputRef, inout [UInt8]) -> Void) {
+    /// Removes hash fields (HDEL).
+    mutating func deleteFields(_ fields: [[UInt8]], of key: [UInt8]) {
+        guard !fields.isEmpty else { return }
+        commands.append(RedisCommand([Array("HDEL".utf8), key] + fields))
+    }
+
+    /// Removes zset members (ZREM).
+    mutating func removeMembers(_ members: [[UInt8]], of key: [UInt8]) {
+        guard !members.isEmpty else { return }
+        commands.append(RedisCommand([Array("ZREM".utf8), key] + members))
+    }
+
+    /// Replaces the list at `key` with `values`, first to last (DEL, then RPUSH): absolute,
+    /// as every view write is.
+    mutating func setList(_ key: [UInt8], _ values: [[UInt8]], ttlSeconds: Int? = nil) {
+        delete(key)
+        guard !values.isEmpty else { return }
+        commands.append(RedisCommand([Array("RPUSH".utf8), key] + values))
+        if let ttlSeconds { expire(key, seconds: ttlSeconds) }
+    }
+
+    /// Sets a key's expiry (EXPIRE).
+    mutating func expire(_ key: [UInt8], seconds: Int) {
+        commands.append(RedisCommand([Array("EXPIRE".utf8), key, Array(String(seconds).utf8)]))
+    }
+
+    /// The key a sink writes for one group: what a stateful node deletes, or lets expire,
+    /// when the group leaves its state.
+    func renderKey(of sink: CompiledSink, _ value: (OutputRef, inout [UInt8]) -> Void) -> [UInt8] {
+        var key: [UInt8] = []
+        sink.key.render(into: &key, value)
+        return key
+    }
+
+    /// The write of one sink for one group or record; `value` appends the text of each
+    /// output the sink's templates name.
+    mutating func add(_ sink: CompiledSink, _ value: (OutputRef, inout [UInt8]) -> Void) {
         var key: [UInt8] = []
         sink.key.render(into: &key, value)
         func rendered(_ ref: OutputRef?) -> [UInt8] {
@@ -178,9 +202,7 @@ struct RedisViewWriter {
             commands.append(RedisCommand(args))
             return
         }
-        if let ttl = sink.ttlSeconds {
-            commands.append(RedisCommand([Array("EXPIRE".utf8), key, Array(String(ttl).utf8)]))
-        }
+        if let ttl = sink.ttlSeconds { expire(key, seconds: ttl) }
     }
 
     /// Writes for the per-record sinks collected since the last commit.

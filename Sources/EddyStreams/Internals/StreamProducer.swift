@@ -9,7 +9,7 @@ import Logging
 /// It numbers commit attempts and carries the in-band commit markers (docs/exactly-once.md §2):
 /// after attempt N commits, the internal partitions it wrote to owe a marker naming N,
 /// which goes out in the next transaction.
-final class StreamProducer {
+final class StreamProducer: ChangelogWriter {
     let guarantee: ProcessingGuarantee
     private let config: KafkaConfig
     private var producer: KafkaProducer
@@ -98,8 +98,9 @@ final class StreamProducer {
         try producer.send(topic: topic, partition: partition, key: key, value: value, headers: headers, tag: tag)
     }
 
-    /// Sends a changelog record (a store key's value as of input offset `inputEnd`).
-    func sendChange(to changelog: InternalPartition, key: [UInt8], value: [UInt8], inputEnd: Int64) throws {
+    /// Sends a changelog record (a store key's value as of input offset `inputEnd`; nil: a
+    /// tombstone).
+    func sendChange(to changelog: InternalPartition, key: [UInt8], value: [UInt8]?, inputEnd: Int64) throws {
         touched.insert(changelog)
         try send(topic: changelog.topic, partition: changelog.partition, key: key, value: value,
                  headers: [(InBandHeaders.attempt, InBandHeaders.encode(attempt, inputEnd: inputEnd))], tag: changelog.tag)

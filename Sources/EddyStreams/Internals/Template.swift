@@ -2,22 +2,15 @@
 enum OutputRef: Equatable, Sendable {
     /// A field of the input record (its id in the extractor's field list).
     case field(Int)
-    /// The i-th group-by field of an aggregate.
+    /// The i-th group-by field of a stateful node.
     case group(Int)
-    case count
-    /// The j-th number of an aggregate entry after its count (a sum; a decay's score or time).
-    case sum(Int)
-    /// A decay aggregate's log-scale rank.
-    case rank
-    /// A recent-values aggregate's values, as a JSON array.
-    case recent
+    /// The i-th output of a stateful node, as its operator numbers them; `isNumber`: it
+    /// renders as a number (so it can be a zset score).
+    case output(Int, isNumber: Bool)
 
-    /// Whether the value is a number (can be a zset score).
     var isNumber: Bool {
-        switch self {
-        case .count, .sum, .rank: return true
-        case .field, .group, .recent: return false
-        }
+        if case .output(_, let isNumber) = self { return isNumber }
+        return false
     }
 }
 

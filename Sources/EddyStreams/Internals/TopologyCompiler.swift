@@ -3,7 +3,7 @@
 struct CompiledTopology: Sendable {
     struct Node: Sendable {
         enum Kind: Sendable {
-            case filter(field: Int, Topology.Condition, values: [[UInt8]])
+            case filter(field: Int, Topology.Condition)
             case pass
             case aggregate(Int)
         }
@@ -41,12 +41,34 @@ struct CompiledTopology: Sendable {
         var repartitionTopic: String? = nil
         var sinks: [CompiledSink] = []
 
-        /// Numbers per entry after the count.
-        var sumsPerEntry: Int {
-            switch function {
-            case .sums: return sumFields.count + (weightField == nil ? 0 : 1)
-            case .recent: return 0
-            case .decay: return 2
+    }
+
+    /// A changelogged store of a task: its number is its changelog topic's index.
+    struct Store: Sendable {
+        enum Role: Sendable {
+            /// The table of aggregate `i`.
+            case aggregate(Int)
+            /// The intake bookkeeping of re-keyed aggregate `i`.
+            case intake(Int)
+            /// The key-value store of node `i`.
+            case keyValue(node: Int)
+            /// Stream time and timers.
+            case timers
+        }
+        let index: Int
+        /// Names the changelog topic (`<application>-<name>-changelog`).
+        let name: String
+        let role: Role
+        /// nil: the store lives in source tasks; else in the tasks of this repartition topic.
+        let repartitionTopic: String?
+
+        /// The store's column family for one partition.
+        func columnFamilyName(partition: Int32) -> String {
+            switch role {
+            case .aggregate: return "agg.\(name).\(partition)"
+            case .intake: return "intake.\(name).\(partition)"
+            case .keyValue: return "kv.\(name).\(partition)"
+            case .timers: return "timers.\(partition)"
             }
         }
     }
@@ -62,6 +84,8 @@ struct CompiledTopology: Sendable {
     let numericFields: [Int]
     let nodes: [Node]
     let aggregates: [Aggregate]
+    /// Every store, in changelog order.
+    let stores: [Store]
 
     /// Aggregates whose store lives in the source partitions' tasks.
     var localAggregates: [Aggregate] { aggregates.filter { $0.repartitionTopic == nil } }
@@ -174,15 +198,12 @@ enum TopologyCompiler {
             switch node.operation {
             case .filter(let field, let condition):
                 let id = try resolveField(field, at + [.key("filter"), .key("field")])
-                let values: [String]
                 switch condition {
-                case .equals(let v): values = [v]
                 case .oneOf(let vs), .noneOf(let vs):
                     if vs.isEmpty { throw TopologyError(at + [.key("filter")], "the value list is empty") }
-                    values = vs
-                case .exists: values = []
+                case .equals, .exists: break
                 }
-                kind = .filter(field: id, condition, values: values.map { Array($0.utf8) })
+                kind = .filter(field: id, condition)
             case .project(let names):
                 if names.isEmpty { throw TopologyError(at + [.key("project")], "lists no fields") }
                 var refs: [String: OutputRef] = [:]
@@ -214,11 +235,13 @@ enum TopologyCompiler {
                     order.append(name)
                 }
                 var spec = CompiledTopology.Aggregate(index: aggregates.count, name: node.name, groupFields: groupIDs)
-                func output(_ name: String, _ ref: OutputRef) {
-                    refs[name] = ref
-                    order.append(name)
+                /// The function's outputs, numbered as its `appendOutput` reads them.
+                func outputs(_ names: [String], numbers: Set<String>? = nil) {
+                    for (i, name) in names.enumerated() {
+                        refs[name] = .output(i, isNumber: numbers.map { $0.contains(name) } ?? true)
+                        order.append(name)
+                    }
                 }
-                output("count", .count)
                 func weightTable(_ weights: Topology.Weights) throws -> (Int, [([UInt8], Double)]) {
                     let wpath = apath + [.key("weights")]
                     let field = try resolveField(weights.field, wpath + [.key("field")])
@@ -231,18 +254,15 @@ enum TopologyCompiler {
                         let id = try resolveField(name, apath + [.key("sum"), .index(j)])
                         spec.sumFields.append(id)
                         numeric.append(id)
-                        output("sum_\(name)", .sum(j))
                     }
-                    if let weights {
-                        (spec.weightField, spec.weights) = try weightTable(weights)
-                        output("weighted_count", .sum(sums.count))
-                    }
+                    if let weights { (spec.weightField, spec.weights) = try weightTable(weights) }
+                    outputs(SumsFunction.outputs(sums: sums, weighted: weights != nil))
                 case .recent(_, let field, let size):
                     let id = try resolveField(field, apath + [.key("field")])
                     required.append(id)
                     if size <= 0 { throw TopologyError(apath + [.key("size")], "must be positive") }
                     spec.function = .recent(field: id, size: size)
-                    output("recent", .recent)
+                    outputs(RecentFunction.outputs, numbers: ["count"])
                 case .decay(_, let weights, let halfLifeMs):
                     if halfLifeMs <= 0 { throw TopologyError(apath + [.key("half_life")], "must be positive") }
                     (spec.weightField, spec.weights) = try weightTable(weights)
@@ -251,9 +271,7 @@ enum TopologyCompiler {
                                             "a decayed weight must be a positive number (leave a value out to skip its records)")
                     }
                     spec.function = .decay(halfLifeMs: Double(halfLifeMs))
-                    output("score", .sum(0))
-                    output("last_time", .sum(1))
-                    output("rank", .rank)
+                    outputs(DecayFunction.outputs)
                 default: preconditionFailure("not an aggregate")
                 }
                 outSchema = .closed(refs, order: order)
@@ -284,7 +302,34 @@ enum TopologyCompiler {
         var seen = Set<Int>()
         return CompiledTopology(topology: topology, fields: fields, keyField: keyField, timestampField: timestampField,
                                 requiredFields: required.filter { seen.insert($0).inserted },
-                                numericFields: Array(Set(numeric)).sorted(), nodes: nodes, aggregates: aggregates)
+                                numericFields: Array(Set(numeric)).sorted(), nodes: nodes, aggregates: aggregates,
+                                stores: try stores(nodes: nodes, aggregates: aggregates, topology: topology))
+    }
+
+    /// The stores of every task, with names that must not collide (they name changelog topics).
+    private static func stores(nodes: [CompiledTopology.Node], aggregates: [CompiledTopology.Aggregate], topology: Topology) throws -> [CompiledTopology.Store] {
+        var stores: [CompiledTopology.Store] = []
+        var owner: [String: Int] = [:]  // store name -> node index
+        func add(_ name: String, _ role: CompiledTopology.Store.Role, node: Int, repartitionTopic: String?) throws {
+            if let other = owner[name] {
+                throw TopologyError([.key("nodes"), .index(node), .key("name")],
+                                    "'\(topology.nodes[node].name)' needs a store named '\(name)', which node '\(topology.nodes[other].name)' also needs (both would write the changelog \(Changelogs.topic(application: topology.application, store: name))): rename one")
+            }
+            owner[name] = node
+            stores.append(.init(index: stores.count, name: name, role: role, repartitionTopic: repartitionTopic))
+        }
+        var usesTimers: Int?
+        for (i, node) in nodes.enumerated() {
+            switch node.kind {
+            case .aggregate(let a):
+                try add(aggregates[a].name, .aggregate(a), node: i, repartitionTopic: aggregates[a].repartitionTopic)
+                if let topic = aggregates[a].repartitionTopic { try add("\(aggregates[a].name)-intake", .intake(a), node: i, repartitionTopic: topic) }
+            case .filter, .pass:
+                break
+            }
+        }
+        if let node = usesTimers { try add("timers", .timers, node: node, repartitionTopic: nil) }
+        return stores
     }
 
     /// `groupBy`: the aggregate's group fields, nil for a sink written per record.

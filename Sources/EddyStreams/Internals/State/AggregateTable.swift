@@ -2,7 +2,10 @@ import EddyState
 import Foundation
 
 /// One aggregate's state for one task: a write-back cache in front of its RocksDB column
-/// family (DESIGN.md §3). Updates touch memory only; at commit the last value of each dirty
+/// family (DESIGN.md §3), laid out in columns (a count, numbers, recent values per group) so
+/// the per-record update is a few array writes. What the columns mean — how a record
+/// updates them, how two values merge, what they render as — is the aggregate's
+/// `AggregateFunction` (one file per aggregate operator). Updates touch memory only; at commit the last value of each dirty
 /// group goes into the task's WriteBatch and its Redis view, once per commit however many
 /// records hit it. Owned by the task's stream thread.
 ///
@@ -13,8 +16,9 @@ import Foundation
 /// sums; a decay's score and time), then for a recent-values aggregate its values, oldest
 /// first, each as its event time (Int64), a 4-byte length and its bytes.
 /// Stored key: the group values, each as a 4-byte length and its bytes.
-final class AggregateTable {
+final class AggregateTable: StateStore {
     let spec: CompiledTopology.Aggregate
+    let function: any AggregateFunction
     let columnFamily: ColumnFamily?
     private let database: StateDatabase?
 
@@ -31,8 +35,6 @@ final class AggregateTable {
     let sumsPerEntry: Int
     /// Values kept per entry by a recent-values aggregate; 0 otherwise.
     let recentLimit: Int
-    /// A decay aggregate's half-life in milliseconds; 0 otherwise.
-    let halfLifeMs: Double
 
     /// True while every group the store holds is in `index` (the store was empty when
     /// opened and nothing was evicted since): a miss then needs no RocksDB read.
@@ -57,9 +59,9 @@ final class AggregateTable {
         self.columnFamily = columnFamily
         self.database = database
         self.memoryIsComplete = memoryIsComplete
-        sumsPerEntry = spec.sumsPerEntry
-        if case .recent(_, let size) = spec.function { recentLimit = size } else { recentLimit = 0 }
-        if case .decay(let halfLifeMs) = spec.function { self.halfLifeMs = halfLifeMs } else { halfLifeMs = 0 }
+        function = spec.function.make(spec)
+        sumsPerEntry = function.sumsPerEntry
+        recentLimit = function.recentLimit
     }
 
     var entryCount: Int { keys.count }
@@ -99,29 +101,6 @@ final class AggregateTable {
     @inline(__always) func add(count: Int64, to e: Int) { counts[e] &+= count }
     @inline(__always) func add(_ value: Double, sum j: Int, to e: Int) { sums[e * sumsPerEntry + j] += value }
     @inline(__always) func sum(_ j: Int, of e: Int) -> Double { sums[e * sumsPerEntry + j] }
-
-    /// Adds `count` records of decayed weight `score` as of event time `time` to a decay
-    /// entry: both sides are decayed to the later of the two times and added. Associative
-    /// and commutative (up to rounding), so partials combine like single records.
-    @inline(__always)
-    func addDecayed(_ score: Double, at time: Double, count: Int64, to e: Int) {
-        let i = e * 2
-        if counts[e] == 0 {
-            sums[i] = score
-            sums[i + 1] = time
-        } else if time >= sums[i + 1] {
-            sums[i] = sums[i] * decay(time - sums[i + 1]) + score
-            sums[i + 1] = time
-        } else {
-            sums[i] += score * decay(sums[i + 1] - time)
-        }
-        counts[e] &+= count
-    }
-
-    @inline(__always) private func decay(_ ms: Double) -> Double { exp2(-ms / halfLifeMs) }
-
-    /// log2(score) + time/half-life: orders decay entries by their value at any common time.
-    func rank(of e: Int) -> Double { log2(sums[e * 2]) + sums[e * 2 + 1] / halfLifeMs }
 
     /// Adds one value at event time `time` to a recent-values entry.
     @inline(__always)
@@ -167,27 +146,32 @@ final class AggregateTable {
         forEachDirty { batch.put(columnFamily, key: $0, value: $1) }
     }
 
-    /// Adds an encoded value (a stored value, or a combiner's partial) to entry `e`.
+    /// Adds an encoded value (a stored value, or a combiner's partial) to entry `e`;
+    /// ignores a value of the wrong size.
     func merge(_ value: UnsafeRawBufferPointer, into e: Int) {
         let fixed = 8 * (1 + sumsPerEntry)
         guard value.count == fixed || recentLimit > 0 && value.count > fixed else { return }
-        let count = Int64(bitPattern: UInt64(littleEndian: value.loadUnaligned(fromByteOffset: 0, as: UInt64.self)))
-        func number(_ j: Int) -> Double {
-            Double(bitPattern: UInt64(littleEndian: value.loadUnaligned(fromByteOffset: 8 * (1 + j), as: UInt64.self)))
-        }
-        switch spec.function {
-        case .sums:
-            counts[e] &+= count
-            for j in 0..<sumsPerEntry { sums[e * sumsPerEntry + j] += number(j) }
-        case .recent:
-            counts[e] &+= count
-            let before = recent[e].allocatedBytes
-            recent[e].merge(UnsafeRawBufferPointer(rebasing: value[fixed...]), keeping: recentLimit)
-            bytes += recent[e].allocatedBytes - before
-        case .decay:
-            if count > 0 { addDecayed(number(0), at: number(1), count: count, to: e) }
-        }
+        function.merge(value, into: e, of: self)
     }
+
+    /// The count of an encoded value.
+    static func count(in value: UnsafeRawBufferPointer) -> Int64 {
+        Int64(bitPattern: UInt64(littleEndian: value.loadUnaligned(fromByteOffset: 0, as: UInt64.self)))
+    }
+
+    /// The j-th number after the count of an encoded value.
+    static func number(_ j: Int, in value: UnsafeRawBufferPointer) -> Double {
+        Double(bitPattern: UInt64(littleEndian: value.loadUnaligned(fromByteOffset: 8 * (1 + j), as: UInt64.self)))
+    }
+
+    /// Merges the recent values of an encoded value into entry `e`.
+    func mergeRecent(_ value: UnsafeRawBufferPointer, into e: Int) {
+        let before = recent[e].allocatedBytes
+        recent[e].merge(UnsafeRawBufferPointer(rebasing: value[(8 * (1 + sumsPerEntry))...]), keeping: recentLimit)
+        bytes += recent[e].allocatedBytes - before
+    }
+
+    @inline(__always) func set(_ value: Double, sum j: Int, of e: Int) { sums[e * sumsPerEntry + j] = value }
 
     /// Forgets every entry (a combiner, once its partials are committed downstream).
     func removeAll() {
@@ -209,8 +193,7 @@ final class AggregateTable {
         if !memoryIsComplete, let database, let columnFamily {
             var stored: [[UInt8]] = []
             database.forEach(columnFamily) { key, _ in
-                let key = Array(key)
-                if !ReservedKeys.isReserved(key) { stored.append(key) }  // a repartition intake's bookkeeping
+                stored.append(Array(key))
                 return true
             }
             for key in stored { _ = try entry(for: key) }
@@ -264,6 +247,16 @@ final class AggregateTable {
         bytes = newBytes
         memoryIsComplete = false
     }
+
+    // MARK: StateStore
+
+    var hasChanges: Bool { !dirty.isEmpty }
+
+    func forEachChange(_ body: (_ key: [UInt8], _ value: [UInt8]?) throws -> Void) rethrows {
+        try forEachDirty { try body($0, $1) }
+    }
+
+    func writeChanges(to batch: StateWriteBatch) { writeDirty(to: batch) }
 
     /// Heap bytes per entry besides its key and sums: the index slot (key, value and
     /// metadata at a 3/4 load factor), one element in each column array, the key's array

@@ -20,10 +20,10 @@ import EddyState
 ///   can be unmarked; it ends at C and starts where the chain stands (`start == applied`;
 ///   with nothing applied yet, the earliest start). It is applied; the rest aborted.
 ///
-/// Pending records and `applied` are part of the store's state — in its column family and
-/// changelog under reserved keys — so the store is a function of the repartition offset
-/// the group has committed, like any other task's state: restore, the Redis fence and
-/// changelog resolution work unchanged. Owned by the task's stream thread.
+/// Pending records and `applied` are state, in the intake's own store (its column family
+/// and changelog, beside the aggregate's), so the task's state is a function of the
+/// repartition offset the group has committed, like any other task's state: restore, the
+/// Redis fence and changelog resolution work unchanged. Owned by the task's stream thread.
 final class RepartitionIntake {
     private struct Source: Hashable {
         let attempt: CommitAttempt
@@ -35,48 +35,43 @@ final class RepartitionIntake {
         let end: Int64
         /// Records back to back: key length (4, little-endian), key, value length, value.
         var records: [UInt8] = []
-        /// In the column family (so a release or drop must delete it there).
-        var stored = false
         var changed = true
     }
 
     let table: AggregateTable
+    /// Where the pending attempts and the applied positions are kept.
+    let store: KeyValueStore
     private let usesMarkers: Bool
     private var pending: [Source: Pending] = [:]
     private var applied: [Int32: Int64] = [:]
-    /// Reserved keys changed since the last commit, with their new value (empty: deleted).
-    private var changes: [[UInt8]: [UInt8]] = [:]
 
-    init(table: AggregateTable, usesMarkers: Bool) {
+    init(table: AggregateTable, store: KeyValueStore, usesMarkers: Bool) {
         self.table = table
+        self.store = store
         self.usesMarkers = usesMarkers
     }
 
-    /// Reads the pending attempts and applied positions stored with the table.
-    func load(from database: StateDatabase) {
-        guard let columnFamily = table.columnFamily else { return }
-        database.forEach(columnFamily, from: ReservedKeys.prefix) { key, value in
-            guard let kind = ReservedKeys.kind(key) else { return false }
+    /// Reads the pending attempts and applied positions from the store.
+    func load() {
+        for (key, value) in store.range(from: IntakeKeys.prefix, to: nil) {
+            guard let kind = key.withUnsafeBytes(IntakeKeys.kind) else { continue }
             switch kind {
             case .applied(let upstream):
-                if value.count == 8 { applied[upstream] = value.loadUnaligned(as: Int64.self).littleEndianValue }
+                if let offset = decodeOffset(value) { applied[upstream] = offset }
             case .pending(let attempt, let upstream):
-                guard value.count >= 16 else { return true }
-                var entry = Pending(start: value.loadUnaligned(fromByteOffset: 0, as: Int64.self).littleEndianValue,
-                                    end: value.loadUnaligned(fromByteOffset: 8, as: Int64.self).littleEndianValue)
+                guard value.count >= 16, let start = decodeOffset(Array(value[0..<8])), let end = decodeOffset(Array(value[8..<16])) else { continue }
+                var entry = Pending(start: start, end: end)
                 entry.records = Array(value[16...])
-                entry.stored = true
                 entry.changed = false
                 pending[Source(attempt: attempt, upstream: upstream)] = entry
             }
-            return true
         }
     }
 
     /// Nothing waits for a marker or a resolution.
     var isSettled: Bool { pending.isEmpty }
 
-    var hasChanges: Bool { !changes.isEmpty || pending.values.contains { $0.changed } }
+    var hasChanges: Bool { store.hasChanges || pending.values.contains { $0.changed } }
 
     /// Takes one repartition record: data (partials), a marker or a resolution.
     func receive(_ message: KafkaMessage) throws {
@@ -138,7 +133,7 @@ final class RepartitionIntake {
             }
         }
         applied[source.upstream] = entry.end
-        changes[ReservedKeys.applied(source.upstream)] = encodeOffset(entry.end)
+        store.put(IntakeKeys.applied(source.upstream), encodeOffset(entry.end))
     }
 
     private func drop(_ source: Source) {
@@ -147,8 +142,7 @@ final class RepartitionIntake {
 
     private func remove(_ source: Source) -> Pending? {
         guard let entry = pending.removeValue(forKey: source) else { return nil }
-        let key = ReservedKeys.pending(source.attempt, source.upstream)
-        if entry.stored { changes[key] = [] } else { changes[key] = nil }
+        store.delete(IntakeKeys.pending(source.attempt, source.upstream))
         return entry
     }
 
@@ -157,32 +151,16 @@ final class RepartitionIntake {
         table.merge(value, into: e)
     }
 
-    /// Each reserved key changed since the last commit and its value (empty: deleted), for
-    /// the changelog and the RocksDB batch.
-    func forEachChange(_ body: (_ key: [UInt8], _ value: [UInt8]) throws -> Void) rethrows {
+    /// Puts the pending attempts that changed into the store: call before the store's
+    /// changes are sent.
+    func prepareCommit() {
         for (source, entry) in pending where entry.changed {
             var value = encodeOffset(entry.start) + encodeOffset(entry.end)
             value.append(contentsOf: entry.records)
-            changes[ReservedKeys.pending(source.attempt, source.upstream)] = value
+            store.put(IntakeKeys.pending(source.attempt, source.upstream), value)
             pending[source]!.changed = false
-            pending[source]!.stored = true
-        }
-        for (key, value) in changes { try body(key, value) }
-    }
-
-    func write(to batch: StateWriteBatch) {
-        guard let columnFamily = table.columnFamily else { return }
-        for (key, value) in changes {
-            if value.isEmpty {
-                key.withUnsafeBytes { batch.delete(columnFamily, key: $0) }
-            } else {
-                batch.put(columnFamily, key: key, value: value)
-            }
         }
     }
-
-    /// Called once the commit is durable.
-    func markClean() { changes.removeAll(keepingCapacity: true) }
 
     private static func field(_ all: UnsafeRawBufferPointer, _ p: inout Int) -> UnsafeRawBufferPointer {
         let n = Int(UInt32(littleEndian: all.loadUnaligned(fromByteOffset: p, as: UInt32.self)))
@@ -191,18 +169,15 @@ final class RepartitionIntake {
     }
 }
 
-/// Keys an intake stores beside the aggregate's groups in the same column family and
-/// changelog. Group keys start with a 4-byte length, which is never 0xFFFFFFFF: the prefix
-/// cannot collide with one, and sorts after all of them.
-enum ReservedKeys {
+/// The keys of an intake's store: per upstream partition the end of the last applied range,
+/// and the pending attempts.
+enum IntakeKeys {
     static let prefix: [UInt8] = [0xFF, 0xFF, 0xFF, 0xFF]
 
     enum Kind {
         case applied(upstream: Int32)
         case pending(CommitAttempt, upstream: Int32)
     }
-
-    static func isReserved(_ key: [UInt8]) -> Bool { key.starts(with: prefix) }
 
     static func applied(_ upstream: Int32) -> [UInt8] {
         prefix + [UInt8(ascii: "a")] + withUnsafeBytes(of: upstream.bigEndian, Array.init)
@@ -223,8 +198,4 @@ enum ReservedKeys {
         default: return nil
         }
     }
-}
-
-private extension Int64 {
-    var littleEndianValue: Int64 { Int64(littleEndian: self) }
 }

@@ -33,13 +33,13 @@ final class WriteBackCacheShare {
     private func usage(_ tasks: Dictionary<TopicPartition, StreamTask>.Values) -> (bytes: Int, overEntries: Bool) {
         var used = 0, overEntries = false
         for task in tasks {
-            for table in task.stores {
-                used += table.bytes
-                overEntries = overEntries || table.entryCount >= maxEntries
+            for (store, _) in task.stores {
+                used += store.bytes
+                overEntries = overEntries || store.entryCount >= maxEntries
             }
-            for table in task.combiners {
-                used += table.bytes
-                overEntries = overEntries || table.entryCount >= maxEntries
+            for combiner in task.combiners {
+                used += combiner.table.bytes
+                overEntries = overEntries || combiner.table.entryCount >= maxEntries
             }
         }
         return (used, overEntries)
@@ -51,7 +51,7 @@ final class WriteBackCacheShare {
     func evictIfOver(_ tasks: Dictionary<TopicPartition, StreamTask>.Values) {
         let used = usage(tasks).bytes
         for task in tasks {
-            for table in task.stores where used >= bytes || table.entryCount >= maxEntries { table.evictClean() }
+            for (store, _) in task.stores where used >= bytes || store.entryCount >= maxEntries { store.evictClean() }
         }
     }
 }

@@ -3,13 +3,14 @@ import EddyState
 import Foundation
 import Logging
 
-/// Brings stores up to date from their changelog partitions: reads each from its local
-/// checkpoint to its end — all of them through one reader, so their fetches overlap — lets
-/// a `ChangelogResolver` per partition release the committed records, and applies them in
-/// batched WriteBatches. The new checkpoints (`end`) are the caller's to store, after it
-/// has written the keys Redis lacks: stored earlier, a crash in between would forget that
-/// Redis lacks them.
-struct ChangelogRestore {
+/// Brings stores up to date from their changelog partitions (Kafka Streams'
+/// `StoreChangelogReader`): reads each from its local checkpoint to its end — all of them
+/// through one reader, so their fetches overlap — lets a `ChangelogResolver` per partition
+/// release the committed records, and applies them in batched WriteBatches. It runs in
+/// steps (`step(for:)`) so the stream thread's loop goes on polling meanwhile. The new
+/// checkpoints (`end`) are the caller's to store, after it has written the keys Redis
+/// lacks: stored earlier, a crash in between would forget that Redis lacks them.
+final class ChangelogRestore {
     /// One store of one task to bring up to date.
     struct Target {
         let changelog: InternalPartition
@@ -34,11 +35,10 @@ struct ChangelogRestore {
         var end: Int64 = 0
     }
 
-    let database: StateDatabase
-    let kafka: KafkaConfig
-    let usesMarkers: Bool
-    let faults: FaultInjection
-    let logger: Logger
+    private let database: StateDatabase
+    private let usesMarkers: Bool
+    private let faults: FaultInjection
+    private let logger: Logger
     static let writeBatchRecords = 50_000
     static let progressInterval = Duration.seconds(2)
     /// Changelogs that neither advance nor reach their ends for this long fail the restore.
@@ -103,46 +103,85 @@ struct ChangelogRestore {
         var startOffset: Int64 { position == 0 ? KafkaOffset.beginning : position }
     }
 
-    func run(_ targets: [Target]) throws -> [Outcome] {
-        guard !targets.isEmpty else { return [] }
-        let restores = targets.map { Progress($0, usesMarkers: usesMarkers) }
+    private let restores: [Progress]
+    private let reader: KafkaPartitionReader?
+    private let batch = ConsumedBatch(capacity: 4096)
+    private let writeBatch = StateWriteBatch()
+    private var unwrittenCount = 0
+    private let start = ContinuousClock.now
+    private var lastProgress = ContinuousClock.now
+    private var lastAdvance = ContinuousClock.now
+    /// Targets whose end is not reached yet.
+    private var open: Int
+
+    /// Starts reading `targets`' changelogs.
+    init(targets: [Target], database: StateDatabase, kafka: KafkaConfig, usesMarkers: Bool, faults: FaultInjection, logger: Logger) throws {
+        self.database = database
+        self.usesMarkers = usesMarkers
+        self.faults = faults
+        self.logger = logger
+        restores = targets.map { Progress($0, usesMarkers: usesMarkers) }
+        open = restores.count
         for r in restores where r.from == 0 && !database.isEmpty(r.target.columnFamily) {
             // State that did not come from this changelog (written by an older Eddy): the
             // changelog is the truth.
             logger.warning("\(r.target.columnFamily.name) holds state without a changelog checkpoint; rebuilding it from \(r.target.changelog.topic)")
             try database.removeAll(r.target.columnFamily)
         }
+        guard !restores.isEmpty else {
+            reader = nil
+            return
+        }
         var kafka = kafka
         kafka["auto.offset.reset"] = "error"  // a checkpoint past the end is reported, not skipped
-        let reader = try KafkaPartitionReader(config: kafka, from: restores.map { ($0.partition, $0.startOffset) })
-        let batch = ConsumedBatch(capacity: 4096)
-        let writeBatch = StateWriteBatch()
-        var unwrittenCount = 0
-        /// Writes what was released, each store's keys in order: RocksDB's memtable inserts
-        /// sorted keys several times faster than random ones (its skip list reuses the last
-        /// insert's position), and that insert was most of a restore's time.
-        func write() throws {
-            writeBatch.clear()
-            for r in restores where !r.unwritten.isEmpty { r.putUnwritten(into: writeBatch) }
-            unwrittenCount = 0
-            try database.write(writeBatch)
-        }
-        func release(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, inputEnd: Int64, into r: Progress) throws {
-            r.append(key: key, value: value)
-            unwrittenCount += 1
-            r.outcome.records += 1
-            if inputEnd > (r.target.redisWatermark ?? -1) { r.stale.insert(Array(key)) }
-            if unwrittenCount >= Self.writeBatchRecords {
-                try write()
-                faults.maybeCrash(at: .duringRestore)
-            }
-        }
+        reader = try KafkaPartitionReader(config: kafka, from: restores.map { ($0.partition, $0.startOffset) })
+    }
 
-        let start = ContinuousClock.now
-        var lastProgress = start, lastAdvance = start
-        var open = restores.count
+    deinit { batch.release() }
+
+    /// Writes what was released, each store's keys in order: RocksDB's memtable inserts
+    /// sorted keys several times faster than random ones (its skip list reuses the last
+    /// insert's position), and that insert was most of a restore's time.
+    private func write() throws {
+        writeBatch.clear()
+        for r in restores where !r.unwritten.isEmpty { r.putUnwritten(into: writeBatch) }
+        unwrittenCount = 0
+        try database.write(writeBatch)
+    }
+
+    private func release(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, inputEnd: Int64, into r: Progress) throws {
+        r.append(key: key, value: value)
+        unwrittenCount += 1
+        r.outcome.records += 1
+        if inputEnd > (r.target.redisWatermark ?? -1) { r.stale.insert(Array(key)) }
+        if unwrittenCount >= Self.writeBatchRecords {
+            try write()
+            faults.maybeCrash(at: .duringRestore)
+        }
+    }
+
+    /// Reads for about `duration`; returns each target's outcome once every changelog is
+    /// at its end, nil while reading goes on.
+    func step(for duration: Duration) throws -> [Outcome]? {
+        guard let reader else { return [] }
+        let stepEnd = ContinuousClock.now + duration
         while open > 0 {
-            reader.read(into: batch, timeoutMs: 500)
+            if ContinuousClock.now >= stepEnd { return nil }
+            try read(reader)
+        }
+        return try finish()
+    }
+
+    /// Reads to the end of every changelog.
+    func run() throws -> [Outcome] {
+        while true {
+            if let outcomes = try step(for: .seconds(3600)) { return outcomes }
+        }
+    }
+
+    private func read(_ reader: KafkaPartitionReader) throws {
+            reader.read(into: batch, timeoutMs: 100)
+            defer { batch.release() }
             for i in 0..<batch.count {
                 let message = batch[i]
                 guard let index = reader.index(of: message) else {
@@ -195,8 +234,9 @@ struct ChangelogRestore {
                 lastProgress = now
                 logProgress(restores, reader: reader, since: start)
             }
-        }
-        batch.release()
+    }
+
+    private func finish() throws -> [Outcome] {
         for r in restores {
             r.outcome.resolved = try r.resolver.finish(committedInputOffset: r.target.committedInputOffset) { try release(key: $0, value: $1, inputEnd: $2, into: r) }
             r.outcome.dropped = r.resolver.dropped

@@ -1,0 +1,132 @@
+/// A task's stream time and event-time timers. Stream time is the largest event time the
+/// task has seen; a timer fires once stream time passes it, in (time, node, key) order, never
+/// on the wall clock. Both are state: they live in the task's timer store (its own column
+/// family and changelog, written in the same commit as every other store), so a restore, a
+/// move to another process or a replay fires the same timers at the same event times.
+///
+/// Store keys: `[0]` → stream time (Int64, little-endian); `[1] time node key` → `[1]`, a
+/// pending timer (time as big-endian with the sign bit flipped, so keys sort by time; node
+/// as UInt16 big-endian).
+final class TaskTimers {
+    struct Timer: Comparable, Hashable {
+        let time: Int64
+        let node: Int
+        let key: [UInt8]
+
+        static func < (a: Timer, b: Timer) -> Bool {
+            if a.time != b.time { return a.time < b.time }
+            if a.node != b.node { return a.node < b.node }
+            return a.key.lexicographicallyPrecedes(b.key)
+        }
+    }
+
+    let store: KeyValueStore
+    /// Stream time as the store holds it (.min: never stored).
+    private(set) var storedStreamTime: Int64 = .min
+    /// Pending timers; `heap` may also hold cancelled ones, which `pending` does not.
+    private var pending = Set<Timer>()
+    private var heap = TimerHeap()
+
+    private static let streamTimeKey: [UInt8] = [0]
+
+    /// Loads stream time and the pending timers from the store (after its restore).
+    init(store: KeyValueStore) {
+        self.store = store
+        if let stored = try? store.get(Self.streamTimeKey), let time = decodeOffset(stored) { storedStreamTime = time }
+        for (key, _) in store.range(from: [1], to: [2]) {
+            guard let timer = Self.timer(fromKey: key) else { continue }
+            pending.insert(timer)
+            heap.push(timer)
+        }
+    }
+
+    /// Whether a timer is due: `streamTime` has passed the earliest pending one.
+    @inline(__always)
+    func hasDue(at streamTime: Int64) -> Bool { heap.min.map { $0.time < streamTime } ?? false }
+
+    func schedule(node: Int, key: [UInt8], at time: Int64) {
+        let timer = Timer(time: time, node: node, key: key)
+        guard pending.insert(timer).inserted else { return }
+        heap.push(timer)
+        store.put(Self.storeKey(timer), [1])  // not empty: an empty changelog value reads as a delete
+    }
+
+    func cancel(node: Int, key: [UInt8], at time: Int64) {
+        let timer = Timer(time: time, node: node, key: key)
+        guard pending.remove(timer) != nil else { return }
+        store.delete(Self.storeKey(timer))  // its heap entry is skipped when it surfaces
+    }
+
+    /// Removes and returns the earliest timer `streamTime` has passed, if any.
+    func popDue(at streamTime: Int64) -> Timer? {
+        while let top = heap.min, top.time < streamTime {
+            heap.popMin()
+            if pending.remove(top) != nil {
+                store.delete(Self.storeKey(top))
+                return top
+            }
+        }
+        return nil
+    }
+
+    var pendingCount: Int { pending.count }
+
+    /// Writes stream time into the store if it moved since the last commit.
+    func prepareCommit(streamTime: Int64) {
+        guard streamTime != storedStreamTime else { return }
+        store.put(Self.streamTimeKey, encodeOffset(streamTime))
+        storedStreamTime = streamTime
+    }
+
+    private static func storeKey(_ timer: Timer) -> [UInt8] {
+        var key: [UInt8] = [1]
+        key.reserveCapacity(11 + timer.key.count)
+        withUnsafeBytes(of: (UInt64(bitPattern: timer.time) ^ (1 << 63)).bigEndian) { key.append(contentsOf: $0) }
+        withUnsafeBytes(of: UInt16(timer.node).bigEndian) { key.append(contentsOf: $0) }
+        key.append(contentsOf: timer.key)
+        return key
+    }
+
+    private static func timer(fromKey key: [UInt8]) -> Timer? {
+        guard key.count >= 11, key[0] == 1 else { return nil }
+        return key.withUnsafeBytes { raw in
+            let time = Int64(bitPattern: UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 1, as: UInt64.self)) ^ (1 << 63))
+            let node = Int(UInt16(bigEndian: raw.loadUnaligned(fromByteOffset: 9, as: UInt16.self)))
+            return Timer(time: time, node: node, key: Array(key[11...]))
+        }
+    }
+}
+
+/// A binary min-heap of timers.
+struct TimerHeap {
+    private var items: [TaskTimers.Timer] = []
+
+    var min: TaskTimers.Timer? { items.first }
+
+    mutating func push(_ timer: TaskTimers.Timer) {
+        items.append(timer)
+        var i = items.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard items[i] < items[parent] else { break }
+            items.swapAt(i, parent)
+            i = parent
+        }
+    }
+
+    mutating func popMin() {
+        guard !items.isEmpty else { return }
+        items.swapAt(0, items.count - 1)
+        items.removeLast()
+        var i = 0
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var smallest = i
+            if l < items.count, items[l] < items[smallest] { smallest = l }
+            if r < items.count, items[r] < items[smallest] { smallest = r }
+            guard smallest != i else { return }
+            items.swapAt(i, smallest)
+            i = smallest
+        }
+    }
+}

@@ -1,0 +1,207 @@
+import EddyKafka
+import EddyState
+
+/// The unit of work and state (Kafka Streams' `StreamTask`): one input partition, its
+/// operators and their stores, its stream time and timers, the offset it has processed up
+/// to, and the Redis writes waiting for the next commit. Owned by the stream thread the
+/// partition is assigned to, or by a `TopologyTestDriver`.
+///
+/// A source task runs the topology's operators on a source partition. A repartition task
+/// owns one re-keyed aggregate's store for one repartition partition, fed through its intake.
+final class StreamTask {
+    let partition: TopicPartition
+    /// The task's operators by node number (nil: the node does not run in this task).
+    let operators: [OperatorNode?]
+    /// The operators the source feeds.
+    private let roots: [OperatorNode]
+    /// Every store with its changelog partition, in the topology's store order.
+    let stores: [(store: any StateStore, changelog: InternalPartition)]
+    /// Source tasks: aggregates whose partials go to a repartition topic at commit.
+    let combiners: [AggregateOperator]
+    /// Repartition tasks: what decides which upstream partials reach the store.
+    let intake: RepartitionIntake?
+    /// Present when an operator of the topology schedules timers.
+    let timers: TaskTimers?
+    private let timestampField: Int
+    private let deadLetters: DeadLetterQueue
+    private let sourceTopic: String
+    let metrics: StreamsMetrics
+
+    /// Where the combiners' partials start: the input offset of the last commit (or open).
+    var combinedSince: Int64
+    /// The next offset to process; everything before it is in the stores or dead-lettered.
+    var nextOffset: Int64
+    /// `nextOffset` as of the last durable commit (nil: nothing committed yet).
+    var committedOffset: Int64?
+    /// Event time: the largest record timestamp seen (ms).
+    private(set) var streamTime: Int64
+    var pendingWrites = PendingRedisWrites()
+    /// After a reset to a time: records with an older (record) timestamp are skipped until
+    /// the first that is not.
+    var skipBeforeTimestamp: Int64?
+    /// Redis lost (or never had) this task's keys: the next commit writes its whole state.
+    var rematerialize = false
+    /// The input offset of the task's first fenced Redis block in this process, and whether
+    /// the group had committed anything for it when it opened: a new task's first write
+    /// finds no watermark, and that is no loss.
+    var firstFencedOffset: Int64?
+    var openedWithState = false
+    /// The source record being processed, for dead letters raised by operators.
+    private var input: (key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer, offset: Int64)?
+
+    init(partition: TopicPartition, operators: [OperatorNode?], roots: [OperatorNode],
+         stores: [(store: any StateStore, changelog: InternalPartition)], intake: RepartitionIntake?, timers: TaskTimers?,
+         topology: CompiledTopology, deadLetters: DeadLetterQueue, metrics: StreamsMetrics, nextOffset: Int64, committedOffset: Int64?) {
+        self.partition = partition
+        self.operators = operators
+        self.roots = roots
+        self.stores = stores
+        combiners = operators.compactMap { ($0 as? AggregateOperator)?.isCombiner == true ? $0 as? AggregateOperator : nil }
+        self.intake = intake
+        self.timers = timers
+        timestampField = topology.timestampField
+        sourceTopic = topology.topology.source.topic
+        self.deadLetters = deadLetters
+        self.metrics = metrics
+        self.nextOffset = nextOffset
+        self.committedOffset = committedOffset
+        combinedSince = nextOffset
+        streamTime = timers?.storedStreamTime ?? .min
+    }
+
+    // MARK: processing
+
+    /// Runs the topology on one decoded source record, then fires the timers its event
+    /// time made due.
+    @inline(__always)
+    func process(_ value: UnsafeRawBufferPointer, decodedBy decoder: RecordDecoder, key: UnsafeRawBufferPointer?, offset: Int64) throws {
+        let time = decoder.int64(timestampField, from: value)
+        if time > streamTime { streamTime = time }
+        input = (key, value, offset)
+        defer { input = nil }
+        let record = Record(value: value, fields: decoder, timestamp: time, offset: offset)
+        for root in roots { try root.process(record, in: self) }
+        if let timers, timers.hasDue(at: streamTime) { try fireTimers(timers) }
+    }
+
+    /// Fires due timers in (time, node, key) order; a timer a callback schedules that is
+    /// already due fires in the same pass.
+    private func fireTimers(_ timers: TaskTimers) throws {
+        while let timer = timers.popDue(at: streamTime) {
+            try operators[timer.node]?.timerFired(key: timer.key, at: timer.time, in: self)
+        }
+    }
+
+    /// Dead-letters the source record being processed (an operator found it unusable, e.g.
+    /// too late for its window).
+    func deadLetter(_ reason: DeadLetterReason) {
+        guard let input else { return }
+        deadLetters.add(key: input.key.map(Array.init), value: Array(input.value), partition: partition.partition, offset: input.offset,
+                        sourceTopic: sourceTopic, reason: reason)
+    }
+
+    /// Collects the per-record writes of a node's sinks, deduplicated to the last value per
+    /// key and field until the commit.
+    func collectSinkWrites(_ sinks: [CompiledSink], _ record: Record) {
+        let render: (OutputRef, inout [UInt8]) -> Void = { ref, out in
+            if case .field(let id) = ref { record.fields.appendValue(id, from: record.value, to: &out) }
+        }
+        func text(_ ref: OutputRef?) -> [UInt8] {
+            var out: [UInt8] = []
+            if let ref { render(ref, &out) }
+            return out
+        }
+        for sink in sinks {
+            var key: [UInt8] = []
+            sink.key.render(into: &key, render)
+            var field: [UInt8] = []
+            sink.field?.render(into: &field, render)
+            if sink.kind == .hash, sink.field == nil {
+                for (name, ref) in sink.outputs {
+                    pendingWrites.set(.init(kind: .hash, key: key, field: name), text(ref), ttl: sink.ttlSeconds)
+                }
+            } else {
+                pendingWrites.set(.init(kind: sink.kind, key: key, field: field), text(sink.value), ttl: sink.ttlSeconds)
+            }
+        }
+    }
+
+    // MARK: commit
+
+    var hasUncommittedWork: Bool {
+        rematerialize || committedOffset != nextOffset || !pendingWrites.isEmpty || stores.contains { $0.store.hasChanges }
+            || combiners.contains { $0.table.entryCount > 0 } || intake?.hasChanges == true
+    }
+
+    /// Whether a commit would change state or Redis, not only offsets.
+    var changesState: Bool {
+        !pendingWrites.isEmpty || stores.contains { $0.store.hasChanges } || combiners.contains { $0.table.entryCount > 0 }
+    }
+
+    /// The commit's Kafka part for this task's stores: each changed key's last value (or a
+    /// tombstone) to the store's changelog, after the marker the changelog is owed.
+    func sendChanges(through changelogs: any ChangelogWriter) throws {
+        if let timers { timers.prepareCommit(streamTime: streamTime) }
+        intake?.prepareCommit()
+        for (store, changelog) in stores {
+            // Owed markers go out with the task's offsets even when the store did not
+            // change (all records filtered): the group moves past their end.
+            try changelogs.writeMarkerIfOwed(changelog)
+            try store.forEachChange { key, value in
+                try changelogs.sendChange(to: changelog, key: key, value: value, inputEnd: nextOffset)
+            }
+        }
+    }
+
+    /// The Redis commands of the commit: every operator's state changes (its whole state
+    /// when Redis lost it), then the per-record sink writes.
+    func renderView(into view: inout RedisViewWriter) throws {
+        for op in operators { try op?.renderView(into: &view, wholeState: rematerialize) }
+        view.addPending(pendingWrites)
+    }
+
+    /// Puts the stores' changes into the commit's RocksDB batch and marks everything clean:
+    /// call once the Kafka part is committed and the view rendered.
+    func writeState(to batch: StateWriteBatch) {
+        for (store, _) in stores {
+            store.writeChanges(to: batch)
+            store.markClean()
+        }
+        for op in operators { op?.committed() }
+        committedOffset = nextOffset
+        pendingWrites.removeAll()
+        rematerialize = false
+    }
+
+    /// After the combiners' partials are committed downstream.
+    func clearCombiners() {
+        for combiner in combiners { combiner.table.removeAll() }
+        combinedSince = nextOffset
+    }
+}
+
+/// Where a task's changelog records go: the thread's transactional producer, or a test
+/// driver's capture.
+protocol ChangelogWriter {
+    func writeMarkerIfOwed(_ changelog: InternalPartition) throws
+    func sendChange(to changelog: InternalPartition, key: [UInt8], value: [UInt8]?, inputEnd: Int64) throws
+}
+
+/// Per-record sink writes of non-aggregate nodes, deduplicated to the last value per Redis
+/// key and field until the commit sends them.
+struct PendingRedisWrites {
+    struct Target: Hashable {
+        let kind: Topology.RedisSink.Kind
+        let key: [UInt8]
+        let field: [UInt8]
+    }
+    private(set) var values: [Target: (value: [UInt8], ttl: Int?)] = [:]
+
+    var isEmpty: Bool { values.isEmpty }
+
+    mutating func set(_ target: Target, _ value: [UInt8], ttl: Int?) {
+        values[target] = (value, ttl)
+    }
+
+    mutating func removeAll() { values.removeAll(keepingCapacity: true) }
+}

@@ -1,0 +1,94 @@
+import EddyKafka
+import EddyState
+
+/// Which stores the task of a partition has, and how its operators are built over them
+/// (Kafka Streams' task creator): the same for a stream thread and a test driver.
+struct TaskBuilder {
+    let topology: CompiledTopology
+    let database: StateDatabase
+    let usesMarkers: Bool
+    let deadLetters: DeadLetterQueue
+    let metrics: StreamsMetrics
+    private let changelogTopics: [String]
+
+    init(topology: CompiledTopology, database: StateDatabase, usesMarkers: Bool, deadLetters: DeadLetterQueue, metrics: StreamsMetrics) {
+        self.topology = topology
+        self.database = database
+        self.usesMarkers = usesMarkers
+        self.deadLetters = deadLetters
+        self.metrics = metrics
+        changelogTopics = Changelogs.topics(of: topology)
+    }
+
+    var sourceTopic: String { topology.topology.source.topic }
+
+    /// The stores of the task of `tp`: a source partition's, or those of the re-keyed
+    /// aggregate a repartition partition feeds.
+    func stores(of tp: TopicPartition) -> [CompiledTopology.Store] {
+        tp.topic == sourceTopic ? topology.stores.filter { $0.repartitionTopic == nil } : topology.stores.filter { $0.repartitionTopic == tp.topic }
+    }
+
+    func changelog(of store: CompiledTopology.Store, partition: Int32) -> InternalPartition {
+        InternalPartition(store: store.index, topic: changelogTopics[store.index], partition: partition)
+    }
+
+    func columnFamily(of store: CompiledTopology.Store, partition: Int32) throws -> ColumnFamily {
+        try database.columnFamily(store.columnFamilyName(partition: partition))
+    }
+
+    /// Builds the task of `tp` over its stores, which must be restored already (a store
+    /// learns at creation whether its column family is empty).
+    func build(_ tp: TopicPartition, nextOffset: Int64, committedOffset: Int64?) throws -> StreamTask {
+        var tables: [Int: AggregateTable] = [:]
+        var keyValueStores: [Int: KeyValueStore] = [:]
+        var stores: [(store: any StateStore, changelog: InternalPartition)] = []
+        var timers: TaskTimers?
+        var intakeStore: KeyValueStore?
+        for spec in self.stores(of: tp) {
+            let columnFamily = try columnFamily(of: spec, partition: tp.partition)
+            let store: any StateStore
+            switch spec.role {
+            case .aggregate(let a):
+                let table = AggregateTable(spec: topology.aggregates[a], columnFamily: columnFamily, database: database)
+                tables[a] = table
+                store = table
+            case .intake:
+                let kv = KeyValueStore(name: spec.name, columnFamily: columnFamily, database: database)
+                intakeStore = kv
+                store = kv
+            case .keyValue(let node):
+                let kv = KeyValueStore(name: spec.name, columnFamily: columnFamily, database: database)
+                keyValueStores[node] = kv
+                store = kv
+            case .timers:
+                let kv = KeyValueStore(name: spec.name, columnFamily: columnFamily, database: database)
+                timers = TaskTimers(store: kv)
+                store = kv
+            }
+            stores.append((store, changelog(of: spec, partition: tp.partition)))
+        }
+        var operators = [OperatorNode?](repeating: nil, count: topology.nodes.count)
+        var roots: [OperatorNode] = []
+        var intake: RepartitionIntake?
+        if tp.topic == sourceTopic {
+            for aggregate in topology.aggregates where aggregate.repartitionTopic != nil { tables[aggregate.index] = AggregateTable(combining: aggregate) }
+            let environment = OperatorEnvironment(topology: topology, tables: tables, keyValueStores: keyValueStores, timers: timers)
+            for (i, node) in topology.nodes.enumerated() {
+                let op = node.makeOperator(index: i, in: environment)
+                operators[i] = op
+                if node.parent < 0 { roots.append(op) } else { operators[node.parent]!.add(child: op) }
+            }
+        } else {
+            // The re-keyed aggregate's downstream half: its store, fed by the intake.
+            let aggregate = topology.aggregates.first { $0.repartitionTopic == tp.topic }!
+            let i = topology.nodes.firstIndex { if case .aggregate(aggregate.index) = $0.kind { return true }; return false }!
+            let environment = OperatorEnvironment(topology: topology, tables: tables, keyValueStores: [:], timers: nil)
+            operators[i] = topology.nodes[i].makeOperator(index: i, in: environment)
+            let created = RepartitionIntake(table: tables[aggregate.index]!, store: intakeStore!, usesMarkers: usesMarkers)
+            created.load()
+            intake = created
+        }
+        return StreamTask(partition: tp, operators: operators, roots: roots, stores: stores, intake: intake, timers: timers,
+                          topology: topology, deadLetters: deadLetters, metrics: metrics, nextOffset: nextOffset, committedOffset: committedOffset)
+    }
+}

@@ -1,0 +1,214 @@
+import EddyKafka
+import EddyRedis
+import EddyState
+import Foundation
+import Logging
+
+/// Commits a stream thread's tasks, in the order the crash tests prove (docs/exactly-once.md):
+///
+/// 1. Kafka: changelog records of every changed store key, the combiners' partials, dead
+///    letters and the input offsets, in one transaction (exactly-once) or flushed then
+///    committed (at-least-once). From here the attempt is durable.
+/// 2. Redis view (absolute commands, fenced by input position): a crash before it is
+///    repaired by restore, which writes the keys of the changelog tail again.
+/// 3. One RocksDB WriteBatch: the new state and each changelog's checkpoint, together.
+///
+/// 2 and 3 are the commit's tail, written while processing goes on (`CommitTail`); a stop or
+/// a revoke also waits for it. Owned by the stream thread.
+final class TaskCommitter {
+    private let context: RuntimeContext
+    private let manager: TaskManager
+    private let tail: CommitTail
+    private let deadLetters: DeadLetterQueue
+    private let cacheShare: WriteBackCacheShare
+    private let faults: FaultInjection
+    private let logger: Logger
+    private let threadID: Int
+    /// Set when processing failed mid-record or the producer was fenced: from then on
+    /// nothing is committed.
+    var failed = false
+    private(set) var lastCommit = ContinuousClock.now
+    /// Consecutive failed commits; past `maxFailedCommits` the thread gives up.
+    private var failedCommits = 0
+    private static let maxFailedCommits = 20
+    /// Since when commits fail because the broker cannot be reached (nil: they do not).
+    private var kafkaOutageStart: ContinuousClock.Instant?
+    /// How long a stop or a rebalance waits for Redis to take a pending commit tail.
+    private static let tailGraceOnStop = Duration.seconds(5)
+
+    init(threadID: Int, context: RuntimeContext, manager: TaskManager, tail: CommitTail, deadLetters: DeadLetterQueue,
+         cacheShare: WriteBackCacheShare, faults: FaultInjection, logger: Logger) {
+        self.threadID = threadID
+        self.context = context
+        self.manager = manager
+        self.tail = tail
+        self.deadLetters = deadLetters
+        self.cacheShare = cacheShare
+        self.faults = faults
+        self.logger = logger
+    }
+
+    /// Commits, retrying a few times. A failed attempt is aborted and leaves everything
+    /// dirty, so nothing is lost: the next attempt sends it again. After a few failures it
+    /// returns to polling (a lost partition is then revoked); a fenced producer or a
+    /// commit that keeps failing stops the thread with an error. `markAll` also writes the
+    /// markers owed for earlier attempts (before a stop or giving partitions up), so the next
+    /// reader of those changelogs has nothing to resolve.
+    func commitUntilDone(producer: StreamProducer?, consumer: KafkaConsumer?, markAll: Bool = false) {
+        for attempt in 1...3 {
+            do {
+                if try commit(producer: producer, consumer: consumer, markAll: markAll) { endKafkaOutage() }
+                failedCommits = 0
+                return
+            } catch let error as KafkaError where error.isFatal {
+                failed = true
+                context.requestStop(failure: "thread \(threadID): the producer was fenced (another process runs with instance id '\(context.config.resolvedInstanceId)'?) and stops without writing again: \(error)")
+                return
+            } catch let pending as CommitTailPending {
+                // Redis is down: the loop pauses input until the tail is written (CommitTail).
+                logger.warning("\(pending)")
+                return
+            } catch {
+                failedCommits += 1
+                context.metrics.commitFailures.add(1, ordering: .relaxed)
+                if Self.isTransient(error) && kafkaOutageStart == nil {
+                    kafkaOutageStart = lastCommit  // when the failed attempt began
+                    context.metrics.kafkaOutages.add(1, ordering: .relaxed)
+                    logger.warning("Kafka unavailable, commits wait (everything stays pending and is retried): \(error)")
+                } else {
+                    logger.error("commit failed (attempt \(attempt)): \(error)")
+                }
+                // An unreachable broker is waited out, however long: each attempt is
+                // aborted and everything stays pending. Only other errors, over and over,
+                // stop the thread.
+                if failedCommits >= Self.maxFailedCommits && !Self.isTransient(error) {
+                    failed = true
+                    context.requestStop(failure: "thread \(threadID): \(failedCommits) commits in a row failed, last: \(error)")
+                    return
+                }
+                // A step that missed its deadline has waited long already: back to polling.
+                if error is StepTimedOut || (context.stopRequested && attempt >= 2) { break }
+                Thread.sleep(forTimeInterval: 0.2 * Double(attempt))
+            }
+        }
+        logger.error("commit not done yet; uncommitted records stay pending (or are processed again after a restart)")
+    }
+
+    private func endKafkaOutage() {
+        guard let start = kafkaOutageStart else { return }
+        kafkaOutageStart = nil
+        let elapsed = ContinuousClock.now - start
+        context.metrics.kafkaOutageMicros.add(Int(elapsed / .microseconds(1)), ordering: .relaxed)
+        logger.notice("Kafka available again after \(elapsed.seconds) s: committed")
+    }
+
+    /// Errors an unreachable or restarting broker causes, which a later attempt gets past.
+    private static func isTransient(_ error: Error) -> Bool {
+        if error is StepTimedOut { return true }
+        guard let error = error as? KafkaError else { return false }
+        return error.isRetriable || error.requiresAbort || error.isTransportFailure
+    }
+
+    /// Returns whether a Kafka commit happened (false: nothing to commit, or an outage).
+    private func commit(producer: StreamProducer?, consumer: KafkaConsumer?, markAll: Bool) throws -> Bool {
+        let committed = try commitAttempt(producer: producer, consumer: consumer, markAll: markAll)
+        if markAll { try tail.finish(within: Self.tailGraceOnStop) }
+        return committed
+    }
+
+    private func commitAttempt(producer: StreamProducer?, consumer: KafkaConsumer?, markAll: Bool) throws -> Bool {
+        lastCommit = .now
+        guard !failed, let producer, let consumer else { return false }
+        // The previous tail must be written before the next commit's tail can be built: in
+        // an outage nothing is committed (input is paused), and nothing is lost.
+        guard tail.waitUnlessFailing() else { return false }
+        flagTasksRedisLost(tail.takeMissingWatermarks())
+        let dirtyTasks = manager.tasks.values.filter(\.hasUncommittedWork)
+        guard !dirtyTasks.isEmpty || producer.owesRepartitionRecords || (markAll && producer.owesMarkers) else { return false }
+        let start = ContinuousClock.now
+        let sourcePartitions = Set(dirtyTasks.filter { $0.intake == nil }.map(\.partition.partition))
+        // Whether the attempt changes state or Redis (not only offsets): fault points care.
+        let changesState = dirtyTasks.contains(where: \.changesState)
+        do {
+            // Resolutions before any partial: downstream must read them first.
+            try producer.writeResolutions()
+            // Repartition markers in every attempt: downstream tasks hold records until then.
+            try producer.writeOwedMarkers { markAll || $0.isRepartition }
+            for task in dirtyTasks {
+                try task.sendChanges(through: producer)
+                for combiner in task.combiners { try sendPartials(of: combiner.table, task: task, producer: producer) }
+            }
+            try deadLetters.send(for: sourcePartitions, through: producer)
+            try producer.commit(offsets: Dictionary(uniqueKeysWithValues: dirtyTasks.map { ($0.partition, $0.nextOffset) }), consumer: consumer)
+        } catch {
+            producer.abort()
+            throw error
+        }
+        for task in dirtyTasks where !task.combiners.isEmpty { task.clearCombiners() }
+        for repartition in manager.repartitionPartitions {
+            if let end = producer.checkpoint(of: repartition) { context.tracker.wrote(repartition.topicPartition, upTo: end) }
+        }
+        if changesState { faults.maybeCrash(at: .afterKafkaCommit) }
+        context.metrics.addDeadLetters(deadLetters.committed(for: sourcePartitions))
+        let kafkaDone = ContinuousClock.now
+
+        // The previous tail is written: its entries may leave the cache, RocksDB has them.
+        try tail.finish()
+        cacheShare.evictIfOver(manager.tasks.values)
+        var view = RedisViewWriter()
+        let writeBatch = tail.nextBatch()
+        for task in dirtyTasks {
+            let wholeState = task.rematerialize
+            if wholeState { context.metrics.rematerializedTasks.add(1, ordering: .relaxed) }
+            try task.renderView(into: &view)
+            view.fence(watermark: manager.watermarkKey(task.partition), offset: task.nextOffset, wholeState: wholeState)
+            if task.firstFencedOffset == nil { task.firstFencedOffset = task.nextOffset }
+            writeBatch.put(manager.offsets, key: TaskManager.inputKey(task.partition), value: encodeOffset(task.nextOffset))
+            task.writeState(to: writeBatch)
+            for (_, changelog) in task.stores {
+                manager.putChangelogPosition(changelog, checkpoint: producer.checkpoint(of: changelog), owed: producer.owed(on: changelog), into: writeBatch)
+            }
+        }
+        tail.submit(view: view, batch: writeBatch)
+        logger.debug("commit: Kafka in \(kafkaDone - start), then \(view.commandCount) Redis writes and \(writeBatch.count) state puts prepared in \(ContinuousClock.now - kafkaDone)")
+        context.metrics.recordCommitSucceeded(micros: Int((ContinuousClock.now - start) / .microseconds(1)))
+        return true
+    }
+
+    /// Sends a combiner's partials to the partitions owning their keys, and an empty record
+    /// to every other partition: each committed attempt reaches every downstream task, so
+    /// each sees an unbroken chain of upstream ranges (`RepartitionIntake`).
+    private func sendPartials(of combiner: AggregateTable, task: StreamTask, producer: StreamProducer) throws {
+        let topic = combiner.spec.repartitionTopic!
+        let count = context.partitionCount
+        var reached = [Bool](repeating: false, count: count)
+        func partition(_ q: Int32) -> InternalPartition {
+            InternalPartition(store: combiner.spec.index, topic: topic, partition: q, isRepartition: true)
+        }
+        let upstream = task.partition.partition
+        try combiner.forEachDirty { key, value in
+            let q = Repartitions.partition(of: key, count: count)
+            reached[Int(q)] = true
+            try producer.sendPartial(to: partition(q), key: key, value: value, upstream: upstream, start: task.combinedSince, end: task.nextOffset)
+        }
+        for q in 0..<count where !reached[q] {
+            try producer.sendPartial(to: partition(Int32(q)), key: nil, value: [], upstream: upstream, start: task.combinedSince, end: task.nextOffset)
+        }
+    }
+
+    /// Tasks whose watermark Redis does not have write their whole state in the next
+    /// commit, which creates it (`RedisViewWriter`): Redis lost the application's keys, or
+    /// the task is new (its first write finds none; that is no loss, and not logged as one).
+    private func flagTasksRedisLost(_ watermarks: [[UInt8]: Int64]) {
+        guard !watermarks.isEmpty else { return }
+        var flagged: [String] = []
+        for task in manager.tasks.values where !task.rematerialize {
+            guard let offset = watermarks[manager.watermarkKey(task.partition)] else { continue }
+            task.rematerialize = true
+            if offset != task.firstFencedOffset || task.openedWithState { flagged.append(task.partition.description) }
+        }
+        if !flagged.isEmpty {
+            logger.warning("Redis lost the keys of \(flagged.sorted()) (their watermarks vanished: restarted without its data, flushed or evicted): writing their whole state to Redis again")
+        }
+    }
+}
