@@ -277,6 +277,24 @@ final class TopologyFileTests: XCTestCase {
         return window
     }
 
+    func testShippedSessionsFileEqualsTheSwiftDSL() throws {
+        let path = Self.root.appendingPathComponent("Topologies/sessions.yaml").path
+        let (fromFile, _) = try TopologyFile.decode(try String(contentsOfFile: path, encoding: .utf8), file: path)
+        XCTAssertEqual(fromFile.nodes.first?.operation,
+                       .session(.init(groupBy: ["user_id"], gapMs: 30 * 60_000, graceMs: 5 * 60_000, closedTTLSeconds: 3600)))
+        XCTAssertEqual(fromFile.nodes.first?.operation.groupBy, ["user_id"])
+        let builder = StreamsBuilder(application: "sessions")
+        builder.stream(topic: "clicks", key: "user_id", timestamp: "ts")
+            .session("sessions", groupBy: ["user_id"], gap: .seconds(30 * 60), grace: .seconds(5 * 60), closedTTLSeconds: 3600)
+            .toRedis(.init(kind: .hash, key: "session:{session_id}:features"))
+        XCTAssertEqual(try builder.unvalidated(), fromFile)
+        let text = fromFile.describe(.text)
+        XCTAssertTrue(text.contains("sessions <- source: session(group_by: user_id, gap 30m, grace 5m), closed sessions kept 1h\n"), text)
+        XCTAssertTrue(text.contains("-> redis hash session:{session_id}:features"), text)
+        XCTAssertFalse(text.contains("re-keyed"), text)
+        XCTAssertTrue(fromFile.describe(.mermaid).contains("session(group_by: user_id, gap 30m, grace 5m)"))
+    }
+
     func testSessionDefaultsAndOptionalFields() throws {
         let window = try XCTUnwrap(try decodeSession("{group_by: [user_id], gap: 30m}"))
         XCTAssertEqual(window, Topology.SessionWindow(groupBy: ["user_id"], gapMs: 1_800_000))
