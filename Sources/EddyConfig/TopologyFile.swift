@@ -14,24 +14,34 @@ import Yams
 ///         recent: {group_by: [user_id], field: item_id, size: 20}
 ///       - name: popularity
 ///         decay: {group_by: [item_id], half_life: 1h, weights: {field: event_type, values: {view: 1, click: 3}}}
+///       - name: sessions
+///         session: {group_by: [user_id], gap: 30m, grace: 5m, closed_ttl: 1h}
+///         to_redis: {type: hash, key: "session:{session_id}:features"}
 public enum TopologyFile {
     public static func load(path: String) throws -> Topology {
         try parse(try readConfigFile(path), file: path)
     }
 
     public static func parse(_ text: String, file: String) throws -> Topology {
-        let root = try YAMLField.load(text, file: file)
-        let top = try root.mapping(allowed: ["application", "source", "nodes"])
-        guard let app = top["application"] else { throw root.error("missing field 'application'") }
-        guard let sourceField = top["source"] else { throw root.error("missing field 'source'") }
-        let topology = Topology(application: try app.string(), source: try source(sourceField),
-                                nodes: try top["nodes"]?.sequence().map(node) ?? [])
+        let (topology, root) = try decode(text, file: file)
         do {
             try topology.validate()
         } catch let error as TopologyError {
             throw root.deepest(error.path).error(error.message).withField(error.field)
         }
         return topology
+    }
+
+    /// The file's topology as written, not yet validated (`parse` validates it), and the
+    /// root of the YAML.
+    static func decode(_ text: String, file: String) throws -> (Topology, YAMLField) {
+        let root = try YAMLField.load(text, file: file)
+        let top = try root.mapping(allowed: ["application", "source", "nodes"])
+        guard let app = top["application"] else { throw root.error("missing field 'application'") }
+        guard let sourceField = top["source"] else { throw root.error("missing field 'source'") }
+        let topology = Topology(application: try app.string(), source: try source(sourceField),
+                                nodes: try top["nodes"]?.sequence().map(node) ?? [])
+        return (topology, root)
     }
 
     private static func source(_ field: YAMLField) throws -> Topology.Source {
@@ -52,7 +62,7 @@ public enum TopologyFile {
     }
 
     private static func node(_ field: YAMLField) throws -> Topology.Node {
-        let operations = ["filter", "project", "aggregate", "recent", "decay"]
+        let operations = ["filter", "project", "aggregate", "recent", "decay", "session"]
         let f = try field.mapping(allowed: ["name", "input"] + operations + ["to_redis"])
         guard let name = f["name"] else { throw field.error("missing field 'name'") }
         let given = operations.filter { f[$0] != nil }
@@ -84,6 +94,8 @@ public enum TopologyFile {
             guard let weightsField = d["weights"] else { throw decay.error("missing field 'weights' (what each record adds)") }
             operation = .decay(groupBy: try groupBy.strings(), weights: try weights(weightsField),
                                halfLifeMs: Int64(try halfLife.durationSeconds()) * 1000)
+        } else if let session = f["session"] {
+            operation = .session(try self.session(session))
         } else {
             guard !sinks.isEmpty else {
                 throw field.error("a node needs one of \(operations.joined(separator: ", ")) or a 'to_redis' sink")
@@ -91,6 +103,25 @@ public enum TopologyFile {
             operation = .passthrough
         }
         return Topology.Node(name: try name.string(), input: try f["input"]?.string(), operation: operation, sinks: sinks)
+    }
+
+    /// `{group_by: [user_id], gap: 30m, grace: 5m, closed_ttl: 1h}`, optionally naming the
+    /// fields (`event_type`, `item`, `category`, `price`) and `cart_types`, `purchase_types`.
+    private static func session(_ field: YAMLField) throws -> Topology.SessionWindow {
+        let f = try field.mapping(allowed: ["group_by", "gap", "grace", "closed_ttl", "event_type", "item", "category", "price",
+                                            "cart_types", "purchase_types"])
+        guard let groupBy = f["group_by"] else { throw field.error("missing field 'group_by'") }
+        guard let gap = f["gap"] else { throw field.error("missing field 'gap' (the inactivity that ends a session, e.g. 30m)") }
+        var window = Topology.SessionWindow(groupBy: try groupBy.strings(), gapMs: try gap.durationMilliseconds())
+        if let grace = f["grace"] { window.graceMs = try grace.durationMilliseconds(allowZero: true) }
+        if let ttl = f["closed_ttl"] { window.closedTTLSeconds = try ttl.durationSeconds() }
+        if let v = f["event_type"] { window.eventTypeField = try v.nonEmptyString() }
+        if let v = f["item"] { window.itemField = try v.nonEmptyString() }
+        if let v = f["category"] { window.categoryField = try v.nonEmptyString() }
+        if let v = f["price"] { window.priceField = try v.nonEmptyString() }
+        if let v = f["cart_types"] { window.cartTypes = try v.strings() }
+        if let v = f["purchase_types"] { window.purchaseTypes = try v.strings() }
+        return window
     }
 
     /// `{field: event_type, values: {view: 1, click: 3}}`

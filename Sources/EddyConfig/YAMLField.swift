@@ -137,6 +137,30 @@ struct YAMLField {
         return seconds
     }
 
+    /// A duration in milliseconds: `500ms`, `90s`, `30m`, `24h`, `7d`, or a plain number of
+    /// seconds (`90`), at most `ConfigLimits.maxDurationSeconds`. Must be positive unless
+    /// `allowZero` (then `0`, `0s`, `0ms` are accepted). Checked like `durationSeconds`.
+    func durationMilliseconds(allowZero: Bool = false) throws -> Int64 {
+        let text = try string().trimmingCharacters(in: .whitespaces)
+        let units: [(suffix: String, ms: Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)]
+        var number = Substring(text)
+        var unit: Int64 = 1000
+        // "ms" before "s" and "m": the first matching suffix wins.
+        if let u = units.first(where: { text.hasSuffix($0.suffix) }) {
+            unit = u.ms
+            number = text.dropLast(u.suffix.count)
+        }
+        guard let n = Int64(number), allowZero ? n >= 0 : n > 0 else {
+            throw error(allowZero ? "expected a duration like 0s, 500ms, 90s, 30m, 24h or 7d, got '\(text)'"
+                                  : "expected a positive duration like 500ms, 90s, 30m, 24h or 7d, got '\(text)'")
+        }
+        let (ms, overflow) = n.multipliedReportingOverflow(by: unit)
+        guard !overflow, ms <= Int64(ConfigLimits.maxDurationSeconds) * 1000 else {
+            throw error("'\(text)' is longer than the longest duration allowed, 100 years (\(ConfigLimits.maxDurationSeconds / 86_400)d)")
+        }
+        return ms
+    }
+
     /// The node at `path` below this one, or the deepest existing ancestor (for errors
     /// raised after parsing, such as a topology's validation).
     func deepest(_ target: [PathComponent]) -> YAMLField {

@@ -25,10 +25,15 @@ public final class StreamsBuilder {
 
     /// Validates the topology (as a config file would be) and returns it.
     public func build() throws -> Topology {
-        guard let source else { throw TopologyError([.key("source")], "no source stream: call stream(topic:...) first") }
-        let topology = Topology(application: application, source: source, nodes: nodes)
+        let topology = try unvalidated()
         _ = try TopologyCompiler.compile(topology)
         return topology
+    }
+
+    /// The topology as built so far, not yet validated (`build` validates it).
+    func unvalidated() throws -> Topology {
+        guard let source else { throw TopologyError([.key("source")], "no source stream: call stream(topic:...) first") }
+        return Topology(application: application, source: source, nodes: nodes)
     }
 
     func add(_ node: Topology.Node) -> KStream {
@@ -71,8 +76,29 @@ public struct KStream {
     /// An exponentially decayed weight sum per group on event time (outputs `count`, `score`,
     /// `last_time`, `rank`).
     public func decay(_ name: String, groupBy: [String], weights: Topology.Weights, halfLife: Duration) -> KTable {
-        let ms = halfLife.components.seconds * 1000 + halfLife.components.attoseconds / 1_000_000_000_000_000
-        return KTable(stream: builder.add(.init(name: name, input: self.name, operation: .decay(groupBy: groupBy, weights: weights, halfLifeMs: ms))))
+        KTable(stream: builder.add(.init(name: name, input: self.name, operation: .decay(groupBy: groupBy, weights: weights, halfLifeMs: milliseconds(halfLife)))))
+    }
+
+    /// Session windows per group on event time, with each session's features (see
+    /// `Topology.SessionWindow`): records at most `gap` apart are one session, records up to
+    /// `grace` behind stream time still count, and a closed session's keys are deleted
+    /// (`closedTTLSeconds` nil) or kept that long. Durations are taken in whole milliseconds.
+    public func session(_ name: String, groupBy: [String], gap: Duration, grace: Duration = .zero,
+                        closedTTLSeconds: Int? = nil, eventType: String = "event_type", item: String = "item_id",
+                        category: String = "category", price: String = "price",
+                        cartTypes: [String] = ["cart"], purchaseTypes: [String] = ["purchase"]) -> KTable {
+        session(name, Topology.SessionWindow(groupBy: groupBy, gapMs: milliseconds(gap), graceMs: milliseconds(grace),
+                                             eventTypeField: eventType, itemField: item, categoryField: category, priceField: price,
+                                             cartTypes: cartTypes, purchaseTypes: purchaseTypes, closedTTLSeconds: closedTTLSeconds))
+    }
+
+    /// Session windows as `window` describes them.
+    public func session(_ name: String, _ window: Topology.SessionWindow) -> KTable {
+        KTable(stream: builder.add(.init(name: name, input: self.name, operation: .session(window))))
+    }
+
+    private func milliseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
     }
 
     @discardableResult

@@ -76,8 +76,75 @@ public struct Topology: Equatable, Sendable {
         /// time (the value at time T is 2^(rank − T/halfLife)): the score for a zset.
         /// Re-keys as `aggregate` does.
         case decay(groupBy: [String], weights: Weights, halfLifeMs: Int64)
+        /// Session windows per group on event time: a group's events less than `gapMs` apart
+        /// form one session, which closes once stream time passes its end + gap + grace.
+        /// See `SessionWindow` for the exact rules and the features written.
+        case session(SessionWindow)
         /// Passes records through unchanged (a named point to attach sinks to).
         case passthrough
+    }
+
+    /// Session windows on event time, per group (`groupBy`), with the session's features.
+    ///
+    /// Rules, per task, with records in arrival order:
+    /// - Stream time is the largest event time seen so far, including the current record's.
+    /// - A record of group k at time t touches every open session of k with
+    ///   start − gap ≤ t ≤ end + gap. The merged session spans the min/max of those
+    ///   sessions' starts/ends and t. If merged.end < stream time − grace the record is
+    ///   late: it is counted as such and changes nothing. Otherwise the touched sessions
+    ///   are replaced by the merged one, holding all their records and this one (so a
+    ///   record arriving out of order, within grace, can merge two sessions).
+    /// - After each record, every open session with end + gap + grace < stream time
+    ///   closes, in order of (end + gap + grace, group, start).
+    ///
+    /// A session is identified by its group and start (`session_id`, `<group>:<start>`).
+    /// Its features, computed over its records: the number of records; a count per value of
+    /// `eventTypeField` (records without one are not counted there); the number of distinct
+    /// values of `itemField`; a count per value of `categoryField`, and the top category
+    /// (highest count, ties to the lexicographically smallest, "" when none); the last item
+    /// (the `itemField` of the record with the largest event time among those that have
+    /// one, ties to the later arrival, "" when none); the cart and purchase values (the sum
+    /// of `priceField` over records whose type is in `cartTypes` / `purchaseTypes` and
+    /// that have a price); start, end and duration (end − start, ms).
+    ///
+    /// When a session closes its Redis keys are deleted (`closedTTLSeconds` nil), or kept
+    /// with that expiry.
+    ///
+    /// `Tests/EddyTests/SessionReference.swift` is a brute-force model of these rules.
+    public struct SessionWindow: Equatable, Sendable {
+        /// The group fields: sessions are per group (the session's key).
+        public var groupBy: [String]
+        /// Records of a group at most this far apart (ms) are in one session; positive.
+        public var gapMs: Int64
+        /// How far (ms) behind stream time a record may still land in a session; ≥ 0.
+        public var graceMs: Int64
+        /// The fields features are computed from.
+        public var eventTypeField: String
+        public var itemField: String
+        public var categoryField: String
+        /// A number; a record without a price adds nothing to the cart or purchase value.
+        public var priceField: String
+        /// Event types whose price adds to the cart value.
+        public var cartTypes: [String]
+        /// Event types whose price adds to the purchase value.
+        public var purchaseTypes: [String]
+        /// nil: a closed session's Redis keys are deleted; else they are kept with this TTL.
+        public var closedTTLSeconds: Int?
+
+        public init(groupBy: [String], gapMs: Int64, graceMs: Int64 = 0, eventTypeField: String = "event_type",
+                    itemField: String = "item_id", categoryField: String = "category", priceField: String = "price",
+                    cartTypes: [String] = ["cart"], purchaseTypes: [String] = ["purchase"], closedTTLSeconds: Int? = nil) {
+            self.groupBy = groupBy
+            self.gapMs = gapMs
+            self.graceMs = graceMs
+            self.eventTypeField = eventTypeField
+            self.itemField = itemField
+            self.categoryField = categoryField
+            self.priceField = priceField
+            self.cartTypes = cartTypes
+            self.purchaseTypes = purchaseTypes
+            self.closedTTLSeconds = closedTTLSeconds
+        }
     }
 
     /// A weight per value of `field` (`event_type`: view 1, click 3, ...); other values weigh 0.
@@ -140,6 +207,7 @@ extension Topology.Operation {
     public var groupBy: [String]? {
         switch self {
         case .aggregate(let groupBy, _, _), .recent(let groupBy, _, _), .decay(let groupBy, _, _): return groupBy
+        case .session(let window): return window.groupBy
         case .filter, .project, .passthrough: return nil
         }
     }

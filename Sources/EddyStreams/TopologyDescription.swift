@@ -70,8 +70,23 @@ extension Topology {
         case .decay(let groupBy, let weights, let halfLifeMs):
             return "decay by [\(groupBy.joined(separator: ", "))]: count, score, last_time, rank (weights by \(weights.field), "
                 + "half-life \(halfLifeMs / 1000) s, on event time) (RocksDB store)"
+        case .session(let w):
+            return "session(group_by: \(w.groupBy.joined(separator: ", ")), gap \(describe(ms: w.gapMs)), grace \(describe(ms: w.graceMs)))"
+                + (w.closedTTLSeconds.map { ttl in
+                    let (ms, overflow) = Int64(ttl).multipliedReportingOverflow(by: 1000)
+                    return ", closed sessions kept \(overflow ? "\(ttl)s" : describe(ms: ms))"
+                } ?? ", closed sessions deleted")
         case .passthrough: return "pass"
         }
+    }
+
+    /// A duration in its largest whole unit: 30m, 5m, 90s, 500ms, 0s.
+    static func describe(ms: Int64) -> String {
+        if ms == 0 { return "0s" }
+        for (unit, size) in [("d", Int64(86_400_000)), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] where ms % size == 0 {
+            return "\(ms / size)\(unit)"
+        }
+        return "\(ms)ms"
     }
 
     static func describe(_ sink: RedisSink) -> String {

@@ -1,5 +1,5 @@
 @testable import EddyConfig
-import EddyStreams
+@testable import EddyStreams
 import XCTest
 
 final class TopologyFileTests: XCTestCase {
@@ -260,5 +260,163 @@ final class TopologyFileTests: XCTestCase {
         XCTAssertTrue(a.resolvedInstanceId.hasSuffix("-39d9f720"), a.resolvedInstanceId)  // FNV-1a of the path
         XCTAssertEqual(sameDir.resolvedInstanceId, a.resolvedInstanceId)
         XCTAssertNotEqual(a.resolvedInstanceId, b.resolvedInstanceId)
+    }
+
+    // Session windows. The compiler does not run them yet (it rejects them), so these tests
+    // read files with `decode` (no validation) and the DSL with `unvalidated()`.
+
+    private func decodeSession(_ session: String) throws -> Topology.SessionWindow? {
+        let (topology, _) = try TopologyFile.decode("""
+            application: a
+            source: {topic: t, key: user_id, timestamp: ts}
+            nodes:
+              - name: n
+                session: \(session)
+            """, file: "t.yaml")
+        guard case .session(let window) = topology.nodes.first?.operation else { return nil }
+        return window
+    }
+
+    func testShippedSessionsFileEqualsTheSwiftDSL() throws {
+        let path = Self.root.appendingPathComponent("Topologies/sessions.yaml").path
+        let (fromFile, _) = try TopologyFile.decode(try String(contentsOfFile: path, encoding: .utf8), file: path)
+        XCTAssertEqual(fromFile.nodes.first?.operation,
+                       .session(.init(groupBy: ["user_id"], gapMs: 30 * 60_000, graceMs: 5 * 60_000, closedTTLSeconds: 3600)))
+        XCTAssertEqual(fromFile.nodes.first?.operation.groupBy, ["user_id"])
+        let builder = StreamsBuilder(application: "sessions")
+        builder.stream(topic: "clicks", key: "user_id", timestamp: "ts")
+            .session("sessions", groupBy: ["user_id"], gap: .seconds(30 * 60), grace: .seconds(5 * 60), closedTTLSeconds: 3600)
+            .toRedis(.init(kind: .hash, key: "session:{session_id}:features"))
+        XCTAssertEqual(try builder.unvalidated(), fromFile)
+        let text = fromFile.describe(.text)
+        XCTAssertTrue(text.contains("sessions <- source: session(group_by: user_id, gap 30m, grace 5m), closed sessions kept 1h\n"), text)
+        XCTAssertTrue(text.contains("-> redis hash session:{session_id}:features"), text)
+        XCTAssertFalse(text.contains("re-keyed"), text)
+        XCTAssertTrue(fromFile.describe(.mermaid).contains("session(group_by: user_id, gap 30m, grace 5m)"))
+    }
+
+    func testSessionDefaultsAndOptionalFields() throws {
+        let window = try XCTUnwrap(try decodeSession("{group_by: [user_id], gap: 30m}"))
+        XCTAssertEqual(window, Topology.SessionWindow(groupBy: ["user_id"], gapMs: 1_800_000))
+        XCTAssertEqual(window.graceMs, 0)
+        XCTAssertEqual(window.eventTypeField, "event_type")
+        XCTAssertEqual(window.itemField, "item_id")
+        XCTAssertEqual(window.categoryField, "category")
+        XCTAssertEqual(window.priceField, "price")
+        XCTAssertEqual(window.cartTypes, ["cart"])
+        XCTAssertEqual(window.purchaseTypes, ["purchase"])
+        XCTAssertNil(window.closedTTLSeconds)
+        XCTAssertEqual(try decodeSession("""
+            {group_by: [user_id, device], gap: 10m, grace: 0, event_type: kind, item: sku, category: dept, price: amount,
+                       cart_types: [cart, wishlist], purchase_types: order, closed_ttl: 7d}
+            """),
+            Topology.SessionWindow(groupBy: ["user_id", "device"], gapMs: 600_000, graceMs: 0, eventTypeField: "kind", itemField: "sku",
+                                   categoryField: "dept", priceField: "amount", cartTypes: ["cart", "wishlist"],
+                                   purchaseTypes: ["order"], closedTTLSeconds: 7 * 86_400))
+        let builder = StreamsBuilder(application: "a")
+        builder.stream(topic: "t", key: "user_id", timestamp: "ts")
+            .session("n", groupBy: ["user_id", "device"], gap: .seconds(600), closedTTLSeconds: 7 * 86_400, eventType: "kind", item: "sku",
+                     category: "dept", price: "amount", cartTypes: ["cart", "wishlist"], purchaseTypes: ["order"])
+        XCTAssertEqual(try builder.unvalidated().nodes[0].operation, .session(try XCTUnwrap(try decodeSession("""
+            {group_by: [user_id, device], gap: 10m, event_type: kind, item: sku, category: dept, price: amount,
+                       cart_types: [cart, wishlist], purchase_types: order, closed_ttl: 7d}
+            """))))
+    }
+
+    func testSessionDurationsTakeMilliseconds() throws {
+        let gaps: [(String, Int64)] = [("500ms", 500), ("90s", 90_000), ("30m", 1_800_000), ("24h", 86_400_000), ("7d", 604_800_000),
+                                       ("90", 90_000), ("1ms", 1), ("36525d", 3_155_760_000_000)]
+        for (text, ms) in gaps {
+            XCTAssertEqual(try decodeSession("{group_by: [user_id], gap: \(text)}")?.gapMs, ms, text)
+        }
+        let graces: [(String, Int64)] = [("0", 0), ("0s", 0), ("0ms", 0), ("250ms", 250), ("5m", 300_000), ("2", 2000)]
+        for (text, ms) in graces {
+            XCTAssertEqual(try decodeSession("{group_by: [user_id], gap: 1s, grace: \(text)}")?.graceMs, ms, text)
+        }
+        let builder = StreamsBuilder(application: "a")
+        builder.stream(topic: "t", key: "user_id", timestamp: "ts")
+            .session("n", groupBy: ["user_id"], gap: .milliseconds(1500), grace: .milliseconds(250))
+        XCTAssertEqual(try builder.unvalidated().nodes[0].operation, .session(.init(groupBy: ["user_id"], gapMs: 1500, graceMs: 250)))
+        XCTAssertTrue(try builder.unvalidated().describe().contains("session(group_by: user_id, gap 1500ms, grace 250ms), closed sessions deleted"))
+        XCTAssertEqual(Topology.describe(ms: 0), "0s")
+        XCTAssertEqual(Topology.describe(ms: 90_000), "90s")
+        XCTAssertEqual(Topology.describe(ms: 86_400_000), "1d")
+    }
+
+    func testSessionErrorsNameFileLineAndField() {
+        let header = "application: a\nsource: {topic: t, key: user_id, timestamp: ts}\nnodes:\n"
+        let cases: [(String, Int, String, String)] = [
+            (header + """
+               - name: n
+                 session: {group_by: [user_id], gap: 30m, gapp: 1m}
+             """, 5, "nodes[0].session.gapp", "unknown field 'gapp' (expected one of: group_by, gap, grace, closed_ttl"),
+            (header + """
+               - name: n
+                 session: {group_by: [user_id], grace: 1m}
+             """, 5, "nodes[0].session", "missing field 'gap'"),
+            (header + """
+               - name: n
+                 session: {gap: 1m}
+             """, 5, "nodes[0].session", "missing field 'group_by'"),
+            (header + """
+               - name: n
+                 session:
+                   group_by: [user_id]
+                   gap: 0
+             """, 7, "nodes[0].session.gap", "expected a positive duration like 500ms, 90s, 30m, 24h or 7d, got '0'"),
+            (header + """
+               - name: n
+                 session:
+                   group_by: [user_id]
+                   gap: 0ms
+             """, 7, "nodes[0].session.gap", "expected a positive duration"),
+            (header + """
+               - name: n
+                 session:
+                   group_by: [user_id]
+                   gap: 1.5s
+             """, 7, "nodes[0].session.gap", "got '1.5s'"),
+            (header + """
+               - name: n
+                 session:
+                   group_by: [user_id]
+                   gap: 30m
+                   grace: -1s
+             """, 8, "nodes[0].session.grace", "expected a duration like 0s, 500ms, 90s, 30m, 24h or 7d, got '-1s'"),
+            (header + """
+               - name: n
+                 session:
+                   group_by: [user_id]
+                   gap: 36526d
+             """, 7, "nodes[0].session.gap", "longer than the longest duration allowed, 100 years (36525d)"),
+            (header + """
+               - name: n
+                 session:
+                   group_by: [user_id]
+                   gap: 1s
+                   grace: 9223372036854775807s
+             """, 8, "nodes[0].session.grace", "longer than the longest duration allowed"),
+            (header + """
+               - name: n
+                 session: {group_by: [user_id], gap: 30m, closed_ttl: 0}
+             """, 5, "nodes[0].session.closed_ttl", "expected a positive duration"),
+            (header + """
+               - name: n
+                 session: {group_by: [user_id], gap: 30m, event_type: ''}
+             """, 5, "nodes[0].session.event_type", "must not be empty"),
+            (header + """
+               - name: n
+                 aggregate: {group_by: [user_id]}
+                 session: {group_by: [user_id], gap: 30m}
+             """, 6, "nodes[0].session", "a node does one thing: it has both 'aggregate' and 'session'"),
+        ]
+        for (yaml, line, field, message) in cases {
+            guard let e = error(yaml) else { XCTFail("accepted:\n\(yaml)"); continue }
+            XCTAssertEqual(e.file, "t.yaml")
+            XCTAssertEqual(e.line, line, e.description)
+            XCTAssertEqual(e.field, field, e.description)
+            XCTAssertTrue(e.message.contains(message), e.description)
+            XCTAssertTrue(e.description.hasPrefix("t.yaml:\(line):"), e.description)
+        }
     }
 }

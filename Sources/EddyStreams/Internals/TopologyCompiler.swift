@@ -214,6 +214,7 @@ enum TopologyCompiler {
                 kind = .pass
             case .passthrough:
                 kind = .pass
+            case .session: throw TopologyError(at + [.key("session")], "session windows are not supported yet")
             case .aggregate, .recent, .decay:
                 let operationKey: String  // as in the config file, for error paths
                 switch node.operation {
