@@ -77,14 +77,16 @@ let package = Package(
         .testTarget(
             name: "EddyTests",
             dependencies: [
-                "EddyStreams", "EddyConfig", "EddyGen",
+                "EddyStreams", "EddyConfig", "EddyGen", "EddyTestSupport",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
             linkerSettings: librdkafkaRuntime
         ),
+        // Independent references (brute-force models) both test targets compare against.
+        .target(name: "EddyTestSupport", path: "Tests/EddyTestSupport"),
         .testTarget(
             name: "EddyIntegrationTests",
-            dependencies: ["EddyStreams", "EddyConfig", "EddyGen", "EddyHTTP", "eddy"],
+            dependencies: ["EddyStreams", "EddyConfig", "EddyGen", "EddyHTTP", "eddy", "EddyTestSupport"],
             linkerSettings: librdkafkaRuntime
         ),
     ]

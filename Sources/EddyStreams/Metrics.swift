@@ -36,6 +36,8 @@ public final class StreamsMetrics: Sendable {
     public let kafkaOutageMicros = Atomic<Int>(0)
     /// Tasks whose whole state was written to Redis again because Redis had lost it.
     public let rematerializedTasks = Atomic<Int>(0)
+    /// Records too late for their window (beyond its grace), dead-lettered with reason `late`.
+    public let lateRecords = Atomic<Int>(0)
     /// What the stream threads' write-back caches hold now (their estimate, bytes), per batch.
     public let writeBackCacheBytes = Atomic<Int>(0)
     /// When the first record arrived (ns on the continuous clock; 0: none yet), so throughput
@@ -128,6 +130,7 @@ public final class StreamsMetrics: Sendable {
                 seconds(micros: kafkaOutageMicros)),
             one("eddy_rematerialized_tasks_total", .counter, "Tasks whose whole state was written to Redis again (Redis had lost the application's keys).",
                 count(rematerializedTasks)),
+            one("eddy_late_records_total", .counter, "Records later than their window's grace (dead-lettered with reason late).", count(lateRecords)),
             MetricFamily(name: "eddy_consumer_lag", kind: .gauge, help: "Records between the committed position and the partition's high watermark.",
                          samples: lags.map { .init(labels: app + [(name: "partition", value: $0.key)], value: .integer(Int($0.value))) }),
         ]

@@ -53,10 +53,10 @@ final class RepartitionIntakeTests: XCTestCase {
     private func commit(_ intake: RepartitionIntake) throws {
         let batch = StateWriteBatch()
         intake.prepareCommit()
-        intake.store.writeChanges(to: batch)
+        intake.store!.writeChanges(to: batch)
         intake.table.writeDirty(to: batch)
         try db.write(batch)
-        intake.store.markClean()
+        intake.store!.markClean()
         intake.table.markClean()
     }
 

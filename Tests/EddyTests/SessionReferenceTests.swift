@@ -1,3 +1,4 @@
+import EddyTestSupport
 import XCTest
 
 /// The session reference against hand-computed expectations, so that the session

@@ -11,6 +11,8 @@ struct DeadLetterReason: Error {
         /// The right type, but no plausible value: an event time outside 1970…9999, or a
         /// number too large to be finite.
         case outOfRange = "out_of_range"
+        /// Later than its window's grace: stream time had moved past where it could count.
+        case late
     }
     let category: Category
     let message: String
@@ -89,6 +91,12 @@ final class RecordDecoder {
                 throw DeadLetterReason(category: .outOfRange, message: "field '\(topology.fields[id])' is \(String(decoding: rawBytes(id, from: value), as: UTF8.self)), beyond the largest number (about 1.8e308)")
             }
         }
+    }
+
+    /// Finds the fields of a record Eddy wrote itself (an operator's output), without the
+    /// source's validation.
+    func extract(_ value: UnsafeRawBufferPointer) throws {
+        try extractor.extract(value, into: slots)
     }
 
     /// Appends the value of field `id` as text: strings decoded, other scalars as written.

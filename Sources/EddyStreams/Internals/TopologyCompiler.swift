@@ -6,6 +6,7 @@ struct CompiledTopology: Sendable {
             case filter(field: Int, Topology.Condition)
             case pass
             case aggregate(Int)
+            case session(SessionOperator.Spec)
         }
         let name: String
         /// Index of the input node, or -1 for the source.
@@ -182,6 +183,9 @@ enum TopologyCompiler {
                 if case .aggregate = nodes[p].kind {
                     throw TopologyError(at + [.key("input")], "'\(input)' is an aggregate; its output can feed Redis sinks only, not further nodes")
                 }
+                if case .session = nodes[p].kind, node.operation.groupBy != nil, !(node.operation.groupBy ?? []).contains(source.keyField) {
+                    throw TopologyError(at + [.key("input")], "closed sessions of '\(input)' can be aggregated only by a group that includes the source key '\(source.keyField)' (re-keying them comes with sub-topologies)")
+                }
                 parent = p
                 schema = schemas[p]
             }
@@ -193,8 +197,10 @@ enum TopologyCompiler {
                 return id
             }
 
-            let kind: CompiledTopology.Node.Kind
+            var kind: CompiledTopology.Node.Kind
             var outSchema = schema
+            /// What the node's own sinks see, when it differs from what its children see.
+            var stateSchema: Schema?
             switch node.operation {
             case .filter(let field, let condition):
                 let id = try resolveField(field, at + [.key("filter"), .key("field")])
@@ -214,7 +220,36 @@ enum TopologyCompiler {
                 kind = .pass
             case .passthrough:
                 kind = .pass
-            case .session: throw TopologyError(at + [.key("session")], "session windows are not supported yet")
+            case .session(let window):
+                let spath = at + [.key("session")]
+                if window.groupBy.isEmpty { throw TopologyError(spath + [.key("group_by")], "lists no fields") }
+                if !window.groupBy.contains(source.keyField) {
+                    throw TopologyError(spath + [.key("group_by")], "must include the source key '\(source.keyField)': session windows run in the source's tasks, on one partition's stream time")
+                }
+                if window.gapMs <= 0 { throw TopologyError(spath + [.key("gap")], "must be positive") }
+                if window.graceMs < 0 { throw TopologyError(spath + [.key("grace")], "must not be negative") }
+                var refs: [String: OutputRef] = [:]
+                var groupIDs: [Int] = []
+                for (j, name) in window.groupBy.enumerated() {
+                    let id = try resolveField(name, spath + [.key("group_by"), .index(j)])
+                    groupIDs.append(id)
+                    required.append(id)
+                    refs[name] = .group(j)
+                }
+                for (i, output) in SessionOperator.outputs.enumerated() { refs[output.name] = .output(i, isNumber: output.isNumber) }
+                let price = try resolveField(window.priceField, spath + [.key("price")])
+                numeric.append(price)
+                stateSchema = .closed(refs, order: window.groupBy + SessionOperator.outputs.map(\.name))
+                // Children see closed sessions as records with those fields.
+                let names = window.groupBy + SessionOperator.outputs.map(\.name)
+                outSchema = .closed(Dictionary(uniqueKeysWithValues: names.map { ($0, OutputRef.field(fieldID($0))) }), order: names)
+                kind = .session(SessionOperator.Spec(
+                    groupFields: groupIDs, groupNames: window.groupBy, gapMs: window.gapMs, graceMs: window.graceMs,
+                    eventTypeField: try resolveField(window.eventTypeField, spath + [.key("event_type")]),
+                    itemField: try resolveField(window.itemField, spath + [.key("item")]),
+                    categoryField: try resolveField(window.categoryField, spath + [.key("category")]), priceField: price,
+                    cartTypes: window.cartTypes.map { Array($0.utf8) }, purchaseTypes: window.purchaseTypes.map { Array($0.utf8) },
+                    closedTTLSeconds: window.closedTTLSeconds, sinks: []))
             case .aggregate, .recent, .decay:
                 let operationKey: String  // as in the config file, for error paths
                 switch node.operation {
@@ -284,9 +319,13 @@ enum TopologyCompiler {
             }
 
             var sinks: [CompiledSink] = []
+            let isStateful: Bool = { switch kind { case .aggregate, .session: return true; case .filter, .pass: return false } }()
             for (j, sink) in node.sinks.enumerated() {
-                let compiled = try compileSink(sink, schema: outSchema, groupBy: { if case .aggregate = kind { return node.operation.groupBy }; return nil }(),
-                                               path: at + [.key("to_redis"), .index(j)], fieldID: fieldID)
+                let path: [P] = at + [.key("to_redis"), .index(j)]
+                let compiled = try compileSink(sink, schema: stateSchema ?? outSchema, groupBy: isStateful ? node.operation.groupBy : nil,
+                                               namingTheGroup: { if case .session = kind { return SessionOperator.namingTheGroup }; return [] }(),
+                                               path: path, fieldID: fieldID)
+                if case .session = kind { try checkSessionSlot(compiled, path: path) }
                 // A zset score taken from the record must be a number, or Redis would
                 // reject the commit: such records are dead-lettered instead.
                 if compiled.kind == .zset, case .field(let id)? = compiled.value { numeric.append(id) }
@@ -294,6 +333,11 @@ enum TopologyCompiler {
             }
             if case .aggregate(let a) = kind {
                 aggregates[a].sinks = sinks
+                sinks = []
+            }
+            if case .session(var spec) = kind {
+                spec.sinks = sinks
+                kind = .session(spec)
                 sinks = []
             }
             nodes.append(.init(name: node.name, parent: parent, kind: kind, sinks: sinks))
@@ -325,6 +369,9 @@ enum TopologyCompiler {
             case .aggregate(let a):
                 try add(aggregates[a].name, .aggregate(a), node: i, repartitionTopic: aggregates[a].repartitionTopic)
                 if let topic = aggregates[a].repartitionTopic { try add("\(aggregates[a].name)-intake", .intake(a), node: i, repartitionTopic: topic) }
+            case .session:
+                try add(node.name, .keyValue(node: i), node: i, repartitionTopic: nil)
+                usesTimers = usesTimers ?? i
             case .filter, .pass:
                 break
             }
@@ -333,8 +380,21 @@ enum TopologyCompiler {
         return stores
     }
 
+    /// A session's sink must name the session, not only its group: `{session_id}` or
+    /// `{start}` in its key or field.
+    private static func checkSessionSlot(_ sink: CompiledSink, path: [TopologyError.PathComponent]) throws {
+        let outputs = Set((sink.key.parts + (sink.field?.parts ?? [])).compactMap { part -> String? in
+            if case .ref(.output(let i, _)) = part { return SessionOperator.outputs[i].name }
+            return nil
+        })
+        if outputs.isDisjoint(with: ["session_id", "start"]) {
+            throw TopologyError(path + [.key("key")], "names no {session_id}: a group's sessions would overwrite each other in Redis (e.g. key: \"session:{session_id}:features\")")
+        }
+    }
+
     /// `groupBy`: the aggregate's group fields, nil for a sink written per record.
-    private static func compileSink(_ sink: Topology.RedisSink, schema: Schema, groupBy: [String]?,
+    /// `namingTheGroup`: outputs that name every group field (a session's id).
+    private static func compileSink(_ sink: Topology.RedisSink, schema: Schema, groupBy: [String]?, namingTheGroup: Set<Int> = [],
                                     path: [TopologyError.PathComponent], fieldID: (String) -> Int) throws -> CompiledSink {
         let isAggregate = groupBy != nil
         func template(_ text: String, _ key: String) throws -> Template {
@@ -358,7 +418,9 @@ enum TopologyCompiler {
         if sink.kind == .string, sink.field != nil {
             throw TopologyError(path + [.key("field")], "a string sink has no field")
         }
-        if let groupBy {
+        let parts = key.parts + (field?.parts ?? [])
+        let groupNamed = parts.contains { if case .ref(.output(let i, _)) = $0 { return namingTheGroup.contains(i) }; return false }
+        if let groupBy, !groupNamed {
             // One Redis slot per group: key and field (member) together must name every group
             // field, or groups that differ only in the missing one overwrite each other.
             let named = Set((key.parts + (field?.parts ?? [])).compactMap { part -> Int? in

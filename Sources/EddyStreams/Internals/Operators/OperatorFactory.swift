@@ -16,6 +16,8 @@ extension CompiledTopology.Node {
         case .filter(let field, let condition): return FilterOperator(index: index, field: field, condition: condition, recordSinks: sinks)
         case .pass: return PassOperator(index: index, recordSinks: sinks)
         case .aggregate(let a): return AggregateOperator(index: index, table: environment.tables[a]!)
+        case .session(let spec):
+            return SessionOperator(index: index, spec: spec, store: environment.keyValueStores[index]!, timers: environment.timers!, topology: environment.topology)
         }
     }
 }

@@ -51,6 +51,10 @@ class OperatorNode {
     /// The node's stores in this task (their changes go to the changelog at commit).
     var stores: [any StateStore] { [] }
 
+    /// Puts what the node keeps outside its stores into them: called at each commit attempt,
+    /// before the stores' changes are sent.
+    func prepareCommit() throws {}
+
     /// Renders the state changes since the last commit (or, with `wholeState`, the whole
     /// state) as absolute Redis commands.
     func renderView(into view: inout RedisViewWriter, wholeState: Bool) throws {}

@@ -39,13 +39,14 @@ final class RepartitionIntake {
     }
 
     let table: AggregateTable
-    /// Where the pending attempts and the applied positions are kept.
-    let store: KeyValueStore
+    /// Where the pending attempts and the applied positions are kept (exactly-once only:
+    /// at-least-once applies every partial at once and keeps nothing).
+    let store: KeyValueStore?
     private let usesMarkers: Bool
     private var pending: [Source: Pending] = [:]
     private var applied: [Int32: Int64] = [:]
 
-    init(table: AggregateTable, store: KeyValueStore, usesMarkers: Bool) {
+    init(table: AggregateTable, store: KeyValueStore?, usesMarkers: Bool) {
         self.table = table
         self.store = store
         self.usesMarkers = usesMarkers
@@ -53,7 +54,7 @@ final class RepartitionIntake {
 
     /// Reads the pending attempts and applied positions from the store.
     func load() {
-        for (key, value) in store.range(from: IntakeKeys.prefix, to: nil) {
+        for (key, value) in store?.range(from: IntakeKeys.prefix, to: nil) ?? [] {
             guard let kind = key.withUnsafeBytes(IntakeKeys.kind) else { continue }
             switch kind {
             case .applied(let upstream):
@@ -71,7 +72,7 @@ final class RepartitionIntake {
     /// Nothing waits for a marker or a resolution.
     var isSettled: Bool { pending.isEmpty }
 
-    var hasChanges: Bool { store.hasChanges || pending.values.contains { $0.changed } }
+    var hasChanges: Bool { store?.hasChanges == true || pending.values.contains { $0.changed } }
 
     /// Takes one repartition record: data (partials), a marker or a resolution.
     func receive(_ message: KafkaMessage) throws {
@@ -133,7 +134,7 @@ final class RepartitionIntake {
             }
         }
         applied[source.upstream] = entry.end
-        store.put(IntakeKeys.applied(source.upstream), encodeOffset(entry.end))
+        store?.put(IntakeKeys.applied(source.upstream), encodeOffset(entry.end))
     }
 
     private func drop(_ source: Source) {
@@ -142,7 +143,7 @@ final class RepartitionIntake {
 
     private func remove(_ source: Source) -> Pending? {
         guard let entry = pending.removeValue(forKey: source) else { return nil }
-        store.delete(IntakeKeys.pending(source.attempt, source.upstream))
+        store?.delete(IntakeKeys.pending(source.attempt, source.upstream))
         return entry
     }
 
@@ -157,7 +158,7 @@ final class RepartitionIntake {
         for (source, entry) in pending where entry.changed {
             var value = encodeOffset(entry.start) + encodeOffset(entry.end)
             value.append(contentsOf: entry.records)
-            store.put(IntakeKeys.pending(source.attempt, source.upstream), value)
+            store?.put(IntakeKeys.pending(source.attempt, source.upstream), value)
             pending[source]!.changed = false
         }
     }

@@ -141,6 +141,7 @@ final class StreamTask {
     /// The commit's Kafka part for this task's stores: each changed key's last value (or a
     /// tombstone) to the store's changelog, after the marker the changelog is owed.
     func sendChanges(through changelogs: any ChangelogWriter) throws {
+        for op in operators { try op?.prepareCommit() }
         if let timers { timers.prepareCommit(streamTime: streamTime) }
         intake?.prepareCommit()
         for (store, changelog) in stores {

@@ -23,9 +23,14 @@ struct TaskBuilder {
     var sourceTopic: String { topology.topology.source.topic }
 
     /// The stores of the task of `tp`: a source partition's, or those of the re-keyed
-    /// aggregate a repartition partition feeds.
+    /// aggregate a repartition partition feeds (its intake keeps bookkeeping only under
+    /// exactly-once).
     func stores(of tp: TopicPartition) -> [CompiledTopology.Store] {
-        tp.topic == sourceTopic ? topology.stores.filter { $0.repartitionTopic == nil } : topology.stores.filter { $0.repartitionTopic == tp.topic }
+        guard tp.topic != sourceTopic else { return topology.stores.filter { $0.repartitionTopic == nil } }
+        return topology.stores.filter { store in
+            if case .intake = store.role, !usesMarkers { return false }
+            return store.repartitionTopic == tp.topic
+        }
     }
 
     func changelog(of store: CompiledTopology.Store, partition: Int32) -> InternalPartition {
@@ -84,7 +89,7 @@ struct TaskBuilder {
             let i = topology.nodes.firstIndex { if case .aggregate(aggregate.index) = $0.kind { return true }; return false }!
             let environment = OperatorEnvironment(topology: topology, tables: tables, keyValueStores: [:], timers: nil)
             operators[i] = topology.nodes[i].makeOperator(index: i, in: environment)
-            let created = RepartitionIntake(table: tables[aggregate.index]!, store: intakeStore!, usesMarkers: usesMarkers)
+            let created = RepartitionIntake(table: tables[aggregate.index]!, store: intakeStore, usesMarkers: usesMarkers)
             created.load()
             intake = created
         }

@@ -230,6 +230,7 @@ final class TaskManager {
         }
         for task in opened {
             for (store, _) in task.stores { store.markClean() }
+            for op in task.operators { op?.committed() }
             tasks[task.partition] = task
             taskLookup[topicIndex(of: task.partition)!][Int(task.partition.partition)] = task
         }

@@ -32,15 +32,15 @@ import Foundation
 // Arrival indexes count `add` calls from 0, late events included. Keys and categories
 // compare in UTF-8 byte order.
 
-struct RefEvent: Equatable {
-    let key: String
-    let time: Int64
-    let eventType: String?
-    let item: String?
-    let category: String?
-    let price: Double?
+public struct RefEvent: Equatable {
+    public let key: String
+    public let time: Int64
+    public let eventType: String?
+    public let item: String?
+    public let category: String?
+    public let price: Double?
 
-    init(key: String, time: Int64, eventType: String? = nil, item: String? = nil, category: String? = nil, price: Double? = nil) {
+    public init(key: String, time: Int64, eventType: String? = nil, item: String? = nil, category: String? = nil, price: Double? = nil) {
         self.key = key
         self.time = time
         self.eventType = eventType
@@ -50,35 +50,50 @@ struct RefEvent: Equatable {
     }
 }
 
-struct RefSession: Equatable {
-    let key: String
-    let start: Int64
-    let end: Int64
-    let events: Int
-    let eventCounts: [String: Int]
-    let distinctItems: Int
-    let categoryCounts: [String: Int]
-    let topCategory: String
-    let lastItem: String
-    let cartValue: Double
-    let purchaseValue: Double
+public struct RefSession: Equatable {
+    public let key: String
+    public let start: Int64
+    public let end: Int64
+    public let events: Int
+    public let eventCounts: [String: Int]
+    public let distinctItems: Int
+    public let categoryCounts: [String: Int]
+    public let topCategory: String
+    public let lastItem: String
+    public let cartValue: Double
+    public let purchaseValue: Double
 
-    var id: String { "\(key):\(start)" }
-    var durationMs: Int64 { end - start }
+    public init(key: String, start: Int64, end: Int64, events: Int, eventCounts: [String: Int], distinctItems: Int,
+                categoryCounts: [String: Int], topCategory: String, lastItem: String, cartValue: Double, purchaseValue: Double) {
+        self.key = key
+        self.start = start
+        self.end = end
+        self.events = events
+        self.eventCounts = eventCounts
+        self.distinctItems = distinctItems
+        self.categoryCounts = categoryCounts
+        self.topCategory = topCategory
+        self.lastItem = lastItem
+        self.cartValue = cartValue
+        self.purchaseValue = purchaseValue
+    }
+
+    public var id: String { "\(key):\(start)" }
+    public var durationMs: Int64 { end - start }
 }
 
-struct SessionReference {
-    let gapMs: Int64
-    let graceMs: Int64
-    let cartTypes: [String]
-    let purchaseTypes: [String]
+public struct SessionReference {
+    public let gapMs: Int64
+    public let graceMs: Int64
+    public let cartTypes: [String]
+    public let purchaseTypes: [String]
 
     /// Sessions in the order they closed, with their features at closing.
-    private(set) var closed: [RefSession] = []
+    public private(set) var closed: [RefSession] = []
     /// Arrival indexes (from 0) of the late events.
-    private(set) var late: [Int] = []
+    public private(set) var late: [Int] = []
     /// The largest event time seen so far; nil before the first event.
-    private(set) var streamTime: Int64?
+    public private(set) var streamTime: Int64?
 
     /// An open session: its key, span, and its events with their arrival indexes.
     private struct Window {
@@ -91,7 +106,7 @@ struct SessionReference {
     private var windows: [Window] = []
     private var arrivals = 0
 
-    init(gapMs: Int64, graceMs: Int64 = 0, cartTypes: [String] = ["cart"], purchaseTypes: [String] = ["purchase"]) {
+    public init(gapMs: Int64, graceMs: Int64 = 0, cartTypes: [String] = ["cart"], purchaseTypes: [String] = ["purchase"]) {
         precondition(gapMs > 0 && graceMs >= 0)
         self.gapMs = gapMs
         self.graceMs = graceMs
@@ -100,11 +115,11 @@ struct SessionReference {
     }
 
     /// Open sessions, sorted by (key, start), with their current features.
-    var open: [RefSession] {
+    public var open: [RefSession] {
         windows.sorted { a, b in a.key == b.key ? a.start < b.start : Self.precedes(a.key, b.key) }.map(features)
     }
 
-    mutating func add(_ e: RefEvent) {
+    public mutating func add(_ e: RefEvent) {
         let arrival = arrivals
         arrivals += 1
         let now = max(streamTime ?? e.time, e.time)
