@@ -1,0 +1,142 @@
+@testable import EddyGen
+import EddyKafka
+import EddyRedis
+import EddyTestSupport
+import Foundation
+
+/// Input for a session-window topology, produced by the test itself: generated clicks,
+/// chunk after chunk continuing in event time, about 3% of them delayed by up to 4 minutes
+/// (so they arrive out of order: within the 2-minute grace, merging sessions, or beyond it,
+/// late), each sent to the partition of its user (`user % partitions`) so the reference
+/// knows every partition's arrival order. The reference is `SessionReference`, per
+/// partition, fed exactly what each partition received.
+final class SessionWorkload {
+    static let gapMs: Int64 = 10 * 60_000
+    static let graceMs: Int64 = 2 * 60_000
+    static let partitions = 4
+
+    let topic: String
+    private let producer: KafkaProducer
+    private var references = (0..<SessionWorkload.partitions).map { _ in
+        SessionReference(gapMs: SessionWorkload.gapMs, graceMs: SessionWorkload.graceMs)
+    }
+    private var nextStart: Int64 = 1_767_225_600_000
+    private var chunks = 0
+
+    init(topic: String, services: LocalServices) throws {
+        self.topic = topic
+        try KafkaAdmin(config: services.kafkaConfig).createTopic(topic, partitions: Self.partitions)
+        producer = try KafkaProducer(config: services.kafkaConfig)
+    }
+
+    /// The topology: sessions kept in Redis (closed ones for an hour), and every closed
+    /// session counted once per user downstream — a lost or repeated close shows there.
+    static func topology(application: String, topic: String, in dir: URL) throws -> String {
+        let path = dir.appendingPathComponent("\(application).yaml").path
+        try """
+            application: \(application)
+            source: {topic: \(topic), key: user_id, timestamp: ts}
+            nodes:
+              - name: sessions
+                session: {group_by: [user_id], gap: 10m, grace: 2m, closed_ttl: 1h}
+                to_redis:
+                  - {type: hash, key: "session:{session_id}"}
+              - name: closed
+                input: sessions
+                aggregate: {group_by: [user_id], sum: [events, cart_value]}
+                to_redis:
+                  - {type: hash, key: "user:{user_id}:closed"}
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// Produces `events` more events and feeds them to the reference.
+    func produceChunk(_ events: Int, users: Int = 400) throws {
+        var options = ClickstreamGenerator.Options()
+        options.users = users
+        options.items = 2_000
+        options.seed = UInt64(500 + chunks)
+        options.startMillis = nextStart
+        options.concurrentSessions = 60
+        chunks += 1
+        var generator = ClickstreamGenerator(options)
+        var rng = SplitMix64(seed: UInt64(900 + chunks))
+        var pending: [(arrival: Int64, event: ClickstreamGenerator.Event)] = []
+        for _ in 0..<events {
+            let e = generator.next()
+            let delay = rng.next() % 100 < 3 ? Int64(rng.next() % 240_000) : 0
+            pending.append((e.timestamp + delay, e))
+        }
+        pending.sort { $0.arrival < $1.arrival }  // stable: ties keep generation order
+        for (_, e) in pending {
+            var json: [UInt8] = []
+            e.appendJSON(to: &json)
+            let partition = e.user % Self.partitions
+            try producer.send(topic: topic, partition: Int32(partition), key: Array(e.userKey.utf8), value: json)
+            references[partition].add(RefEvent(key: e.userKey, time: e.timestamp, eventType: "\(e.kind)", item: "i\(e.item)",
+                                               category: "c\(e.category)", price: e.priceCents.map { Double($0) / 100 }))
+        }
+        try producer.flush()
+        nextStart = (pending.map(\.event.timestamp).max() ?? nextStart) + 1
+    }
+
+    var late: Int { references.reduce(0) { $0 + $1.late.count } }
+    var closed: [RefSession] { references.flatMap(\.closed) }
+    var open: [RefSession] { references.flatMap(\.open) }
+
+    /// Closed sessions per user, counted downstream: a lost close counts too few, a repeated
+    /// one too many.
+    func compare(with redis: RedisConnection) throws -> (keysChecked: Int, lost: Int, duplicated: Int) {
+        var expected: [String: Int] = [:]
+        for s in closed { expected[s.key, default: 0] += 1 }
+        var lost = 0, duplicated = 0
+        for (user, count) in expected {
+            let actual = Int(UserCountsReference.hash(try redis.send("HGETALL", "user:\(user):closed"))["count"] ?? "0") ?? 0
+            lost += max(count - actual, 0)
+            duplicated += max(actual - count, 0)
+        }
+        return (expected.count, lost, duplicated)
+    }
+
+    /// What Redis holds that differs from the reference: every session (open, or closed and
+    /// kept with a TTL), its features, and the per-user tallies of closed sessions.
+    func differences(in redis: RedisConnection, limit: Int = 20) throws -> [String] {
+        var out: [String] = []
+        func check(_ session: RefSession, closed: Bool) throws {
+            let key = "session:\(session.id)"
+            let h = UserCountsReference.hash(try redis.send("HGETALL", key))
+            let expected = Self.features(session)
+            for (field, value) in expected where h[field] != value {
+                if field.hasSuffix("_value"), let a = Double(h[field] ?? ""), abs(a - Double(value)!) < 1e-6 { continue }
+                out.append("\(key) \(field): \(h[field] ?? "nil"), expected \(value)")
+            }
+            if closed, case .integer(let ttl) = try redis.send("TTL", key), ttl <= 0 { out.append("\(key): closed but TTL \(ttl)") }
+            if !closed, case .integer(let ttl) = try redis.send("TTL", key), ttl != -1 { out.append("\(key): open but TTL \(ttl)") }
+        }
+        for s in open { try check(s, closed: false) }
+        for s in closed { try check(s, closed: true) }
+        let sessions = open.count + closed.count
+        let keys = try UserCountsReference.keyCount(redis, pattern: "session:*")
+        if keys != sessions { out.append("Redis holds \(keys) session keys, the reference \(sessions) (open and closed)") }
+        var tallies: [String: (count: Int, events: Int)] = [:]
+        for s in closed { tallies[s.key, default: (0, 0)].count += 1; tallies[s.key]!.events += s.events }
+        for (user, tally) in tallies {
+            let h = UserCountsReference.hash(try redis.send("HGETALL", "user:\(user):closed"))
+            if h["count"] != "\(tally.count)" || h["sum_events"] != "\(tally.events)" {
+                out.append("user:\(user):closed: \(h), expected count \(tally.count), sum_events \(tally.events)")
+            }
+        }
+        return Array(out.prefix(limit))
+    }
+
+    /// A session's hash as Eddy writes it.
+    static func features(_ s: RefSession) -> [String: String] {
+        func counts(_ c: [String: Int]) -> String {
+            "{" + c.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }.map { "\"\($0)\":\(c[$0]!)" }.joined(separator: ",") + "}"
+        }
+        func number(_ d: Double) -> String { d.rounded() == d ? String(Int64(d)) : "\(d)" }
+        return ["session_id": s.id, "start": "\(s.start)", "end": "\(s.end)", "duration_ms": "\(s.durationMs)", "events": "\(s.events)",
+                "event_counts": counts(s.eventCounts), "distinct_items": "\(s.distinctItems)", "category_counts": counts(s.categoryCounts),
+                "top_category": s.topCategory, "last_item": s.lastItem, "cart_value": number(s.cartValue), "purchase_value": number(s.purchaseValue)]
+    }
+}
