@@ -19,15 +19,23 @@ final class CrashIntegrationTests: XCTestCase {
         try crashTest(processes: 2)
     }
 
+    /// Session windows (state, stream time and timers in changelogs; closed sessions
+    /// forwarded to a per-user count): every session closes exactly once.
+    func testSessionsKilledRepeatedlyLoseAndDuplicateNoSession() throws {
+        try crashTest(processes: 1, sessions: true)
+    }
+
     /// The fault points lives cycle through (none: only the test's SIGKILLs).
     private static let faultCycle: [String?] = [nil, "after-kafka-commit:1", "during-restore:1", "after-redis-write:0.5"]
 
-    private func crashTest(processes: Int) throws {
+    private func crashTest(processes: Int, sessions: Bool = false) throws {
         let services = try LocalServices()
         defer { services.stop() }
-        let topic = "clicks-crash"
-        let app = "crash-\(processes)"
-        let topology = try userCountsTopology(application: app, topic: topic, in: services.workDir, file: "user-and-item-counts")
+        let topic = sessions ? "clicks-crash-sessions" : "clicks-crash"
+        let app = sessions ? "crash-sessions" : "crash-\(processes)"
+        let workload = sessions ? try SessionWorkload(topic: topic, services: services) : nil
+        let topology = try workload.map { _ in try SessionWorkload.topology(application: app, topic: topic, in: services.workDir) }
+            ?? userCountsTopology(application: app, topic: topic, in: services.workDir, file: "user-and-item-counts")
         // Static membership: Tansu 0.6.0 does not reliably expire the session of a SIGKILLed
         // member (the group can stay in a rebalance led by the dead member); a restarted
         // static member takes its old place instead.
@@ -39,6 +47,11 @@ final class CrashIntegrationTests: XCTestCase {
         // would: every life has records to process when it is killed.
         var files: [String] = []
         func produceChunk() throws {
+            if let workload {
+                try workload.produceChunk(events / (killTarget + 1))
+                files.append(topic)
+                return
+            }
             let file = services.workDir.appendingPathComponent("crash-\(files.count).jsonl").path
             let gen = try EddyCLI.run(["generate", "--events", "\(events / (killTarget + 1))", "--users", "5000",
                                        "--seed", "\(99 + files.count)", "--topic", topic, "--partitions", "4",
@@ -108,8 +121,14 @@ final class CrashIntegrationTests: XCTestCase {
             }
         }
         while files.count <= killTarget { try produceChunk() }
-        var reference = try UserCountsReference(jsonl: files)
-        reference.items = true
+        let reference: any CrashReference
+        if let workload {
+            reference = workload
+        } else {
+            var counts = try UserCountsReference(jsonl: files)
+            counts.items = true
+            reference = counts
+        }
         // The group finishes the input without fault points (a self-kill at the last commit
         // would leave it unfinished), then stops cleanly.
         for i in 0..<processes {
@@ -140,3 +159,16 @@ final class CrashIntegrationTests: XCTestCase {
         }
     }
 }
+
+/// What a crash test checks Redis against, once the input is all processed.
+protocol CrashReference {
+    func compare(with redis: RedisConnection) throws -> (keysChecked: Int, lost: Int, duplicated: Int)
+    func differences(in redis: RedisConnection, limit: Int) throws -> [String]
+}
+
+extension CrashReference {
+    func differences(in redis: RedisConnection) throws -> [String] { try differences(in: redis, limit: 20) }
+}
+
+extension UserCountsReference: CrashReference {}
+extension SessionWorkload: CrashReference {}
