@@ -28,6 +28,8 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
     private let tail: CommitTail
     private var endReached: Set<Int32> = []
     private let cacheShare: WriteBackCacheShare
+    private let watch: ThreadWatch
+    private var paused = PausedPartitions()
     let finished = DispatchSemaphore(value: 0)
 
     init(id: Int, context: RuntimeContext) throws {
@@ -47,6 +49,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
                           logger: logger, name: "eddy-commit-tail-\(id)")
         cacheShare = WriteBackCacheShare(bytes: config.memoryBudget.writeBackCacheBytesPerThread,
                                          maxEntries: config.cacheMaxEntries, metrics: context.metrics)
+        watch = ThreadWatch(metrics: context.metrics, logger: logger)
         manager = try TaskManager(context: context, redis: redis, tail: tail, faults: faults, deadLetters: deadLetters, logger: logger)
         committer = TaskCommitter(threadID: id, context: context, manager: manager, tail: tail, deadLetters: deadLetters,
                                   cacheShare: cacheShare, faults: faults, logger: logger)
@@ -65,22 +68,13 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
     private func run() {
         let config = context.config
         do {
-            // Stable across restarts of this instance, so a restart fences its own zombie.
-            producer = try StreamProducer(config: KafkaConfig(config.memoryBudget.producerProperties(config.kafkaClientProperties)), guarantee: config.processingGuarantee,
-                                          transactionalId: "\(topology.topology.application)-\(config.resolvedInstanceId)-\(id)",
-                                          stepTimeout: .milliseconds(config.transactionStepTimeoutMs), metrics: context.metrics, logger: logger)
+            producer = try StreamClients.producer(thread: id, context: context, logger: logger)
         } catch {
             context.requestStop(failure: "thread \(id): cannot start the producer: \(error)")
             return
         }
         do {
-            var props = config.memoryBudget.consumerProperties(config.kafkaClientProperties)
-            props["group.id"] = topology.topology.application
-            props["client.id"] = "\(topology.topology.application)-\(id)"
-            props["session.timeout.ms"] = String(config.sessionTimeoutMs)
-            if config.staticMembership { props["group.instance.id"] = "\(config.resolvedInstanceId)-\(id)" }
-            if props["max.poll.interval.ms"] == nil { props["max.poll.interval.ms"] = String(max(config.sessionTimeoutMs, 60_000)) }
-            consumer = try KafkaConsumer(config: KafkaConfig(props), topics: manager.topics, listener: self)
+            consumer = try StreamClients.consumer(thread: id, context: context, topics: manager.topics, listener: self)
         } catch {
             context.requestStop(failure: "thread \(id): cannot start the consumer: \(error)")
             return
@@ -97,7 +91,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
                 context.requestStop(failure: "thread \(id): cannot open state for \(manager.restoringPartitions.map(\.description).sorted()): \(error)")
                 break
             }
-            updatePausedPartitions()
+            if let consumer { paused.update(consumer, redisOutage: tail.inOutage, restoring: manager.restoringPartitions, logger: logger) }
             giveUpCatchingUpInLongOutage()
             let t0 = ContinuousClock.now
             consumer!.poll(into: batch, timeoutMs: 100)
@@ -115,8 +109,8 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             let t2 = ContinuousClock.now
             polling += t1 - t0
             processing += t2 - t1
-            updateLag(now: t2)
-            if !inputPaused && (t2 - committer.lastCommit >= interval || cacheShare.isFull(manager.tasks.values) || finishesEarly(now: t2)) {
+            watch.updateLag(now: t2, tasks: manager.tasks.values, consumer: consumer)
+            if !paused.inOutage && (t2 - committer.lastCommit >= interval || cacheShare.isFull(manager.tasks.values) || finishesEarly(now: t2)) {
                 commitUntilDone()
                 committing += ContinuousClock.now - t2
             }
@@ -125,7 +119,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
                 context.tracker.setSettled(thread: id, isSettled)
                 if context.tracker.allCaughtUp { context.requestStop() }
             }
-            warnIfUnassignedTooLong()
+            watch.warnIfUnassignedTooLong(idle: manager.isIdle)
         }
         batch.release()
         commitUntilDone(markAll: true)
@@ -147,32 +141,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
 
     private func commitUntilDone(markAll: Bool = false) {
         committer.commitUntilDone(producer: producer, consumer: consumer, markAll: markAll)
-        lastLagUpdate = .now - Self.lagUpdateInterval  // measure the lag this commit left at the next loop
-    }
-
-    /// Assigned partitions paused because Redis cannot take the last commit.
-    private var inputPaused = false
-    /// Partitions paused now: the restoring ones, and during a Redis outage all of them.
-    private var paused = Set<TopicPartition>()
-
-    /// While the commit tail is stuck in a Redis outage, takes no new work: the assigned
-    /// partitions are paused, so the loop only goes on polling (which keeps the group
-    /// membership and serves rebalances) until the tail is written. Records fetched before
-    /// the pause may still arrive; they are processed, as they would be anyway, and
-    /// committed after the outage. Partitions whose task is restoring stay paused until it
-    /// is open.
-    private func updatePausedPartitions() {
-        guard let consumer else { return }
-        inputPaused = tail.inOutage
-        let wanted = inputPaused ? consumer.assignment : manager.restoringPartitions.intersection(consumer.assignment)
-        guard wanted != paused else { return }
-        do {
-            try consumer.resume(paused.subtracting(wanted))
-            try consumer.pause(wanted.subtracting(paused))
-            paused = wanted
-        } catch {
-            logger.warning("cannot change the paused partitions: \(error)")
-        }
+        watch.committed()
     }
 
     /// How long `--until-caught-up` waits for Redis to take a commit. A long-running process
@@ -183,41 +152,6 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
     private func giveUpCatchingUpInLongOutage() {
         guard context.untilCaughtUp, let outage = tail.outage, outage.duration >= Self.untilCaughtUpOutageLimit else { return }
         context.requestStop(failure: "thread \(id): cannot write the final state to Redis: the last commit not yet in Redis after \(outage.duration.seconds) s of trying: \(outage.error)")
-    }
-
-    private var lastLagUpdate = ContinuousClock.now
-    private static let lagUpdateInterval = Duration.seconds(1)
-
-    /// Lag from the high watermarks fetch responses carry, once a second whatever commits
-    /// do, so a stalled pipeline shows on /metrics as a growing lag.
-    private func updateLag(now: ContinuousClock.Instant) {
-        guard now - lastLagUpdate >= Self.lagUpdateInterval, let consumer else { return }
-        lastLagUpdate = now
-        for task in manager.tasks.values {
-            let high = consumer.cachedWatermarks(task.partition)?.high
-            context.metrics.setLag(task.partition.description, high.map { max($0 - task.nextOffset, 0) })
-        }
-    }
-
-    /// When the thread last had partitions (or started), and when it last said it has none.
-    private var lastAssigned = ContinuousClock.now
-    private var lastUnassignedWarning: ContinuousClock.Instant?
-    private static let unassignedWarningInterval = Duration.seconds(30)
-
-    /// A thread without partitions is normal when the group has more members than
-    /// partitions, but also what a group stuck in a rebalance looks like: say so, so an
-    /// operator is not left looking at "processed 0 records".
-    private func warnIfUnassignedTooLong() {
-        let now = ContinuousClock.now
-        if !manager.isIdle {
-            lastAssigned = now
-            lastUnassignedWarning = nil
-            return
-        }
-        guard now - lastAssigned >= Self.unassignedWarningInterval,
-              lastUnassignedWarning.map({ now - $0 >= Self.unassignedWarningInterval }) ?? true else { return }
-        lastUnassignedWarning = now
-        logger.warning("no partitions assigned for \(Int((now - lastAssigned) / .seconds(1))) s: other members hold them all, or the group is stuck in a rebalance (Tansu 0.6.0 can stall after a static member restarts; see README)")
     }
 
     /// With --until-caught-up, a thread whose source partitions are all at their end
@@ -316,8 +250,8 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
     }
 
     func pausedAtAssignment(_ partitions: [TopicPartition]) -> Set<TopicPartition> {
-        paused = manager.restoringPartitions
-        return paused
+        paused.startPaused(manager.restoringPartitions)
+        return manager.restoringPartitions
     }
 
     func partitionsRevoked(_ partitions: [TopicPartition]) {
@@ -341,7 +275,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             }
         }
         producer?.forget(changelogs)
-        paused.subtract(partitions)
+        paused.forget(partitions)
         deadLetters.discard(for: Set(partitions.filter { $0.topic == manager.sourceTopic }.map(\.partition)))
         if !partitions.isEmpty { logger.info("revoked \(partitions.map(\.description).sorted())") }
     }
