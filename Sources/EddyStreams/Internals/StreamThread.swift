@@ -85,7 +85,10 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         var polling = Duration.zero, processing = Duration.zero, committing = Duration.zero
         while !context.stopRequested {
             do {
-                for task in try manager.restoreStep(producer: producer!) { logger.info("\(task.partition): restored, processing") }
+                let opened = try manager.restoreStep(producer: producer!)
+                if !opened.isEmpty {
+                    logger.info("assigned \(opened.map(\.partition.description).sorted()), starting at \(opened.map { "\($0.partition)@\($0.nextOffset)" }.sorted())")
+                }
             } catch {
                 committer.failed = true
                 context.requestStop(failure: "thread \(id): cannot open state for \(manager.restoringPartitions.map(\.description).sorted()): \(error)")
@@ -245,7 +248,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             committer.failed = true
             context.requestStop(failure: "thread \(id): cannot read the group's offsets for \(owned): \(error)")
         }
-        logger.info("assigned \(partitions.map(\.description).sorted()), starting at \(start.map { "\($0.key)@\($0.value)" }.sorted()) once restored")
+        logger.info("given \(partitions.map(\.description).sorted()); opening their tasks (restoring their stores first where needed)")
         return start
     }
 
