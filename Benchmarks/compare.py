@@ -21,7 +21,7 @@ WORKLOADS = {
     "a": ("passthrough (consume + decode)", "passthrough.yaml"),
     "b": ("last 20 items per user", "recent-items.yaml"),
     "c": ("decayed item popularity, re-keyed, to a Redis zset", "popularity.yaml"),
-}
+}  # topology files under Benchmarks/topologies (an absolute path stands for itself)
 GUARANTEES = {"at-least-once": "at_least_once", "exactly-once": "exactly_once"}
 ENGINES = ["Quix Streams", "Eddy, 1 thread", "Eddy, 2 threads", "Eddy, 2 processes"]
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -66,6 +66,7 @@ class Bench:
         self.work = tempfile.mkdtemp(prefix="eddy-compare-")
         self.rows = []  # dicts: workload, guarantee, engine, events_per_second, cpu_per_million, rss_mb, broker_cpu, zset
         self.runs = 0
+        self.workloads = WORKLOADS
 
     def redis(self, *cmd):
         return sh("redis-cli", "-p", str(self.args.redis_port), *cmd)
@@ -84,7 +85,7 @@ class Bench:
         return path
 
     def topology(self, workload, app):
-        text = open(os.path.join(HERE, "topologies", WORKLOADS[workload][1])).read()
+        text = open(os.path.join(HERE, "topologies", self.workloads[workload][1])).read()
         text = re.sub(r"^application: .*", f"application: {app}", text, flags=re.M)
         text = text.replace("topic: clicks", f"topic: {TOPIC}")
         path = os.path.join(self.work, f"{app}.yaml")
@@ -125,11 +126,13 @@ class Bench:
                      "--state-dir", os.path.join(self.work, app), "--commit-interval", "1.0"],
                     lambda result: result["events_per_second"])
 
-    def eddy(self, workload, guarantee, threads=1):
+    def eddy(self, workload, guarantee, threads=1, binary=None, name="Eddy"):
+        """One `eddy run --until-caught-up` of `binary` (default: --eddy), recorded as
+        engine "NAME, N thread(s)"."""
         self.runs += 1
         app = f"eddy-{workload}-{guarantee}-{threads}t-{self.runs}"
-        self.single(workload, guarantee, f"Eddy, {threads} thread{'s' if threads > 1 else ''}",
-                    [self.args.eddy, "run", self.topology(workload, app), "--config", self.runtime_config(guarantee, threads, app),
+        self.single(workload, guarantee, f"{name}, {threads} thread{'s' if threads > 1 else ''}",
+                    [binary or self.args.eddy, "run", self.topology(workload, app), "--config", self.runtime_config(guarantee, threads, app),
                      "--state-dir", os.path.join(self.work, app), "--metrics-port", "0", "--until-caught-up", "--json"],
                     lambda result: result["records_per_second"] if result.get("records_in") == self.args.events else None)
 
@@ -213,10 +216,11 @@ class Bench:
         self.cross_check()
         self.write()
 
-    def cross_check(self):
-        """Every workload-c run must leave the same popularity in Redis as Quix's
-        exactly-once run (scores within 1e-9: sums in another order round differently)."""
-        reference = next(r["zset"] for r in self.rows if r["workload"] == "c" and r["engine"] == "Quix Streams" and r["guarantee"] == "exactly-once")
+    def cross_check(self, reference_engine="Quix Streams"):
+        """Every workload-c run must leave the same popularity in Redis as the first
+        exactly-once run of `reference_engine` (scores within 1e-9: sums in another order
+        round differently)."""
+        reference = next(r["zset"] for r in self.rows if r["workload"] == "c" and r["engine"] == reference_engine and r["guarantee"] == "exactly-once")
         for r in self.rows:
             if r["zset"] is None:
                 continue
