@@ -137,14 +137,7 @@ final class TopologyFileTests: XCTestCase {
             ("application: a\nsource: [oops\n", 3, "", "not valid YAML"),
             ("application: a\nsource: {topic: t, format: avro, key: k, timestamp: ts}\n", 2, "source.format", "unsupported format 'avro'"),
         ]
-        for (yaml, line, field, message) in cases {
-            guard let e = error(yaml) else { XCTFail("accepted:\n\(yaml)"); continue }
-            XCTAssertEqual(e.file, "t.yaml")
-            XCTAssertEqual(e.line, line, e.description)
-            XCTAssertEqual(e.field, field, e.description)
-            XCTAssertTrue(e.message.contains(message), e.description)
-            XCTAssertTrue(e.description.hasPrefix("t.yaml:\(line):"), e.description)
-        }
+        assertRejected(cases)
     }
 
     func testLongestDurationIsAccepted() throws {
@@ -410,8 +403,13 @@ final class TopologyFileTests: XCTestCase {
                  session: {group_by: [user_id], gap: 30m}
              """, 6, "nodes[0].session", "a node does one thing: it has both 'aggregate' and 'session'"),
         ]
+        assertRejected(cases)
+    }
+
+    /// Each YAML text is rejected with an error naming t.yaml, the line and the field.
+    private func assertRejected(_ cases: [(String, Int, String, String)], file: StaticString = #filePath, line testLine: UInt = #line) {
         for (yaml, line, field, message) in cases {
-            guard let e = error(yaml) else { XCTFail("accepted:\n\(yaml)"); continue }
+            guard let e = error(yaml) else { XCTFail("accepted:\n\(yaml)", file: file, line: testLine); continue }
             XCTAssertEqual(e.file, "t.yaml")
             XCTAssertEqual(e.line, line, e.description)
             XCTAssertEqual(e.field, field, e.description)
