@@ -77,6 +77,11 @@ struct RedisViewWriter {
         } while start < all.count
     }
 
+    /// The fenced blocks in send order, for a test driver's Redis model.
+    var fencedBlocks: [(watermark: [UInt8], offset: Int64, commands: ArraySlice<RedisCommand>)] {
+        blocks.map { ($0.watermark, $0.offset, $0.commands) }
+    }
+
     /// What Redis answered to a send: blocks the fence refused, and the watermarks that
     /// were missing and still are, with the offset of a block that found so (it was applied).
     struct Outcome {

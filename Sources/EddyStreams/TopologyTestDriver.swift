@@ -1,0 +1,304 @@
+import EddyKafka
+import EddyRedis
+import EddyState
+import Foundation
+
+/// Runs a topology in memory, without a broker or Redis (Kafka Streams' `TopologyTestDriver`),
+/// so a topology — or an operator — is unit-tested with plain assertions:
+///
+///     let driver = try TopologyTestDriver(topology, partitions: 3)
+///     try driver.pipe(#"{"user_id":"u1","ts":1767225600000,"price":9.5}"#)
+///     try driver.commit()
+///     XCTAssertEqual(driver.redis["user:u1"], .hash(["count": "1", "sum_price": "9.5"]))
+///
+/// It builds the same tasks a stream thread builds (`TaskBuilder`), one per source partition
+/// and one per partition of each repartition topic, over a RocksDB database in a fresh
+/// temporary directory (removed by `close()` or when the driver goes away). Records are
+/// decoded as the stream thread decodes them; a record that fails is a dead letter. A commit
+/// does what a stream thread's commit does, in memory: the stores' changelog records are
+/// captured, the re-keyed aggregates' partials go straight to the repartition tasks (the
+/// at-least-once path, which merges them at once; those tasks are committed in the same
+/// commit), the Redis view is rendered and applied to an in-memory Redis, and the state is
+/// written to RocksDB. Nothing is visible in `redis` before a commit, as in production.
+///
+/// Not thread-safe: use one driver from one thread.
+public final class TopologyTestDriver {
+    /// The topology's source topic: its partitions are numbered 0..<partitions.
+    public let sourceTopic: String
+    public let partitions: Int
+
+    private let compiled: CompiledTopology
+    private let decoder: RecordDecoder
+    private let queue: DeadLetterQueue
+    private let metrics = StreamsMetrics()
+    private var directory: URL
+    private var database: StateDatabase?
+    private var builder: TaskBuilder!
+    private var sourceTasks: [StreamTask] = []
+    /// Per repartition topic (in `Repartitions.topics(of:)` order), a task per partition.
+    private var repartitionTasks: [[StreamTask]] = []
+    /// The group's committed offsets (what the broker would keep across restarts).
+    private var committedOffsets: [TopicPartition: Int64] = [:]
+    private var model = TestRedisModel()
+    private var committedDeadLetters: [(reason: String, value: String)] = []
+    private var changelogOrder: [(InternalPartition, key: [UInt8], value: [UInt8]?)] = []
+    private static let memoryBudgetBytes = 64 << 20
+
+    /// Compiles `topology` (throws `TopologyError` as the runtime would) and opens its tasks
+    /// on `partitions` source partitions, with empty state.
+    public init(_ topology: Topology, partitions: Int = 1) throws {
+        guard partitions >= 1 else { throw TopologyTestDriverError("partitions must be at least 1, not \(partitions)") }
+        compiled = try TopologyCompiler.compile(topology)
+        self.partitions = partitions
+        sourceTopic = topology.source.topic
+        decoder = RecordDecoder(compiled)
+        queue = DeadLetterQueue(topic: topology.deadLetterTopic)
+        directory = Self.newDirectory()
+        try openDatabase()
+        try buildTasks()
+    }
+
+    deinit { close() }
+
+    /// Closes the database and removes its directory. The driver is unusable afterwards.
+    public func close() {
+        sourceTasks = []
+        repartitionTasks = []
+        builder = nil
+        database?.close()
+        database = nil
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    // MARK: input
+
+    /// Pushes one source record (JSON text) into `partition`; by default, with more than one
+    /// partition, the one `Repartitions.partition(of:count:)` gives for its key field's value
+    /// (partition 0 for a record that does not decode). It is decoded as the stream thread
+    /// decodes it — a record that fails is a dead letter with its reason — and processed by
+    /// the partition's task, whose offset advances by one.
+    public func pipe(_ json: String, partition: Int32? = nil) throws {
+        guard database != nil else { throw TopologyTestDriverError("the driver is closed") }
+        if let partition, !(0..<Int32(partitions)).contains(partition) {
+            throw TopologyTestDriverError("partition \(partition) out of range 0..<\(partitions)")
+        }
+        let bytes = Array(json.utf8)
+        try bytes.withUnsafeBytes { value in
+            var failure: DeadLetterReason?
+            do throws(DeadLetterReason) { try decoder.decode(value) } catch { failure = error }
+            var key: [UInt8]?
+            if failure == nil {
+                var k: [UInt8] = []
+                decoder.appendValue(compiled.keyField, from: value, to: &k)
+                key = k
+            }
+            let p = partition ?? (partitions == 1 ? 0 : key.map { Repartitions.partition(of: $0, count: partitions) } ?? 0)
+            let task = sourceTasks[Int(p)]
+            let offset = task.nextOffset
+            if let failure {
+                queue.add(key: nil, value: bytes, partition: p, offset: offset, sourceTopic: sourceTopic, reason: failure)
+            } else {
+                try key!.withUnsafeBytes { k in try task.process(value, decodedBy: decoder, key: k, offset: offset) }
+            }
+            task.nextOffset = offset + 1
+        }
+    }
+
+    /// Pushes the records in order, each to its default partition.
+    public func pipe(_ records: [String]) throws {
+        for record in records { try pipe(record) }
+    }
+
+    // MARK: commit
+
+    /// Commits every task, as a stream thread's commit does but in memory: changelog records
+    /// captured (`changelog`), re-keyed aggregates' partials merged by the repartition tasks
+    /// (committed in the same commit), dead letters kept (`deadLetters`), the Redis view
+    /// applied to the in-memory Redis (`redis`), the state written to RocksDB.
+    public func commit() throws {
+        guard let database else { throw TopologyTestDriverError("the driver is closed") }
+        let capture = ChangelogCapture()
+        for task in sourceTasks {
+            try task.sendChanges(through: capture)
+            for combiner in task.combiners { try deliverPartials(of: combiner.table, from: task) }
+        }
+        let all = sourceTasks + repartitionTasks.joined()
+        for task in repartitionTasks.joined() { try task.sendChanges(through: capture) }
+        changelogOrder += capture.records
+        let sourcePartitions = Set(sourceTasks.map(\.partition.partition))
+        committedDeadLetters += queue.pending.map { (reason: $0.category, value: String(decoding: $0.value, as: UTF8.self)) }
+        _ = queue.committed(for: sourcePartitions)
+        for task in sourceTasks where !task.combiners.isEmpty { task.clearCombiners() }
+
+        var view = RedisViewWriter()
+        let batch = StateWriteBatch()
+        let offsets = try database.columnFamily("offsets")
+        for task in all {
+            committedOffsets[task.partition] = task.nextOffset
+            try task.renderView(into: &view)
+            view.fence(watermark: watermarkKey(task.partition), offset: task.nextOffset, wholeState: task.rematerialize)
+            batch.put(offsets, key: TaskManager.inputKey(task.partition), value: encodeOffset(task.nextOffset))
+            task.writeState(to: batch)
+        }
+        try model.apply(view)
+        try database.write(batch)
+    }
+
+    /// A combiner's partials to the repartition tasks owning their keys, merged at once (the
+    /// at-least-once intake); each downstream task's offset advances per record, as if read
+    /// from its repartition partition (an empty record to the partitions no key reached).
+    private func deliverPartials(of combiner: AggregateTable, from task: StreamTask) throws {
+        guard let t = Repartitions.topics(of: compiled).firstIndex(of: combiner.spec.repartitionTopic!) else { return }
+        let downstream = repartitionTasks[t]
+        var reached = [Bool](repeating: false, count: partitions)
+        let partial = InBandHeaders.Partial(attempt: CommitAttempt(life: 0, sequence: 0), upstream: task.partition.partition,
+                                            start: task.combinedSince, end: task.nextOffset)
+        try combiner.forEachDirty { key, value in
+            let q = Int(Repartitions.partition(of: key, count: partitions))
+            reached[q] = true
+            let target = downstream[q]
+            try key.withUnsafeBytes { k in try value.withUnsafeBytes { v in try target.intake!.add(partial, key: k, value: v) } }
+            target.nextOffset += 1
+        }
+        for q in 0..<partitions where !reached[q] { downstream[q].nextOffset += 1 }
+    }
+
+    private func watermarkKey(_ tp: TopicPartition) -> [UInt8] {
+        RedisViewWriter.watermarkKey(application: compiled.topology.application, partition: tp.description)
+    }
+
+    // MARK: what came out
+
+    /// The Redis view after the commits so far: key → value. The fence's watermark keys
+    /// (`eddy:{application}:wm:…`) are left out.
+    public var redis: [String: TestRedisValue] { model.values }
+
+    /// The expiry (seconds) last set on `key` by EXPIRE or SET EX; nil: none, or no such key.
+    public func ttl(_ key: String) -> Int? { model.ttls[key] }
+
+    /// Dead letters so far, committed ones first: the reason category (`invalid_json`,
+    /// `missing_field`, `wrong_type`, …) and the record's text.
+    public var deadLetters: [(reason: String, value: String)] {
+        committedDeadLetters + queue.pending.map { (reason: $0.category, value: String(decoding: $0.value, as: UTF8.self)) }
+    }
+
+    /// The changelog records the commits sent, per changelog topic, in send order: each
+    /// changed key's last value, nil for a tombstone.
+    public var changelog: [String: [(key: [UInt8], value: [UInt8]?)]] {
+        var out: [String: [(key: [UInt8], value: [UInt8]?)]] = [:]
+        for (changelog, key, value) in changelogOrder { out[changelog.topic, default: []].append((key, value)) }
+        return out
+    }
+
+    /// The group's committed input offset of source partition `partition` (nil: no commit yet).
+    public func committedOffset(partition: Int32) -> Int64? { committedOffsets[TopicPartition(sourceTopic, partition)] }
+
+    // MARK: restarts
+
+    /// Simulates a crash and a restart on the same disk: the tasks are dropped, with
+    /// everything not committed (records piped since the last commit, their dead letters),
+    /// and rebuilt from RocksDB at the committed offsets. Redis keeps what it has.
+    public func restart() throws {
+        guard database != nil else { throw TopologyTestDriverError("the driver is closed") }
+        dropTasks()
+        try buildTasks()
+    }
+
+    /// Simulates a move to another machine: the tasks are dropped (with everything not
+    /// committed), and rebuilt at the committed offsets over a fresh RocksDB restored from
+    /// the captured changelog only (per store, each key's latest record; a tombstone or an
+    /// empty value deletes it). Redis keeps what it has.
+    public func restartOnEmptyDisk() throws {
+        guard database != nil else { throw TopologyTestDriverError("the driver is closed") }
+        dropTasks()
+        database?.close()
+        database = nil
+        try? FileManager.default.removeItem(at: directory)
+        directory = Self.newDirectory()
+        try openDatabase()
+        let database = database!
+        let batch = StateWriteBatch()
+        var families: [InternalPartition: ColumnFamily] = [:]
+        for (changelog, key, value) in changelogOrder {
+            let family: ColumnFamily
+            if let f = families[changelog] {
+                family = f
+            } else {
+                family = try database.columnFamily(compiled.stores[changelog.store].columnFamilyName(partition: changelog.partition))
+                families[changelog] = family
+            }
+            if let value, !value.isEmpty { batch.put(family, key: key, value: value) } else { batch.delete(family, key: key) }
+        }
+        try database.write(batch)
+        try buildTasks()
+    }
+
+    // MARK: tasks
+
+    private static func newDirectory() -> URL {
+        FileManager.default.temporaryDirectory.appendingPathComponent("eddy-test-driver-\(UUID().uuidString)", isDirectory: true)
+    }
+
+    private func openDatabase() throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let opened = try StateDatabase(path: directory.path, memoryBudgetBytes: Self.memoryBudgetBytes)
+        database = opened
+        builder = TaskBuilder(topology: compiled, database: opened, usesMarkers: false, deadLetters: queue, metrics: metrics)
+    }
+
+    private func dropTasks() {
+        sourceTasks = []
+        repartitionTasks = []
+        queue.discard(for: Set((0..<Int32(partitions)).map { $0 }))
+    }
+
+    private func buildTasks() throws {
+        func build(_ tp: TopicPartition) throws -> StreamTask {
+            let committed = committedOffsets[tp]
+            let task = try builder.build(tp, nextOffset: committed ?? 0, committedOffset: committed)
+            task.openedWithState = committed != nil
+            for (store, _) in task.stores { store.markClean() }
+            return task
+        }
+        sourceTasks = try (0..<Int32(partitions)).map { try build(TopicPartition(sourceTopic, $0)) }
+        repartitionTasks = try Repartitions.topics(of: compiled).map { topic in
+            try (0..<Int32(partitions)).map { try build(TopicPartition(topic, $0)) }
+        }
+    }
+}
+
+/// A value in the test driver's Redis.
+public enum TestRedisValue: Equatable, CustomStringConvertible {
+    case string(String)
+    case hash([String: String])
+    case zset([String: Double])
+    case list([String])
+
+    public var description: String {
+        switch self {
+        case .string(let s): return "string \(s)"
+        case .hash(let h): return "hash \(h.sorted { $0.key < $1.key })"
+        case .zset(let z): return "zset \(z.sorted { $0.key < $1.key })"
+        case .list(let l): return "list \(l)"
+        }
+    }
+}
+
+/// A failure of the test driver itself (not of the topology): a closed driver, a partition out
+/// of range, a Redis command its model does not know.
+public struct TopologyTestDriverError: Error, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Captures a commit's changelog records.
+private final class ChangelogCapture: ChangelogWriter {
+    var records: [(InternalPartition, key: [UInt8], value: [UInt8]?)] = []
+
+    func writeMarkerIfOwed(_ changelog: InternalPartition) throws {}
+
+    func sendChange(to changelog: InternalPartition, key: [UInt8], value: [UInt8]?, inputEnd: Int64) throws {
+        records.append((changelog, key, value))
+    }
+}
