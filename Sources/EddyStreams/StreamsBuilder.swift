@@ -117,4 +117,8 @@ public struct KTable {
         stream.builder.addSink(sink, to: stream.name)
         return self
     }
+
+    /// The records the node forwards, for further nodes: a session node's closed sessions.
+    /// (An aggregate forwards nothing yet; the compiler rejects nodes after one.)
+    public func toStream() -> KStream { stream }
 }

@@ -105,7 +105,7 @@ final class SessionWorkload {
         func check(_ session: RefSession, closed: Bool) throws {
             let key = "session:\(session.id)"
             let h = UserCountsReference.hash(try redis.send("HGETALL", key))
-            let expected = Self.features(session)
+            let expected = session.redisFields
             for (field, value) in expected where h[field] != value {
                 if field.hasSuffix("_value"), let a = Double(h[field] ?? ""), abs(a - Double(value)!) < 1e-6 { continue }
                 out.append("\(key) \(field): \(h[field] ?? "nil"), expected \(value)")
@@ -127,16 +127,5 @@ final class SessionWorkload {
             }
         }
         return Array(out.prefix(limit))
-    }
-
-    /// A session's hash as Eddy writes it.
-    static func features(_ s: RefSession) -> [String: String] {
-        func counts(_ c: [String: Int]) -> String {
-            "{" + c.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }.map { "\"\($0)\":\(c[$0]!)" }.joined(separator: ",") + "}"
-        }
-        func number(_ d: Double) -> String { d.rounded() == d ? String(Int64(d)) : "\(d)" }
-        return ["session_id": s.id, "start": "\(s.start)", "end": "\(s.end)", "duration_ms": "\(s.durationMs)", "events": "\(s.events)",
-                "event_counts": counts(s.eventCounts), "distinct_items": "\(s.distinctItems)", "category_counts": counts(s.categoryCounts),
-                "top_category": s.topCategory, "last_item": s.lastItem, "cart_value": number(s.cartValue), "purchase_value": number(s.purchaseValue)]
     }
 }

@@ -179,3 +179,17 @@ public struct SessionReference {
         a.utf8.lexicographicallyPrecedes(b.utf8)
     }
 }
+
+extension RefSession {
+    /// The session's hash as Eddy writes it: counts as JSON objects with keys in byte order,
+    /// integral numbers without a fraction.
+    public var redisFields: [String: String] {
+        func counts(_ c: [String: Int]) -> String {
+            "{" + c.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }.map { "\"\($0)\":\(c[$0]!)" }.joined(separator: ",") + "}"
+        }
+        func number(_ d: Double) -> String { d.rounded() == d ? String(Int64(d)) : "\(d)" }
+        return ["session_id": id, "start": "\(start)", "end": "\(end)", "duration_ms": "\(durationMs)", "events": "\(events)",
+                "event_counts": counts(eventCounts), "distinct_items": "\(distinctItems)", "category_counts": counts(categoryCounts),
+                "top_category": topCategory, "last_item": lastItem, "cart_value": number(cartValue), "purchase_value": number(purchaseValue)]
+    }
+}

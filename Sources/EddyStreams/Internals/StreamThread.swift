@@ -97,7 +97,8 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             if let consumer { paused.update(consumer, redisOutage: tail.inOutage, restoring: manager.restoringPartitions, logger: logger) }
             giveUpCatchingUpInLongOutage()
             let t0 = ContinuousClock.now
-            consumer!.poll(into: batch, timeoutMs: 100)
+            // While stores restore, polling only keeps the membership: do not wait in it.
+            consumer!.poll(into: batch, timeoutMs: manager.isRestoring ? 0 : 100)
             let t1 = ContinuousClock.now
             do {
                 try processBatch()
