@@ -14,6 +14,9 @@ import time
 import urllib.request
 from importlib.metadata import version
 
+# RESULTS.md from this heading on is not compare's: it is kept when compare rewrites the file.
+KEPT_SECTION = "## Old and new binary side by side"
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 TOPIC = "compare-clicks"
@@ -288,7 +291,14 @@ class Bench:
         lines[lines.index("## Ceilings (same run)"):lines.index("## Ceilings (same run)")] = ["## Targets", ""] + targets + [
             "", "![events per second, log scale](results.svg)", ""]
         lines += ["", open(os.path.join(HERE, "analysis.md")).read()]
-        open(os.path.join(HERE, "RESULTS.md"), "w").write("\n".join(lines).rstrip() + "\n")
+        # Sections written by other scripts (Benchmarks/side-by-side) are kept.
+        path = os.path.join(HERE, "RESULTS.md")
+        kept = ""
+        if os.path.exists(path):
+            old = open(path).read()
+            if KEPT_SECTION in old:
+                kept = "\n" + old[old.index(KEPT_SECTION):]
+        open(path, "w").write("\n".join(lines).rstrip() + "\n" + kept)
         open(os.path.join(HERE, "results.svg"), "w").write(self.chart())
         print("\n".join(targets))
         print(f"wrote {os.path.join(HERE, 'RESULTS.md')} and results.svg")
