@@ -97,6 +97,7 @@ final class KeyValueStoreTests: XCTestCase {
         var fired: [String] = []
         while let t = timers.popDue(at: 101) { fired.append("\(t.time):\(t.node):\(String(decoding: t.key, as: UTF8.self))") }
         XCTAssertEqual(fired, ["100:0:z", "100:1:a", "100:1:b"])
+        timers.prepareCommit(streamTime: 101)
         _ = try commit(timers.store)
         XCTAssertEqual(TaskTimers(store: try store("timers")).pendingCount, 1, "fired timers left the store")
     }

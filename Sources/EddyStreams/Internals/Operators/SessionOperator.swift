@@ -9,7 +9,10 @@
 /// removed (closed, or merged into another) whose Redis keys the last commit deleted. Those
 /// stay in the record until the next commit — which runs only once the previous commit's
 /// Redis writes are done — so a restore after a crash between a commit and its Redis write
-/// still finds, and deletes, them. Groups touched since the last commit are kept decoded.
+/// still finds, and deletes, them; a mark key per such group lets a task that reopens
+/// drop them at its first commit. Groups touched since the last commit are kept decoded.
+/// If `gap` or `grace` grew since a timer was set, the session's timer is moved when it
+/// fires; if they shrank, the session closes at the old, later time.
 final class SessionOperator: OperatorNode {
     /// The compiled `session` node.
     struct Spec: Sendable {
@@ -65,7 +68,19 @@ final class SessionOperator: OperatorNode {
         self.timers = timers
         emitted = RecordDecoder(topology)
         super.init(index: index, recordSinks: [])
+        // Removals a committed attempt wrote before this task was last closed: Redis has
+        // them (or, if that attempt's Redis write was lost, the restore renders them again).
+        for (mark, _) in store.range(from: Self.removalsMark, to: nil) where mark.starts(with: Self.removalsMark) {
+            let key = Array(mark.dropFirst(Self.removalsMark.count))
+            // Only those: removals added after the reopen are not in Redis yet.
+            let stored = (try? store.get(key)).flatMap { $0 }.map(Self.decodeGroup)?.removed.count ?? 0
+            removalsWritten[GroupKey(bytes: key)] = stored
+        }
     }
+
+    /// Store keys `FF FF FF FF group` mark groups whose record holds removals (no group key
+    /// starts so: its first 4 bytes are its length).
+    private static let removalsMark: [UInt8] = [0xFF, 0xFF, 0xFF, 0xFF]
 
     override var stores: [any StateStore] { [store] }
 
@@ -73,7 +88,9 @@ final class SessionOperator: OperatorNode {
 
     override func process(_ record: Record, in task: StreamTask) throws {
         let key = groupKey(record)
-        var group = try load(key)
+        // Out of `changed` while it changes: no copy of its sessions per record.
+        let changedBefore = changed.removeValue(forKey: GroupKey(bytes: key))
+        var group = try changedBefore ?? store.get(key).map(Self.decodeGroup) ?? Group()
         let t = record.timestamp
         var start = t, end = t
         var touched: [Int] = []
@@ -83,6 +100,7 @@ final class SessionOperator: OperatorNode {
             end = max(end, s.end)
         }
         if end < task.streamTime - spec.graceMs {
+            if let changedBefore { changed[GroupKey(bytes: key)] = changedBefore }
             task.metrics.lateRecords.add(1, ordering: .relaxed)
             task.deadLetter(DeadLetterReason(category: .late, message: "event time \(t) is more than the grace (\(spec.graceMs) ms) behind stream time \(task.streamTime) for its session (it would end at \(end))"))
             return
@@ -106,7 +124,12 @@ final class SessionOperator: OperatorNode {
         let group = Array(key.dropLast(8))
         let start = key.withUnsafeBytes { Int64(bitPattern: UInt64(bigEndian: $0.loadUnaligned(fromByteOffset: key.count - 8, as: UInt64.self))) }
         var state = try load(group)
-        guard let i = state.sessions.firstIndex(where: { $0.start == start }), closeTime(of: state.sessions[i]) == time else { return }
+        guard let i = state.sessions.firstIndex(where: { $0.start == start }) else { return }
+        if closeTime(of: state.sessions[i]) > time {
+            // Set before `gap` or `grace` grew: the session closes at its new time.
+            timers.schedule(node: index, key: key, at: closeTime(of: state.sessions[i]))
+            return
+        }
         let session = state.sessions.remove(at: i)
         state.removed.append((session, true))
         changed[GroupKey(bytes: group)] = state
@@ -124,7 +147,8 @@ final class SessionOperator: OperatorNode {
         group + withUnsafeBytes(of: UInt64(bitPattern: start).bigEndian, Array.init)
     }
 
-    /// The group key of `record`: each group field's value, unescaped, length-prefixed.
+    /// The group key of `record`: each group field's value, unescaped, length-prefixed; a
+    /// copy of exactly its size, since the operator keeps it (see `AggregateTable.entry`).
     private func groupKey(_ record: Record) -> [UInt8] {
         keyBuffer.removeAll(keepingCapacity: true)
         for id in spec.groupFields {
@@ -132,7 +156,9 @@ final class SessionOperator: OperatorNode {
             record.fields.appendValue(id, from: record.value, to: &value)
             value.withUnsafeBufferPointer { appendLengthPrefixed($0, to: &keyBuffer) }
         }
-        return keyBuffer
+        return [UInt8](unsafeUninitializedCapacity: keyBuffer.count) { buffer, count in
+            count = buffer.initialize(fromContentsOf: keyBuffer)
+        }
     }
 
     private func load(_ key: [UInt8]) throws -> Group {
@@ -143,7 +169,7 @@ final class SessionOperator: OperatorNode {
     // MARK: commit
 
     override func restored(staleKeys: [[UInt8]], of store: any StateStore) throws {
-        for key in staleKeys { toRender.insert(GroupKey(bytes: key)) }
+        for key in staleKeys where !key.starts(with: Self.removalsMark) { toRender.insert(GroupKey(bytes: key)) }
     }
 
     /// Into the store: the changed groups, and the groups whose removals are in Redis now
@@ -152,6 +178,7 @@ final class SessionOperator: OperatorNode {
         for (key, written) in removalsWritten {
             guard var group = try changed[key] ?? store.get(key.bytes).map(Self.decodeGroup) else { continue }
             group.removed.removeFirst(min(written, group.removed.count))
+            if group.removed.isEmpty { store.delete(Self.removalsMark + key.bytes) }
             if changed[key] != nil { changed[key] = group } else { save(group, key.bytes) }
         }
         removalsWritten = [:]  // once: a retried attempt must not drop them again
@@ -160,17 +187,17 @@ final class SessionOperator: OperatorNode {
 
     private func save(_ group: Group, _ key: [UInt8]) {
         if group.sessions.isEmpty && group.removed.isEmpty { store.delete(key) } else { store.put(key, Self.encode(group)) }
+        if !group.removed.isEmpty { store.put(Self.removalsMark + key, [1]) }
     }
 
     override func renderView(into view: inout RedisViewWriter, wholeState: Bool) throws {
         var groups = changed
         for key in toRender where groups[key] == nil { groups[key] = try store.get(key.bytes).map(Self.decodeGroup) ?? Group() }
         if wholeState {
-            for (key, value) in store.range(from: [], to: nil) where groups[GroupKey(bytes: key)] == nil {
+            for (key, value) in store.range(from: [], to: Self.removalsMark) where groups[GroupKey(bytes: key)] == nil {
                 groups[GroupKey(bytes: key)] = Self.decodeGroup(value)
             }
         }
-        removalsWritten = [:]
         for (key, group) in groups {
             for (session, closed) in group.removed where !group.sessions.contains(where: { $0.start == session.start }) {
                 remove(session, closed: closed, group: key.bytes, from: &view)

@@ -26,6 +26,10 @@ final class TaskTimers {
     /// Pending timers; `heap` may also hold cancelled ones, which `pending` does not.
     private var pending = Set<Timer>()
     private var heap = TimerHeap()
+    /// Changes since the last commit, written to the store at the next one: a timer set
+    /// and cancelled in between (a session extended by each of its records) costs nothing.
+    private var added = Set<Timer>()
+    private var removed = Set<Timer>()
 
     private static let streamTimeKey: [UInt8] = [0]
 
@@ -48,21 +52,26 @@ final class TaskTimers {
         let timer = Timer(time: time, node: node, key: key)
         guard pending.insert(timer).inserted else { return }
         heap.push(timer)
-        store.put(Self.storeKey(timer), [1])  // not empty: an empty changelog value reads as a delete
+        if removed.remove(timer) == nil { added.insert(timer) }
+        // Cancelled entries leave the heap when they surface; rebuild it when they dominate.
+        if heap.count > 2 * pending.count + 1_024 { heap = TimerHeap(pending) }
     }
 
     func cancel(node: Int, key: [UInt8], at time: Int64) {
-        let timer = Timer(time: time, node: node, key: key)
+        remove(Timer(time: time, node: node, key: key))
+    }
+
+    private func remove(_ timer: Timer) {
         guard pending.remove(timer) != nil else { return }
-        store.delete(Self.storeKey(timer))  // its heap entry is skipped when it surfaces
+        if added.remove(timer) == nil { removed.insert(timer) }
     }
 
     /// Removes and returns the earliest timer `streamTime` has passed, if any.
     func popDue(at streamTime: Int64) -> Timer? {
         while let top = heap.min, top.time < streamTime {
             heap.popMin()
-            if pending.remove(top) != nil {
-                store.delete(Self.storeKey(top))
+            if pending.contains(top) {
+                remove(top)
                 return top
             }
         }
@@ -71,8 +80,15 @@ final class TaskTimers {
 
     var pendingCount: Int { pending.count }
 
-    /// Writes stream time into the store if it moved since the last commit.
+    /// Writes the timers set and removed since the last commit, and stream time if it
+    /// moved, into the store. (Once per attempt is enough: a failed attempt leaves the
+    /// store's changes pending for the next.)
     func prepareCommit(streamTime: Int64) {
+        // Not empty: an empty changelog value reads as a delete.
+        for timer in added { store.put(Self.storeKey(timer), [1]) }
+        for timer in removed { store.delete(Self.storeKey(timer)) }
+        added.removeAll(keepingCapacity: true)
+        removed.removeAll(keepingCapacity: true)
         guard streamTime != storedStreamTime else { return }
         store.put(Self.streamTimeKey, encodeOffset(streamTime))
         storedStreamTime = streamTime
@@ -101,6 +117,13 @@ final class TaskTimers {
 struct TimerHeap {
     private var items: [TaskTimers.Timer] = []
 
+    init() {}
+
+    init(_ timers: Set<TaskTimers.Timer>) {
+        items = timers.sorted()  // a sorted array is a heap
+    }
+
+    var count: Int { items.count }
     var min: TaskTimers.Timer? { items.first }
 
     mutating func push(_ timer: TaskTimers.Timer) {

@@ -41,6 +41,20 @@ struct TaskBuilder {
         try database.columnFamily(store.columnFamilyName(partition: partition))
     }
 
+    /// Eddy before the operator layer kept a re-keyed aggregate's intake bookkeeping in the
+    /// aggregate's own store (keys starting FF FF FF FF, which no group key can); such state
+    /// cannot be read as groups, and its pending attempts are not where the intake looks.
+    private func refuseOldIntakeKeys(in columnFamily: ColumnFamily) throws {
+        var found = false
+        database.forEach(columnFamily, from: IntakeKeys.prefix) { key, _ in
+            found = key.starts(with: IntakeKeys.prefix)
+            return false
+        }
+        if found {
+            throw RuntimeError("\(columnFamily.name) (or its changelog) was written by an Eddy older than the operator layer, which kept the repartition intake's bookkeeping there: run `eddy reset TOPOLOGY --to-earliest` for application \(topology.topology.application) and replay")
+        }
+    }
+
     /// Builds the task of `tp` over its stores, which must be restored already (a store
     /// learns at creation whether its column family is empty).
     func build(_ tp: TopicPartition, nextOffset: Int64, committedOffset: Int64?) throws -> StreamTask {
@@ -54,6 +68,7 @@ struct TaskBuilder {
             let store: any StateStore
             switch spec.role {
             case .aggregate(let a):
+                if spec.repartitionTopic != nil { try refuseOldIntakeKeys(in: columnFamily) }
                 let table = AggregateTable(spec: topology.aggregates[a], columnFamily: columnFamily, database: database)
                 tables[a] = table
                 store = table

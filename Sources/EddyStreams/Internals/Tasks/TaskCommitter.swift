@@ -157,11 +157,22 @@ final class TaskCommitter {
         cacheShare.evictIfOver(manager.tasks.values)
         var view = RedisViewWriter()
         let writeBatch = tail.nextBatch()
+        do {
+            // Every view first: a failure leaves no task marked clean without its tail.
+            for task in dirtyTasks {
+                let wholeState = task.rematerialize
+                if wholeState { context.metrics.rematerializedTasks.add(1, ordering: .relaxed) }
+                try task.renderView(into: &view)
+                view.fence(watermark: manager.watermarkKey(task.partition), offset: task.nextOffset, wholeState: wholeState)
+            }
+        } catch {
+            // The attempt is committed in Kafka; a restart restores it from the changelogs
+            // and writes Redis from there. Going on here could lose it.
+            failed = true
+            context.requestStop(failure: "thread \(threadID): cannot prepare the Redis view of a committed attempt (a restart writes it from the changelogs): \(error)")
+            return true
+        }
         for task in dirtyTasks {
-            let wholeState = task.rematerialize
-            if wholeState { context.metrics.rematerializedTasks.add(1, ordering: .relaxed) }
-            try task.renderView(into: &view)
-            view.fence(watermark: manager.watermarkKey(task.partition), offset: task.nextOffset, wholeState: wholeState)
             if task.firstFencedOffset == nil { task.firstFencedOffset = task.nextOffset }
             writeBatch.put(manager.offsets, key: TaskManager.inputKey(task.partition), value: encodeOffset(task.nextOffset))
             task.writeState(to: writeBatch)

@@ -88,7 +88,7 @@ final class TaskManager {
         let gone = Set(partitions)
         if restoring.contains(where: { gone.contains($0.partition) }) {
             // Eager rebalancing revokes everything: a restore under way is dropped (what it
-            // wrote is below the stores' checkpoints, so the next restore reads it again).
+            // wrote lies past the stores' checkpoints, so the next restore reads it again).
             for r in restoring where gone.contains(r.partition) {
                 for spec in builder.stores(of: r.partition) { changelogs.insert(builder.changelog(of: spec, partition: r.partition.partition)) }
             }
@@ -182,6 +182,7 @@ final class TaskManager {
     /// at the group's position) and then the checkpoints and the tasks' positions are
     /// stored — a commit tail like any other — so a crash anywhere in between restores again.
     private func open(_ plan: OpenPlan, outcomes: [ChangelogRestore.Outcome], producer: StreamProducer) throws -> [StreamTask] {
+        try tail.finish()  // commits go on while stores restore (owed markers): their tail comes first
         let writeBatch = tail.nextBatch()
         var view = RedisViewWriter()
         var opened: [StreamTask] = []
