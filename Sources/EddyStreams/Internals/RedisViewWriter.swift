@@ -7,8 +7,10 @@ import EddyRedis
 ///
 /// The fence: each task has a watermark in Redis, `eddy:{application}:wm:{topic}-{partition}`,
 /// holding the input offset its view was last written at. A script applies a block of
-/// commands only when the block's offset is not behind the watermark, then raises the
-/// watermark — atomically. So Redis only moves forward in input position: a restarted or
+/// commands only when the block's offset is not behind the watermark and, with the task's
+/// last block of the commit, raises the watermark — atomically. (A large commit is several
+/// blocks; a write cut off after the first must not raise it, or a restore would take
+/// Redis for complete and never write the rest.) So Redis only moves forward in input position: a restarted or
 /// migrated task replaying older records (or a zombie that lost its partition) cannot put
 /// older values back, and because processing is deterministic the values it would have
 /// written are the ones already there.
@@ -25,9 +27,11 @@ struct RedisViewWriter {
     private(set) var commands: [RedisCommand] = []
     /// Fenced blocks ready to send: the task's watermark key, its offset, its commands.
     private var blocks: [Block] = []
-    /// `completes`: the last block of a write of the task's whole state (it may create the
-    /// watermark).
-    private typealias Block = (watermark: [UInt8], offset: Int64, completes: Bool, commands: ArraySlice<RedisCommand>)
+    /// `last`: the task's last block of this commit (only it raises the watermark, so a
+    /// write cut off between blocks leaves the watermark where a restore sees the rest as
+    /// missing); `completes`: also the last block of a write of the task's whole state (it
+    /// may create the watermark).
+    private typealias Block = (watermark: [UInt8], offset: Int64, last: Bool, completes: Bool, commands: ArraySlice<RedisCommand>)
     private(set) var commandCount = 0
     /// Commands per script call.
     var chunkSize = 4_096
@@ -42,11 +46,15 @@ struct RedisViewWriter {
           redis.call(unpack(ARGV, i + 1, i + n))
           i = i + n + 1
         end
+        if ARGV[2] == '0' then
+          if stored then return 1 end
+          return 2
+        end
         if stored then
           redis.call('HSET', KEYS[1], 'offset', ARGV[1])
           return 1
         end
-        if ARGV[2] == '1' then
+        if ARGV[2] == '2' then
           redis.call('HSET', KEYS[1], 'offset', ARGV[1])
           return 3
         end
@@ -72,7 +80,7 @@ struct RedisViewWriter {
         var start = 0
         repeat {
             let end = min(start + chunkSize, all.count)
-            blocks.append((watermark, offset, wholeState && end == all.count, all[start..<end]))
+            blocks.append((watermark, offset, end == all.count, wholeState && end == all.count, all[start..<end]))
             start = end
         } while start < all.count
     }
@@ -125,7 +133,7 @@ struct RedisViewWriter {
 
     private func script(_ sha: String, _ block: Block) -> RedisCommand {
         var args: [[UInt8]] = [Array("EVALSHA".utf8), Array(sha.utf8), Array("1".utf8), block.watermark, Array(String(block.offset).utf8),
-                               Array((block.completes ? "1" : "0").utf8)]
+                               Array((block.completes ? "2" : block.last ? "1" : "0").utf8)]
         args.reserveCapacity(6 + block.commands.count * 5)
         for command in block.commands {
             args.append(Array(String(command.arguments.count).utf8))
