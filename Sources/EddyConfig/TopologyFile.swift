@@ -17,6 +17,10 @@ import Yams
 ///       - name: sessions
 ///         session: {group_by: [user_id], gap: 30m, grace: 5m, closed_ttl: 1h}
 ///         to_redis: {type: hash, key: "session:{session_id}:features"}
+///       - name: with_category
+///         join: {table: catalog, on: item_id, fields: [category], missing: drop}
+///     tables:
+///       catalog: {topic: items}
 public enum TopologyFile {
     public static func load(path: String) throws -> Topology {
         try parse(try readConfigFile(path), file: path)
@@ -36,12 +40,24 @@ public enum TopologyFile {
     /// root of the YAML.
     static func decode(_ text: String, file: String) throws -> (Topology, YAMLField) {
         let root = try YAMLField.load(text, file: file)
-        let top = try root.mapping(allowed: ["application", "source", "nodes"])
+        let top = try root.mapping(allowed: ["application", "source", "nodes", "tables"])
         guard let app = top["application"] else { throw root.error("missing field 'application'") }
         guard let sourceField = top["source"] else { throw root.error("missing field 'source'") }
         let topology = Topology(application: try app.string(), source: try source(sourceField),
-                                nodes: try top["nodes"]?.sequence().map(node) ?? [])
+                                nodes: try top["nodes"]?.sequence().map(node) ?? [], tables: try top["tables"].map(tables) ?? [])
         return (topology, root)
+    }
+
+    /// `{catalog: {topic: items}}`: global tables by name.
+    private static func tables(_ field: YAMLField) throws -> [Topology.Table] {
+        guard case .mapping(let mapping) = field.node else { throw field.error("expected a mapping of table name: {topic: ...}") }
+        let names = Array(mapping.keys.compactMap { $0.scalar?.string })
+        let entries = try field.mapping(allowed: names)
+        return try names.map { name in
+            let f = try entries[name]!.mapping(allowed: ["topic"])
+            guard let topic = f["topic"] else { throw entries[name]!.error("missing field 'topic' (the table's topic)") }
+            return Topology.Table(name: name, topic: try topic.nonEmptyString())
+        }
     }
 
     private static func source(_ field: YAMLField) throws -> Topology.Source {
@@ -62,7 +78,7 @@ public enum TopologyFile {
     }
 
     private static func node(_ field: YAMLField) throws -> Topology.Node {
-        let operations = ["filter", "project", "aggregate", "recent", "decay", "session"]
+        let operations = ["filter", "project", "join", "aggregate", "recent", "decay", "session"]
         let f = try field.mapping(allowed: ["name", "input"] + operations + ["to_redis"])
         guard let name = f["name"] else { throw field.error("missing field 'name'") }
         let given = operations.filter { f[$0] != nil }
@@ -76,6 +92,8 @@ public enum TopologyFile {
             operation = try self.filter(filter)
         } else if let project = f["project"] {
             operation = .project(try project.strings())
+        } else if let join = f["join"] {
+            operation = .join(try self.join(join))
         } else if let aggregate = f["aggregate"] {
             let a = try aggregate.mapping(allowed: ["group_by", "sum", "weights"])
             guard let groupBy = a["group_by"] else { throw aggregate.error("missing field 'group_by'") }
@@ -122,6 +140,23 @@ public enum TopologyFile {
         if let v = f["cart_types"] { window.cartTypes = try v.strings() }
         if let v = f["purchase_types"] { window.purchaseTypes = try v.strings() }
         return window
+    }
+
+    /// `{table: catalog, on: item_id, fields: [category, price], missing: drop}`
+    private static func join(_ field: YAMLField) throws -> Topology.Join {
+        let f = try field.mapping(allowed: ["table", "on", "fields", "missing"])
+        guard let table = f["table"] else { throw field.error("missing field 'table' (a name under 'tables:')") }
+        guard let on = f["on"] else { throw field.error("missing field 'on' (the field holding the row's key)") }
+        guard let fields = f["fields"] else { throw field.error("missing field 'fields' (which columns of the row to add)") }
+        var join = Topology.Join(table: try table.nonEmptyString(), on: try on.nonEmptyString(), fields: try fields.strings())
+        if let missing = f["missing"] {
+            let text = try missing.string()
+            guard let value = Topology.Join.MissingRow(rawValue: text) else {
+                throw missing.error("unknown value '\(text)' (expected \(Topology.Join.MissingRow.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            join.missing = value
+        }
+        return join
     }
 
     /// `{field: event_type, values: {view: 1, click: 3}}`

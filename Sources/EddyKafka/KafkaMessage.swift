@@ -24,6 +24,9 @@ public struct KafkaMessage {
         UnsafeRawBufferPointer(start: raw.pointee.payload, count: raw.pointee.payload == nil ? 0 : raw.pointee.len)
     }
 
+    /// The value, or nil for a record without one (a tombstone) — `value` reads both as empty.
+    public var valueOrNil: UnsafeRawBufferPointer? { raw.pointee.payload == nil ? nil : value }
+
     public var key: UnsafeRawBufferPointer? {
         guard let key = raw.pointee.key else { return nil }
         return UnsafeRawBufferPointer(start: key, count: raw.pointee.key_len)

@@ -38,6 +38,13 @@ public final class StreamsMetrics: Sendable {
     public let rematerializedTasks = Atomic<Int>(0)
     /// Records too late for their window (beyond its grace), dead-lettered with reason `late`.
     public let lateRecords = Atomic<Int>(0)
+    /// Global-table records applied while running (after the start's load), summed over the
+    /// stream threads (each keeps its own copy of every table).
+    public let tableUpdates = Atomic<Int>(0)
+    /// Global-table records that could not be rows (no key, not a JSON object), summed over threads.
+    public let invalidTableRecords = Atomic<Int>(0)
+    /// Records a join found no table row for (dropped, passed with nulls or dead-lettered).
+    public let joinMisses = Atomic<Int>(0)
     /// What the stream threads' write-back caches hold now (their estimate, bytes), per batch.
     public let writeBackCacheBytes = Atomic<Int>(0)
     /// When the first record arrived (ns on the continuous clock; 0: none yet), so throughput
@@ -45,6 +52,7 @@ public final class StreamsMetrics: Sendable {
     let firstRecordNanos = Atomic<Int>(0)
     private let deadLetters = Mutex<[String: Int]>([:])
     private let lag = Mutex<[String: Int64]>([:])
+    private let tableRows = Mutex<[String: Int]>([:])
 
     public init() {}
 
@@ -82,6 +90,10 @@ public final class StreamsMetrics: Sendable {
         lag.withLock { $0[partition] = value }
     }
 
+    public func setTableRows(_ table: String, _ rows: Int) {
+        tableRows.withLock { $0[table] = rows }
+    }
+
     /// Records behind, summed over the partitions; nil until a commit has measured one
     /// (the high watermarks come with fetches), so a fresh start does not report "lag 0".
     public var totalLag: Int64? { lag.withLock { $0.isEmpty ? nil : $0.values.reduce(0, +) } }
@@ -101,6 +113,7 @@ public final class StreamsMetrics: Sendable {
         func seconds(micros atomic: borrowing Atomic<Int>) -> MetricFamily.Value { .real(Double(atomic.load(ordering: .relaxed)) / 1e6) }
         let dl = deadLettersByReason
         let lags = lag.withLock { $0 }.sorted { $0.key < $1.key }
+        let rows = tableRows.withLock { $0 }.sorted { $0.key < $1.key }
         return [
             one("eddy_records_in_total", .counter, "Records consumed from the source topic.", count(recordsIn)),
             one("eddy_records_processed_total", .counter, "Records that passed validation and went through the topology.", count(recordsProcessed)),
@@ -131,6 +144,13 @@ public final class StreamsMetrics: Sendable {
             one("eddy_rematerialized_tasks_total", .counter, "Tasks whose whole state was written to Redis again (Redis had lost the application's keys).",
                 count(rematerializedTasks)),
             one("eddy_late_records_total", .counter, "Records later than their window's grace (dead-lettered with reason late).", count(lateRecords)),
+            MetricFamily(name: "eddy_table_rows", kind: .gauge, help: "Rows of each global table (every stream thread holds a copy).",
+                         samples: rows.map { .init(labels: app + [(name: "table", value: $0.key)], value: .integer($0.value)) }),
+            one("eddy_table_updates_total", .counter, "Global-table records applied after the start's load, summed over stream threads (each keeps a copy of every table).", count(tableUpdates)),
+            one("eddy_table_invalid_records_total", .counter, "Global-table records skipped (no key, or a value that is not a JSON object), summed over stream threads.",
+                count(invalidTableRecords)),
+            one("eddy_join_misses_total", .counter, "Records a join found no table row for (dropped, passed with nulls or dead-lettered, as configured).",
+                count(joinMisses)),
             MetricFamily(name: "eddy_consumer_lag", kind: .gauge, help: "Records between the committed position and the partition's high watermark.",
                          samples: lags.map { .init(labels: app + [(name: "partition", value: $0.key)], value: .integer(Int($0.value))) }),
         ]

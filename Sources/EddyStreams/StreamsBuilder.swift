@@ -10,6 +10,7 @@ public final class StreamsBuilder {
     private let application: String
     private var source: Topology.Source?
     private var nodes: [Topology.Node] = []
+    private var tables: [Topology.Table] = []
 
     public init(application: String) {
         self.application = application
@@ -23,6 +24,11 @@ public final class StreamsBuilder {
         return KStream(builder: self, name: nil)
     }
 
+    /// Declares a global table read from `topic` (Kafka Streams' `globalTable`); `join` names it.
+    public func globalTable(_ name: String, topic: String) {
+        tables.append(Topology.Table(name: name, topic: topic))
+    }
+
     /// Validates the topology (as a config file would be) and returns it.
     public func build() throws -> Topology {
         let topology = try unvalidated()
@@ -33,7 +39,7 @@ public final class StreamsBuilder {
     /// The topology as built so far, not yet validated (`build` validates it).
     func unvalidated() throws -> Topology {
         guard let source else { throw TopologyError([.key("source")], "no source stream: call stream(topic:...) first") }
-        return Topology(application: application, source: source, nodes: nodes)
+        return Topology(application: application, source: source, nodes: nodes, tables: tables)
     }
 
     func add(_ node: Topology.Node) -> KStream {
@@ -62,6 +68,11 @@ public struct KStream {
 
     public func project(_ name: String, fields: [String]) -> KStream {
         builder.add(.init(name: name, input: self.name, operation: .project(fields)))
+    }
+
+    /// Adds `fields` of the `table` row whose key is the record's `on` field (see `Topology.Join`).
+    public func join(_ name: String, table: String, on: String, fields: [String], missing: Topology.Join.MissingRow = .drop) -> KStream {
+        builder.add(.init(name: name, input: self.name, operation: .join(Topology.Join(table: table, on: on, fields: fields, missing: missing))))
     }
 
     public func aggregate(_ name: String, groupBy: [String], sum: [String] = [], weights: Topology.Weights? = nil) -> KTable {

@@ -85,6 +85,12 @@ public final class StreamsRuntime: Sendable {
         guard let partitions = partitionCount else {
             throw RuntimeError("source topic '\(source)' does not exist on \(config.bootstrapServers) (create it, e.g. with `eddy generate --topic \(source)`)")
         }
+        let tablePartitionCounts = try compiled.tables.map { table -> Int in
+            guard let count = try admin.partitionCount(table.topic) else {
+                throw RuntimeError("table '\(table.name)': topic '\(table.topic)' does not exist on \(config.bootstrapServers) (create it, compacted: cleanup.policy=compact)")
+            }
+            return count
+        }
         try admin.createTopic(topology.deadLetterTopic, partitions: partitions,
                               configs: ["cleanup.policy": "delete", "retention.ms": String(7 * 24 * 3600 * 1000)])
         try Changelogs.create(for: compiled, partitions: partitions, admin: admin)
@@ -118,7 +124,8 @@ public final class StreamsRuntime: Sendable {
         let context: RuntimeContext
         let threads: [StreamThread]
         do {
-            context = RuntimeContext(topology: compiled, config: config, partitionCount: partitions, database: database, metrics: metrics,
+            context = RuntimeContext(topology: compiled, config: config, partitionCount: partitions, tablePartitionCounts: tablePartitionCounts,
+                                     database: database, metrics: metrics,
                                      tracker: CatchUpTracker(partitionCount: partitions, threads: config.threads),
                                      untilCaughtUp: untilCaughtUp, rematerialize: rematerialize,
                                      replayStart: replayStart, logger: logger)

@@ -1,4 +1,5 @@
-/// A stateful stream topology: one source topic, then a tree of named nodes.
+/// A stateful stream topology: one source topic, then a tree of named nodes, and the
+/// global tables its joins read.
 ///
 /// Built from a YAML file (EddyConfig) or in Swift with `StreamsBuilder`; both produce this
 /// value, which `TopologyCompiler` validates and turns into the runtime's executable form.
@@ -8,11 +9,61 @@ public struct Topology: Equatable, Sendable {
     public var source: Source
     /// Nodes in declaration order; a node's `input` names an earlier node, or nil for the source.
     public var nodes: [Node]
+    /// Global tables (`join` reads them), by name.
+    public var tables: [Table]
 
-    public init(application: String, source: Source, nodes: [Node] = []) {
+    public init(application: String, source: Source, nodes: [Node] = [], tables: [Table] = []) {
         self.application = application
         self.source = source
         self.nodes = nodes
+        self.tables = tables
+    }
+
+    /// A global table (Kafka Streams' GlobalKTable): a topic, usually compacted, read as a
+    /// table keyed by its record key; a record's value (a JSON object) is the key's row, a
+    /// record without a value (a tombstone) deletes it. Every stream thread reads the whole
+    /// topic before it processes anything and keeps reading it while it runs, so a join
+    /// sees each update within about one poll of its arrival. The topic is its own
+    /// changelog: nothing of it is stored locally.
+    ///
+    /// Not on event time: a record is joined with the row the thread holds when it
+    /// processes it (as in Kafka Streams), so a replay joins every record with the table as
+    /// it is at the replay.
+    public struct Table: Equatable, Sendable {
+        public var name: String
+        public var topic: String
+
+        public init(name: String, topic: String) {
+            self.name = name
+            self.topic = topic
+        }
+    }
+
+    /// A stream–table join: adds `fields` of the row of `table` whose key is the record's
+    /// `on` field to the record (replacing the record's own fields of those names; a field
+    /// the row lacks is null).
+    public struct Join: Equatable, Sendable {
+        /// What happens to a record whose `on` field is missing or names no row.
+        public enum MissingRow: String, Equatable, Sendable, CaseIterable {
+            /// The record goes no further (an inner join).
+            case drop
+            /// The record goes on with the fields null (a left join).
+            case null
+            /// The record goes to the dead-letter topic with reason `missing_row`.
+            case deadLetter = "dead_letter"
+        }
+
+        public var table: String
+        public var on: String
+        public var fields: [String]
+        public var missing: MissingRow
+
+        public init(table: String, on: String, fields: [String], missing: MissingRow = .drop) {
+            self.table = table
+            self.on = on
+            self.fields = fields
+            self.missing = missing
+        }
     }
 
     public struct Source: Equatable, Sendable {
@@ -80,6 +131,8 @@ public struct Topology: Equatable, Sendable {
         /// form one session, which closes once stream time passes its end + gap + grace.
         /// See `SessionWindow` for the exact rules and the features written.
         case session(SessionWindow)
+        /// Enriches records from a global table (`Join`).
+        case join(Join)
         /// Passes records through unchanged (a named point to attach sinks to).
         case passthrough
     }
@@ -208,7 +261,7 @@ extension Topology.Operation {
         switch self {
         case .aggregate(let groupBy, _, _), .recent(let groupBy, _, _), .decay(let groupBy, _, _): return groupBy
         case .session(let window): return window.groupBy
-        case .filter, .project, .passthrough: return nil
+        case .filter, .project, .join, .passthrough: return nil
         }
     }
 }

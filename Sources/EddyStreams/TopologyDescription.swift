@@ -21,6 +21,9 @@ extension Topology {
                      "  source: topic \(source.topic), key \(source.keyField), event time \(source.timestampField)"
                         + (source.requiredFields.isEmpty ? "" : ", requires \(source.requiredFields.joined(separator: ", "))"),
                      "  dead letters: \(deadLetterTopic) (records over \(source.maxValueBytes) bytes, invalid JSON/UTF-8, missing or mistyped fields, event times outside 1970-9999)"]
+        for table in tables {
+            lines.append("  table \(table.name): topic \(table.topic), keyed by record key, loaded whole by every stream thread and kept current")
+        }
         for node in nodes {
             lines.append("  \(node.name) <- \(node.input ?? "source"): \(describe(node))")
             for sink in node.sinks { lines.append("    -> redis \(Self.describe(sink))") }
@@ -30,9 +33,11 @@ extension Topology {
 
     private func graph(header: String, edge: (String, String) -> String, node: (String, String) -> String, footer: String?) -> String {
         var lines = [header, node("source", "source: \(source.topic)\\nkey \(source.keyField)")]
+        for table in tables { lines.append(node("table_\(table.name)", "table \(table.name)\\ntopic \(table.topic)")) }
         for n in nodes {
             lines.append(node(n.name, "\(n.name)\\n\(describe(n))"))
             lines.append(edge(n.input ?? "source", n.name))
+            if case .join(let join) = n.operation { lines.append(edge("table_\(join.table)", n.name)) }
             for (i, sink) in n.sinks.enumerated() {
                 let id = "\(n.name)_redis\(i)"
                 lines.append(node(id, "redis \(sink.kind.rawValue)\\n\(sink.key)"))
@@ -76,6 +81,8 @@ extension Topology {
                     let (ms, overflow) = Int64(ttl).multipliedReportingOverflow(by: 1000)
                     return ", closed sessions kept \(overflow ? "\(ttl)s" : describe(ms: ms))"
                 } ?? ", closed sessions deleted")
+        case .join(let j):
+            return "join table \(j.table) on \(j.on): adds [\(j.fields.joined(separator: ", "))], missing row: \(j.missing.rawValue)"
         case .passthrough: return "pass"
         }
     }

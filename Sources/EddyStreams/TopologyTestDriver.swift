@@ -31,6 +31,8 @@ public final class TopologyTestDriver {
     private let decoder: RecordDecoder
     private let queue: DeadLetterQueue
     private let metrics = StreamsMetrics()
+    /// The global tables, fed by `pipeTable`.
+    private let globalTables: [GlobalTable]
     private var directory: URL
     private var database: StateDatabase?
     private var builder: TaskBuilder!
@@ -53,6 +55,7 @@ public final class TopologyTestDriver {
         sourceTopic = topology.source.topic
         decoder = RecordDecoder(compiled)
         queue = DeadLetterQueue(topic: topology.deadLetterTopic)
+        globalTables = compiled.tables.map { GlobalTable(name: $0.name, topic: $0.topic, columns: $0.columns) }
         directory = Self.newDirectory()
         try openDatabase()
         try buildTasks()
@@ -103,6 +106,26 @@ public final class TopologyTestDriver {
             task.nextOffset = offset + 1
         }
     }
+
+    /// Writes one record to a global table's topic, as a producer of it would: `value` (a
+    /// JSON object) replaces the row of `key`, nil (a tombstone) deletes it. Every record
+    /// piped afterwards sees the change, as a stream thread sees it within one poll.
+    public func pipeTable(_ table: String, key: String, value: String?) throws {
+        guard let target = globalTables.first(where: { $0.name == table }) else {
+            throw TopologyTestDriverError("no table '\(table)' (tables: \(globalTables.map(\.name).joined(separator: ", ")))")
+        }
+        let keyBytes = Array(key.utf8)
+        keyBytes.withUnsafeBytes { k in
+            if let value {
+                Array(value.utf8).withUnsafeBytes { target.apply(key: k, value: $0) }
+            } else {
+                target.apply(key: k, value: nil)
+            }
+        }
+    }
+
+    /// Table records that could not be rows (no key, not a JSON object), over all tables.
+    public var invalidTableRecords: Int { globalTables.map(\.invalidRecords).reduce(0, +) }
 
     /// Pushes the records in order, each to its default partition.
     public func pipe(_ records: [String]) throws {
@@ -243,7 +266,8 @@ public final class TopologyTestDriver {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let opened = try StateDatabase(path: directory.path, memoryBudgetBytes: Self.memoryBudgetBytes)
         database = opened
-        builder = TaskBuilder(topology: compiled, database: opened, usesMarkers: false, deadLetters: queue, metrics: metrics)
+        builder = TaskBuilder(topology: compiled, database: opened, usesMarkers: false, deadLetters: queue, metrics: metrics,
+                              globalTables: globalTables)
     }
 
     private func dropTasks() {

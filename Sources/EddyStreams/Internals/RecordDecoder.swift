@@ -13,6 +13,8 @@ struct DeadLetterReason: Error {
         case outOfRange = "out_of_range"
         /// Later than its window's grace: stream time had moved past where it could count.
         case late
+        /// A join found no table row for it (with `missing: dead_letter`).
+        case missingRow = "missing_row"
     }
     let category: Category
     let message: String

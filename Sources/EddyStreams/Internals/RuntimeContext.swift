@@ -11,6 +11,8 @@ final class RuntimeContext: Sendable {
     let config: RuntimeConfig
     /// Partitions of the source topic, and so of every internal topic.
     let partitionCount: Int
+    /// Partitions of each global table's topic, in `CompiledTopology.tables` order.
+    let tablePartitionCounts: [Int]
     let database: StateDatabase
     let metrics: StreamsMetrics
     let tracker: CatchUpTracker
@@ -23,11 +25,12 @@ final class RuntimeContext: Sendable {
     private let stopFlag = Atomic<Bool>(false)
     private let failureMessage = Mutex<String?>(nil)
 
-    init(topology: CompiledTopology, config: RuntimeConfig, partitionCount: Int, database: StateDatabase, metrics: StreamsMetrics,
+    init(topology: CompiledTopology, config: RuntimeConfig, partitionCount: Int, tablePartitionCounts: [Int], database: StateDatabase, metrics: StreamsMetrics,
          tracker: CatchUpTracker, untilCaughtUp: Bool, rematerialize: Bool, replayStart: ReplayStart?, logger: Logger) {
         self.topology = topology
         self.config = config
         self.partitionCount = partitionCount
+        self.tablePartitionCounts = tablePartitionCounts
         self.database = database
         self.metrics = metrics
         self.tracker = tracker

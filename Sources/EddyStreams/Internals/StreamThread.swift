@@ -30,6 +30,9 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
     private let cacheShare: WriteBackCacheShare
     private let watch: ThreadWatch
     private var paused = PausedPartitions()
+    /// This thread's copies of the global tables, and what keeps them current.
+    private let globalTables: [GlobalTable]
+    private var tableReader: GlobalTableReader?
     let finished = DispatchSemaphore(value: 0)
 
     init(id: Int, context: RuntimeContext) throws {
@@ -50,7 +53,9 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         cacheShare = WriteBackCacheShare(bytes: config.memoryBudget.writeBackCacheBytesPerThread,
                                          maxEntries: config.cacheMaxEntries, metrics: context.metrics)
         watch = ThreadWatch(metrics: context.metrics, logger: logger)
-        manager = try TaskManager(context: context, redis: redis, tail: tail, faults: faults, deadLetters: deadLetters, logger: logger)
+        globalTables = topology.tables.map { GlobalTable(name: $0.name, topic: $0.topic, columns: $0.columns) }
+        manager = try TaskManager(context: context, redis: redis, tail: tail, faults: faults, deadLetters: deadLetters,
+                                  globalTables: globalTables, logger: logger)
         committer = TaskCommitter(threadID: id, context: context, manager: manager, tail: tail, deadLetters: deadLetters,
                                   cacheShare: cacheShare, faults: faults, logger: logger)
     }
@@ -72,6 +77,19 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         } catch {
             context.requestStop(failure: "thread \(id): cannot start the producer: \(error)")
             return
+        }
+        // Tables first, whole: the group is joined (and records arrive) only once they are loaded.
+        if !globalTables.isEmpty {
+            do {
+                let reader = try GlobalTableReader(tables: globalTables, partitionCounts: context.tablePartitionCounts,
+                                                   kafka: KafkaConfig(config.kafkaClientProperties),
+                                                   metrics: context.metrics, logger: logger)
+                guard reader.bootstrap(shouldStop: { context.stopRequested }) else { return }
+                tableReader = reader
+            } catch {
+                context.requestStop(failure: "thread \(id): cannot read the tables: \(error)")
+                return
+            }
         }
         do {
             consumer = try StreamClients.consumer(thread: id, context: context, topics: manager.topics, listener: self)
@@ -100,6 +118,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             // While stores restore, polling only keeps the membership: do not wait in it.
             consumer!.poll(into: batch, timeoutMs: manager.isRestoring ? 0 : 100)
             let t1 = ContinuousClock.now
+            tableReader?.poll()
             do {
                 try processBatch()
             } catch {

@@ -7,6 +7,7 @@ struct CompiledTopology: Sendable {
             case pass
             case aggregate(Int)
             case session(SessionOperator.Spec)
+            case join(JoinOperator.Spec)
         }
         let name: String
         /// Index of the input node, or -1 for the source.
@@ -42,6 +43,13 @@ struct CompiledTopology: Sendable {
         var repartitionTopic: String? = nil
         var sinks: [CompiledSink] = []
 
+    }
+
+    /// A global table and the columns the joins read from it.
+    struct Table: Sendable {
+        let name: String
+        let topic: String
+        var columns: [String] = []
     }
 
     /// A changelogged store of a task: its number is its changelog topic's index.
@@ -87,6 +95,7 @@ struct CompiledTopology: Sendable {
     let aggregates: [Aggregate]
     /// Every store, in changelog order.
     let stores: [Store]
+    let tables: [Table]
 
     /// Aggregates whose store lives in the source partitions' tasks.
     var localAggregates: [Aggregate] { aggregates.filter { $0.repartitionTopic == nil } }
@@ -157,9 +166,24 @@ enum TopologyCompiler {
             required.append(fieldID(name))
         }
         var numeric: [Int] = []
+        var tables: [CompiledTopology.Table] = []
+        for (i, table) in topology.tables.enumerated() {
+            let tpath: [P] = [.key("tables"), .key(table.name)]
+            try checkName(table.name, [.key("tables"), .index(i)])
+            if tables.contains(where: { $0.name == table.name }) { throw TopologyError(tpath, "duplicate table name '\(table.name)'") }
+            try checkName(table.topic, tpath + [.key("topic")])
+            if table.topic == source.topic {
+                throw TopologyError(tpath + [.key("topic")], "'\(table.topic)' is the source topic; a table reads a topic of its own (e.g. a compacted catalog)")
+            }
+            tables.append(.init(name: table.name, topic: table.topic))
+        }
+        /// Fields a join adds, and the joins: the source does not check those fields, the
+        /// join checks them on the joined record (below, once every node's needs are known).
+        var joinedFields = Set<Int>()
+        var joinNodes: [Int] = []
         if topology.nodes.isEmpty {
             // Most likely a mis-indented or forgotten list: such a topology would run and write nothing.
-            throw TopologyError([.key("nodes")], "lists no nodes; a topology needs at least one (a filter, project, aggregate, recent, decay or to_redis node)")
+            throw TopologyError([.key("nodes")], "lists no nodes; a topology needs at least one (a filter, project, join, aggregate, recent, decay, session or to_redis node)")
         }
 
         var nodes: [CompiledTopology.Node] = []
@@ -220,6 +244,41 @@ enum TopologyCompiler {
                 kind = .pass
             case .passthrough:
                 kind = .pass
+            case .join(let join):
+                let jpath = at + [.key("join")]
+                guard let t = tables.firstIndex(where: { $0.name == join.table }) else {
+                    let known = tables.map(\.name).joined(separator: ", ")
+                    throw TopologyError(jpath + [.key("table")], "unknown table '\(join.table)' (declare it under 'tables:'; known: \(known.isEmpty ? "none" : known))")
+                }
+                let on = try resolveField(join.on, jpath + [.key("on")])
+                if join.fields.isEmpty { throw TopologyError(jpath + [.key("fields")], "lists no fields (which columns of the row to add)") }
+                if parent >= 0, case .session = nodes[parent].kind, join.missing == .deadLetter {
+                    throw TopologyError(jpath + [.key("missing")], "closed sessions are not source records and cannot be dead-lettered: use drop or null")
+                }
+                var columns: [Int] = [], ids: [Int] = []
+                var refs: [String: OutputRef] = [:]
+                for (j, name) in join.fields.enumerated() {
+                    let fpath = jpath + [.key("fields"), .index(j)]
+                    try checkNonEmpty(name, fpath)
+                    if name == source.keyField || name == source.timestampField {
+                        throw TopologyError(fpath, "'\(name)' is the source's \(name == source.keyField ? "key" : "event time"); a join must not replace it")
+                    }
+                    if join.fields[..<j].contains(name) { throw TopologyError(fpath, "'\(name)' is listed twice") }
+                    if let c = tables[t].columns.firstIndex(of: name) { columns.append(c) } else {
+                        tables[t].columns.append(name)
+                        columns.append(tables[t].columns.count - 1)
+                    }
+                    let id = fieldID(name)
+                    ids.append(id)
+                    joinedFields.insert(id)
+                    refs[name] = .field(id)
+                }
+                if case .closed(let before, let order) = schema {
+                    outSchema = .closed(before.merging(refs) { $1 }, order: order + join.fields.filter { before[$0] == nil })
+                }
+                kind = .join(JoinOperator.Spec(table: t, on: on, columns: columns, fieldIDs: ids,
+                                               names: join.fields.map { Array("\"\($0)\":".utf8) }, missing: join.missing))
+                joinNodes.append(i)
             case .session(let window):
                 let spath = at + [.key("session")]
                 if window.groupBy.isEmpty { throw TopologyError(spath + [.key("group_by")], "lists no fields") }
@@ -319,7 +378,7 @@ enum TopologyCompiler {
             }
 
             var sinks: [CompiledSink] = []
-            let isStateful: Bool = { switch kind { case .aggregate, .session: return true; case .filter, .pass: return false } }()
+            let isStateful: Bool = { switch kind { case .aggregate, .session: return true; case .filter, .pass, .join: return false } }()
             for (j, sink) in node.sinks.enumerated() {
                 let path: [P] = at + [.key("to_redis"), .index(j)]
                 let compiled = try compileSink(sink, schema: stateSchema ?? outSchema, groupBy: isStateful ? node.operation.groupBy : nil,
@@ -345,10 +404,17 @@ enum TopologyCompiler {
             indexByName[node.name] = i
         }
         var seen = Set<Int>()
+        required = required.filter { seen.insert($0).inserted }
+        for i in joinNodes {
+            guard case .join(var spec) = nodes[i].kind else { continue }
+            spec.required = spec.fieldIDs.filter(required.contains)
+            spec.numeric = spec.fieldIDs.filter(numeric.contains)
+            nodes[i] = .init(name: nodes[i].name, parent: nodes[i].parent, kind: .join(spec), sinks: nodes[i].sinks)
+        }
         return CompiledTopology(topology: topology, fields: fields, keyField: keyField, timestampField: timestampField,
-                                requiredFields: required.filter { seen.insert($0).inserted },
-                                numericFields: Array(Set(numeric)).sorted(), nodes: nodes, aggregates: aggregates,
-                                stores: try stores(nodes: nodes, aggregates: aggregates, topology: topology))
+                                requiredFields: required.filter { !joinedFields.contains($0) },
+                                numericFields: Array(Set(numeric).subtracting(joinedFields)).sorted(), nodes: nodes, aggregates: aggregates,
+                                stores: try stores(nodes: nodes, aggregates: aggregates, topology: topology), tables: tables)
     }
 
     /// The stores of every task, with names that must not collide (they name changelog topics).
@@ -372,7 +438,7 @@ enum TopologyCompiler {
             case .session:
                 try add(node.name, .keyValue(node: i), node: i, repartitionTopic: nil)
                 usesTimers = usesTimers ?? i
-            case .filter, .pass:
+            case .filter, .pass, .join:
                 break
             }
         }

@@ -6,6 +6,9 @@ struct OperatorEnvironment {
     /// Per node: its key-value store.
     let keyValueStores: [Int: KeyValueStore]
     let timers: TaskTimers?
+    /// The thread's copies of the global tables, in `CompiledTopology.tables` order.
+    let globalTables: [GlobalTable]
+    let metrics: StreamsMetrics
 }
 
 extension CompiledTopology.Node {
@@ -15,6 +18,9 @@ extension CompiledTopology.Node {
         switch kind {
         case .filter(let field, let condition): return FilterOperator(index: index, field: field, condition: condition, recordSinks: sinks)
         case .pass: return PassOperator(index: index, recordSinks: sinks)
+        case .join(let spec):
+            return JoinOperator(index: index, spec: spec, table: environment.globalTables[spec.table], topology: environment.topology,
+                                metrics: environment.metrics, recordSinks: sinks)
         case .aggregate(let a): return AggregateOperator(index: index, table: environment.tables[a]!)
         case .session(let spec):
             return SessionOperator(index: index, spec: spec, store: environment.keyValueStores[index]!, timers: environment.timers!, topology: environment.topology)

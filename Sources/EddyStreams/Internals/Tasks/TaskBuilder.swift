@@ -9,10 +9,14 @@ struct TaskBuilder {
     let usesMarkers: Bool
     let deadLetters: DeadLetterQueue
     let metrics: StreamsMetrics
+    /// The thread's copies of the global tables (joins read them).
+    let globalTables: [GlobalTable]
     private let changelogTopics: [String]
 
-    init(topology: CompiledTopology, database: StateDatabase, usesMarkers: Bool, deadLetters: DeadLetterQueue, metrics: StreamsMetrics) {
+    init(topology: CompiledTopology, database: StateDatabase, usesMarkers: Bool, deadLetters: DeadLetterQueue, metrics: StreamsMetrics,
+         globalTables: [GlobalTable]) {
         self.topology = topology
+        self.globalTables = globalTables
         self.database = database
         self.usesMarkers = usesMarkers
         self.deadLetters = deadLetters
@@ -92,7 +96,8 @@ struct TaskBuilder {
         var intake: RepartitionIntake?
         if tp.topic == sourceTopic {
             for aggregate in topology.aggregates where aggregate.repartitionTopic != nil { tables[aggregate.index] = AggregateTable(combining: aggregate) }
-            let environment = OperatorEnvironment(topology: topology, tables: tables, keyValueStores: keyValueStores, timers: timers)
+            let environment = OperatorEnvironment(topology: topology, tables: tables, keyValueStores: keyValueStores, timers: timers,
+                                                  globalTables: globalTables, metrics: metrics)
             for (i, node) in topology.nodes.enumerated() {
                 let op = node.makeOperator(index: i, in: environment)
                 operators[i] = op
@@ -102,7 +107,8 @@ struct TaskBuilder {
             // The re-keyed aggregate's downstream half: its store, fed by the intake.
             let aggregate = topology.aggregates.first { $0.repartitionTopic == tp.topic }!
             let i = topology.nodes.firstIndex { if case .aggregate(aggregate.index) = $0.kind { return true }; return false }!
-            let environment = OperatorEnvironment(topology: topology, tables: tables, keyValueStores: [:], timers: nil)
+            let environment = OperatorEnvironment(topology: topology, tables: tables, keyValueStores: [:], timers: nil,
+                                                  globalTables: globalTables, metrics: metrics)
             operators[i] = topology.nodes[i].makeOperator(index: i, in: environment)
             let created = RepartitionIntake(table: tables[aggregate.index]!, store: intakeStore, usesMarkers: usesMarkers)
             created.load()

@@ -35,7 +35,8 @@ final class TaskManager {
     /// The restore under way and what it needs to open the tasks it restores.
     private var restore: (reader: ChangelogRestore, plan: OpenPlan)?
 
-    init(context: RuntimeContext, redis: RedisConnection, tail: CommitTail, faults: FaultInjection, deadLetters: DeadLetterQueue, logger: Logger) throws {
+    init(context: RuntimeContext, redis: RedisConnection, tail: CommitTail, faults: FaultInjection, deadLetters: DeadLetterQueue,
+         globalTables: [GlobalTable], logger: Logger) throws {
         self.context = context
         self.redis = redis
         self.tail = tail
@@ -43,7 +44,7 @@ final class TaskManager {
         self.logger = logger
         let topology = context.topology
         builder = TaskBuilder(topology: topology, database: context.database, usesMarkers: context.config.processingGuarantee == .exactlyOnce,
-                              deadLetters: deadLetters, metrics: context.metrics)
+                              deadLetters: deadLetters, metrics: context.metrics, globalTables: globalTables)
         offsets = try context.database.columnFamily("offsets")
         topics = [topology.topology.source.topic] + Repartitions.topics(of: topology)
         repartitionPartitions = topology.repartitioned.flatMap { spec in

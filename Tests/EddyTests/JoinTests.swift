@@ -1,0 +1,196 @@
+import EddyConfig
+import EddyStreams
+import Foundation
+import XCTest
+
+/// Stream–table joins in the topology test driver, against a reference written plainly here:
+/// a dictionary for the catalog, changed between records exactly where the test changes the
+/// table, and sums over the events.
+final class JoinTests: XCTestCase {
+    private static let base: Int64 = 1_767_225_600_000
+
+    private func event(_ user: String, _ item: String, _ type: String, price: Double, ts: Int64, category: String? = nil) -> String {
+        let own = category.map { #","category":"\#($0)""# } ?? ""
+        return #"{"user_id":"\#(user)","item_id":"\#(item)","event_type":"\#(type)","price":\#(price),"ts":\#(ts)\#(own)}"#
+    }
+
+    private func catalogRow(category: String, margin: Double) -> String { #"{"category":"\#(category)","margin":\#(margin),"name":"x"}"# }
+
+    /// Per (user, category): count and summed margin of the joined events; per category: a
+    /// re-keyed count (the repartition path after a join).
+    private func topology(missing: Topology.Join.MissingRow = .drop) -> Topology {
+        Topology(
+            application: "join-test",
+            source: .init(topic: "clicks", keyField: "user_id", timestampField: "ts"),
+            nodes: [
+                .init(name: "enriched", input: nil, operation: .join(.init(table: "catalog", on: "item_id", fields: ["category", "margin"], missing: missing))),
+                .init(name: "per_user_category", input: "enriched", operation: .aggregate(groupBy: ["user_id", "category"], sum: ["margin"]),
+                      sinks: [.init(kind: .hash, key: "uc:{user_id}:{category}")]),
+                .init(name: "per_category", input: "enriched", operation: .aggregate(groupBy: ["category"], sum: []),
+                      sinks: [.init(kind: .string, key: "cat:{category}")]),
+            ],
+            tables: [.init(name: "catalog", topic: "items")])
+    }
+
+    func testJoinedFieldsMatchTheCatalogAsItWasWhenEachRecordWasProcessedAcrossUpdatesAndDeletes() throws {
+        let driver = try TopologyTestDriver(topology(), partitions: 3)
+        var catalog: [String: (category: String, margin: Double)] = [:]  // the reference table
+        func setRow(_ item: String, _ category: String, _ margin: Double) throws {
+            catalog[item] = (category, margin)
+            try driver.pipeTable("catalog", key: item, value: catalogRow(category: category, margin: margin))
+        }
+        func deleteRow(_ item: String) throws {
+            catalog[item] = nil
+            try driver.pipeTable("catalog", key: item, value: nil)
+        }
+        for i in 0..<20 { try setRow("i\(i)", "c\(i % 4)", Double(i) / 4) }
+        var perUserCategory: [String: (count: Int, margin: Double)] = [:]
+        var perCategory: [String: Int] = [:]
+        var seed: UInt64 = 7
+        func next(_ n: Int) -> Int {
+            seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int((seed >> 33) % UInt64(n))
+        }
+        for n in 0..<3000 {
+            // The table changes while records flow: moves between categories, deletes, re-adds.
+            if n % 100 == 50 { try setRow("i\(next(25))", "c\(next(5))", Double(next(40)) / 8) }
+            if n % 250 == 0 { try deleteRow("i\(next(20))") }
+            let user = "u\(next(30))", item = "i\(next(25))"
+            // Some events carry a category of their own: the table's must win.
+            try driver.pipe(event(user, item, "view", price: 1, ts: Self.base + Int64(n) * 1000, category: n % 7 == 0 ? "stale" : nil))
+            if let row = catalog[item] {
+                perUserCategory["uc:\(user):\(row.category)", default: (0, 0)].count += 1
+                perUserCategory["uc:\(user):\(row.category)", default: (0, 0)].margin += row.margin
+                perCategory["cat:\(row.category)", default: 0] += 1
+            }
+            if n % 400 == 399 { try driver.commit() }
+        }
+        try driver.commit()
+        var expected: [String: TestRedisValue] = [:]
+        for (key, v) in perUserCategory { expected[key] = .hash(["count": "\(v.count)", "sum_margin": "\(v.margin)"]) }
+        for (key, count) in perCategory { expected[key] = .string("\(count)") }
+        XCTAssertEqual(Set(driver.redis.keys), Set(expected.keys))
+        for (key, value) in expected {
+            guard case .hash(let want) = value, case .hash(let got)? = driver.redis[key] else {
+                XCTAssertEqual(driver.redis[key], value, key)
+                continue
+            }
+            XCTAssertEqual(got["count"], want["count"], key)
+            XCTAssertEqual(Double(got["sum_margin"] ?? "") ?? -1, Double(want["sum_margin"]!)!, accuracy: 1e-9, key)
+        }
+        XCTAssertTrue(driver.deadLetters.isEmpty, "\(driver.deadLetters.prefix(3))")
+    }
+
+    func testMissingRowsAreDroppedPassedWithNullsOrDeadLetteredAsConfigured() throws {
+        func run(_ missing: Topology.Join.MissingRow) throws -> TopologyTestDriver {
+            let topology = Topology(
+                application: "join-missing",
+                source: .init(topic: "clicks", keyField: "user_id", timestampField: "ts"),
+                nodes: [
+                    .init(name: "enriched", input: nil, operation: .join(.init(table: "catalog", on: "item_id", fields: ["category"], missing: missing))),
+                    .init(name: "per_user", input: "enriched", operation: .aggregate(groupBy: ["user_id"], sum: []),
+                          sinks: [.init(kind: .string, key: "u:{user_id}")]),
+                ],
+                tables: [.init(name: "catalog", topic: "items")])
+            let driver = try TopologyTestDriver(topology)
+            try driver.pipeTable("catalog", key: "known", value: #"{"category":"c"}"#)
+            try driver.pipe(event("u1", "known", "view", price: 1, ts: Self.base))
+            try driver.pipe(event("u1", "unknown", "view", price: 1, ts: Self.base + 1))
+            try driver.pipe(#"{"user_id":"u1","ts":\#(Self.base + 2)}"#)  // no item_id at all
+            try driver.commit()
+            return driver
+        }
+        let dropped = try run(.drop)
+        XCTAssertEqual(dropped.redis["u:u1"], .string("1"))
+        XCTAssertTrue(dropped.deadLetters.isEmpty)
+        let passed = try run(.null)
+        XCTAssertEqual(passed.redis["u:u1"], .string("3"))
+        XCTAssertTrue(passed.deadLetters.isEmpty)
+        let deadLettered = try run(.deadLetter)
+        XCTAssertEqual(deadLettered.redis["u:u1"], .string("1"))
+        XCTAssertEqual(deadLettered.deadLetters.map(\.reason), ["missing_row", "missing_row"])
+        XCTAssertTrue(deadLettered.deadLetters[0].value.contains(#""item_id":"unknown""#), "the source record, untouched")
+    }
+
+    func testJoinedFieldsDownstreamNeedsAreCheckedOnTheJoinedRecordNotOnTheSource() throws {
+        // Grouped by the joined category and summing the joined margin: the source records
+        // have neither, and must not be dead-lettered for it; rows that lack them or give a
+        // margin that is not a number are.
+        let driver = try TopologyTestDriver(topology())
+        try driver.pipeTable("catalog", key: "good", value: catalogRow(category: "c", margin: 2))
+        try driver.pipeTable("catalog", key: "no-category", value: #"{"margin":1}"#)
+        try driver.pipeTable("catalog", key: "text-margin", value: #"{"category":"c","margin":"high"}"#)
+        try driver.pipeTable("catalog", key: "not-json", value: "{")
+        try driver.pipeTable("catalog", key: "not-json", value: nil)  // deleting an invalid row's key: no row either way
+        XCTAssertEqual(driver.invalidTableRecords, 1)
+        try driver.pipe(event("u1", "good", "view", price: 1, ts: Self.base))
+        try driver.pipe(event("u1", "no-category", "view", price: 1, ts: Self.base + 1))
+        try driver.pipe(event("u1", "text-margin", "view", price: 1, ts: Self.base + 2))
+        try driver.pipe(event("u1", "not-json", "view", price: 1, ts: Self.base + 3))
+        try driver.commit()
+        XCTAssertEqual(driver.redis["uc:u1:c"], .hash(["count": "1", "sum_margin": "2"]))
+        XCTAssertEqual(driver.deadLetters.map(\.reason), ["missing_field", "wrong_type"])
+    }
+
+    func testAnInvalidTableRecordKeepsTheRowItWouldHaveReplaced() throws {
+        let driver = try TopologyTestDriver(topology())
+        try driver.pipeTable("catalog", key: "i1", value: catalogRow(category: "c1", margin: 1))
+        try driver.pipeTable("catalog", key: "i1", value: "not json")
+        try driver.pipe(event("u1", "i1", "view", price: 1, ts: Self.base))
+        try driver.commit()
+        XCTAssertEqual(driver.invalidTableRecords, 1)
+        XCTAssertEqual(driver.redis["cat:c1"], .string("1"))
+    }
+
+    func testTheTopologyFileDeclaresTablesAndJoins() throws {
+        let text = """
+        application: enrich
+        source: {topic: clicks, key: user_id, timestamp: ts}
+        tables:
+          catalog: {topic: items}
+        nodes:
+          - name: enriched
+            join: {table: catalog, on: item_id, fields: [category, price], missing: dead_letter}
+          - name: per_category
+            input: enriched
+            aggregate: {group_by: [category]}
+            to_redis: {type: string, key: "cat:{category}"}
+        """
+        let topology = try TopologyFile.parse(text, file: "enrich.yaml")
+        XCTAssertEqual(topology.tables, [.init(name: "catalog", topic: "items")])
+        XCTAssertEqual(topology.nodes[0].operation, .join(.init(table: "catalog", on: "item_id", fields: ["category", "price"], missing: .deadLetter)))
+        let text2 = topology.describe(.text)
+        XCTAssertTrue(text2.contains("table catalog: topic items"), text2)
+        XCTAssertTrue(text2.contains("join table catalog on item_id: adds [category, price], missing row: dead_letter"), text2)
+        XCTAssertTrue(topology.describe(.mermaid).contains("table_catalog --> enriched"))
+        XCTAssertTrue(topology.describe(.dot).contains(#""table_catalog" -> "enriched";"#))
+    }
+
+    func testBadJoinsAndTablesNameTheirLineAndField() {
+        func error(_ nodes: String, tables: String = "tables:\n  catalog: {topic: items}\n") -> String {
+            let text = "application: a\nsource: {topic: clicks, key: user_id, timestamp: ts}\n\(tables)nodes:\n\(nodes)"
+            do {
+                _ = try TopologyFile.parse(text, file: "t.yaml")
+                return "no error"
+            } catch {
+                return "\(error)"
+            }
+        }
+        let cases: [(String, String, String)] = [
+            (error("  - name: j\n    join: {table: nope, on: item_id, fields: [category]}\n"), "nodes[0].join.table", "unknown table 'nope' (declare it under 'tables:'; known: catalog)"),
+            (error("  - name: j\n    join: {table: catalog, on: item_id, fields: [user_id]}\n"), "nodes[0].join.fields[0]", "is the source's key; a join must not replace it"),
+            (error("  - name: j\n    join: {table: catalog, on: item_id, fields: []}\n"), "nodes[0].join.fields", "lists no fields"),
+            (error("  - name: j\n    join: {table: catalog, on: item_id, fields: [c], missing: maybe}\n"), "nodes[0].join.missing", "unknown value 'maybe' (expected drop, null, dead_letter)"),
+            (error("  - name: j\n    join: {table: catalog, on: item_id}\n"), "nodes[0].join", "missing field 'fields'"),
+            (error("  - name: s\n    session: {group_by: [user_id], gap: 30m}\n    to_redis: {type: hash, key: \"s:{session_id}\"}\n  - name: j\n    input: s\n    join: {table: catalog, on: last_item, fields: [category], missing: dead_letter}\n"),
+             "nodes[1].join.missing", "closed sessions are not source records"),
+            (error("  - name: j\n    join: {table: catalog, on: item_id, fields: [c]}\n", tables: "tables:\n  catalog: {topic: clicks}\n"), "tables.catalog.topic", "is the source topic"),
+            (error("  - name: j\n    join: {table: catalog, on: item_id, fields: [c]}\n", tables: "tables:\n  catalog: {}\n"), "tables.catalog", "missing field 'topic'"),
+        ]
+        for (message, field, text) in cases {
+            XCTAssertTrue(message.hasPrefix("t.yaml:"), message)
+            XCTAssertTrue(message.contains(field), "\(message) should name \(field)")
+            XCTAssertTrue(message.contains(text), "\(message) should say \(text)")
+        }
+    }
+}
