@@ -79,13 +79,17 @@ public enum TopologyFile {
 
     private static func node(_ field: YAMLField) throws -> Topology.Node {
         let operations = ["filter", "project", "join", "aggregate", "recent", "decay", "session"]
-        let f = try field.mapping(allowed: ["name", "input"] + operations + ["to_redis"])
+        let f = try field.mapping(allowed: ["name", "input"] + operations + ["to_redis", "to_topic"])
         guard let name = f["name"] else { throw field.error("missing field 'name'") }
         let given = operations.filter { f[$0] != nil }
         if given.count > 1 { throw f[given[1]]!.error("a node does one thing: it has both '\(given[0])' and '\(given[1])'") }
         let sinks = try f["to_redis"].map { sinkField -> [Topology.RedisSink] in
             if case .sequence = sinkField.node { return try sinkField.sequence().map(sink) }
             return [try sink(sinkField)]
+        } ?? []
+        let topicSinks = try f["to_topic"].map { sinkField -> [Topology.TopicSink] in
+            if case .sequence = sinkField.node { return try sinkField.sequence().map(topicSink) }
+            return [try topicSink(sinkField)]
         } ?? []
         let operation: Topology.Operation
         if let filter = f["filter"] {
@@ -115,12 +119,19 @@ public enum TopologyFile {
         } else if let session = f["session"] {
             operation = .session(try self.session(session))
         } else {
-            guard !sinks.isEmpty else {
-                throw field.error("a node needs one of \(operations.joined(separator: ", ")) or a 'to_redis' sink")
+            guard !sinks.isEmpty || !topicSinks.isEmpty else {
+                throw field.error("a node needs one of \(operations.joined(separator: ", ")) or a 'to_redis' or 'to_topic' sink")
             }
             operation = .passthrough
         }
-        return Topology.Node(name: try name.string(), input: try f["input"]?.string(), operation: operation, sinks: sinks)
+        return Topology.Node(name: try name.string(), input: try f["input"]?.string(), operation: operation, sinks: sinks, topicSinks: topicSinks)
+    }
+
+    /// `{topic: closed-sessions, key: "{user_id}", fields: [session_id, events]}`
+    private static func topicSink(_ field: YAMLField) throws -> Topology.TopicSink {
+        let f = try field.mapping(allowed: ["topic", "key", "fields"])
+        guard let topic = f["topic"] else { throw field.error("missing field 'topic' (the Kafka topic to write to)") }
+        return Topology.TopicSink(topic: try topic.nonEmptyString(), key: try f["key"]?.string(), fields: try f["fields"]?.strings())
     }
 
     /// `{group_by: [user_id], gap: 30m, grace: 5m, closed_ttl: 1h}`, optionally naming the

@@ -47,6 +47,14 @@ public final class StreamsBuilder {
         return KStream(builder: self, name: node.name)
     }
 
+    func addTopicSink(_ sink: Topology.TopicSink, to name: String?) {
+        if let name, let i = nodes.firstIndex(where: { $0.name == name }) {
+            nodes[i].topicSinks.append(sink)
+        } else {
+            nodes.append(Topology.Node(name: "sink\(nodes.count)", input: name, operation: .passthrough, topicSinks: [sink]))
+        }
+    }
+
     func addSink(_ sink: Topology.RedisSink, to name: String?) {
         if let name, let i = nodes.firstIndex(where: { $0.name == name }) {
             nodes[i].sinks.append(sink)
@@ -115,6 +123,13 @@ public struct KStream {
     @discardableResult
     public func toRedis(_ sink: Topology.RedisSink) -> KStream {
         builder.addSink(sink, to: name)
+        return self
+    }
+
+    /// Writes the stream's records to a Kafka topic (see `Topology.TopicSink`).
+    @discardableResult
+    public func toTopic(_ sink: Topology.TopicSink) -> KStream {
+        builder.addTopicSink(sink, to: name)
         return self
     }
 }

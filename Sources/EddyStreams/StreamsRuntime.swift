@@ -93,6 +93,10 @@ public final class StreamsRuntime: Sendable {
         }
         try admin.createTopic(topology.deadLetterTopic, partitions: partitions,
                               configs: ["cleanup.policy": "delete", "retention.ms": String(7 * 24 * 3600 * 1000)])
+        for topic in compiled.outputTopics where try admin.partitionCount(topic) == nil {
+            try admin.createTopic(topic, partitions: partitions, configs: ["cleanup.policy": "delete", "retention.ms": String(7 * 24 * 3600 * 1000)])
+            logger.info("created output topic \(topic) (\(partitions) partitions, kept 7 days)")
+        }
         try Changelogs.create(for: compiled, partitions: partitions, admin: admin)
         try Repartitions.create(for: compiled, partitions: partitions, admin: admin)
         do {

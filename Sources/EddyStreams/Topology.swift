@@ -95,12 +95,44 @@ public struct Topology: Equatable, Sendable {
         public var input: String?
         public var operation: Operation
         public var sinks: [RedisSink]
+        /// Kafka topics the node's records are written to.
+        public var topicSinks: [TopicSink]
 
-        public init(name: String, input: String?, operation: Operation, sinks: [RedisSink] = []) {
+        public init(name: String, input: String?, operation: Operation, sinks: [RedisSink] = [], topicSinks: [TopicSink] = []) {
             self.name = name
             self.input = input
             self.operation = operation
             self.sinks = sinks
+            self.topicSinks = topicSinks
+        }
+    }
+
+    /// Writes a node's records to a Kafka topic as JSON, in the same transaction as the
+    /// state (created with the source's partition count if missing). Nodes that forward
+    /// records have them: filter, project, join, passthrough, and a session node (its
+    /// closed sessions).
+    ///
+    /// Each record carries the header `eddy.id`, `<source topic>/<partition>/<offset>/<n>`:
+    /// the n-th record written because of that source record, the same on every
+    /// re-processing (processing is deterministic). On a broker that hides aborted
+    /// transactions a read_committed consumer sees each record once; on one that does not
+    /// (Tansu 0.6.0), or under at-least-once, a consumer skips, in each partition of the
+    /// topic, records whose id is not above the highest it has seen there from the same
+    /// source partition (in one output partition the ids of one source partition grow in
+    /// (offset, n) order), and keeps those highest ids with its own offsets.
+    /// `docs/exactly-once.md` §7 says why that is exact.
+    public struct TopicSink: Equatable, Sendable {
+        public var topic: String
+        /// The record key template, e.g. `{user_id}` (nil: records without a key).
+        public var key: String?
+        /// The fields written, in this order (nil: the record's fields as they are; for
+        /// source records, their JSON unchanged).
+        public var fields: [String]?
+
+        public init(topic: String, key: String? = nil, fields: [String]? = nil) {
+            self.topic = topic
+            self.key = key
+            self.fields = fields
         }
     }
 

@@ -27,6 +27,7 @@ extension Topology {
         for node in nodes {
             lines.append("  \(node.name) <- \(node.input ?? "source"): \(describe(node))")
             for sink in node.sinks { lines.append("    -> redis \(Self.describe(sink))") }
+            for sink in node.topicSinks { lines.append("    -> topic \(Self.describe(sink))") }
         }
         return lines.joined(separator: "\n")
     }
@@ -41,6 +42,11 @@ extension Topology {
             for (i, sink) in n.sinks.enumerated() {
                 let id = "\(n.name)_redis\(i)"
                 lines.append(node(id, "redis \(sink.kind.rawValue)\\n\(sink.key)"))
+                lines.append(edge(n.name, id))
+            }
+            for (i, sink) in n.topicSinks.enumerated() {
+                let id = "\(n.name)_topic\(i)"
+                lines.append(node(id, "topic \(sink.topic)"))
                 lines.append(edge(n.name, id))
             }
         }
@@ -94,6 +100,11 @@ extension Topology {
             return "\(ms / size)\(unit)"
         }
         return "\(ms)ms"
+    }
+
+    static func describe(_ sink: TopicSink) -> String {
+        "\(sink.topic)" + (sink.key.map { ", key \($0)" } ?? "") + (sink.fields.map { ", fields [\($0.joined(separator: ", "))]" } ?? ", every field")
+            + " (JSON, in the commit's transaction, header eddy.id)"
     }
 
     static func describe(_ sink: RedisSink) -> String {

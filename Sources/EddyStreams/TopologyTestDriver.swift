@@ -43,6 +43,7 @@ public final class TopologyTestDriver {
     private var committedOffsets: [TopicPartition: Int64] = [:]
     private var model = TestRedisModel()
     private var committedDeadLetters: [(reason: String, value: String)] = []
+    private var committedTopicRecords: [String: [TopicRecord]] = [:]
     private var changelogOrder: [(InternalPartition, key: [UInt8], value: [UInt8]?)] = []
     private static let memoryBudgetBytes = 64 << 20
 
@@ -157,6 +158,7 @@ public final class TopologyTestDriver {
         let batch = StateWriteBatch()
         let offsets = try database.columnFamily("offsets")
         for task in all {
+            for r in task.topicRecords { committedTopicRecords[r.topic, default: []].append(r) }
             committedOffsets[task.partition] = task.nextOffset
             try task.renderView(into: &view)
             view.fence(watermark: watermarkKey(task.partition), offset: task.nextOffset, wholeState: task.rematerialize)
@@ -195,6 +197,14 @@ public final class TopologyTestDriver {
     /// The Redis view after the commits so far: key → value. The fence's watermark keys
     /// (`eddy:{application}:wm:…`) are left out.
     public var redis: [String: TestRedisValue] { model.values }
+
+    /// The records committed to an output topic so far, in the order they were sent (source
+    /// partition by source partition within a commit): key, JSON value and `eddy.id`.
+    public func topicRecords(_ topic: String) -> [(key: String?, value: String, id: String)] {
+        (committedTopicRecords[topic] ?? []).map { r in
+            (r.key.map { String(decoding: $0, as: UTF8.self) }, String(decoding: r.value, as: UTF8.self), String(decoding: r.id, as: UTF8.self))
+        }
+    }
 
     /// The expiry (seconds) last set on `key` by EXPIRE or SET EX; nil: none, or no such key.
     public func ttl(_ key: String) -> Int? { model.ttls[key] }

@@ -16,6 +16,8 @@ final class JoinIntegrationTests: XCTestCase {
     private var perUserCategory: [String: (count: Int, margin: Double)] = [:]
     private var perCategory: [String: Int] = [:]
     private var missingRows = 0
+    /// The enriched records the output topic must hold, as JSON, with their keys.
+    private var enriched: [String] = []
     private var catalog: [String: (category: String, margin: Double)] = [:]
     private var sent = 0
 
@@ -51,6 +53,7 @@ final class JoinIntegrationTests: XCTestCase {
                     perUserCategory["uc:\(user):\(row.category)", default: (0, 0)].count += 1
                     perUserCategory["uc:\(user):\(row.category)", default: (0, 0)].margin += row.margin
                     perCategory["cat:\(row.category)", default: 0] += 1
+                    enriched.append(#"\#(item) {"user_id":"\#(user)","item_id":"\#(item)","category":"\#(row.category)","margin":\#(row.margin)}"#)
                 } else {
                     missingRows += 1
                 }
@@ -69,6 +72,7 @@ final class JoinIntegrationTests: XCTestCase {
             nodes:
               - name: enriched
                 join: {table: catalog, on: item_id, fields: [category, margin], missing: dead_letter}
+                to_topic: {topic: clicks-enriched, key: "{item_id}", fields: [user_id, item_id, category, margin]}
               - name: per_user_category
                 input: enriched
                 aggregate: {group_by: [user_id, category], sum: [margin]}
@@ -112,6 +116,11 @@ final class JoinIntegrationTests: XCTestCase {
         let end = try run.wait(timeout: 60)
         XCTAssertEqual(end.status, 0, String(end.stderr.suffix(3000)))
         XCTAssertTrue(end.stderr.contains("tables loaded"), String(end.stderr.suffix(3000)))
+        // The output topic, read back by a plain read_committed consumer: exactly the
+        // enriched events, each once (the margins as the catalog wrote them).
+        let written = try readTopic("clicks-enriched", partitions: Self.partitions, services: services)
+        XCTAssertEqual(written.map { "\($0.key ?? "nil") \($0.value)" }.sorted(), enriched.sorted())
+        XCTAssertEqual(Set(written.compactMap(\.id)).count, written.count, "every eddy.id once")
     }
 
     /// Waits until Redis holds the reference exactly (keys, counts, sums), up to 60 s.

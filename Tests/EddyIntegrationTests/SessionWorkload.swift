@@ -29,8 +29,12 @@ final class SessionWorkload {
         producer = try KafkaProducer(config: services.kafkaConfig)
     }
 
-    /// The topology: sessions kept in Redis (closed ones for an hour), and every closed
-    /// session counted once per user downstream — a lost or repeated close shows there.
+    /// The output topic of closed sessions.
+    static func closedTopic(_ topic: String) -> String { "\(topic)-closed" }
+
+    /// The topology: sessions kept in Redis (closed ones for an hour), every closed session
+    /// counted once per user downstream — a lost or repeated close shows there — and written
+    /// to an output topic.
     static func topology(application: String, topic: String, in dir: URL) throws -> String {
         let path = dir.appendingPathComponent("\(application).yaml").path
         try """
@@ -41,6 +45,7 @@ final class SessionWorkload {
                 session: {group_by: [user_id], gap: 10m, grace: 2m, closed_ttl: 1h}
                 to_redis:
                   - {type: hash, key: "session:{session_id}"}
+                to_topic: {topic: \(closedTopic(topic)), key: "{user_id}", fields: [session_id, start, end, events]}
               - name: closed
                 input: sessions
                 aggregate: {group_by: [user_id], sum: [events, cart_value]}
@@ -96,6 +101,33 @@ final class SessionWorkload {
             duplicated += max(actual - count, 0)
         }
         return (expected.count, lost, duplicated)
+    }
+
+    /// The output topic against the reference: every closed session once, with its start,
+    /// end and event count. `skippingRepeats`: first apply the consumer rule for brokers
+    /// that deliver aborted transactions (`skippingRepeatedIDs`); without it, what a plain
+    /// read_committed consumer sees must already be exact.
+    func compareTopic(services: LocalServices, skippingRepeats: Bool) throws -> (records: Int, lost: Int, duplicated: Int, wrong: [String]) {
+        let all = try readTopic(Self.closedTopic(topic), partitions: Self.partitions, services: services)
+        let records = skippingRepeats ? skippingRepeatedIDs(all) : all
+        var expected: [String: RefSession] = [:]
+        for s in closed { expected[s.id] = s }
+        var seen: [String: Int] = [:]
+        var wrong: [String] = []
+        for r in records {
+            guard let json = try JSONSerialization.jsonObject(with: Data(r.value.utf8)) as? [String: Any], let id = json["session_id"] as? String else {
+                wrong.append("not a session: \(r.value)")
+                continue
+            }
+            seen[id, default: 0] += 1
+            guard let s = expected[id] else { wrong.append("\(id): no such closed session"); continue }
+            if json["start"] as? Int64 != s.start || json["end"] as? Int64 != s.end || json["events"] as? Int != s.events || r.key != s.key {
+                wrong.append("\(id): \(r.value) (key \(r.key ?? "nil")), expected start \(s.start), end \(s.end), events \(s.events)")
+            }
+        }
+        let lost = expected.keys.filter { seen[$0] == nil }.count
+        let duplicated = seen.values.reduce(0) { $0 + max($1 - 1, 0) }
+        return (all.count, lost, duplicated, Array(wrong.prefix(10)))
     }
 
     /// What Redis holds that differs from the reference: every session (open, or closed and

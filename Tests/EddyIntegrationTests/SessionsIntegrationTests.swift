@@ -34,6 +34,12 @@ final class SessionsIntegrationTests: XCTestCase {
         let check = try workload.compare(with: redis)
         XCTAssertEqual(check.lost, 0)
         XCTAssertEqual(check.duplicated, 0)
+        // The output topic, read by a plain read_committed consumer: every closed session once.
+        let written = try workload.compareTopic(services: services, skippingRepeats: false)
+        XCTAssertEqual(written.records, workload.closed.count)
+        XCTAssertEqual(written.lost, 0)
+        XCTAssertEqual(written.duplicated, 0)
+        XCTAssertEqual(written.wrong, [])
         let dump1 = try EddyCLI.run(["dump", topology, "--config", config])
         XCTAssertEqual(dump1.status, 0, dump1.stderr)
 

@@ -7,6 +7,12 @@ struct FieldSlot {
     var kind: Kind = .absent
     var escaped = false
 
+    /// Where the value sits as JSON in the record: strings with their quotes.
+    var jsonRange: Range<Int> {
+        let quote = kind == .string ? 1 : 0
+        return Int(start) - quote ..< Int(start + length) + quote
+    }
+
     var typeName: String {
         switch kind {
         case .absent: return "absent"

@@ -115,6 +115,17 @@ final class RecordDecoder {
         }
     }
 
+    /// Appends field `id` as JSON, as the record wrote it (strings with their quotes and
+    /// escapes); `null` when absent.
+    func appendJSON(_ id: Int, from value: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+        let slot = slots[id]
+        guard slot.kind != .absent else {
+            out.append(contentsOf: [0x6E, 0x75, 0x6C, 0x6C])  // null
+            return
+        }
+        out.append(contentsOf: UnsafeBufferPointer(rebasing: value.bindMemory(to: UInt8.self)[slot.jsonRange]))
+    }
+
     /// Raw (undecoded) bytes of field `id`; for strings without escapes these are the value.
     @inline(__always)
     func rawBytes(_ id: Int, from value: UnsafeRawBufferPointer) -> UnsafeBufferPointer<UInt8> {

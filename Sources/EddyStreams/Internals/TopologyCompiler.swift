@@ -15,6 +15,8 @@ struct CompiledTopology: Sendable {
         let kind: Kind
         /// Sinks fed per record (nodes that are not aggregates).
         let sinks: [CompiledSink]
+        /// Output topics fed with every record the node forwards.
+        var topicSinks: [CompiledTopicSink] = []
     }
 
     struct Aggregate: Sendable {
@@ -97,10 +99,24 @@ struct CompiledTopology: Sendable {
     let stores: [Store]
     let tables: [Table]
 
+    /// Every output topic, once each.
+    var outputTopics: [String] {
+        var seen = Set<String>()
+        return nodes.flatMap(\.topicSinks).map(\.topic).filter { seen.insert($0).inserted }
+    }
+
     /// Aggregates whose store lives in the source partitions' tasks.
     var localAggregates: [Aggregate] { aggregates.filter { $0.repartitionTopic == nil } }
     /// Aggregates re-keyed through a repartition topic, in aggregate order.
     var repartitioned: [Aggregate] { aggregates.filter { $0.repartitionTopic != nil } }
+}
+
+/// An output topic with the key template and fields resolved against the node's records.
+struct CompiledTopicSink: Sendable {
+    let topic: String
+    let key: Template?
+    /// `"name":` as JSON and the field's id, in output order; nil: the record's JSON as it is.
+    let fields: [([UInt8], Int)]?
 }
 
 /// A Redis sink with templates resolved against its node's output.
@@ -390,6 +406,55 @@ enum TopologyCompiler {
                 if compiled.kind == .zset, case .field(let id)? = compiled.value { numeric.append(id) }
                 sinks.append(compiled)
             }
+            var topicSinks: [CompiledTopicSink] = []
+            for (j, sink) in node.topicSinks.enumerated() {
+                let path: [P] = at + [.key("to_topic"), .index(j)]
+                if case .aggregate = kind {
+                    throw TopologyError(path, "an aggregate forwards no records (its changes are not a stream yet): write it to Redis, or put to_topic on the node that feeds it")
+                }
+                try checkName(sink.topic, path + [.key("topic")])
+                let taken: [(String, String)] = [(source.topic, "the source topic"), (topology.deadLetterTopic, "the dead-letter topic")]
+                    + topology.tables.map { ($0.topic, "table \($0.name)'s topic") }
+                if let clash = taken.first(where: { $0.0 == sink.topic }) {
+                    throw TopologyError(path + [.key("topic")], "'\(sink.topic)' is \(clash.1); an output needs a topic of its own")
+                }
+                if sink.topic.hasPrefix("\(topology.application)-"), sink.topic.hasSuffix("-changelog") || sink.topic.hasSuffix("-repartition") {
+                    throw TopologyError(path + [.key("topic")], "'\(sink.topic)' is named like one of Eddy's internal topics")
+                }
+                let key = try sink.key.map { text -> Template in
+                    try checkNonEmpty(text, path + [.key("key")])
+                    do {
+                        return try Template.parse(text) { (name: String) throws(TemplateError) -> OutputRef in
+                            guard case .field(let id)? = outSchema.resolve(name, fieldID: fieldID) else {
+                                throw TemplateError("field '\(name)' is not available here (available: \(outSchema.available))")
+                            }
+                            return .field(id)
+                        }
+                    } catch let error as TemplateError {
+                        throw TopologyError(path + [.key("key")], error.message)
+                    }
+                }
+                var fields: [([UInt8], Int)]?
+                if let names = sink.fields {
+                    if names.isEmpty { throw TopologyError(path + [.key("fields")], "lists no fields (leave it out to write every field)") }
+                    fields = try names.enumerated().map { j, name in
+                        (Array("\"\(name)\":".utf8), try resolveOutput(name, path + [.key("fields"), .index(j)]))
+                    }
+                } else if case .closed(let refs, let order) = outSchema {
+                    fields = order.compactMap { name in
+                        guard case .field(let id)? = refs[name] else { return nil }
+                        return (Array("\"\(name)\":".utf8), id)
+                    }
+                }
+                topicSinks.append(CompiledTopicSink(topic: sink.topic, key: key, fields: fields))
+            }
+            func resolveOutput(_ name: String, _ path: [P]) throws -> Int {
+                try checkNonEmpty(name, path)
+                guard case .field(let id)? = outSchema.resolve(name, fieldID: fieldID) else {
+                    throw TopologyError(path, "field '\(name)' is not available here (available: \(outSchema.available))")
+                }
+                return id
+            }
             if case .aggregate(let a) = kind {
                 aggregates[a].sinks = sinks
                 sinks = []
@@ -399,7 +464,7 @@ enum TopologyCompiler {
                 kind = .session(spec)
                 sinks = []
             }
-            nodes.append(.init(name: node.name, parent: parent, kind: kind, sinks: sinks))
+            nodes.append(.init(name: node.name, parent: parent, kind: kind, sinks: sinks, topicSinks: topicSinks))
             schemas.append(outSchema)
             indexByName[node.name] = i
         }
@@ -409,7 +474,7 @@ enum TopologyCompiler {
             guard case .join(var spec) = nodes[i].kind else { continue }
             spec.required = spec.fieldIDs.filter(required.contains)
             spec.numeric = spec.fieldIDs.filter(numeric.contains)
-            nodes[i] = .init(name: nodes[i].name, parent: nodes[i].parent, kind: .join(spec), sinks: nodes[i].sinks)
+            nodes[i] = .init(name: nodes[i].name, parent: nodes[i].parent, kind: .join(spec), sinks: nodes[i].sinks, topicSinks: nodes[i].topicSinks)
         }
         return CompiledTopology(topology: topology, fields: fields, keyField: keyField, timestampField: timestampField,
                                 requiredFields: required.filter { !joinedFields.contains($0) },

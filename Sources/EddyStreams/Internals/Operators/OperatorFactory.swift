@@ -15,6 +15,12 @@ extension CompiledTopology.Node {
     /// The operator of a compiled node in one task: the one place a node's kind picks its
     /// operator class.
     func makeOperator(index: Int, in environment: OperatorEnvironment) -> OperatorNode {
+        let op = makeOperatorOfKind(index: index, in: environment)
+        op.topicSinks = topicSinks
+        return op
+    }
+
+    private func makeOperatorOfKind(index: Int, in environment: OperatorEnvironment) -> OperatorNode {
         switch kind {
         case .filter(let field, let condition): return FilterOperator(index: index, field: field, condition: condition, recordSinks: sinks)
         case .pass: return PassOperator(index: index, recordSinks: sinks)

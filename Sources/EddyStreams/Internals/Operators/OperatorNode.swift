@@ -27,6 +27,8 @@ class OperatorNode {
     let index: Int
     /// Written for every record this node forwards (sinks of stateless nodes).
     let recordSinks: [CompiledSink]
+    /// Output topics written for every record this node forwards (set by the factory).
+    var topicSinks: [CompiledTopicSink] = []
     private(set) var children: [OperatorNode] = []
 
     init(index: Int, recordSinks: [CompiledSink]) {
@@ -62,10 +64,11 @@ class OperatorNode {
     /// Called once the commit that rendered the view is durable.
     func committed() {}
 
-    /// Passes `record` on: the node's per-record sinks, then its children.
+    /// Passes `record` on: the node's per-record sinks and output topics, then its children.
     @inline(__always)
     final func forward(_ record: Record, in task: StreamTask) throws {
         if !recordSinks.isEmpty { task.collectSinkWrites(recordSinks, record) }
+        if !topicSinks.isEmpty { task.collectTopicWrites(topicSinks, record) }
         for child in children { try child.process(record, in: task) }
     }
 }

@@ -48,16 +48,7 @@ final class GlobalTable {
             return
         }
         let bytes = value.bindMemory(to: UInt8.self)
-        rows[Array(key)] = slots.map { slot -> [UInt8]? in
-            switch slot.kind {
-            case .absent, .null: return nil
-            case .string:
-                // The slot holds the content; the row's JSON includes the quotes.
-                return Array(bytes[Int(slot.start) - 1 ..< Int(slot.start + slot.length) + 1])
-            case .number, .bool, .composite:
-                return Array(bytes[Int(slot.start) ..< Int(slot.start + slot.length)])
-            }
-        }
+        rows[Array(key)] = slots.map { slot in slot.kind == .absent || slot.kind == .null ? nil : Array(bytes[slot.jsonRange]) }
     }
 
     /// The row of `key` (nil: none).

@@ -48,6 +48,11 @@ final class StreamTask {
     var openedWithState = false
     /// The source record being processed, for dead letters raised by operators.
     private var input: (key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer, offset: Int64)?
+    /// Output-topic records of the records processed since the last commit: sent with the
+    /// commit, kept when it fails (the next attempt sends them again).
+    private(set) var topicRecords: [TopicRecord] = []
+    /// Output records the current source record caused so far (the last part of `eddy.id`).
+    private var topicRecordsOfInput = 0
 
     init(partition: TopicPartition, operators: [OperatorNode?], roots: [OperatorNode],
          stores: [(store: any StateStore, changelog: InternalPartition)], intake: RepartitionIntake?, timers: TaskTimers?,
@@ -78,6 +83,7 @@ final class StreamTask {
         let time = decoder.int64(timestampField, from: value)
         if time > streamTime { streamTime = time }
         input = (key, value, offset)
+        topicRecordsOfInput = 0
         defer { input = nil }
         let record = Record(value: value, fields: decoder, timestamp: time, offset: offset)
         for root in roots { try root.process(record, in: self) }
@@ -126,16 +132,54 @@ final class StreamTask {
         }
     }
 
+    /// Collects the records a node writes to output topics, as JSON, each with its id.
+    func collectTopicWrites(_ sinks: [CompiledTopicSink], _ record: Record) {
+        guard let input else { return }
+        let fields = record.fields
+        for sink in sinks {
+            var key: [UInt8]?
+            if let template = sink.key {
+                var k: [UInt8] = []
+                template.render(into: &k) { ref, out in
+                    if case .field(let id) = ref { fields.appendValue(id, from: record.value, to: &out) }
+                }
+                key = k
+            }
+            var value: [UInt8]
+            if let columns = sink.fields {
+                value = [UInt8(ascii: "{")]
+                for (j, (name, id)) in columns.enumerated() {
+                    if j > 0 { value.append(UInt8(ascii: ",")) }
+                    value.append(contentsOf: name)
+                    fields.appendJSON(id, from: record.value, to: &value)
+                }
+                value.append(UInt8(ascii: "}"))
+            } else {
+                value = Array(record.value)
+            }
+            let id = Array("\(sourceTopic)/\(partition.partition)/\(input.offset)/\(topicRecordsOfInput)".utf8)
+            topicRecordsOfInput += 1
+            topicRecords.append(TopicRecord(topic: sink.topic, key: key, value: value, id: id))
+        }
+    }
+
     // MARK: commit
 
     var hasUncommittedWork: Bool {
-        rematerialize || committedOffset != nextOffset || !pendingWrites.isEmpty || stores.contains { $0.store.hasChanges }
+        rematerialize || committedOffset != nextOffset || !pendingWrites.isEmpty || !topicRecords.isEmpty || stores.contains { $0.store.hasChanges }
             || combiners.contains { $0.table.entryCount > 0 } || intake?.hasChanges == true
     }
 
     /// Whether a commit would change state or Redis, not only offsets.
     var changesState: Bool {
-        !pendingWrites.isEmpty || stores.contains { $0.store.hasChanges } || combiners.contains { $0.table.entryCount > 0 }
+        !pendingWrites.isEmpty || !topicRecords.isEmpty || stores.contains { $0.store.hasChanges } || combiners.contains { $0.table.entryCount > 0 }
+    }
+
+    /// The commit's output-topic records (after the stores' changes).
+    func sendTopicRecords(through producer: StreamProducer) throws {
+        for r in topicRecords {
+            try producer.send(topic: r.topic, key: r.key, value: r.value, headers: [(TopicRecord.idHeader, r.id)])
+        }
     }
 
     /// The commit's Kafka part for this task's stores: each changed key's last value (or a
@@ -171,6 +215,7 @@ final class StreamTask {
         for op in operators { op?.committed() }
         committedOffset = nextOffset
         pendingWrites.removeAll()
+        topicRecords.removeAll()
         rematerialize = false
     }
 
@@ -186,6 +231,16 @@ final class StreamTask {
 protocol ChangelogWriter {
     func writeMarkerIfOwed(_ changelog: InternalPartition) throws
     func sendChange(to changelog: InternalPartition, key: [UInt8], value: [UInt8]?, inputEnd: Int64) throws
+}
+
+/// A record for an output topic (`Topology.TopicSink`).
+struct TopicRecord {
+    /// `<source topic>/<partition>/<offset>/<n>`: the same on every re-processing.
+    static let idHeader = "eddy.id"
+    let topic: String
+    let key: [UInt8]?
+    let value: [UInt8]
+    let id: [UInt8]
 }
 
 /// Per-record sink writes of non-aggregate nodes, deduplicated to the last value per Redis

@@ -6,8 +6,8 @@ import Logging
 
 /// Commits a stream thread's tasks, in the order the crash tests prove (docs/exactly-once.md):
 ///
-/// 1. Kafka: changelog records of every changed store key, the combiners' partials, dead
-///    letters and the input offsets, in one transaction (exactly-once) or flushed then
+/// 1. Kafka: changelog records of every changed store key, output-topic records, the
+///    combiners' partials, dead letters and the input offsets, in one transaction (exactly-once) or flushed then
 ///    committed (at-least-once). From here the attempt is durable.
 /// 2. Redis view (absolute commands, fenced by input position): a crash before it is
 ///    repaired by restore, which writes the keys of the changelog tail again.
@@ -136,6 +136,7 @@ final class TaskCommitter {
             try producer.writeOwedMarkers { markAll || $0.isRepartition }
             for task in dirtyTasks {
                 try task.sendChanges(through: producer)
+                try task.sendTopicRecords(through: producer)
                 for combiner in task.combiners { try sendPartials(of: combiner.table, task: task, producer: producer) }
             }
             try deadLetters.send(for: sourcePartitions, through: producer)
