@@ -26,7 +26,7 @@ final class CrashIntegrationTests: XCTestCase {
     }
 
     /// The fault points lives cycle through (none: only the test's SIGKILLs).
-    private static let faultCycle: [String?] = [nil, "after-kafka-commit:1", "during-restore:1", "after-redis-write:0.5"]
+    private static let faultCycle: [String?] = [nil, "after-kafka-commit:1", "during-restore:1", "after-redis-write:0.5", "before-kafka-commit:1"]
 
     private func crashTest(processes: Int, sessions: Bool = false) throws {
         let services = try LocalServices()
@@ -146,7 +146,7 @@ final class CrashIntegrationTests: XCTestCase {
         let points = selfKills.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
         print("\(kills) kills (at fault points: \(points); \(stateWipes) restarts on an empty disk), \(check.keysChecked) keys checked, \(check.lost) lost, \(check.duplicated) duplicated")
         XCTAssertGreaterThanOrEqual(kills, killTarget)
-        for point in ["after-kafka-commit", "during-restore"] {
+        for point in ["after-kafka-commit", "during-restore", "before-kafka-commit"] {
             XCTAssertGreaterThan(selfKills[point] ?? 0, 0, "the \(point) crash point was never reached")
         }
         XCTAssertEqual(check.lost, 0)

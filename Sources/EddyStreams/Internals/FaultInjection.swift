@@ -8,11 +8,16 @@ import Foundation
 ///     EDDY_FAULT=after-kafka-commit:0.3  # after a Kafka commit that changed state, before
 ///                                        # the Redis write
 ///     EDDY_FAULT=during-restore:0.5      # after a restore applied its first records
+///     EDDY_FAULT=before-kafka-commit:1   # with the attempt's records sent and delivered,
+///                                        # before its transaction commits: an aborted
+///                                        # attempt whose records a broker like Tansu
+///                                        # 0.6.0 still delivers
 struct FaultInjection: Sendable {
     enum Point: String, Sendable {
         case afterKafkaCommit = "after-kafka-commit"
         case afterRedisWrite = "after-redis-write"
         case duringRestore = "during-restore"
+        case beforeKafkaCommit = "before-kafka-commit"
     }
 
     private let point: Point?
@@ -25,6 +30,9 @@ struct FaultInjection: Sendable {
     }
 
     var isActive: Bool { point != nil }
+
+    /// Whether `here` is the armed point (so a caller can prepare what the crash needs).
+    func isArmed(at here: Point) -> Bool { point == here }
 
     /// Kills the process (as SIGKILL would: no cleanup, no flush) when armed for `here`.
     func maybeCrash(at here: Point) {

@@ -225,6 +225,9 @@ final class StreamProducer: ChangelogWriter {
     }
 
     func poll() { producer.poll() }
+
+    /// Waits until everything sent so far is delivered (outside a commit: for fault points).
+    func flush() throws { try producer.flush() }
 }
 
 /// One partition of an internal topic: a store's changelog, or the repartition topic of a

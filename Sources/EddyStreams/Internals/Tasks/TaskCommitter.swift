@@ -140,6 +140,10 @@ final class TaskCommitter {
                 for combiner in task.combiners { try sendPartials(of: combiner.table, task: task, producer: producer) }
             }
             try deadLetters.send(for: sourcePartitions, through: producer)
+            if changesState, faults.isArmed(at: .beforeKafkaCommit) {
+                try producer.flush()  // the records reach the broker, in a transaction that never commits
+                faults.maybeCrash(at: .beforeKafkaCommit)
+            }
             try producer.commit(offsets: Dictionary(uniqueKeysWithValues: dirtyTasks.map { ($0.partition, $0.nextOffset) }), consumer: consumer)
         } catch {
             producer.abort()
