@@ -145,6 +145,13 @@ public struct KTable {
     }
 
     /// The records the node forwards, for further nodes: a session node's closed sessions.
-    /// (An aggregate forwards nothing yet; the compiler rejects nodes after one.)
     public func toStream() -> KStream { stream }
+
+    /// Aggregates this aggregate's rows again, by other fields (Kafka Streams'
+    /// KTable.groupBy().aggregate()): every change of a row takes its old values back and
+    /// adds its new ones; a group left with no rows leaves Redis. Only an `aggregate`'s rows,
+    /// and only into an `aggregate`.
+    public func aggregate(_ name: String, groupBy: [String], sum: [String] = [], weights: Topology.Weights? = nil) -> KTable {
+        stream.aggregate(name, groupBy: groupBy, sum: sum, weights: weights)
+    }
 }

@@ -56,7 +56,10 @@ extension Topology {
 
     /// The node's operation; a re-keyed aggregate names its repartition topic.
     private func describe(_ node: Node) -> String {
-        let text = Self.describe(node.operation)
+        var text = Self.describe(node.operation)
+        if let input = node.input, case .aggregate? = nodes.first(where: { $0.name == input })?.operation {
+            text += " of \(input)'s rows (each change takes the old row back)"
+        }
         if let groupBy = node.operation.groupBy, !groupBy.contains(source.keyField) {
             return text + ", re-keyed through \(Repartitions.topic(application: application, node: node.name))"
         }

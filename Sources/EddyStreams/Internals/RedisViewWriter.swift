@@ -181,6 +181,18 @@ struct RedisViewWriter {
         return key
     }
 
+    /// Removes what `sink` wrote for one group: its field or member of a shared key, or its key.
+    mutating func remove(_ sink: CompiledSink, _ value: (OutputRef, inout [UInt8]) -> Void) {
+        let key = renderKey(of: sink, value)
+        if let field = sink.field {
+            var member: [UInt8] = []
+            field.render(into: &member, value)
+            if sink.kind == .zset { removeMembers([member], of: key) } else { deleteFields([member], of: key) }
+        } else {
+            delete(key)
+        }
+    }
+
     /// The write of one sink for one group or record; `value` appends the text of each
     /// output the sink's templates name.
     mutating func add(_ sink: CompiledSink, _ value: (OutputRef, inout [UInt8]) -> Void) {

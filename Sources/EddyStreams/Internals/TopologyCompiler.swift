@@ -206,6 +206,10 @@ enum TopologyCompiler {
         var aggregates: [CompiledTopology.Aggregate] = []
         var schemas: [Schema] = []
         var indexByName: [String: Int] = [:]
+        /// Per node: whether its records are source records (no session or aggregate above
+        /// it). Only those are checked by the source decoder; records an operator emits are
+        /// written by Eddy with every field.
+        var readsSource: [Bool] = []
 
         for (i, node) in topology.nodes.enumerated() {
             let at: [P] = [.key("nodes"), .index(i)]
@@ -220,8 +224,15 @@ enum TopologyCompiler {
                     let known = indexByName.keys.sorted().joined(separator: ", ")
                     throw TopologyError(at + [.key("input")], "unknown input '\(input)' (inputs must be declared earlier; known: \(known.isEmpty ? "none" : known))")
                 }
-                if case .aggregate = nodes[p].kind {
-                    throw TopologyError(at + [.key("input")], "'\(input)' is an aggregate; its output can feed Redis sinks only, not further nodes")
+                if case .aggregate(let a) = nodes[p].kind {
+                    // A table's changes feed a further aggregate (KTable.groupBy().aggregate()):
+                    // each change takes the row's old values back and adds its new ones.
+                    guard case .aggregate = topology.nodes[p].operation, case .aggregate = node.operation else {
+                        throw TopologyError(at + [.key("input")], "'\(input)' (\(Self.operationKey(topology.nodes[p].operation))) cannot feed a '\(Self.operationKey(node.operation))' node: the rows of an 'aggregate' feed only another 'aggregate' (count and sums can take a row's old values back when it changes; recent, decay and sessions cannot)")
+                    }
+                    if aggregates[a].repartitionTopic != nil {
+                        throw TopologyError(at + [.key("input")], "'\(input)' is re-keyed through \(aggregates[a].repartitionTopic!) (its group lacks the source key '\(source.keyField)'); an aggregate of its rows needs sub-topologies after a repartition, not built yet")
+                    }
                 }
                 if case .session = nodes[p].kind, node.operation.groupBy != nil, !(node.operation.groupBy ?? []).contains(source.keyField) {
                     throw TopologyError(at + [.key("input")], "closed sessions of '\(input)' can be aggregated only by a group that includes the source key '\(source.keyField)' (re-keying them comes with sub-topologies)")
@@ -229,6 +240,11 @@ enum TopologyCompiler {
                 parent = p
                 schema = schemas[p]
             }
+            let fromSource = parent < 0 || (readsSource[parent] && { switch nodes[parent].kind { case .aggregate, .session: return false; default: return true } }())
+            /// A field the node needs present, or numeric: checked by the source decoder on
+            /// source records (records an operator emits have every field it writes).
+            func require(_ id: Int) { if fromSource { required.append(id) } }
+            func needNumber(_ id: Int) { if fromSource { numeric.append(id) } }
             func resolveField(_ name: String, _ path: [P]) throws -> Int {
                 try checkNonEmpty(name, path)
                 guard case .field(let id)? = schema.resolve(name, fieldID: fieldID) else {
@@ -308,12 +324,13 @@ enum TopologyCompiler {
                 for (j, name) in window.groupBy.enumerated() {
                     let id = try resolveField(name, spath + [.key("group_by"), .index(j)])
                     groupIDs.append(id)
-                    required.append(id)
+                    require(id)
                     refs[name] = .group(j)
                 }
+                try checkGroupNames(window.groupBy, against: SessionOperator.outputs.map(\.name), spath + [.key("group_by")])
                 for (i, output) in SessionOperator.outputs.enumerated() { refs[output.name] = .output(i, isNumber: output.isNumber) }
                 let price = try resolveField(window.priceField, spath + [.key("price")])
-                numeric.append(price)
+                needNumber(price)
                 stateSchema = .closed(refs, order: window.groupBy + SessionOperator.outputs.map(\.name))
                 // Children see closed sessions as records with those fields.
                 let names = window.groupBy + SessionOperator.outputs.map(\.name)
@@ -326,13 +343,7 @@ enum TopologyCompiler {
                     cartTypes: window.cartTypes.map { Array($0.utf8) }, purchaseTypes: window.purchaseTypes.map { Array($0.utf8) },
                     closedTTLSeconds: window.closedTTLSeconds, sinks: []))
             case .aggregate, .recent, .decay:
-                let operationKey: String  // as in the config file, for error paths
-                switch node.operation {
-                case .recent: operationKey = "recent"
-                case .decay: operationKey = "decay"
-                default: operationKey = "aggregate"
-                }
-                let apath = at + [.key(operationKey)]
+                let apath = at + [.key(Self.operationKey(node.operation))]
                 var refs: [String: OutputRef] = [:]
                 var order: [String] = []
                 let groupBy = node.operation.groupBy ?? []
@@ -341,13 +352,14 @@ enum TopologyCompiler {
                 for (j, name) in groupBy.enumerated() {
                     let id = try resolveField(name, apath + [.key("group_by"), .index(j)])
                     groupIDs.append(id)
-                    required.append(id)
+                    require(id)
                     refs[name] = .group(j)
                     order.append(name)
                 }
                 var spec = CompiledTopology.Aggregate(index: aggregates.count, name: node.name, groupFields: groupIDs)
                 /// The function's outputs, numbered as its `appendOutput` reads them.
-                func outputs(_ names: [String], numbers: Set<String>? = nil) {
+                func outputs(_ names: [String], numbers: Set<String>? = nil) throws {
+                    try checkGroupNames(groupBy, against: names, apath + [.key("group_by")])
                     for (i, name) in names.enumerated() {
                         refs[name] = .output(i, isNumber: numbers.map { $0.contains(name) } ?? true)
                         order.append(name)
@@ -364,16 +376,16 @@ enum TopologyCompiler {
                     for (j, name) in sums.enumerated() {
                         let id = try resolveField(name, apath + [.key("sum"), .index(j)])
                         spec.sumFields.append(id)
-                        numeric.append(id)
+                        needNumber(id)
                     }
                     if let weights { (spec.weightField, spec.weights) = try weightTable(weights) }
-                    outputs(SumsFunction.outputs(sums: sums, weighted: weights != nil))
+                    try outputs(SumsFunction.outputs(sums: sums, weighted: weights != nil))
                 case .recent(_, let field, let size):
                     let id = try resolveField(field, apath + [.key("field")])
-                    required.append(id)
+                    require(id)
                     if size <= 0 { throw TopologyError(apath + [.key("size")], "must be positive") }
                     spec.function = .recent(field: id, size: size)
-                    outputs(RecentFunction.outputs, numbers: ["count"])
+                    try outputs(RecentFunction.outputs, numbers: ["count"])
                 case .decay(_, let weights, let halfLifeMs):
                     if halfLifeMs <= 0 { throw TopologyError(apath + [.key("half_life")], "must be positive") }
                     (spec.weightField, spec.weights) = try weightTable(weights)
@@ -382,10 +394,12 @@ enum TopologyCompiler {
                                             "a decayed weight must be a positive number (leave a value out to skip its records)")
                     }
                     spec.function = .decay(halfLifeMs: Double(halfLifeMs))
-                    outputs(DecayFunction.outputs)
+                    try outputs(DecayFunction.outputs)
                 default: preconditionFailure("not an aggregate")
                 }
-                outSchema = .closed(refs, order: order)
+                stateSchema = .closed(refs, order: order)
+                // Children (a further aggregate) see the rows as records with those fields.
+                outSchema = .closed(Dictionary(uniqueKeysWithValues: order.map { ($0, OutputRef.field(fieldID($0))) }), order: order)
                 kind = .aggregate(aggregates.count)
                 if !groupBy.contains(source.keyField) {
                     spec.repartitionTopic = Repartitions.topic(application: topology.application, node: node.name)
@@ -403,7 +417,7 @@ enum TopologyCompiler {
                 if case .session = kind { try checkSessionSlot(compiled, path: path) }
                 // A zset score taken from the record must be a number, or Redis would
                 // reject the commit: such records are dead-lettered instead.
-                if compiled.kind == .zset, case .field(let id)? = compiled.value { numeric.append(id) }
+                if compiled.kind == .zset, case .field(let id)? = compiled.value { needNumber(id) }
                 sinks.append(compiled)
             }
             var topicSinks: [CompiledTopicSink] = []
@@ -466,6 +480,7 @@ enum TopologyCompiler {
             }
             nodes.append(.init(name: node.name, parent: parent, kind: kind, sinks: sinks, topicSinks: topicSinks))
             schemas.append(outSchema)
+            readsSource.append(fromSource)
             indexByName[node.name] = i
         }
         var seen = Set<Int>()
@@ -480,6 +495,31 @@ enum TopologyCompiler {
                                 requiredFields: required.filter { !joinedFields.contains($0) },
                                 numericFields: Array(Set(numeric).subtracting(joinedFields)).sorted(), nodes: nodes, aggregates: aggregates,
                                 stores: try stores(nodes: nodes, aggregates: aggregates, topology: topology), tables: tables)
+    }
+
+    /// A stateful node's rows name their group fields and outputs alike: a group field may
+    /// not be named like an output, or listed twice.
+    private static func checkGroupNames(_ groupBy: [String], against outputs: [String], _ path: [TopologyError.PathComponent]) throws {
+        for (j, name) in groupBy.enumerated() {
+            if outputs.contains(name) {
+                throw TopologyError(path + [.index(j)], "'\(name)' is also the name of one of this node's outputs (\(outputs.joined(separator: ", "))): its rows could not tell them apart")
+            }
+            if groupBy[..<j].contains(name) { throw TopologyError(path + [.index(j)], "'\(name)' is listed twice") }
+        }
+    }
+
+    /// The operation's key in a topology file, for error paths and messages.
+    private static func operationKey(_ operation: Topology.Operation) -> String {
+        switch operation {
+        case .filter: return "filter"
+        case .project: return "project"
+        case .aggregate: return "aggregate"
+        case .recent: return "recent"
+        case .decay: return "decay"
+        case .session: return "session"
+        case .join: return "join"
+        case .passthrough: return "passthrough"
+        }
     }
 
     /// The stores of every task, with names that must not collide (they name changelog topics).

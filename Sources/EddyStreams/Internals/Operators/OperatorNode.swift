@@ -11,6 +11,9 @@ struct Record {
     /// The input offset the record came from (an emitted record: the offset of the record
     /// whose processing emitted it): arrival order, for ties in event time.
     let offset: Int64
+    /// An aggregate's row taken back (its values before a change): a further aggregate
+    /// subtracts it (Kafka Streams' subtractor in KTable.groupBy().aggregate()).
+    var retraction = false
 }
 
 /// One node of a running topology in one task (Kafka Streams' `Processor`): it processes a

@@ -220,16 +220,11 @@ final class SessionOperator: OperatorNode {
     /// removed instead), or written a last time and left to expire.
     private func remove(_ session: Session, closed: Bool, group: [UInt8], from view: inout RedisViewWriter) {
         for sink in spec.sinks {
-            let key = view.renderKey(of: sink) { render($0, session, group, &$1) }
-            if let field = sink.field {
-                var member: [UInt8] = []
-                field.render(into: &member) { render($0, session, group, &$1) }
-                if sink.kind == .zset { view.removeMembers([member], of: key) } else { view.deleteFields([member], of: key) }
-            } else if closed, let ttl = spec.closedTTLSeconds {
+            if sink.field == nil, closed, let ttl = spec.closedTTLSeconds {
                 view.add(sink) { render($0, session, group, &$1) }
-                view.expire(key, seconds: ttl)
+                view.expire(view.renderKey(of: sink) { render($0, session, group, &$1) }, seconds: ttl)
             } else {
-                view.delete(key)
+                view.remove(sink) { render($0, session, group, &$1) }
             }
         }
     }

@@ -18,16 +18,18 @@ final class SumsFunction: AggregateFunction {
         ["count"] + sums.map { "sum_\($0)" } + (weighted ? ["weighted_count"] : [])
     }
 
+    /// A retraction (an upstream aggregate's old row) counts −1 and subtracts its values.
     @inline(__always)
     func add(_ record: Record, to table: AggregateTable, groupedBy aggregate: AggregateOperator) throws {
         let e = try table.entry(for: aggregate.groupKey(record))
-        table.add(count: 1, to: e)
+        let sign: Double = record.retraction ? -1 : 1
+        table.add(count: record.retraction ? -1 : 1, to: e)
         let fields = record.fields
         for (j, id) in sumFields.enumerated() where fields.slots[id].kind == .number {
-            table.add(fields.double(id, from: record.value), sum: j, to: e)
+            table.add(sign * fields.double(id, from: record.value), sum: j, to: e)
         }
         if let weightField, let weight = weights.first(where: { fields.equals(weightField, $0.0, from: record.value) })?.1 {
-            table.add(weight, sum: sumFields.count, to: e)
+            table.add(sign * weight, sum: sumFields.count, to: e)
         }
     }
 
