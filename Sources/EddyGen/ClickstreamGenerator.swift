@@ -85,7 +85,9 @@ public struct ClickstreamGenerator {
         return options.categories == 1 ? [first] : [first, second]
     }
 
-    public func priceCents(of item: Int) -> Int { 199 + Int(mix(options.seed ^ 0x9121CE, item) % 30_000) }
+    static func priceCents(of item: Int, _ options: Options) -> Int { 199 + Int(mix(options.seed ^ 0x9121CE, item) % 30_000) }
+
+    public func priceCents(of item: Int) -> Int { Self.priceCents(of: item, options) }
 
     public mutating func next() -> Event {
         var session = popEarliest()

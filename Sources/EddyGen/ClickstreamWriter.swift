@@ -8,8 +8,7 @@ public final class ClickstreamWriter {
     private let producer: KafkaProducer?
     private let topic: String?
 
-    /// Creates `topic` with `partitions` if it does not exist (explicit configs: Tansu
-    /// reports only configs given at creation).
+    /// Creates `topic` with `partitions` if it does not exist.
     public init(outputPath: String?, topic: String?, partitions: Int, kafka: KafkaConfig?) throws {
         if let outputPath {
             guard FileManager.default.createFile(atPath: outputPath, contents: nil),
@@ -20,13 +19,8 @@ public final class ClickstreamWriter {
         }
         self.topic = topic
         if let topic, let kafka {
-            try LibrdkafkaVersion.checkSupported()
-            try KafkaAdmin(config: kafka).createTopic(topic, partitions: partitions,
-                                                      configs: ["cleanup.policy": "delete", "retention.ms": "-1"])
-            var config = kafka
-            for (k, v) in ["linger.ms": "20", "batch.num.messages": "10000", "queue.buffering.max.messages": "500000",
-                           "enable.idempotence": "true"] where config[k] == nil { config[k] = v }
-            producer = try KafkaProducer(config: config)
+            producer = try BulkTopicProducer.make(topic: topic, partitions: partitions,
+                                                  configs: ["cleanup.policy": "delete", "retention.ms": "-1"], kafka: kafka)
         } else {
             producer = nil
         }

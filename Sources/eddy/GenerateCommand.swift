@@ -7,7 +7,7 @@ import Foundation
 
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Generate a seeded, deterministic clickstream to a JSONL file and/or a topic.")
+        abstract: "Generate a seeded, deterministic clickstream to a JSONL file and/or a topic, and its item catalog to a topic.")
 
     @Option(help: "Number of events.") var events: Int = 100_000
     @Option(help: "Number of users.") var users: Int = 10_000
@@ -17,12 +17,17 @@ struct Generate: ParsableCommand {
     @Option(help: "Write JSON lines to this file.") var out: String?
     @Option(help: "Produce to this topic (keyed by user_id), created if missing.") var topic: String?
     @Option(help: "Partitions when creating the topic.") var partitions: Int = 4
+    @Option(help: "Also write the item catalog to this topic (one row per item, keyed by item_id), created compacted if missing.")
+    var catalogTopic: String?
+    @Option(help: "Partitions when creating the catalog topic.") var catalogPartitions: Int = 1
     @Option(help: "Runtime config naming the broker.") var config: String = "configs/local.yaml"
 
     func validate() throws {
-        if out == nil && topic == nil { throw ValidationError("give --out FILE and/or --topic TOPIC") }
-        if events < 0 || users < 2 || items < 1 || categories < 1 || partitions < 1 {
-            throw ValidationError("--events ≥ 0, --users ≥ 2, --items, --categories and --partitions ≥ 1")
+        if out == nil && topic == nil && catalogTopic == nil {
+            throw ValidationError("give --out FILE and/or --topic TOPIC, or --catalog-topic TOPIC")
+        }
+        if events < 0 || users < 2 || items < 1 || categories < 1 || partitions < 1 || catalogPartitions < 1 {
+            throw ValidationError("--events ≥ 0, --users ≥ 2, --items, --categories, --partitions and --catalog-partitions ≥ 1")
         }
     }
 
@@ -32,8 +37,14 @@ struct Generate: ParsableCommand {
         options.items = items
         options.categories = categories
         options.seed = seed
+        let kafka = try (topic ?? catalogTopic).map { _ in KafkaConfig(try RuntimeConfigFile.load(path: config).kafkaClientProperties) }
+        if let catalogTopic, let kafka {
+            let start = Date()
+            let rows = try ItemCatalog(options).write(topic: catalogTopic, partitions: catalogPartitions, kafka: kafka)
+            print("wrote the catalog of \(rows) items to topic \(catalogTopic) in \(String(format: "%.2f", Date().timeIntervalSince(start))) s, seed \(seed)")
+        }
+        guard out != nil || topic != nil else { return }
         var generator = ClickstreamGenerator(options)
-        let kafka = try topic.map { _ in KafkaConfig(try RuntimeConfigFile.load(path: config).kafkaClientProperties) }
         let writer = try ClickstreamWriter(outputPath: out, topic: topic, partitions: partitions, kafka: kafka)
         let start = Date()
         var json: [UInt8] = []
