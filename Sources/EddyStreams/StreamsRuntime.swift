@@ -93,9 +93,15 @@ public final class StreamsRuntime: Sendable {
         }
         try admin.createTopic(topology.deadLetterTopic, partitions: partitions,
                               configs: ["cleanup.policy": "delete", "retention.ms": String(7 * 24 * 3600 * 1000)])
-        for topic in compiled.outputTopics where try admin.partitionCount(topic) == nil {
-            try admin.createTopic(topic, partitions: partitions, configs: ["cleanup.policy": "delete", "retention.ms": String(7 * 24 * 3600 * 1000)])
-            logger.info("created output topic \(topic) (\(partitions) partitions, kept 7 days)")
+        var outputPartitionCounts: [String: Int] = [:]
+        for topic in compiled.outputTopics {
+            if let count = try admin.partitionCount(topic) {
+                outputPartitionCounts[topic] = count
+            } else {
+                try admin.createTopic(topic, partitions: partitions, configs: ["cleanup.policy": "delete", "retention.ms": String(7 * 24 * 3600 * 1000)])
+                logger.info("created output topic \(topic) (\(partitions) partitions, kept 7 days)")
+                outputPartitionCounts[topic] = partitions
+            }
         }
         try Changelogs.create(for: compiled, partitions: partitions, admin: admin)
         try Repartitions.create(for: compiled, partitions: partitions, admin: admin)
@@ -129,7 +135,7 @@ public final class StreamsRuntime: Sendable {
         let threads: [StreamThread]
         do {
             context = RuntimeContext(topology: compiled, config: config, partitionCount: partitions, tablePartitionCounts: tablePartitionCounts,
-                                     database: database, metrics: metrics,
+                                     outputPartitionCounts: outputPartitionCounts, database: database, metrics: metrics,
                                      tracker: CatchUpTracker(partitionCount: partitions, threads: config.threads),
                                      untilCaughtUp: untilCaughtUp, rematerialize: rematerialize,
                                      replayStart: replayStart, logger: logger)

@@ -113,14 +113,14 @@ public struct Topology: Equatable, Sendable {
     /// closed sessions).
     ///
     /// Each record carries the header `eddy.id`, `<source topic>/<partition>/<offset>/<n>`:
-    /// the n-th record written because of that source record, the same on every
-    /// re-processing (processing is deterministic). On a broker that hides aborted
+    /// the n-th record written to this topic because of that source record, the same on
+    /// every re-processing (processing is deterministic); a record without a key goes to
+    /// output partition `source partition mod partitions`. On a broker that hides aborted
     /// transactions a read_committed consumer sees each record once; on one that does not
-    /// (Tansu 0.6.0), or under at-least-once, a consumer skips, in each partition of the
-    /// topic, records whose id is not above the highest it has seen there from the same
-    /// source partition (in one output partition the ids of one source partition grow in
-    /// (offset, n) order), and keeps those highest ids with its own offsets.
-    /// `docs/exactly-once.md` §7 says why that is exact.
+    /// (Tansu 0.6.0), a consumer skips, in each partition of the topic, records whose id is
+    /// not above the highest it has seen there from the same source partition, and keeps
+    /// those highest ids with its own offsets. `docs/exactly-once.md` §7 says why that is
+    /// exact, and why it is not under at-least-once.
     public struct TopicSink: Equatable, Sendable {
         public var topic: String
         /// The record key template, e.g. `{user_id}` (nil: records without a key).

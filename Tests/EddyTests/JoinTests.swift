@@ -183,7 +183,7 @@ final class JoinTests: XCTestCase {
             (error("  - name: j\n    join: {table: catalog, on: item_id, fields: [c], missing: maybe}\n"), "nodes[0].join.missing", "unknown value 'maybe' (expected drop, null, dead_letter)"),
             (error("  - name: j\n    join: {table: catalog, on: item_id}\n"), "nodes[0].join", "missing field 'fields'"),
             (error("  - name: s\n    session: {group_by: [user_id], gap: 30m}\n    to_redis: {type: hash, key: \"s:{session_id}\"}\n  - name: j\n    input: s\n    join: {table: catalog, on: last_item, fields: [category], missing: dead_letter}\n"),
-             "nodes[1].join.missing", "closed sessions are not source records"),
+             "nodes[1].join.missing", "are not source records (closed sessions, or an aggregate's rows)"),
             (error("  - name: j\n    join: {table: catalog, on: item_id, fields: [c]}\n", tables: "tables:\n  catalog: {topic: clicks}\n"), "tables.catalog.topic", "is the source topic"),
             (error("  - name: j\n    join: {table: catalog, on: item_id, fields: [c]}\n", tables: "tables:\n  catalog: {}\n"), "tables.catalog", "missing field 'topic'"),
         ]
@@ -192,5 +192,101 @@ final class JoinTests: XCTestCase {
             XCTAssertTrue(message.contains(field), "\(message) should name \(field)")
             XCTAssertTrue(message.contains(text), "\(message) should say \(text)")
         }
+    }
+
+    // MARK: found in review
+
+    func testAJoinOnOneBranchLeavesTheSourceChecksOfAnotherBranchAlone() throws {
+        let topology = Topology(
+            application: "join-branches",
+            source: .init(topic: "clicks", keyField: "user_id", timestampField: "ts"),
+            nodes: [
+                .init(name: "enriched", input: nil, operation: .join(.init(table: "catalog", on: "item_id", fields: ["category", "price"]))),
+                .init(name: "by_category", input: "enriched", operation: .aggregate(groupBy: ["category"], sum: ["price"]),
+                      sinks: [.init(kind: .hash, key: "joined:{category}")]),
+                .init(name: "raw_by_category", input: nil, operation: .aggregate(groupBy: ["category"], sum: ["price"]),
+                      sinks: [.init(kind: .hash, key: "raw:{category}")]),
+            ],
+            tables: [.init(name: "catalog", topic: "items")])
+        let driver = try TopologyTestDriver(topology)
+        try driver.pipeTable("catalog", key: "i1", value: #"{"category":"c1","price":2}"#)
+        try driver.pipe(#"{"user_id":"u1","item_id":"i1","ts":\#(Self.base)}"#)  // no category of its own
+        try driver.pipe(#"{"user_id":"u1","item_id":"i1","category":"c1","price":"abc","ts":\#(Self.base)}"#)
+        try driver.pipe(#"{"user_id":"u1","item_id":"i1","category":"c2","price":3,"ts":\#(Self.base)}"#)
+        try driver.commit()
+        XCTAssertEqual(driver.deadLetters.map(\.reason).sorted(), ["missing_field", "wrong_type"], "the raw branch checks the source record")
+        XCTAssertEqual(driver.redis["raw:c2"], .hash(["count": "1", "sum_price": "3"]))
+        XCTAssertNil(driver.redis["raw:"])
+        // Only the third record reached the joined branch (the others were dead-lettered at the source).
+        XCTAssertEqual(driver.redis["joined:c1"], .hash(["count": "1", "sum_price": "2"]))
+    }
+
+    func testAJoinBelowASessionDropsWhatItCannotUseInsteadOfDeadLetteringAnotherRecord() throws {
+        let topology = Topology(
+            application: "join-after-session",
+            source: .init(topic: "clicks", keyField: "user_id", timestampField: "ts"),
+            nodes: [
+                .init(name: "sessions", input: nil, operation: .session(.init(groupBy: ["user_id"], gapMs: 60_000))),
+                .init(name: "with_segment", input: "sessions", operation: .join(.init(table: "users", on: "user_id", fields: ["segment"], missing: .null))),
+                .init(name: "per_segment", input: "with_segment", operation: .aggregate(groupBy: ["user_id", "segment"], sum: []),
+                      sinks: [.init(kind: .hash, key: "seg:{user_id}:{segment}")]),
+            ],
+            tables: [.init(name: "users", topic: "users")])
+        let driver = try TopologyTestDriver(topology)
+        try driver.pipeTable("users", key: "u1", value: #"{"name":"no segment"}"#)
+        try driver.pipeTable("users", key: "u2", value: #"{"segment":"gold"}"#)
+        for (user, ts) in [("u1", Self.base), ("u2", Self.base), ("u1", Self.base + 3_600_000)] {
+            try driver.pipe(#"{"user_id":"\#(user)","ts":\#(ts)}"#)
+        }
+        try driver.commit()
+        XCTAssertTrue(driver.deadLetters.isEmpty, "\(driver.deadLetters)")
+        XCTAssertEqual(driver.redis["seg:u2:gold"], .hash(["count": "1"]))
+        XCTAssertEqual(driver.redis.keys.filter { $0.hasPrefix("seg:u1") }, [])
+    }
+
+    func testJoinedRecordsKeepOneOccurrenceOfEachFieldHoweverTheRecordIsWritten() throws {
+        let topology = Topology(
+            application: "join-json",
+            source: .init(topic: "clicks", keyField: "user_id", timestampField: "ts"),
+            nodes: [.init(name: "enriched", input: nil, operation: .join(.init(table: "catalog", on: "item_id", fields: ["category", "price"])),
+                          topicSinks: [.init(topic: "enriched-out")])],
+            tables: [.init(name: "catalog", topic: "items")])
+        let driver = try TopologyTestDriver(topology)
+        try driver.pipeTable("catalog", key: "i1", value: #"{"category":"new","price":1}"#)
+        let inputs = [
+            #"{"category":"old","user_id":"u1","item_id":"i1","ts":1}"#,                  // first member
+            #"{"category":"old", "price" : 5 ,"user_id":"u1","item_id":"i1","ts":1}"#,    // the first two
+            #"{"user_id":"u1","item_id":"i1","ts":1,"price":5}"#,                         // the last
+            #"{ "user_id":"u1", "category" : "o\"ld" , "item_id":"i1", "ts":1 }  "#,       // spaces, an escaped quote
+            #"{"user_id":"u1","item_id":"i1","ts":1,"nested":{"category":"x"}}"#,         // a nested field of that name stays
+        ]
+        for input in inputs { try driver.pipe(input) }
+        try driver.commit()
+        let written = driver.topicRecords("enriched-out").map(\.value)
+        XCTAssertEqual(written.count, inputs.count)
+        for (i, (value, input)) in zip(written, inputs).enumerated() {
+            let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(value.utf8)) as? [String: Any], value)
+            XCTAssertEqual(value.components(separatedBy: #""category":"#).count - 1, i == 4 ? 2 : 1, value)
+            XCTAssertEqual(value.components(separatedBy: #""price":"#).count - 1, 1, value)
+            XCTAssertEqual(json["category"] as? String, "new", value)
+            XCTAssertEqual(json["price"] as? Int, 1, value)
+            XCTAssertEqual(json["user_id"] as? String, "u1", input)
+        }
+        XCTAssertTrue(written[4].contains(#""nested":{"category":"x"}"#), written[4])
+    }
+
+    func testAFieldNameThatNeedsEscapingGivesValidRecords() throws {
+        let topology = Topology(
+            application: "join-quote",
+            source: .init(topic: "clicks", keyField: "user_id", timestampField: "ts"),
+            nodes: [.init(name: "enriched", input: nil, operation: .join(.init(table: "catalog", on: "item_id", fields: ["a\"b"], missing: .null)),
+                          topicSinks: [.init(topic: "out", fields: ["user_id", "a\"b"])])],
+            tables: [.init(name: "catalog", topic: "items")])
+        let driver = try TopologyTestDriver(topology)
+        try driver.pipeTable("catalog", key: "i1", value: #"{"a\"b":1}"#)
+        try driver.pipe(#"{"user_id":"u1","item_id":"i1","ts":\#(Self.base)}"#)
+        try driver.commit()
+        let values = driver.topicRecords("out").map(\.value)
+        XCTAssertEqual(values, [#"{"user_id":"u1","a\"b":1}"#])
     }
 }

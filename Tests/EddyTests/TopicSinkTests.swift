@@ -114,12 +114,37 @@ final class TopicSinkTests: XCTestCase {
             (error("  - name: a\n    filter: {field: x, exists: true}\n    to_topic: {topic: clicks}\n"), "nodes[0].to_topic[0].topic", "is the source topic"),
             (error("  - name: a\n    project: [user_id]\n    to_topic: {topic: o, fields: [price]}\n"), "nodes[0].to_topic[0].fields[0]", "field 'price' is not available here (available: user_id)"),
             (error("  - name: a\n    to_topic: {key: \"{user_id}\"}\n"), "nodes[0].to_topic", "missing field 'topic'"),
-            (error("  - name: a\n    to_topic: {topic: out-a-changelog}\n").replacingOccurrences(of: "out-a", with: "out-a"), "nodes[0].to_topic[0].topic", "named like one of Eddy's internal topics"),
+            (error("  - name: a\n    to_topic: {topic: out-a-changelog}\n"), "nodes[0].to_topic[0].topic", "named like one of Eddy's internal topics"),
+            (error("  - name: a\n    to_topic: {topic: __consumer_offsets}\n"), "nodes[0].to_topic[0].topic", "one of the broker's internal topics"),
+            (error("  - name: a\n    to_topic: {topic: o, fields: [user_id, user_id]}\n"), "nodes[0].to_topic[0].fields[1]", "'user_id' is listed twice"),
         ]
         for (message, field, text) in cases {
             XCTAssertTrue(message.hasPrefix("t.yaml:"), message)
             XCTAssertTrue(message.contains(field), "\(message) should name \(field)")
             XCTAssertTrue(message.contains(text), "\(message) should say \(text)")
         }
+    }
+
+    /// The n of an id counts one topic's records: a node writing another topic (here one
+    /// whose output depends on the table) cannot shift it.
+    func testTheIdsOfATopicDoNotDependOnWhatOtherTopicsGet() throws {
+        func ids(withRow: Bool) throws -> [String] {
+            let topology = Topology(
+                application: "ids",
+                source: .init(topic: "clicks", keyField: "user_id", timestampField: "ts"),
+                nodes: [
+                    .init(name: "enriched", input: nil, operation: .join(.init(table: "catalog", on: "item_id", fields: ["category"])),
+                          topicSinks: [.init(topic: "enriched-out")]),
+                    .init(name: "all", input: nil, operation: .passthrough, topicSinks: [.init(topic: "all-out"), .init(topic: "all-out")]),
+                ],
+                tables: [.init(name: "catalog", topic: "items")])
+            let driver = try TopologyTestDriver(topology)
+            if withRow { try driver.pipeTable("catalog", key: "i1", value: #"{"category":"c1"}"#) }
+            try driver.pipe(#"{"user_id":"u1","item_id":"i1","ts":\#(Self.base)}"#)
+            try driver.commit()
+            return driver.topicRecords("all-out").map(\.id)
+        }
+        XCTAssertEqual(try ids(withRow: false), ["clicks/0/0/0", "clicks/0/0/1"])
+        XCTAssertEqual(try ids(withRow: true), ["clicks/0/0/0", "clicks/0/0/1"])
     }
 }

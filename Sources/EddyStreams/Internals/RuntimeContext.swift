@@ -13,6 +13,8 @@ final class RuntimeContext: Sendable {
     let partitionCount: Int
     /// Partitions of each global table's topic, in `CompiledTopology.tables` order.
     let tablePartitionCounts: [Int]
+    /// Partitions of each output topic.
+    let outputPartitionCounts: [String: Int]
     let database: StateDatabase
     let metrics: StreamsMetrics
     let tracker: CatchUpTracker
@@ -25,12 +27,13 @@ final class RuntimeContext: Sendable {
     private let stopFlag = Atomic<Bool>(false)
     private let failureMessage = Mutex<String?>(nil)
 
-    init(topology: CompiledTopology, config: RuntimeConfig, partitionCount: Int, tablePartitionCounts: [Int], database: StateDatabase, metrics: StreamsMetrics,
+    init(topology: CompiledTopology, config: RuntimeConfig, partitionCount: Int, tablePartitionCounts: [Int], outputPartitionCounts: [String: Int], database: StateDatabase, metrics: StreamsMetrics,
          tracker: CatchUpTracker, untilCaughtUp: Bool, rematerialize: Bool, replayStart: ReplayStart?, logger: Logger) {
         self.topology = topology
         self.config = config
         self.partitionCount = partitionCount
         self.tablePartitionCounts = tablePartitionCounts
+        self.outputPartitionCounts = outputPartitionCounts
         self.database = database
         self.metrics = metrics
         self.tracker = tracker

@@ -30,8 +30,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
     private let cacheShare: WriteBackCacheShare
     private let watch: ThreadWatch
     private var paused = PausedPartitions()
-    /// This thread's copies of the global tables, and what keeps them current.
-    private let globalTables: [GlobalTable]
+    /// Keeps the thread's copies of the global tables current.
     private var tableReader: GlobalTableReader?
     let finished = DispatchSemaphore(value: 0)
 
@@ -53,9 +52,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         cacheShare = WriteBackCacheShare(bytes: config.memoryBudget.writeBackCacheBytesPerThread,
                                          maxEntries: config.cacheMaxEntries, metrics: context.metrics)
         watch = ThreadWatch(metrics: context.metrics, logger: logger)
-        globalTables = topology.tables.map { GlobalTable(name: $0.name, topic: $0.topic, columns: $0.columns) }
-        manager = try TaskManager(context: context, redis: redis, tail: tail, faults: faults, deadLetters: deadLetters,
-                                  globalTables: globalTables, logger: logger)
+        manager = try TaskManager(context: context, redis: redis, tail: tail, faults: faults, deadLetters: deadLetters, logger: logger)
         committer = TaskCommitter(threadID: id, context: context, manager: manager, tail: tail, deadLetters: deadLetters,
                                   cacheShare: cacheShare, faults: faults, logger: logger)
     }
@@ -78,23 +75,12 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             context.requestStop(failure: "thread \(id): cannot start the producer: \(error)")
             return
         }
-        // Tables first, whole: the group is joined (and records arrive) only once they are loaded.
-        if !globalTables.isEmpty {
-            do {
-                let reader = try GlobalTableReader(tables: globalTables, partitionCounts: context.tablePartitionCounts,
-                                                   kafka: KafkaConfig(config.kafkaClientProperties),
-                                                   metrics: context.metrics, logger: logger)
-                guard reader.bootstrap(shouldStop: { context.stopRequested }) else { return }
-                tableReader = reader
-            } catch {
-                context.requestStop(failure: "thread \(id): cannot read the tables: \(error)")
-                return
-            }
-        }
         do {
+            // Tables first, whole: the group is joined (and records arrive) once they are loaded.
+            tableReader = try GlobalTableReader.loaded(manager.globalTables, context: context, logger: logger)
             consumer = try StreamClients.consumer(thread: id, context: context, topics: manager.topics, listener: self)
         } catch {
-            context.requestStop(failure: "thread \(id): cannot start the consumer: \(error)")
+            context.requestStop(failure: "thread \(id): cannot start its consumers (the tables' reader, then the group's): \(error)")
             return
         }
         let interval = Duration.milliseconds(config.commitIntervalMs)
@@ -133,7 +119,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             polling += t1 - t0
             processing += t2 - t1
             watch.updateLag(now: t2, tasks: manager.tasks.values, consumer: consumer)
-            if !paused.inOutage && (t2 - committer.lastCommit >= interval || cacheShare.isFull(manager.tasks.values) || finishesEarly(now: t2)) {
+            if !paused.inOutage && (t2 - committer.lastCommit >= interval || cacheShare.isFull(manager.tasks.values) || manager.outputsPileUp || finishesEarly(now: t2)) {
                 commitUntilDone()
                 committing += ContinuousClock.now - t2
             }

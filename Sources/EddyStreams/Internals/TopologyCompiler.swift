@@ -99,7 +99,7 @@ struct CompiledTopology: Sendable {
     let stores: [Store]
     let tables: [Table]
 
-    /// Every output topic, once each.
+    /// Every output topic, once each, in `CompiledTopicSink.topicIndex` order.
     var outputTopics: [String] {
         var seen = Set<String>()
         return nodes.flatMap(\.topicSinks).map(\.topic).filter { seen.insert($0).inserted }
@@ -117,6 +117,8 @@ struct CompiledTopicSink: Sendable {
     let key: Template?
     /// `"name":` as JSON and the field's id, in output order; nil: the record's JSON as it is.
     let fields: [([UInt8], Int)]?
+    /// The topic's place in `CompiledTopology.outputTopics`.
+    var topicIndex = 0
 }
 
 /// A Redis sink with templates resolved against its node's output.
@@ -183,20 +185,21 @@ enum TopologyCompiler {
         }
         var numeric: [Int] = []
         var tables: [CompiledTopology.Table] = []
-        for (i, table) in topology.tables.enumerated() {
+        for table in topology.tables {
             let tpath: [P] = [.key("tables"), .key(table.name)]
-            try checkName(table.name, [.key("tables"), .index(i)])
+            try checkName(table.name, [.key("tables"), .key(table.name)])
             if tables.contains(where: { $0.name == table.name }) { throw TopologyError(tpath, "duplicate table name '\(table.name)'") }
             try checkName(table.topic, tpath + [.key("topic")])
-            if table.topic == source.topic {
-                throw TopologyError(tpath + [.key("topic")], "'\(table.topic)' is the source topic; a table reads a topic of its own (e.g. a compacted catalog)")
+            if table.topic == source.topic || table.topic == topology.deadLetterTopic {
+                throw TopologyError(tpath + [.key("topic")], "'\(table.topic)' is the \(table.topic == source.topic ? "source" : "dead-letter") topic; a table reads a topic of its own (e.g. a compacted catalog)")
             }
+            try checkNotInternal(table.topic, application: topology.application, tpath + [.key("topic")])
             tables.append(.init(name: table.name, topic: table.topic))
         }
-        /// Fields a join adds, and the joins: the source does not check those fields, the
-        /// join checks them on the joined record (below, once every node's needs are known).
-        var joinedFields = Set<Int>()
-        var joinNodes: [Int] = []
+        /// Per join node, what the nodes below it need of the fields it adds: the join checks
+        /// those on the joined record (set on its spec once every node's needs are known),
+        /// not the source decoder.
+        var joinRequired: [Int: Set<Int>] = [:], joinNumeric: [Int: Set<Int>] = [:]
         if topology.nodes.isEmpty {
             // Most likely a mis-indented or forgotten list: such a topology would run and write nothing.
             throw TopologyError([.key("nodes")], "lists no nodes; a topology needs at least one (a filter, project, join, aggregate, recent, decay, session or to_redis node)")
@@ -210,6 +213,8 @@ enum TopologyCompiler {
         /// it). Only those are checked by the source decoder; records an operator emits are
         /// written by Eddy with every field.
         var readsSource: [Bool] = []
+        /// Per node: the fields joins above it added, with the nearest join that added each.
+        var joinedAbove: [[Int: Int]] = []
 
         for (i, node) in topology.nodes.enumerated() {
             let at: [P] = [.key("nodes"), .index(i)]
@@ -241,10 +246,18 @@ enum TopologyCompiler {
                 schema = schemas[p]
             }
             let fromSource = parent < 0 || (readsSource[parent] && { switch nodes[parent].kind { case .aggregate, .session: return false; default: return true } }())
-            /// A field the node needs present, or numeric: checked by the source decoder on
-            /// source records (records an operator emits have every field it writes).
-            func require(_ id: Int) { if fromSource { required.append(id) } }
-            func needNumber(_ id: Int) { if fromSource { numeric.append(id) } }
+            var joined: [Int: Int] = parent < 0 ? [:] : joinedAbove[parent]
+            if parent >= 0, case .aggregate = nodes[parent].kind { joined = [:] }  // its rows are new records
+            if parent >= 0, case .session = nodes[parent].kind { joined = [:] }
+            /// A field the node needs present, or numeric: checked by the join above that
+            /// adds it, else by the source decoder on source records (records an operator
+            /// emits have every field it writes).
+            func require(_ id: Int) {
+                if let j = joined[id] { joinRequired[j, default: []].insert(id) } else if fromSource { required.append(id) }
+            }
+            func needNumber(_ id: Int) {
+                if let j = joined[id] { joinNumeric[j, default: []].insert(id) } else if fromSource { numeric.append(id) }
+            }
             func resolveField(_ name: String, _ path: [P]) throws -> Int {
                 try checkNonEmpty(name, path)
                 guard case .field(let id)? = schema.resolve(name, fieldID: fieldID) else {
@@ -284,8 +297,8 @@ enum TopologyCompiler {
                 }
                 let on = try resolveField(join.on, jpath + [.key("on")])
                 if join.fields.isEmpty { throw TopologyError(jpath + [.key("fields")], "lists no fields (which columns of the row to add)") }
-                if parent >= 0, case .session = nodes[parent].kind, join.missing == .deadLetter {
-                    throw TopologyError(jpath + [.key("missing")], "closed sessions are not source records and cannot be dead-lettered: use drop or null")
+                if !fromSource, join.missing == .deadLetter {
+                    throw TopologyError(jpath + [.key("missing")], "the records here are not source records (closed sessions, or an aggregate's rows) and cannot be dead-lettered: use drop or null")
                 }
                 var columns: [Int] = [], ids: [Int] = []
                 var refs: [String: OutputRef] = [:]
@@ -302,15 +315,14 @@ enum TopologyCompiler {
                     }
                     let id = fieldID(name)
                     ids.append(id)
-                    joinedFields.insert(id)
+                    joined[id] = i
                     refs[name] = .field(id)
                 }
                 if case .closed(let before, let order) = schema {
                     outSchema = .closed(before.merging(refs) { $1 }, order: order + join.fields.filter { before[$0] == nil })
                 }
                 kind = .join(JoinOperator.Spec(table: t, on: on, columns: columns, fieldIDs: ids,
-                                               names: join.fields.map { Array("\"\($0)\":".utf8) }, missing: join.missing))
-                joinNodes.append(i)
+                                               names: join.fields.map(Self.jsonName), missing: join.missing, readsSource: fromSource))
             case .session(let window):
                 let spath = at + [.key("session")]
                 if window.groupBy.isEmpty { throw TopologyError(spath + [.key("group_by")], "lists no fields") }
@@ -432,9 +444,7 @@ enum TopologyCompiler {
                 if let clash = taken.first(where: { $0.0 == sink.topic }) {
                     throw TopologyError(path + [.key("topic")], "'\(sink.topic)' is \(clash.1); an output needs a topic of its own")
                 }
-                if sink.topic.hasPrefix("\(topology.application)-"), sink.topic.hasSuffix("-changelog") || sink.topic.hasSuffix("-repartition") {
-                    throw TopologyError(path + [.key("topic")], "'\(sink.topic)' is named like one of Eddy's internal topics")
-                }
+                try checkNotInternal(sink.topic, application: topology.application, path + [.key("topic")])
                 let key = try sink.key.map { text -> Template in
                     try checkNonEmpty(text, path + [.key("key")])
                     do {
@@ -452,12 +462,13 @@ enum TopologyCompiler {
                 if let names = sink.fields {
                     if names.isEmpty { throw TopologyError(path + [.key("fields")], "lists no fields (leave it out to write every field)") }
                     fields = try names.enumerated().map { j, name in
-                        (Array("\"\(name)\":".utf8), try resolveOutput(name, path + [.key("fields"), .index(j)]))
+                        if names[..<j].contains(name) { throw TopologyError(path + [.key("fields"), .index(j)], "'\(name)' is listed twice") }
+                        return (Self.jsonName(name), try resolveOutput(name, path + [.key("fields"), .index(j)]))
                     }
                 } else if case .closed(let refs, let order) = outSchema {
                     fields = order.compactMap { name in
                         guard case .field(let id)? = refs[name] else { return nil }
-                        return (Array("\"\(name)\":".utf8), id)
+                        return (Self.jsonName(name), id)
                     }
                 }
                 topicSinks.append(CompiledTopicSink(topic: sink.topic, key: key, fields: fields))
@@ -481,20 +492,45 @@ enum TopologyCompiler {
             nodes.append(.init(name: node.name, parent: parent, kind: kind, sinks: sinks, topicSinks: topicSinks))
             schemas.append(outSchema)
             readsSource.append(fromSource)
+            joinedAbove.append(joined)
             indexByName[node.name] = i
         }
         var seen = Set<Int>()
-        required = required.filter { seen.insert($0).inserted }
-        for i in joinNodes {
-            guard case .join(var spec) = nodes[i].kind else { continue }
-            spec.required = spec.fieldIDs.filter(required.contains)
-            spec.numeric = spec.fieldIDs.filter(numeric.contains)
-            nodes[i] = .init(name: nodes[i].name, parent: nodes[i].parent, kind: .join(spec), sinks: nodes[i].sinks, topicSinks: nodes[i].topicSinks)
+        var outputTopics: [String] = []
+        for i in nodes.indices {
+            for j in nodes[i].topicSinks.indices {
+                let topic = nodes[i].topicSinks[j].topic
+                if !outputTopics.contains(topic) { outputTopics.append(topic) }
+                nodes[i].topicSinks[j].topicIndex = outputTopics.firstIndex(of: topic)!
+            }
+        }
+        for (i, node) in nodes.enumerated() {
+            guard case .join(var spec) = node.kind else { continue }
+            spec.required = spec.fieldIDs.filter { joinRequired[i]?.contains($0) == true }
+            spec.numeric = spec.fieldIDs.filter { joinNumeric[i]?.contains($0) == true }
+            nodes[i] = .init(name: node.name, parent: node.parent, kind: .join(spec), sinks: node.sinks, topicSinks: node.topicSinks)
         }
         return CompiledTopology(topology: topology, fields: fields, keyField: keyField, timestampField: timestampField,
-                                requiredFields: required.filter { !joinedFields.contains($0) },
-                                numericFields: Array(Set(numeric).subtracting(joinedFields)).sorted(), nodes: nodes, aggregates: aggregates,
+                                requiredFields: required.filter { seen.insert($0).inserted },
+                                numericFields: Array(Set(numeric)).sorted(), nodes: nodes, aggregates: aggregates,
                                 stores: try stores(nodes: nodes, aggregates: aggregates, topology: topology), tables: tables)
+    }
+
+    /// Eddy's own topics (`<application>-…-changelog`, `-repartition`) and Kafka's
+    /// (`__consumer_offsets`, `__transaction_state`) are no tables or outputs.
+    private static func checkNotInternal(_ topic: String, application: String, _ path: [TopologyError.PathComponent]) throws {
+        if topic.hasPrefix("__") { throw TopologyError(path, "'\(topic)' is one of the broker's internal topics (names starting with '__')") }
+        if topic.hasPrefix("\(application)-"), topic.hasSuffix("-changelog") || topic.hasSuffix("-repartition") {
+            throw TopologyError(path, "'\(topic)' is named like one of Eddy's internal topics")
+        }
+    }
+
+    /// `"name":` as JSON (the name escaped), to write a field into a record.
+    static func jsonName(_ name: String) -> [UInt8] {
+        var out: [UInt8] = []
+        appendJSONString(Array(name.utf8)[...], to: &out)
+        out.append(UInt8(ascii: ":"))
+        return out
     }
 
     /// A stateful node's rows name their group fields and outputs alike: a group field may

@@ -28,7 +28,7 @@ final class AggregateOperator: OperatorNode {
         let spec = table.spec
         rowNames = (spec.groupFields.map { topology.fields[$0] }
             + SumsFunction.outputs(sums: spec.sumFields.map { topology.fields[$0] }, weighted: spec.weightField != nil))
-            .map { Array("\"\($0)\":".utf8) }
+            .map(TopologyCompiler.jsonName)
         rowDecoder = RecordDecoder(topology)
         super.init(index: index, recordSinks: [])
     }

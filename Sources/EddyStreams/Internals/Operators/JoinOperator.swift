@@ -1,9 +1,8 @@
 /// `join`: enriches each record with columns of a global table's row (`Topology.Join`).
 ///
-/// The joined record is the record's JSON with the columns appended, as the row wrote them;
-/// the extractor keeps a field's last occurrence, so they replace the record's own fields of
-/// those names. It is decoded again with this operator's decoder (the topology's field
-/// ids), so downstream operators read it like any record.
+/// The joined record is the record's JSON without its own fields of the joined names, with
+/// the columns appended as the row wrote them. It is decoded again with this operator's
+/// decoder (the topology's field ids), so downstream operators read it like any record.
 final class JoinOperator: OperatorNode {
     struct Spec: Sendable {
         /// The table's place in `CompiledTopology.tables`.
@@ -15,6 +14,9 @@ final class JoinOperator: OperatorNode {
         let fieldIDs: [Int]
         let names: [[UInt8]]
         let missing: Topology.Join.MissingRow
+        /// Whether the records joined are source records: only those can be dead-lettered
+        /// (a closed session or an aggregate's row that cannot be used is dropped, counted).
+        let readsSource: Bool
         /// Joined fields downstream operators need present (group fields) or numeric (sums,
         /// prices, scores): checked on the joined record, as the source checks its own.
         var required: [Int] = []
@@ -60,29 +62,65 @@ final class JoinOperator: OperatorNode {
             case .null: break
             }
         }
-        build(from: record.value, row: row)
+        build(from: record, row: row)
         try joined.withUnsafeBytes { value in
             try decoder.extract(value)
             if let problem = check() {
-                task.deadLetter(problem)
+                if spec.readsSource { task.deadLetter(problem) } else { misses += 1 }
                 return
             }
             try forward(Record(value: value, fields: decoder, timestamp: record.timestamp, offset: record.offset), in: task)
         }
     }
 
-    /// The record's JSON object with the joined columns added before its closing brace.
-    private func build(from value: UnsafeRawBufferPointer, row: [[UInt8]?]?) {
-        let bytes = value.bindMemory(to: UInt8.self)
-        var end = bytes.count  // the source decoder validated one JSON object: it ends in '}'
+    /// The record's JSON object without its own fields of the joined names, then the
+    /// joined columns, before its closing brace. (The source decoder validated the object,
+    /// so the scans below find what they look for.)
+    private func build(from record: Record, row: [[UInt8]?]?) {
+        let bytes = record.value.bindMemory(to: UInt8.self)
         func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 }
+        var end = bytes.count
         while end > 0 && isSpace(bytes[end - 1]) { end -= 1 }
         end -= 1  // the '}'
-        var last = end
-        while last > 0 && isSpace(bytes[last - 1]) { last -= 1 }
-        var empty = last > 0 && bytes[last - 1] == UInt8(ascii: "{")
+        // The members to leave out: from the key's opening quote to the value's end, with
+        // the comma that joins the member to its neighbour.
+        var cuts: [Range<Int>] = []
+        for id in spec.fieldIDs where record.fields.slots[id].kind != .absent {
+            let value = record.fields.slots[id].jsonRange
+            var p = value.lowerBound - 1
+            while isSpace(bytes[p]) { p -= 1 }
+            p -= 1  // ':'
+            while isSpace(bytes[p]) { p -= 1 }
+            // bytes[p] is the key's closing quote: find its opening one (not escaped).
+            p -= 1
+            while !(bytes[p] == UInt8(ascii: "\"") && Self.isUnescaped(bytes, p)) { p -= 1 }
+            var before = p - 1
+            while isSpace(bytes[before]) { before -= 1 }
+            if bytes[before] == UInt8(ascii: ",") {
+                cuts.append(before..<value.upperBound)
+            } else {  // the first member: take the comma after it instead, if any
+                var after = value.upperBound
+                while after < end && isSpace(bytes[after]) { after += 1 }
+                cuts.append(p..<(after < end && bytes[after] == UInt8(ascii: ",") ? after + 1 : value.upperBound))
+            }
+        }
+        cuts.sort { $0.lowerBound < $1.lowerBound }
         joined.removeAll(keepingCapacity: true)
-        joined.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[0..<end]))
+        var at = 0
+        for cut in cuts {
+            if cut.lowerBound > at { joined.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[at..<cut.lowerBound])) }
+            at = max(at, cut.upperBound)
+        }
+        joined.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[at..<end]))
+        // Leaving out the first two members leaves the comma that followed the second one
+        // first: drop it.
+        if let brace = joined.firstIndex(of: UInt8(ascii: "{")), let next = joined[(brace + 1)...].firstIndex(where: { !isSpace($0) }),
+           joined[next] == UInt8(ascii: ",") {
+            joined.remove(at: next)
+        }
+        var last = joined.count
+        while last > 0 && isSpace(joined[last - 1]) { last -= 1 }
+        var empty = last > 0 && joined[last - 1] == UInt8(ascii: "{")
         for (j, column) in spec.columns.enumerated() {
             if !empty { joined.append(UInt8(ascii: ",")) }
             empty = false
@@ -90,6 +128,14 @@ final class JoinOperator: OperatorNode {
             if let raw = row?[column] ?? nil { joined.append(contentsOf: raw) } else { joined.append(contentsOf: Self.null) }
         }
         joined.append(UInt8(ascii: "}"))
+    }
+
+    /// Whether the quote at `p` is not escaped (an even number of backslashes before it).
+    private static func isUnescaped(_ bytes: UnsafeBufferPointer<UInt8>, _ p: Int) -> Bool {
+        var backslashes = 0
+        var q = p - 1
+        while q >= 0 && bytes[q] == UInt8(ascii: "\\") { backslashes += 1; q -= 1 }
+        return backslashes % 2 == 0
     }
 
     private static let null = Array("null".utf8)

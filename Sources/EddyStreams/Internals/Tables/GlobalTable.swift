@@ -30,6 +30,11 @@ final class GlobalTable {
 
     deinit { slots.deallocate() }
 
+    /// One thread's copies of the topology's tables, in `CompiledTopology.tables` order.
+    static func copies(of topology: CompiledTopology) -> [GlobalTable] {
+        topology.tables.map { GlobalTable(name: $0.name, topic: $0.topic, columns: $0.columns) }
+    }
+
     /// Applies one record of the table's topic: a value replaces the key's row, no value
     /// (a tombstone) deletes it.
     func apply(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?) {
@@ -39,6 +44,10 @@ final class GlobalTable {
         }
         guard let value else {
             rows[Array(key)] = nil
+            return
+        }
+        guard isValidUTF8(value) else {
+            reject("row '\(String(decoding: key, as: UTF8.self))' is not valid UTF-8")
             return
         }
         do {

@@ -15,6 +15,8 @@ final class GlobalTableReader {
     private let metrics: StreamsMetrics
     private let logger: Logger
     private var invalidLogged: [Int]
+    /// Partitions whose read error was logged (once each, until they deliver again).
+    private var erroring = Set<Int>()
 
     /// `partitionCounts`: each table's topic's partitions.
     init(tables: [GlobalTable], partitionCounts: [Int], kafka: KafkaConfig, metrics: StreamsMetrics, logger: Logger) throws {
@@ -40,6 +42,19 @@ final class GlobalTableReader {
 
     deinit { batch.release() }
 
+    /// A reader of the tables that joins read, with every row loaded; nil when there are
+    /// none, or when the runtime stopped before the load finished. A table no join reads is
+    /// not loaded.
+    static func loaded(_ tables: [GlobalTable], context: RuntimeContext, logger: Logger) throws -> GlobalTableReader? {
+        let used = tables.indices.filter { !tables[$0].columns.isEmpty }
+        guard !used.isEmpty else { return nil }
+        let config = context.config
+        let reader = try GlobalTableReader(tables: used.map { tables[$0] }, partitionCounts: used.map { context.tablePartitionCounts[$0] },
+                                           kafka: KafkaConfig(config.memoryBudget.consumerProperties(config.kafkaClientProperties)),
+                                           metrics: context.metrics, logger: logger)
+        return reader.bootstrap(shouldStop: { context.stopRequested }) ? reader : nil
+    }
+
     /// Reads every partition to its end (as of now), so the first record processed sees the
     /// whole table. Returns false if `shouldStop` said so first.
     func bootstrap(shouldStop: () -> Bool) -> Bool {
@@ -53,8 +68,9 @@ final class GlobalTableReader {
                 let message = batch[i]
                 guard let p = reader.index(of: message) else { continue }
                 if message.isPartitionEOF { atEnd.insert(p); continue }
-                if message.isError { logger.warning("reading table topic \(reader.partitions[p]): \(message.errorMessage)"); continue }
+                if message.isError { logError(message, partition: p); continue }
                 atEnd.remove(p)
+                erroring.remove(p)
                 tables[tableOfPartition[p]].apply(key: message.key, value: message.valueOrNil)
             }
             if ContinuousClock.now - lastReport >= .seconds(5) {
@@ -75,13 +91,22 @@ final class GlobalTableReader {
         var applied = 0
         for i in 0..<batch.count {
             let message = batch[i]
-            guard !message.isError, let p = reader.index(of: message) else { continue }
+            guard let p = reader.index(of: message) else { continue }
+            if message.isError {
+                if !message.isPartitionEOF { logError(message, partition: p) }
+                continue
+            }
+            erroring.remove(p)
             tables[tableOfPartition[p]].apply(key: message.key, value: message.valueOrNil)
             applied += 1
         }
         batch.release()
         metrics.tableUpdates.add(applied, ordering: .relaxed)
         reportAndLogInvalid()
+    }
+
+    private func logError(_ message: KafkaMessage, partition p: Int) {
+        if erroring.insert(p).inserted { logger.warning("reading table topic \(reader.partitions[p]): \(message.errorMessage) (retrying)") }
     }
 
     private var summary: String { tables.map { "\($0.name) \($0.count) rows" }.joined(separator: ", ") }

@@ -51,8 +51,12 @@ final class StreamTask {
     /// Output-topic records of the records processed since the last commit: sent with the
     /// commit, kept when it fails (the next attempt sends them again).
     private(set) var topicRecords: [TopicRecord] = []
-    /// Output records the current source record caused so far (the last part of `eddy.id`).
-    private var topicRecordsOfInput = 0
+    /// Their bytes: past `TopicRecord.pendingBytesLimit` the thread commits early.
+    private(set) var topicRecordBytes = 0
+    /// Per output topic: the source offset it last wrote a record for, and how many it wrote
+    /// for it (the last part of `eddy.id` counts per topic, so a node writing another topic
+    /// cannot shift them).
+    private var topicRecordsOfInput: [(offset: Int64, count: Int)]
 
     init(partition: TopicPartition, operators: [OperatorNode?], roots: [OperatorNode],
          stores: [(store: any StateStore, changelog: InternalPartition)], intake: RepartitionIntake?, timers: TaskTimers?,
@@ -72,6 +76,7 @@ final class StreamTask {
         self.committedOffset = committedOffset
         combinedSince = nextOffset
         streamTime = timers?.storedStreamTime ?? .min
+        topicRecordsOfInput = Array(repeating: (-1, 0), count: topology.outputTopics.count)
     }
 
     // MARK: processing
@@ -83,7 +88,6 @@ final class StreamTask {
         let time = decoder.int64(timestampField, from: value)
         if time > streamTime { streamTime = time }
         input = (key, value, offset)
-        topicRecordsOfInput = 0
         defer { input = nil }
         let record = Record(value: value, fields: decoder, timestamp: time, offset: offset)
         for root in roots { try root.process(record, in: self) }
@@ -157,8 +161,16 @@ final class StreamTask {
             } else {
                 value = Array(record.value)
             }
-            let id = Array("\(sourceTopic)/\(partition.partition)/\(input.offset)/\(topicRecordsOfInput)".utf8)
-            topicRecordsOfInput += 1
+            if value.count > TopicRecord.maxValueBytes {
+                // The broker would refuse it, and every commit after it: the record that caused it goes to the dead-letter topic.
+                deadLetter(DeadLetterReason(category: .tooLarge, message: "its record for output topic \(sink.topic) would be \(value.count) bytes, over \(TopicRecord.maxValueBytes)"))
+                continue
+            }
+            var n = topicRecordsOfInput[sink.topicIndex]
+            if n.offset != input.offset { n = (input.offset, 0) }
+            let id = Array("\(sourceTopic)/\(partition.partition)/\(input.offset)/\(n.count)".utf8)
+            topicRecordsOfInput[sink.topicIndex] = (input.offset, n.count + 1)
+            topicRecordBytes += value.count + (key?.count ?? 0) + id.count
             topicRecords.append(TopicRecord(topic: sink.topic, key: key, value: value, id: id))
         }
     }
@@ -175,10 +187,14 @@ final class StreamTask {
         !pendingWrites.isEmpty || !topicRecords.isEmpty || stores.contains { $0.store.hasChanges } || combiners.contains { $0.table.entryCount > 0 }
     }
 
-    /// The commit's output-topic records (after the stores' changes).
-    func sendTopicRecords(through producer: StreamProducer) throws {
+    /// The commit's output-topic records (after the stores' changes). A keyed record goes
+    /// where the partitioner puts its key; one without a key to the partition of its source
+    /// partition (`partitionCounts`: each output topic's), never a random one, so each copy
+    /// of it lands where its id is checked against the same predecessors.
+    func sendTopicRecords(through producer: StreamProducer, partitionCounts: [String: Int]) throws {
         for r in topicRecords {
-            try producer.send(topic: r.topic, key: r.key, value: r.value, headers: [(TopicRecord.idHeader, r.id)])
+            let target: Int32? = r.key == nil ? partitionCounts[r.topic].map { count in partition.partition % Int32(count) } : nil
+            try producer.send(topic: r.topic, partition: target, key: r.key, value: r.value, headers: [(TopicRecord.idHeader, r.id)])
         }
     }
 
@@ -216,6 +232,7 @@ final class StreamTask {
         committedOffset = nextOffset
         pendingWrites.removeAll()
         topicRecords.removeAll()
+        topicRecordBytes = 0
         rematerialize = false
     }
 
@@ -237,6 +254,10 @@ protocol ChangelogWriter {
 struct TopicRecord {
     /// `<source topic>/<partition>/<offset>/<n>`: the same on every re-processing.
     static let idHeader = "eddy.id"
+    /// Kafka's default `max.message.bytes` is 1 MiB; leave room for headers and batching.
+    static let maxValueBytes = 1_000_000
+    /// A task's pending output bytes that make its thread commit before the interval.
+    static let pendingBytesLimit = 8 << 20
     let topic: String
     let key: [UInt8]?
     let value: [UInt8]

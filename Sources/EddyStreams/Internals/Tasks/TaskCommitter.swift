@@ -136,7 +136,7 @@ final class TaskCommitter {
             try producer.writeOwedMarkers { markAll || $0.isRepartition }
             for task in dirtyTasks {
                 try task.sendChanges(through: producer)
-                try task.sendTopicRecords(through: producer)
+                try task.sendTopicRecords(through: producer, partitionCounts: context.outputPartitionCounts)
                 for combiner in task.combiners { try sendPartials(of: combiner.table, task: task, producer: producer) }
             }
             try deadLetters.send(for: sourcePartitions, through: producer)

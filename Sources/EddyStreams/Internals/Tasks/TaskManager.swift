@@ -18,6 +18,8 @@ final class TaskManager {
     private let faults: FaultInjection
     private var logger: Logger
     let offsets: ColumnFamily
+    /// The thread's copies of the global tables (its joins read them).
+    let globalTables: [GlobalTable]
     /// The topics the thread consumes: the source (index 0), then each repartition topic.
     let topics: [String]
     /// Every partition of every repartition topic (markers may be owed on any of them).
@@ -35,14 +37,14 @@ final class TaskManager {
     /// The restore under way and what it needs to open the tasks it restores.
     private var restore: (reader: ChangelogRestore, plan: OpenPlan)?
 
-    init(context: RuntimeContext, redis: RedisConnection, tail: CommitTail, faults: FaultInjection, deadLetters: DeadLetterQueue,
-         globalTables: [GlobalTable], logger: Logger) throws {
+    init(context: RuntimeContext, redis: RedisConnection, tail: CommitTail, faults: FaultInjection, deadLetters: DeadLetterQueue, logger: Logger) throws {
         self.context = context
         self.redis = redis
         self.tail = tail
         self.faults = faults
         self.logger = logger
         let topology = context.topology
+        globalTables = GlobalTable.copies(of: topology)
         builder = TaskBuilder(topology: topology, database: context.database, usesMarkers: context.config.processingGuarantee == .exactlyOnce,
                               deadLetters: deadLetters, metrics: context.metrics, globalTables: globalTables)
         offsets = try context.database.columnFamily("offsets")
@@ -58,6 +60,9 @@ final class TaskManager {
     var isIdle: Bool { tasks.isEmpty && restoring.isEmpty }
     /// Partitions paused until their task is open.
     var restoringPartitions: Set<TopicPartition> { Set(restoring.map(\.partition)) }
+
+    /// Output-topic records wait in their tasks until the commit: this many commit early.
+    var outputsPileUp: Bool { tasks.values.reduce(0) { $0 + $1.topicRecordBytes } > TopicRecord.pendingBytesLimit }
 
     /// The topic index of a partition this thread may be assigned (nil: not one of its topics).
     func topicIndex(of tp: TopicPartition) -> Int? { topics.firstIndex(of: tp.topic) }
