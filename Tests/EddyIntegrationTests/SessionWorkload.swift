@@ -23,16 +23,30 @@ final class SessionWorkload {
     private var nextStart: Int64 = 1_767_225_600_000
     private var chunks = 0
 
+    /// Items the generator draws from, and the category the catalog table gives each:
+    /// the sessions' categories come from the join, not from the events.
+    static let items = 2_000
+    static func catalogCategory(of item: Int) -> String { "k\(item % 9)" }
+    static func catalogTopic(_ topic: String) -> String { "\(topic)-catalog" }
+
     init(topic: String, services: LocalServices) throws {
         self.topic = topic
-        try KafkaAdmin(config: services.kafkaConfig).createTopic(topic, partitions: Self.partitions)
+        let admin = try KafkaAdmin(config: services.kafkaConfig)
+        try admin.createTopic(topic, partitions: Self.partitions)
+        try admin.createTopic(Self.catalogTopic(topic), partitions: 1, configs: ["cleanup.policy": "compact"])
         producer = try KafkaProducer(config: services.kafkaConfig)
+        for item in 0..<Self.items {
+            try producer.send(topic: Self.catalogTopic(topic), key: Array("i\(item)".utf8),
+                              value: Array(#"{"category":"\#(Self.catalogCategory(of: item))","name":"item \#(item)"}"#.utf8))
+        }
+        try producer.flush()
     }
 
     /// The output topic of closed sessions.
     static func closedTopic(_ topic: String) -> String { "\(topic)-closed" }
 
-    /// The topology: sessions kept in Redis (closed ones for an hour), every closed session
+    /// The topology: events joined with the catalog (their category replaced by the
+    /// item's), sessions kept in Redis (closed ones for an hour), every closed session
     /// counted once per user downstream — a lost or repeated close shows there — and written
     /// to an output topic.
     static func topology(application: String, topic: String, in dir: URL) throws -> String {
@@ -40,8 +54,13 @@ final class SessionWorkload {
         try """
             application: \(application)
             source: {topic: \(topic), key: user_id, timestamp: ts}
+            tables:
+              catalog: {topic: \(catalogTopic(topic))}
             nodes:
+              - name: enriched
+                join: {table: catalog, on: item_id, fields: [category], missing: dead_letter}
               - name: sessions
+                input: enriched
                 session: {group_by: [user_id], gap: 10m, grace: 2m, closed_ttl: 1h}
                 to_redis:
                   - {type: hash, key: "session:{session_id}"}
@@ -59,7 +78,7 @@ final class SessionWorkload {
     func produceChunk(_ events: Int, users: Int = 400) throws {
         var options = ClickstreamGenerator.Options()
         options.users = users
-        options.items = 2_000
+        options.items = Self.items
         options.seed = UInt64(500 + chunks)
         options.startMillis = nextStart
         options.concurrentSessions = 60
@@ -79,7 +98,7 @@ final class SessionWorkload {
             let partition = e.user % Self.partitions
             try producer.send(topic: topic, partition: Int32(partition), key: Array(e.userKey.utf8), value: json)
             references[partition].add(RefEvent(key: e.userKey, time: e.timestamp, eventType: "\(e.kind)", item: "i\(e.item)",
-                                               category: "c\(e.category)", price: e.priceCents.map { Double($0) / 100 }))
+                                               category: Self.catalogCategory(of: e.item), price: e.priceCents.map { Double($0) / 100 }))
         }
         try producer.flush()
         nextStart = (pending.map(\.event.timestamp).max() ?? nextStart) + 1
