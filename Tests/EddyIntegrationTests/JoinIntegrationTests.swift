@@ -1,5 +1,6 @@
 import EddyKafka
 import EddyRedis
+import EddyTestSupport
 import Foundation
 import XCTest
 
@@ -37,15 +38,11 @@ final class JoinIntegrationTests: XCTestCase {
             catalog[item] = nil
             try producer.send(topic: "catalog-join", key: Array(item.utf8), value: nil, headers: [])
         }
-        var seed: UInt64 = 11
-        func next(_ n: Int) -> Int {
-            seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-            return Int((seed >> 33) % UInt64(n))
-        }
+        var random = TestRandom(seed: 11)
         /// Events on 300 items, of which the catalog knows 0..<250: the rest are missing rows.
         func produceEvents(_ count: Int) throws {
             for _ in 0..<count {
-                let user = "u\(next(200))", item = "i\(next(300))"
+                let user = "u\(random.below(200))", item = "i\(random.below(300))"
                 let json = #"{"user_id":"\#(user)","item_id":"\#(item)","event_type":"view","ts":\#(Self.base + Int64(sent) * 100)}"#
                 sent += 1
                 try producer.send(topic: "clicks-join", key: Array(user.utf8), value: Array(json.utf8))
@@ -95,8 +92,8 @@ final class JoinIntegrationTests: XCTestCase {
         // While it runs: 40 items move to another category or margin, 30 are deleted, 20 new
         // ones appear (of the items that were missing rows).
         var changes = 0
-        for _ in 0..<40 { try setRow("i\(next(250))", "c\(next(8))", Double(next(20)) / 8); changes += 1 }
-        for _ in 0..<30 { try deleteRow("i\(next(250))"); changes += 1 }
+        for _ in 0..<40 { try setRow("i\(random.below(250))", "c\(random.below(8))", Double(random.below(20)) / 8); changes += 1 }
+        for _ in 0..<30 { try deleteRow("i\(random.below(250))"); changes += 1 }
         for i in 250..<270 { try setRow("i\(i)", "c\(i % 3)", 1.5); changes += 1 }
         try producer.flush()
         // Both threads hold a copy of the table: wait until both applied every change.

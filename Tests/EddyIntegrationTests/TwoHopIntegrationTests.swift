@@ -1,5 +1,6 @@
 import EddyKafka
 import EddyRedis
+import EddyTestSupport
 import Foundation
 import XCTest
 
@@ -19,14 +20,10 @@ final class TwoHopIntegrationTests: XCTestCase {
         defer { services.stop() }
         try KafkaAdmin(config: services.kafkaConfig).createTopic("clicks-two-hop", partitions: Self.partitions)
         let producer = try KafkaProducer(config: services.kafkaConfig)
-        var seed: UInt64 = 21
-        func next(_ n: Int) -> Int {
-            seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-            return Int((seed >> 33) % UInt64(n))
-        }
+        var random = TestRandom(seed: 21)
         func produce(_ count: Int) throws {
             for _ in 0..<count {
-                let user = "u\(next(300))", category = "c\(next(7))", price = Double(next(400)) / 4
+                let user = "u\(random.below(300))", category = "c\(random.below(7))", price = Double(random.below(400)) / 4
                 let ts = 1_767_225_600_000 + Int64(sent.count) * 10
                 sent.append((user, category, price))
                 try producer.send(topic: "clicks-two-hop", key: Array(user.utf8),

@@ -1,5 +1,6 @@
 import EddyConfig
 import EddyStreams
+import EddyTestSupport
 import Foundation
 import XCTest
 
@@ -16,12 +17,8 @@ final class AggregateOfAggregateTests: XCTestCase {
     }
 
     private func events(_ count: Int, seed: UInt64) -> [Event] {
-        var state = seed
-        func next(_ n: Int) -> Int {
-            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-            return Int((state >> 33) % UInt64(n))
-        }
-        return (0..<count).map { i in Event(user: "u\(next(40))", category: "c\(next(6))", price: Double(next(1000)) / 4, ts: Self.base + Int64(i) * 1000) }
+        var random = TestRandom(seed: seed)
+        return (0..<count).map { i in Event(user: "u\(random.below(40))", category: "c\(random.below(6))", price: Double(random.below(1000)) / 4, ts: Self.base + Int64(i) * 1000) }
     }
 
     func testRowsRegroupedByAnotherFieldAndByAnOutputMatchTheTalliesAsTheyAreAtTheEnd() throws {

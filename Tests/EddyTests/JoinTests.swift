@@ -1,5 +1,6 @@
 import EddyConfig
 import EddyStreams
+import EddyTestSupport
 import Foundation
 import XCTest
 
@@ -46,16 +47,12 @@ final class JoinTests: XCTestCase {
         for i in 0..<20 { try setRow("i\(i)", "c\(i % 4)", Double(i) / 4) }
         var perUserCategory: [String: (count: Int, margin: Double)] = [:]
         var perCategory: [String: Int] = [:]
-        var seed: UInt64 = 7
-        func next(_ n: Int) -> Int {
-            seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-            return Int((seed >> 33) % UInt64(n))
-        }
+        var random = TestRandom(seed: 7)
         for n in 0..<3000 {
             // The table changes while records flow: moves between categories, deletes, re-adds.
-            if n % 100 == 50 { try setRow("i\(next(25))", "c\(next(5))", Double(next(40)) / 8) }
-            if n % 250 == 0 { try deleteRow("i\(next(20))") }
-            let user = "u\(next(30))", item = "i\(next(25))"
+            if n % 100 == 50 { try setRow("i\(random.below(25))", "c\(random.below(5))", Double(random.below(40)) / 8) }
+            if n % 250 == 0 { try deleteRow("i\(random.below(20))") }
+            let user = "u\(random.below(30))", item = "i\(random.below(25))"
             // Some events carry a category of their own: the table's must win.
             try driver.pipe(event(user, item, "view", price: 1, ts: Self.base + Int64(n) * 1000, category: n % 7 == 0 ? "stale" : nil))
             if let row = catalog[item] {

@@ -23,16 +23,12 @@ final class TopicSinkTests: XCTestCase {
             .toTopic(.init(topic: "closed-sessions", key: "{user_id}", fields: ["session_id", "start", "end", "events", "purchase_value", "top_category"]))
         let driver = try TopologyTestDriver(try builder.build(), partitions: 2)
         var references = [SessionReference(gapMs: 60_000, graceMs: 10_000), SessionReference(gapMs: 60_000, graceMs: 10_000)]
-        var seed: UInt64 = 3
-        func next(_ n: Int) -> Int {
-            seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-            return Int((seed >> 33) % UInt64(n))
-        }
+        var random = TestRandom(seed: 3)
         var time = Self.base
         for n in 0..<4000 {
-            time += Int64(next(9000))
-            let user = "u\(next(12))", type = ["view", "click", "purchase"][next(3)]
-            let price = type == "purchase" ? Double(next(5000)) / 100 : nil
+            time += Int64(random.below(9000))
+            let user = "u\(random.below(12))", type = ["view", "click", "purchase"][random.below(3)]
+            let price = type == "purchase" ? Double(random.below(5000)) / 100 : nil
             // Each user's records go to one partition; the reference follows each partition.
             let partition = Int32(Int(user.dropFirst())! % 2)
             try driver.pipe(click(user, time, type, price: price), partition: partition)
