@@ -1,4 +1,5 @@
 import EddyKafka
+import Foundation
 import EddyState
 
 /// The unit of work and state (Kafka Streams' `StreamTask`): one input partition, its
@@ -57,6 +58,10 @@ final class StreamTask {
     /// for it (the last part of `eddy.id` counts per topic, so a node writing another topic
     /// cannot shift them).
     private var topicRecordsOfInput: [(offset: Int64, count: Int)]
+    /// Records since the last commit whose Kafka key is not their key field's value (added
+    /// to `eddy_mismatched_key_records_total` at the commit).
+    private var mismatchedKeys = 0
+    private let keyField: Int
 
     init(partition: TopicPartition, operators: [OperatorNode?], roots: [OperatorNode],
          stores: [(store: any StateStore, changelog: InternalPartition)], intake: RepartitionIntake?, timers: TaskTimers?,
@@ -69,6 +74,7 @@ final class StreamTask {
         self.intake = intake
         self.timers = timers
         timestampField = topology.timestampField
+        keyField = topology.keyField
         sourceTopic = topology.topology.source.topic
         self.deadLetters = deadLetters
         self.metrics = metrics
@@ -87,6 +93,7 @@ final class StreamTask {
     func process(_ value: UnsafeRawBufferPointer, decodedBy decoder: RecordDecoder, key: UnsafeRawBufferPointer?, offset: Int64) throws {
         let time = decoder.int64(timestampField, from: value)
         if time > streamTime { streamTime = time }
+        if !Self.keyMatches(key, field: keyField, of: value, decodedBy: decoder) { mismatchedKeys += 1 }
         input = (key, value, offset)
         defer { input = nil }
         let record = Record(value: value, fields: decoder, timestamp: time, offset: offset)
@@ -100,6 +107,22 @@ final class StreamTask {
         while let timer = timers.popDue(at: streamTime) {
             try operators[timer.node]?.timerFired(key: timer.key, at: timer.time, in: self)
         }
+    }
+
+    /// Whether the record's Kafka key is its key field's value. A record keyed otherwise (or
+    /// not at all) may sit in another partition than its key's other records: it is counted
+    /// where it arrived, so a key's state can be split across tasks (re-keying such records
+    /// is not built yet: DESIGN.md §4.3); the metric and the log make that visible.
+    @inline(__always)
+    static func keyMatches(_ key: UnsafeRawBufferPointer?, field: Int, of value: UnsafeRawBufferPointer, decodedBy decoder: RecordDecoder) -> Bool {
+        guard let key else { return false }
+        if decoder.slots[field].escaped {
+            var decoded: [UInt8] = []
+            decoder.appendValue(field, from: value, to: &decoded)
+            return decoded.elementsEqual(key)
+        }
+        let raw = decoder.rawBytes(field, from: value)
+        return raw.count == key.count && memcmp(raw.baseAddress!, key.baseAddress!, raw.count) == 0
     }
 
     /// Dead-letters the source record being processed (an operator found it unusable, e.g.
@@ -229,6 +252,10 @@ final class StreamTask {
             store.markClean()
         }
         for op in operators { op?.committed() }
+        if mismatchedKeys > 0 {
+            metrics.mismatchedKeyRecords.add(mismatchedKeys, ordering: .relaxed)
+            mismatchedKeys = 0
+        }
         committedOffset = nextOffset
         pendingWrites.removeAll()
         topicRecords.removeAll()
