@@ -91,12 +91,7 @@ final class AggregateOfAggregateTests: XCTestCase {
     }
 
     func testOnlyAnAggregateFeedsAnAggregateAndOnlyFromTheSourcesTasks() {
-        func error(_ nodes: String) -> String {
-            do {
-                _ = try TopologyFile.parse("application: a\nsource: {topic: clicks, key: user_id, timestamp: ts}\nnodes:\n\(nodes)", file: "t.yaml")
-                return "no error"
-            } catch { return "\(error)" }
-        }
+        func error(_ nodes: String) -> String { configError(nodes: nodes) }
         let cases: [(String, String, String)] = [
             (error("  - name: r\n    recent: {group_by: [user_id], field: item_id, size: 5}\n  - name: a\n    input: r\n    aggregate: {group_by: [user_id]}\n"),
              "nodes[1].input", "'r' (recent) cannot feed a 'aggregate' node"),
@@ -111,10 +106,6 @@ final class AggregateOfAggregateTests: XCTestCase {
             (error("  - name: s\n    session: {group_by: [user_id, events], gap: 1m}\n    to_redis: {type: hash, key: \"s:{session_id}\"}\n"),
              "nodes[0].session.group_by[1]", "'events' is also the name of one of this node's outputs"),
         ]
-        for (message, field, text) in cases {
-            XCTAssertTrue(message.hasPrefix("t.yaml:"), message)
-            XCTAssertTrue(message.contains(field), "\(message) should name \(field)")
-            XCTAssertTrue(message.contains(text), "\(message) should say \(text)")
-        }
+        assertConfigErrors(cases)
     }
 }

@@ -164,15 +164,7 @@ final class JoinTests: XCTestCase {
     }
 
     func testBadJoinsAndTablesNameTheirLineAndField() {
-        func error(_ nodes: String, tables: String = "tables:\n  catalog: {topic: items}\n") -> String {
-            let text = "application: a\nsource: {topic: clicks, key: user_id, timestamp: ts}\n\(tables)nodes:\n\(nodes)"
-            do {
-                _ = try TopologyFile.parse(text, file: "t.yaml")
-                return "no error"
-            } catch {
-                return "\(error)"
-            }
-        }
+        func error(_ nodes: String, tables: String = "tables:\n  catalog: {topic: items}\n") -> String { configError(nodes: nodes, tables: tables) }
         let cases: [(String, String, String)] = [
             (error("  - name: j\n    join: {table: nope, on: item_id, fields: [category]}\n"), "nodes[0].join.table", "unknown table 'nope' (declare it under 'tables:'; known: catalog)"),
             (error("  - name: j\n    join: {table: catalog, on: item_id, fields: [user_id]}\n"), "nodes[0].join.fields[0]", "is the source's key; a join must not replace it"),
@@ -184,11 +176,7 @@ final class JoinTests: XCTestCase {
             (error("  - name: j\n    join: {table: catalog, on: item_id, fields: [c]}\n", tables: "tables:\n  catalog: {topic: clicks}\n"), "tables.catalog.topic", "is the source topic"),
             (error("  - name: j\n    join: {table: catalog, on: item_id, fields: [c]}\n", tables: "tables:\n  catalog: {}\n"), "tables.catalog", "missing field 'topic'"),
         ]
-        for (message, field, text) in cases {
-            XCTAssertTrue(message.hasPrefix("t.yaml:"), message)
-            XCTAssertTrue(message.contains(field), "\(message) should name \(field)")
-            XCTAssertTrue(message.contains(text), "\(message) should say \(text)")
-        }
+        assertConfigErrors(cases)
     }
 
     // MARK: found in review

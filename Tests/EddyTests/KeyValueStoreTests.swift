@@ -5,19 +5,7 @@ import XCTest
 
 /// The changelogged key-value store and the task timers over a real RocksDB, checked
 /// against plain dictionaries and sorted lists written in the tests.
-final class KeyValueStoreTests: XCTestCase {
-    private var dir: URL!
-    private var db: StateDatabase!
-
-    override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("eddy-kv-\(UUID().uuidString.prefix(8))")
-        db = try StateDatabase(path: dir.path, memoryBudgetBytes: 16 << 20)
-    }
-
-    override func tearDown() {
-        db.close()
-        try? FileManager.default.removeItem(at: dir)
-    }
+final class KeyValueStoreTests: TemporaryDatabaseTestCase {
 
     private func store(_ name: String = "s") throws -> KeyValueStore {
         KeyValueStore(name: name, columnFamily: try db.columnFamily("kv.\(name).0"), database: db)

@@ -5,20 +5,8 @@ import XCTest
 
 /// Which upstream partials reach a repartitioned store, over a real RocksDB: committed ones
 /// exactly once, aborted ones never, whatever order markers and resolutions arrive in.
-final class RepartitionIntakeTests: XCTestCase {
-    private var dir: URL!
-    private var db: StateDatabase!
+final class RepartitionIntakeTests: TemporaryDatabaseTestCase {
     private let spec = CompiledTopology.Aggregate(index: 0, name: "per_item", groupFields: [0], sumFields: [], repartitionTopic: "t", sinks: [])
-
-    override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("eddy-intake-\(UUID().uuidString.prefix(8))")
-        db = try StateDatabase(path: dir.path, memoryBudgetBytes: 16 << 20)
-    }
-
-    override func tearDown() {
-        db.close()
-        try? FileManager.default.removeItem(at: dir)
-    }
 
     private func makeIntake() throws -> RepartitionIntake {
         let table = AggregateTable(spec: spec, columnFamily: try db.columnFamily("agg.per_item.0"), database: db)

@@ -6,19 +6,7 @@ import XCTest
 
 /// The write-back cache's part of `state.memory_mb`: a thread's tables over their byte share
 /// force a commit and lose their clean entries at it; RocksDB still serves them.
-final class WriteBackCacheShareTests: XCTestCase {
-    private var dir: URL!
-    private var db: StateDatabase!
-
-    override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("eddy-share-\(UUID().uuidString.prefix(8))")
-        db = try StateDatabase(path: dir.path, memoryBudgetBytes: 16 << 20)
-    }
-
-    override func tearDown() {
-        db.close()
-        try? FileManager.default.removeItem(at: dir)
-    }
+final class WriteBackCacheShareTests: TemporaryDatabaseTestCase {
 
     /// The 20 most recent items per user, as item-popularity keeps them.
     private let spec = CompiledTopology.Aggregate(index: 0, name: "recently_viewed", groupFields: [0], function: .recent(field: 1, size: 20))
