@@ -74,68 +74,12 @@ final class JoinOperator: OperatorNode {
     }
 
     /// The record's JSON object without its own fields of the joined names, then the
-    /// joined columns, before its closing brace. (The source decoder validated the object,
-    /// so the scans below find what they look for.)
+    /// joined columns.
     private func build(from record: Record, row: [[UInt8]?]?) {
-        let bytes = record.value.bindMemory(to: UInt8.self)
-        func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 }
-        var end = bytes.count
-        while end > 0 && isSpace(bytes[end - 1]) { end -= 1 }
-        end -= 1  // the '}'
-        // The members to leave out: from the key's opening quote to the value's end, with
-        // the comma that joins the member to its neighbour.
-        var cuts: [Range<Int>] = []
-        for id in spec.fieldIDs where record.fields.slots[id].kind != .absent {
-            let value = record.fields.slots[id].jsonRange
-            var p = value.lowerBound - 1
-            while isSpace(bytes[p]) { p -= 1 }
-            p -= 1  // ':'
-            while isSpace(bytes[p]) { p -= 1 }
-            // bytes[p] is the key's closing quote: find its opening one (not escaped).
-            p -= 1
-            while !(bytes[p] == UInt8(ascii: "\"") && Self.isUnescaped(bytes, p)) { p -= 1 }
-            var before = p - 1
-            while isSpace(bytes[before]) { before -= 1 }
-            if bytes[before] == UInt8(ascii: ",") {
-                cuts.append(before..<value.upperBound)
-            } else {  // the first member: take the comma after it instead, if any
-                var after = value.upperBound
-                while after < end && isSpace(bytes[after]) { after += 1 }
-                cuts.append(p..<(after < end && bytes[after] == UInt8(ascii: ",") ? after + 1 : value.upperBound))
-            }
+        RecordRewrite.rewrite(record, removing: spec.fieldIDs, appending: spec.columns.count, into: &joined) { j, out in
+            out.append(contentsOf: spec.names[j])
+            if let raw = row?[spec.columns[j]] ?? nil { out.append(contentsOf: raw) } else { out.append(contentsOf: Self.null) }
         }
-        cuts.sort { $0.lowerBound < $1.lowerBound }
-        joined.removeAll(keepingCapacity: true)
-        var at = 0
-        for cut in cuts {
-            if cut.lowerBound > at { joined.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[at..<cut.lowerBound])) }
-            at = max(at, cut.upperBound)
-        }
-        joined.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[at..<end]))
-        // Leaving out the first two members leaves the comma that followed the second one
-        // first: drop it.
-        if let brace = joined.firstIndex(of: UInt8(ascii: "{")), let next = joined[(brace + 1)...].firstIndex(where: { !isSpace($0) }),
-           joined[next] == UInt8(ascii: ",") {
-            joined.remove(at: next)
-        }
-        var last = joined.count
-        while last > 0 && isSpace(joined[last - 1]) { last -= 1 }
-        var empty = last > 0 && joined[last - 1] == UInt8(ascii: "{")
-        for (j, column) in spec.columns.enumerated() {
-            if !empty { joined.append(UInt8(ascii: ",")) }
-            empty = false
-            joined.append(contentsOf: spec.names[j])
-            if let raw = row?[column] ?? nil { joined.append(contentsOf: raw) } else { joined.append(contentsOf: Self.null) }
-        }
-        joined.append(UInt8(ascii: "}"))
-    }
-
-    /// Whether the quote at `p` is not escaped (an even number of backslashes before it).
-    private static func isUnescaped(_ bytes: UnsafeBufferPointer<UInt8>, _ p: Int) -> Bool {
-        var backslashes = 0
-        var q = p - 1
-        while q >= 0 && bytes[q] == UInt8(ascii: "\\") { backslashes += 1; q -= 1 }
-        return backslashes % 2 == 0
     }
 
     private static let null = Array("null".utf8)
