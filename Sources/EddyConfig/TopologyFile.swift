@@ -19,6 +19,8 @@ import Yams
 ///         to_redis: {type: hash, key: "session:{session_id}:features"}
 ///       - name: with_category
 ///         join: {table: catalog, on: item_id, fields: [category], missing: drop}
+///       - name: item_pairs
+///         pairs: {group_by: [user_id], item: item_id, last: 20, within: 30m}
 ///     tables:
 ///       catalog: {topic: items}
 public enum TopologyFile {
@@ -78,7 +80,7 @@ public enum TopologyFile {
     }
 
     private static func node(_ field: YAMLField) throws -> Topology.Node {
-        let operations = ["filter", "project", "join", "aggregate", "recent", "decay", "session"]
+        let operations = ["filter", "project", "join", "aggregate", "recent", "decay", "session", "pairs"]
         let f = try field.mapping(allowed: ["name", "input"] + operations + ["to_redis", "to_topic"])
         guard let name = f["name"] else { throw field.error("missing field 'name'") }
         let given = operations.filter { f[$0] != nil }
@@ -118,6 +120,8 @@ public enum TopologyFile {
                                halfLifeMs: Int64(try halfLife.durationSeconds()) * 1000)
         } else if let session = f["session"] {
             operation = .session(try self.session(session))
+        } else if let pairs = f["pairs"] {
+            operation = .pairs(try self.pairs(pairs))
         } else {
             guard !sinks.isEmpty || !topicSinks.isEmpty else {
                 throw field.error("a node needs one of \(operations.joined(separator: ", ")) or a 'to_redis' or 'to_topic' sink")
@@ -151,6 +155,18 @@ public enum TopologyFile {
         if let v = f["cart_types"] { window.cartTypes = try v.strings() }
         if let v = f["purchase_types"] { window.purchaseTypes = try v.strings() }
         return window
+    }
+
+    /// `{group_by: [user_id], item: item_id, other: other_item, last: 20, within: 30m}`
+    private static func pairs(_ field: YAMLField) throws -> Topology.Pairs {
+        let f = try field.mapping(allowed: ["group_by", "item", "other", "last", "within"])
+        guard let groupBy = f["group_by"] else { throw field.error("missing field 'group_by' (whose items pair up, e.g. [user_id])") }
+        var pairs = Topology.Pairs(groupBy: try groupBy.strings())
+        if let v = f["item"] { pairs.itemField = try v.nonEmptyString() }
+        if let v = f["other"] { pairs.otherField = try v.nonEmptyString() }
+        if let v = f["last"] { pairs.last = try v.positiveInt() }
+        if let v = f["within"] { pairs.withinMs = try v.durationMilliseconds() }
+        return pairs
     }
 
     /// `{table: catalog, on: item_id, fields: [category, price], missing: drop}`

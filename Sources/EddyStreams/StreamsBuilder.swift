@@ -98,6 +98,15 @@ public struct KStream {
         KTable(stream: builder.add(.init(name: name, input: self.name, operation: .decay(groupBy: groupBy, weights: weights, halfLifeMs: milliseconds(halfLife)))))
     }
 
+    /// Pairs each record's item with the group's last `last` distinct items (seen within
+    /// `within` of event time, if given), both ways, as records with `other` set (see
+    /// `Topology.Pairs`): feed them to a `decay` grouped by `[item, other]` for co-view.
+    public func pairs(_ name: String, groupBy: [String], item: String = "item_id", other: String = "other_item",
+                      last: Int = 20, within: Duration? = nil) -> KStream {
+        builder.add(.init(name: name, input: self.name, operation: .pairs(
+            Topology.Pairs(groupBy: groupBy, itemField: item, otherField: other, last: last, withinMs: within.map(milliseconds)))))
+    }
+
     /// Session windows per group on event time, with each session's features (see
     /// `Topology.SessionWindow`): records at most `gap` apart are one session, records up to
     /// `grace` behind stream time still count, and a closed session's keys are deleted

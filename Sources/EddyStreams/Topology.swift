@@ -165,8 +165,50 @@ public struct Topology: Equatable, Sendable {
         case session(SessionWindow)
         /// Enriches records from a global table (`Join`).
         case join(Join)
+        /// Pairs each record's item with the group's previous distinct items (`Pairs`):
+        /// co-occurrence as records, for a co-view matrix.
+        case pairs(Pairs)
         /// Passes records through unchanged (a named point to attach sinks to).
         case passthrough
+    }
+
+    /// Co-occurrence pairs per group (a user's items): for each record, its item paired
+    /// with each of the group's previous distinct items, as records a `decay` grouped by
+    /// `[item, other]` turns into a decayed co-view matrix (re-keyed by item).
+    ///
+    /// Rules, per task, with records in arrival order:
+    /// - A group keeps its last `last` distinct items, most recently arrived first, each with
+    ///   the largest event time it was seen at.
+    /// - A record of group g with item i at time t pairs with every kept item j ≠ i whose
+    ///   time tj has |t − tj| ≤ `withinMs` (any tj when nil), in that order. For each, two
+    ///   records are forwarded: the record with `other` = j, and the record with its item
+    ///   set to j and `other` = i (so both items' neighbour lists count the pair). Both
+    ///   keep the record's other fields (an event type for the decay's weights) and time.
+    /// - Then i moves to (or enters) the front; the list is cut to `last` items.
+    /// - With `withinMs`, a group whose newest time + `withinMs` stream time has passed can
+    ///   pair with nothing recent any more: it leaves the store (an event-time timer), and
+    ///   the group starts anew.
+    ///
+    /// `Tests/EddyTests/PairsTests.swift` has a brute-force model of these rules.
+    public struct Pairs: Equatable, Sendable {
+        /// Whose items pair up (must include the source key: pairs run in source tasks).
+        public var groupBy: [String]
+        /// The item field.
+        public var itemField: String
+        /// The field the paired item is written to.
+        public var otherField: String
+        /// How many distinct previous items a record pairs with, at most; positive.
+        public var last: Int
+        /// Only items seen at most this long before or after (ms of event time); nil: any.
+        public var withinMs: Int64?
+
+        public init(groupBy: [String], itemField: String = "item_id", otherField: String = "other_item", last: Int = 20, withinMs: Int64? = nil) {
+            self.groupBy = groupBy
+            self.itemField = itemField
+            self.otherField = otherField
+            self.last = last
+            self.withinMs = withinMs
+        }
     }
 
     /// Session windows on event time, per group (`groupBy`), with the session's features.
@@ -293,6 +335,7 @@ extension Topology.Operation {
         switch self {
         case .aggregate(let groupBy, _, _), .recent(let groupBy, _, _), .decay(let groupBy, _, _): return groupBy
         case .session(let window): return window.groupBy
+        case .pairs(let pairs): return pairs.groupBy
         case .filter, .project, .join, .passthrough: return nil
         }
     }

@@ -92,6 +92,9 @@ extension Topology {
                 } ?? ", closed sessions deleted")
         case .join(let j):
             return "join table \(j.table) on \(j.on): adds [\(j.fields.joined(separator: ", "))], missing row: \(j.missing.rawValue)"
+        case .pairs(let p):
+            return "pairs by [\(p.groupBy.joined(separator: ", "))]: \(p.itemField) with each of the last \(p.last) distinct \(p.itemField)"
+                + (p.withinMs.map { " seen within \(describe(ms: $0))" } ?? "") + ", both ways, as \(p.otherField) (RocksDB store)"
         case .passthrough: return "pass"
         }
     }

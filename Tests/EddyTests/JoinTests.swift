@@ -172,7 +172,7 @@ final class JoinTests: XCTestCase {
             (error("  - name: j\n    join: {table: catalog, on: item_id, fields: [c], missing: maybe}\n"), "nodes[0].join.missing", "unknown value 'maybe' (expected drop, null, dead_letter)"),
             (error("  - name: j\n    join: {table: catalog, on: item_id}\n"), "nodes[0].join", "missing field 'fields'"),
             (error("  - name: s\n    session: {group_by: [user_id], gap: 30m}\n    to_redis: {type: hash, key: \"s:{session_id}\"}\n  - name: j\n    input: s\n    join: {table: catalog, on: last_item, fields: [category], missing: dead_letter}\n"),
-             "nodes[1].join.missing", "are not source records (closed sessions, or an aggregate's rows)"),
+             "nodes[1].join.missing", "are not source records (closed sessions, an aggregate's rows, or pairs)"),
             (error("  - name: j\n    join: {table: catalog, on: item_id, fields: [c]}\n", tables: "tables:\n  catalog: {topic: clicks}\n"), "tables.catalog.topic", "is the source topic"),
             (error("  - name: j\n    join: {table: catalog, on: item_id, fields: [c]}\n", tables: "tables:\n  catalog: {}\n"), "tables.catalog", "missing field 'topic'"),
         ]

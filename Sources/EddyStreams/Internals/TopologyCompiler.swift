@@ -8,6 +8,7 @@ struct CompiledTopology: Sendable {
             case aggregate(Int)
             case session(SessionOperator.Spec)
             case join(JoinOperator.Spec)
+            case pairs(PairsOperator.Spec)
         }
         let name: String
         /// Index of the input node, or -1 for the source.
@@ -202,7 +203,7 @@ enum TopologyCompiler {
         var joinRequired: [Int: Set<Int>] = [:], joinNumeric: [Int: Set<Int>] = [:]
         if topology.nodes.isEmpty {
             // Most likely a mis-indented or forgotten list: such a topology would run and write nothing.
-            throw TopologyError([.key("nodes")], "lists no nodes; a topology needs at least one (a filter, project, join, aggregate, recent, decay, session or to_redis node)")
+            throw TopologyError([.key("nodes")], "lists no nodes; a topology needs at least one (a filter, project, join, aggregate, recent, decay, session, pairs or to_redis node)")
         }
 
         var nodes: [CompiledTopology.Node] = []
@@ -213,6 +214,8 @@ enum TopologyCompiler {
         /// it). Only those are checked by the source decoder; records an operator emits are
         /// written by Eddy with every field.
         var readsSource: [Bool] = []
+        /// Per node: whether each of its records is one source record (not a pair).
+        var oneRecordPerSource: [Bool] = []
         /// Per node: the fields joins above it added, with the nearest join that added each.
         var joinedAbove: [[Int: Int]] = []
 
@@ -246,6 +249,9 @@ enum TopologyCompiler {
                 schema = schemas[p]
             }
             let fromSource = parent < 0 || (readsSource[parent] && { switch nodes[parent].kind { case .aggregate, .session: return false; default: return true } }())
+            // Each record here is one source record, so it can be dead-lettered: not one of
+            // the pairs a source record became.
+            let isSourceRecord = fromSource && (parent < 0 || (oneRecordPerSource[parent] && { if case .pairs = nodes[parent].kind { return false }; return true }()))
             var joined: [Int: Int] = parent < 0 ? [:] : joinedAbove[parent]
             if parent >= 0, case .aggregate = nodes[parent].kind { joined = [:] }  // its rows are new records
             if parent >= 0, case .session = nodes[parent].kind { joined = [:] }
@@ -297,8 +303,8 @@ enum TopologyCompiler {
                 }
                 let on = try resolveField(join.on, jpath + [.key("on")])
                 if join.fields.isEmpty { throw TopologyError(jpath + [.key("fields")], "lists no fields (which columns of the row to add)") }
-                if !fromSource, join.missing == .deadLetter {
-                    throw TopologyError(jpath + [.key("missing")], "the records here are not source records (closed sessions, or an aggregate's rows) and cannot be dead-lettered: use drop or null")
+                if !isSourceRecord, join.missing == .deadLetter {
+                    throw TopologyError(jpath + [.key("missing")], "the records here are not source records (closed sessions, an aggregate's rows, or pairs) and cannot be dead-lettered: use drop or null")
                 }
                 var columns: [Int] = [], ids: [Int] = []
                 var refs: [String: OutputRef] = [:]
@@ -322,7 +328,40 @@ enum TopologyCompiler {
                     outSchema = .closed(before.merging(refs) { $1 }, order: order + join.fields.filter { before[$0] == nil })
                 }
                 kind = .join(JoinOperator.Spec(table: t, on: on, columns: columns, fieldIDs: ids,
-                                               names: join.fields.map(Self.jsonName), missing: join.missing, readsSource: fromSource))
+                                               names: join.fields.map(Self.jsonName), missing: join.missing, readsSource: isSourceRecord))
+            case .pairs(let pairs):
+                let ppath = at + [.key("pairs")]
+                if pairs.groupBy.isEmpty { throw TopologyError(ppath + [.key("group_by")], "lists no fields") }
+                if !pairs.groupBy.contains(source.keyField) {
+                    throw TopologyError(ppath + [.key("group_by")], "must include the source key '\(source.keyField)': pairs run in the source's tasks, over each group's items in arrival order")
+                }
+                if pairs.last <= 0 { throw TopologyError(ppath + [.key("last")], "must be positive") }
+                if pairs.last > Self.maxPairsLast { throw TopologyError(ppath + [.key("last")], "must be at most \(Self.maxPairsLast) (each record forwards two records per item kept)") }
+                if let within = pairs.withinMs, within <= 0 { throw TopologyError(ppath + [.key("within")], "must be positive") }
+                var groupIDs: [Int] = []
+                for (j, name) in pairs.groupBy.enumerated() {
+                    let id = try resolveField(name, ppath + [.key("group_by"), .index(j)])
+                    groupIDs.append(id)
+                    require(id)
+                }
+                let item = try resolveField(pairs.itemField, ppath + [.key("item")])
+                require(item)
+                try checkNonEmpty(pairs.otherField, ppath + [.key("other")])
+                if pairs.otherField == pairs.itemField || pairs.groupBy.contains(pairs.otherField)
+                    || pairs.otherField == source.keyField || pairs.otherField == source.timestampField {
+                    throw TopologyError(ppath + [.key("other")], "'\(pairs.otherField)' is already the item, a group field, the source key or the event time: name the paired item's field otherwise (e.g. other_item)")
+                }
+                let other = fieldID(pairs.otherField)
+                // The paired item is a field this node adds: what the nodes below need of it
+                // is checked here, not at the source (it is always a string).
+                joined[other] = i
+                if case .closed(let before, let order) = schema {
+                    outSchema = .closed(before.merging([pairs.otherField: .field(other)]) { $1 },
+                                        order: order + (before[pairs.otherField] == nil ? [pairs.otherField] : []))
+                }
+                kind = .pairs(PairsOperator.Spec(groupFields: groupIDs, itemField: item, otherField: other,
+                                                 itemName: Self.jsonName(pairs.itemField), otherName: Self.jsonName(pairs.otherField),
+                                                 last: pairs.last, withinMs: pairs.withinMs))
             case .session(let window):
                 let spath = at + [.key("session")]
                 if window.groupBy.isEmpty { throw TopologyError(spath + [.key("group_by")], "lists no fields") }
@@ -420,7 +459,7 @@ enum TopologyCompiler {
             }
 
             var sinks: [CompiledSink] = []
-            let isStateful: Bool = { switch kind { case .aggregate, .session: return true; case .filter, .pass, .join: return false } }()
+            let isStateful: Bool = { switch kind { case .aggregate, .session: return true; case .filter, .pass, .join, .pairs: return false } }()
             for (j, sink) in node.sinks.enumerated() {
                 let path: [P] = at + [.key("to_redis"), .index(j)]
                 let compiled = try compileSink(sink, schema: stateSchema ?? outSchema, groupBy: isStateful ? node.operation.groupBy : nil,
@@ -492,6 +531,7 @@ enum TopologyCompiler {
             nodes.append(.init(name: node.name, parent: parent, kind: kind, sinks: sinks, topicSinks: topicSinks))
             schemas.append(outSchema)
             readsSource.append(fromSource)
+            oneRecordPerSource.append(isSourceRecord)
             joinedAbove.append(joined)
             indexByName[node.name] = i
         }
@@ -505,6 +545,9 @@ enum TopologyCompiler {
             }
         }
         for (i, node) in nodes.enumerated() {
+            if case .pairs = node.kind, let id = joinNumeric[i]?.first {
+                throw TopologyError([.key("nodes"), .index(i), .key("pairs"), .key("other")], "'\(fields[id])' holds the paired item, a string; a node below uses it as a number")
+            }
             guard case .join(var spec) = node.kind else { continue }
             spec.required = spec.fieldIDs.filter { joinRequired[i]?.contains($0) == true }
             spec.numeric = spec.fieldIDs.filter { joinNumeric[i]?.contains($0) == true }
@@ -554,9 +597,13 @@ enum TopologyCompiler {
         case .decay: return "decay"
         case .session: return "session"
         case .join: return "join"
+        case .pairs: return "pairs"
         case .passthrough: return "passthrough"
         }
     }
+
+    /// The most items a `pairs` node keeps per group: a record forwards two records per item.
+    static let maxPairsLast = 1_000
 
     /// The stores of every task, with names that must not collide (they name changelog topics).
     private static func stores(nodes: [CompiledTopology.Node], aggregates: [CompiledTopology.Aggregate], topology: Topology) throws -> [CompiledTopology.Store] {
@@ -579,6 +626,9 @@ enum TopologyCompiler {
             case .session:
                 try add(node.name, .keyValue(node: i), node: i, repartitionTopic: nil)
                 usesTimers = usesTimers ?? i
+            case .pairs(let spec):
+                try add(node.name, .keyValue(node: i), node: i, repartitionTopic: nil)
+                if spec.withinMs != nil { usesTimers = usesTimers ?? i }
             case .filter, .pass, .join:
                 break
             }

@@ -28,6 +28,9 @@ extension CompiledTopology.Node {
             return JoinOperator(index: index, spec: spec, table: environment.globalTables[spec.table], topology: environment.topology,
                                 metrics: environment.metrics, recordSinks: sinks)
         case .aggregate(let a): return AggregateOperator(index: index, table: environment.tables[a]!, topology: environment.topology)
+        case .pairs(let spec):
+            return PairsOperator(index: index, spec: spec, store: environment.keyValueStores[index]!, timers: environment.timers,
+                                 topology: environment.topology, recordSinks: sinks)
         case .session(let spec):
             return SessionOperator(index: index, spec: spec, store: environment.keyValueStores[index]!, timers: environment.timers!, topology: environment.topology)
         }
