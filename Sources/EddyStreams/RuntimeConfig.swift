@@ -21,6 +21,16 @@ public struct RuntimeConfig: Equatable, Sendable {
     /// Benchmarks/group-restarts). A stopped member keeps its partitions until its session
     /// expires either way: Eddy sends no LeaveGroup (`leaveGroupOnClose`).
     public var staticMembership = false
+    /// The shortest session a static member should have on Tansu 0.6.0. A restarted member
+    /// refreshes its last contact only with its first heartbeat after SyncGroup, and Tansu
+    /// holds its JoinGroup and SyncGroup 3 s each: with its start, a restore and the last
+    /// heartbeat interval before the kill, it is away 7–10 s. Away longer than its session,
+    /// the next heartbeat of another member drops it while it is still the group's leader,
+    /// its rejoin gets a new member id, and no member can ever sync as leader (seen with
+    /// 6 s sessions in CrashIntegrationTests, Tansu's coordinator log: last heartbeat
+    /// 18:44:33.2, the other member's heartbeat 18:44:39.2 dropped it, the rejoin at 39.6
+    /// got a new id).
+    public static let staticSessionFloorMs = 15_000
     /// Whether a stopping stream thread sends LeaveGroup (a quick hand-over on Apache Kafka).
     /// Off by default: Tansu 0.6.0 keeps a group leader that leaves during a rebalance as
     /// the leader of the next generation, and the group never forms again (see README,

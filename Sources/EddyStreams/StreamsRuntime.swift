@@ -67,6 +67,9 @@ public final class StreamsRuntime: Sendable {
     public func run() throws -> Summary {
         try LibrdkafkaVersion.checkSupported()
         logger.info("librdkafka \(LibrdkafkaVersion.string); application \(topology.application); source \(topology.source.topic) on \(config.bootstrapServers); \(config.processingGuarantee.rawValue)")
+        if config.staticMembership, config.sessionTimeoutMs < RuntimeConfig.staticSessionFloorMs {
+            logger.warning("kafka.static_membership with session_timeout_ms \(config.sessionTimeoutMs): a restarted process is away longer than that on Tansu 0.6.0 (it holds a static member's JoinGroup and SyncGroup 3 s each), is dropped, and the group can stall for good; use at least \(RuntimeConfig.staticSessionFloorMs) (README, \"librdkafka, Tansu and this machine\")")
+        }
         // First, before anything needs tearing down: a taken port fails the start at once,
         // and /metrics answers during the group join and restore too.
         let metricsEndpoint = try startMetricsEndpoint()

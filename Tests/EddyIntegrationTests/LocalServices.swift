@@ -52,7 +52,10 @@ final class LocalServices {
             p.waitUntilExit()
         }
         processes = []
-        try? FileManager.default.removeItem(at: workDir)
+        // EDDY_KEEP_TEST_DIRS=1 keeps the services' logs (tansu.log…) to look into a failure.
+        if ProcessInfo.processInfo.environment["EDDY_KEEP_TEST_DIRS"] == nil {
+            try? FileManager.default.removeItem(at: workDir)
+        }
     }
 
     deinit { stop() }
@@ -106,11 +109,12 @@ final class LocalServices {
 
     /// A runtime config file for these services with its own state directory.
     /// `redisPort` nil: this Redis.
+    /// Static members get longer sessions (`RuntimeConfig.staticSessionFloorMs` says why).
     func writeRuntimeConfig(name: String, commitIntervalMs: Int = 500, threads: Int = 1, staticMembership: Bool = false,
                             guarantee: String = "exactly_once", instanceId: String? = nil, redisPort: Int? = nil) throws -> String {
         let path = workDir.appendingPathComponent("\(name).yaml").path
         let text = """
-            kafka: {bootstrap_servers: "\(bootstrap)", session_timeout_ms: 6000, static_membership: \(staticMembership)}
+            kafka: {bootstrap_servers: "\(bootstrap)", session_timeout_ms: \(staticMembership ? 20000 : 6000), static_membership: \(staticMembership)}
             redis: {host: 127.0.0.1, port: \(redisPort ?? redisClientPort)}
             state: {dir: "\(workDir.appendingPathComponent("state-\(name)").path)", memory_mb: 64}
             runtime: {threads: \(threads), commit_interval_ms: \(commitIntervalMs)\(instanceId.map { ", instance_id: \($0)" } ?? "")}
