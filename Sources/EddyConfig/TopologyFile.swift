@@ -112,12 +112,13 @@ public enum TopologyFile {
             guard let size = r["size"] else { throw recent.error("missing field 'size' (how many values to keep)") }
             operation = .recent(groupBy: try groupBy.strings(), field: try value.string(), size: try size.positiveInt())
         } else if let decay = f["decay"] {
-            let d = try decay.mapping(allowed: ["group_by", "half_life", "weights"])
+            let d = try decay.mapping(allowed: ["group_by", "half_life", "weights", "trend_against"])
             guard let groupBy = d["group_by"] else { throw decay.error("missing field 'group_by'") }
             guard let halfLife = d["half_life"] else { throw decay.error("missing field 'half_life' (e.g. 1h)") }
             guard let weightsField = d["weights"] else { throw decay.error("missing field 'weights' (what each record adds)") }
             operation = .decay(groupBy: try groupBy.strings(), weights: try weights(weightsField),
-                               halfLifeMs: Int64(try halfLife.durationSeconds()) * 1000)
+                               halfLifeMs: Int64(try halfLife.durationSeconds()) * 1000,
+                               trendHalfLifeMs: try d["trend_against"].map { Int64(try $0.durationSeconds()) * 1000 })
         } else if let session = f["session"] {
             operation = .session(try self.session(session))
         } else if let pairs = f["pairs"] {

@@ -94,8 +94,9 @@ public struct KStream {
 
     /// An exponentially decayed weight sum per group on event time (outputs `count`, `score`,
     /// `last_time`, `rank`).
-    public func decay(_ name: String, groupBy: [String], weights: Topology.Weights, halfLife: Duration) -> KTable {
-        KTable(stream: builder.add(.init(name: name, input: self.name, operation: .decay(groupBy: groupBy, weights: weights, halfLifeMs: milliseconds(halfLife)))))
+    public func decay(_ name: String, groupBy: [String], weights: Topology.Weights, halfLife: Duration, trendAgainst: Duration? = nil) -> KTable {
+        KTable(stream: builder.add(.init(name: name, input: self.name, operation: .decay(groupBy: groupBy, weights: weights, halfLifeMs: milliseconds(halfLife),
+                                                                                           trendHalfLifeMs: trendAgainst.map(milliseconds)))))
     }
 
     /// Pairs each record's item with the group's last `last` distinct items (seen within

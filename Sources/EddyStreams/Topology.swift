@@ -157,8 +157,12 @@ public struct Topology: Equatable, Sendable {
         /// `score` (the value at `last_time`, the group's latest event time) and `rank` =
         /// log2(score) + last_time/halfLife, which orders groups by their value at any common
         /// time (the value at time T is 2^(rank − T/halfLife)): the score for a zset.
+        /// With `trendHalfLifeMs` (a longer half-life), also `long_score` and `long_rank`,
+        /// the same sum on that half-life, and `trend` = rank − long_rank: log2 of the short
+        /// sum over the long one at any common time, up to a term the same for every group,
+        /// so it orders groups by how much they rise against their usual level (trending).
         /// Re-keys as `aggregate` does.
-        case decay(groupBy: [String], weights: Weights, halfLifeMs: Int64)
+        case decay(groupBy: [String], weights: Weights, halfLifeMs: Int64, trendHalfLifeMs: Int64? = nil)
         /// Session windows per group on event time: a group's events less than `gapMs` apart
         /// form one session, which closes once stream time passes its end + gap + grace.
         /// See `SessionWindow` for the exact rules and the features written.
@@ -333,7 +337,7 @@ extension Topology.Operation {
     /// Stateful operations group records; this is their group (nil for stateless ones).
     public var groupBy: [String]? {
         switch self {
-        case .aggregate(let groupBy, _, _), .recent(let groupBy, _, _), .decay(let groupBy, _, _): return groupBy
+        case .aggregate(let groupBy, _, _), .recent(let groupBy, _, _), .decay(let groupBy, _, _, _): return groupBy
         case .session(let window): return window.groupBy
         case .pairs(let pairs): return pairs.groupBy
         case .filter, .project, .join, .passthrough: return nil

@@ -81,9 +81,10 @@ extension Topology {
                 + (weights.map { ", weighted_count (by \($0.field))" } ?? "") + " (RocksDB store)"
         case .recent(let groupBy, let field, let size):
             return "recent by [\(groupBy.joined(separator: ", "))]: count, recent (last \(size) \(field) by event time) (RocksDB store)"
-        case .decay(let groupBy, let weights, let halfLifeMs):
-            return "decay by [\(groupBy.joined(separator: ", "))]: count, score, last_time, rank (weights by \(weights.field), "
-                + "half-life \(halfLifeMs / 1000) s, on event time) (RocksDB store)"
+        case .decay(let groupBy, let weights, let halfLifeMs, let trendHalfLifeMs):
+            return "decay by [\(groupBy.joined(separator: ", "))]: count, score, last_time, rank"
+                + (trendHalfLifeMs.map { ", long_score, long_rank, trend (against a half-life of \($0 / 1000) s)" } ?? "")
+                + " (weights by \(weights.field), half-life \(halfLifeMs / 1000) s, on event time) (RocksDB store)"
         case .session(let w):
             return "session(group_by: \(w.groupBy.joined(separator: ", ")), gap \(describe(ms: w.gapMs)), grace \(describe(ms: w.graceMs)))"
                 + (w.closedTTLSeconds.map { ttl in

@@ -27,8 +27,9 @@ struct CompiledTopology: Sendable {
             case sums
             /// The `size` most recent values of a field.
             case recent(field: Int, size: Int)
-            /// Two numbers: the decayed weight sum at the group's latest event time, and that time.
-            case decay(halfLifeMs: Double)
+            /// Two numbers: the decayed weight sum at the group's latest event time, and that
+            /// time; with a trend half-life, a third: the sum decayed on that half-life.
+            case decay(halfLifeMs: Double, trendHalfLifeMs: Double? = nil)
         }
 
         /// Its position in `aggregates`: the store's number.
@@ -437,15 +438,18 @@ enum TopologyCompiler {
                     if size <= 0 { throw TopologyError(apath + [.key("size")], "must be positive") }
                     spec.function = .recent(field: id, size: size)
                     try outputs(RecentFunction.outputs, numbers: ["count"])
-                case .decay(_, let weights, let halfLifeMs):
+                case .decay(_, let weights, let halfLifeMs, let trendHalfLifeMs):
                     if halfLifeMs <= 0 { throw TopologyError(apath + [.key("half_life")], "must be positive") }
+                    if let long = trendHalfLifeMs, long <= halfLifeMs {
+                        throw TopologyError(apath + [.key("trend_against")], "must be longer than half_life (\(halfLifeMs / 1000) s): the trend is the short sum against the long one")
+                    }
                     (spec.weightField, spec.weights) = try weightTable(weights)
                     if let bad = weights.values.firstIndex(where: { !($0.weight > 0) || !$0.weight.isFinite }) {
                         throw TopologyError(apath + [.key("weights"), .key("values"), .key(weights.values[bad].value)],
                                             "a decayed weight must be a positive number (leave a value out to skip its records)")
                     }
-                    spec.function = .decay(halfLifeMs: Double(halfLifeMs))
-                    try outputs(DecayFunction.outputs)
+                    spec.function = .decay(halfLifeMs: Double(halfLifeMs), trendHalfLifeMs: trendHalfLifeMs.map(Double.init))
+                    try outputs(DecayFunction.outputs(trend: trendHalfLifeMs != nil))
                 default: preconditionFailure("not an aggregate")
                 }
                 stateSchema = .closed(refs, order: order)

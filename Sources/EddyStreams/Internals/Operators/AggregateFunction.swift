@@ -28,7 +28,7 @@ extension CompiledTopology.Aggregate.Function {
         switch self {
         case .sums: return SumsFunction(spec)
         case .recent(let field, let size): return RecentFunction(field: field, size: size)
-        case .decay(let halfLifeMs): return DecayFunction(spec, halfLifeMs: halfLifeMs)
+        case .decay(let halfLifeMs, let trendHalfLifeMs): return DecayFunction(spec, halfLifeMs: halfLifeMs, trendHalfLifeMs: trendHalfLifeMs)
         }
     }
 }
