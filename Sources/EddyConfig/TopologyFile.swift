@@ -106,11 +106,12 @@ public enum TopologyFile {
             operation = .aggregate(groupBy: try groupBy.strings(), sum: try a["sum"]?.strings() ?? [],
                                    weights: try a["weights"].map(weights))
         } else if let recent = f["recent"] {
-            let r = try recent.mapping(allowed: ["group_by", "field", "size"])
+            let r = try recent.mapping(allowed: ["group_by", "field", "size", "distinct"])
             guard let groupBy = r["group_by"] else { throw recent.error("missing field 'group_by'") }
             guard let value = r["field"] else { throw recent.error("missing field 'field' (whose values to keep)") }
             guard let size = r["size"] else { throw recent.error("missing field 'size' (how many values to keep)") }
-            operation = .recent(groupBy: try groupBy.strings(), field: try value.string(), size: try size.positiveInt())
+            operation = .recent(groupBy: try groupBy.strings(), field: try value.string(), size: try size.positiveInt(),
+                                distinct: try r["distinct"]?.bool() ?? false)
         } else if let decay = f["decay"] {
             let d = try decay.mapping(allowed: ["group_by", "half_life", "weights", "trend_against"])
             guard let groupBy = d["group_by"] else { throw decay.error("missing field 'group_by'") }
@@ -221,10 +222,10 @@ public enum TopologyFile {
 
     private static func sink(_ field: YAMLField) throws -> Topology.RedisSink {
         let f = try field.mapping(allowed: ["type", "key", "field", "member", "value", "score", "ttl"])
-        guard let typeField = f["type"] else { throw field.error("missing field 'type' (hash, zset or string)") }
+        guard let typeField = f["type"] else { throw field.error("missing field 'type' (hash, zset, string or list)") }
         let typeName = try typeField.string()
         guard let kind = Topology.RedisSink.Kind(rawValue: typeName) else {
-            throw typeField.error("unknown sink type '\(typeName)' (expected hash, zset or string)")
+            throw typeField.error("unknown sink type '\(typeName)' (expected hash, zset, string or list)")
         }
         guard let key = f["key"] else { throw field.error("missing field 'key' (the Redis key template)") }
         // zset sinks read better with member/score; they are the same slots as field/value.

@@ -88,8 +88,8 @@ public struct KStream {
     }
 
     /// The `size` most recent values of `field` per group (outputs `count`, `recent`).
-    public func recent(_ name: String, groupBy: [String], field: String, size: Int) -> KTable {
-        KTable(stream: builder.add(.init(name: name, input: self.name, operation: .recent(groupBy: groupBy, field: field, size: size))))
+    public func recent(_ name: String, groupBy: [String], field: String, size: Int, distinct: Bool = false) -> KTable {
+        KTable(stream: builder.add(.init(name: name, input: self.name, operation: .recent(groupBy: groupBy, field: field, size: size, distinct: distinct))))
     }
 
     /// An exponentially decayed weight sum per group on event time (outputs `count`, `score`,

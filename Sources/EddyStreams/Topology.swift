@@ -149,8 +149,10 @@ public struct Topology: Equatable, Sendable {
         case aggregate(groupBy: [String], sum: [String], weights: Weights? = nil)
         /// Keeps the `size` most recent values of `field` per group (by event time, ties in
         /// arrival order). Outputs: the group fields, `count` (records seen) and `recent`,
-        /// a JSON array of the values, newest first. Re-keys as `aggregate` does.
-        case recent(groupBy: [String], field: String, size: Int)
+        /// a JSON array of the values, newest first (for a `list` sink: the list itself).
+        /// `distinct`: a value is kept once, at the latest time it was seen (a user's last
+        /// distinct items). Re-keys as `aggregate` does.
+        case recent(groupBy: [String], field: String, size: Int, distinct: Bool = false)
         /// An exponentially decayed sum of weights per group, on event time: a record of
         /// weight w at time t adds w·2^(−(T−t)/halfLife) to the value at time T; records
         /// whose value is not in `weights` are skipped. Outputs: the group fields, `count`,
@@ -307,8 +309,10 @@ public struct Topology: Equatable, Sendable {
     }
 
     /// Materializes a node's output in Redis. Templates like `user:{user_id}` name fields.
+    /// A `list` sink writes a `recent` node's values as a Redis list, newest first (each
+    /// commit replaces the list: DEL, then RPUSH).
     public struct RedisSink: Equatable, Sendable {
-        public enum Kind: String, Equatable, Sendable, CaseIterable { case hash, zset, string }
+        public enum Kind: String, Equatable, Sendable, CaseIterable { case hash, zset, string, list }
         public var kind: Kind
         public var key: String
         /// hash: the field template (nil: one hash field per output field).
@@ -337,7 +341,7 @@ extension Topology.Operation {
     /// Stateful operations group records; this is their group (nil for stateless ones).
     public var groupBy: [String]? {
         switch self {
-        case .aggregate(let groupBy, _, _), .recent(let groupBy, _, _), .decay(let groupBy, _, _, _): return groupBy
+        case .aggregate(let groupBy, _, _), .recent(let groupBy, _, _, _), .decay(let groupBy, _, _, _): return groupBy
         case .session(let window): return window.groupBy
         case .pairs(let pairs): return pairs.groupBy
         case .filter, .project, .join, .passthrough: return nil

@@ -79,8 +79,8 @@ extension Topology {
         case .aggregate(let groupBy, let sum, let weights):
             return "aggregate by [\(groupBy.joined(separator: ", "))]: count" + sum.map { ", sum_\($0)" }.joined()
                 + (weights.map { ", weighted_count (by \($0.field))" } ?? "") + " (RocksDB store)"
-        case .recent(let groupBy, let field, let size):
-            return "recent by [\(groupBy.joined(separator: ", "))]: count, recent (last \(size) \(field) by event time) (RocksDB store)"
+        case .recent(let groupBy, let field, let size, let distinct):
+            return "recent by [\(groupBy.joined(separator: ", "))]: count, recent (last \(size)\(distinct ? " distinct" : "") \(field) by event time) (RocksDB store)"
         case .decay(let groupBy, let weights, let halfLifeMs, let trendHalfLifeMs):
             return "decay by [\(groupBy.joined(separator: ", "))]: count, score, last_time, rank"
                 + (trendHalfLifeMs.map { ", long_score, long_rank, trend (against a half-life of \($0 / 1000) s)" } ?? "")

@@ -64,8 +64,8 @@ final class TopologyFileTests: XCTestCase {
             (header + """
                - name: n
                  aggregate: {group_by: [user_id]}
-                 to_redis: {type: list, key: "u"}
-             """, 6, "nodes[0].to_redis.type", "unknown sink type 'list'"),
+                 to_redis: {type: set, key: "u"}
+             """, 6, "nodes[0].to_redis.type", "unknown sink type 'set' (expected hash, zset, string or list)"),
             (header + """
                - name: n
                  aggregate: {group_by: [user_id]}

@@ -221,6 +221,8 @@ struct RedisViewWriter {
             var member: [UInt8] = []
             sink.field!.render(into: &member, value)
             commands.append(RedisCommand([Array("ZADD".utf8), key, rendered(sink.value), member]))
+        case .list:
+            preconditionFailure("a list sink is written by its recent node, with setList")
         case .string:
             var args: [[UInt8]] = [Array("SET".utf8), key, rendered(sink.value)]
             if let ttl = sink.ttlSeconds { args += [Array("EX".utf8), Array(String(ttl).utf8)] }
@@ -236,6 +238,7 @@ struct RedisViewWriter {
             switch target.kind {
             case .hash: commands.append(RedisCommand([Array("HSET".utf8), target.key, target.field, value]))
             case .zset: commands.append(RedisCommand([Array("ZADD".utf8), target.key, value, target.field]))
+            case .list: preconditionFailure("list sinks are not per-record sinks (the compiler allows them on recent nodes only)")
             case .string:
                 commands.append(RedisCommand([Array("SET".utf8), target.key, value] + (ttl.map { [Array("EX".utf8), Array(String($0).utf8)] } ?? [])))
                 continue

@@ -25,8 +25,8 @@ struct CompiledTopology: Sendable {
         enum Function: Sendable {
             /// The summed fields, then the weighted count (if weighted).
             case sums
-            /// The `size` most recent values of a field.
-            case recent(field: Int, size: Int)
+            /// The `size` most recent values of a field (each once, if `distinct`).
+            case recent(field: Int, size: Int, distinct: Bool = false)
             /// Two numbers: the decayed weight sum at the group's latest event time, and that
             /// time; with a trend half-life, a third: the sum decayed on that half-life.
             case decay(halfLifeMs: Double, trendHalfLifeMs: Double? = nil)
@@ -432,11 +432,11 @@ enum TopologyCompiler {
                     }
                     if let weights { (spec.weightField, spec.weights) = try weightTable(weights) }
                     try outputs(SumsFunction.outputs(sums: sums, weighted: weights != nil))
-                case .recent(_, let field, let size):
+                case .recent(_, let field, let size, let distinct):
                     let id = try resolveField(field, apath + [.key("field")])
                     require(id)
                     if size <= 0 { throw TopologyError(apath + [.key("size")], "must be positive") }
-                    spec.function = .recent(field: id, size: size)
+                    spec.function = .recent(field: id, size: size, distinct: distinct)
                     try outputs(RecentFunction.outputs, numbers: ["count"])
                 case .decay(_, let weights, let halfLifeMs, let trendHalfLifeMs):
                     if halfLifeMs <= 0 { throw TopologyError(apath + [.key("half_life")], "must be positive") }
@@ -468,6 +468,7 @@ enum TopologyCompiler {
                 let path: [P] = at + [.key("to_redis"), .index(j)]
                 let compiled = try compileSink(sink, schema: stateSchema ?? outSchema, groupBy: isStateful ? node.operation.groupBy : nil,
                                                namingTheGroup: { if case .session = kind { return SessionOperator.namingTheGroup }; return [] }(),
+                                               listValue: { if case .recent = node.operation { return .output(1, isNumber: false) }; return nil }(),
                                                path: path, fieldID: fieldID)
                 if case .session = kind { try checkSessionSlot(compiled, path: path) }
                 // A zset score taken from the record must be a number, or Redis would
@@ -655,7 +656,9 @@ enum TopologyCompiler {
 
     /// `groupBy`: the aggregate's group fields, nil for a sink written per record.
     /// `namingTheGroup`: outputs that name every group field (a session's id).
+    /// `listValue`: the output a list sink writes (a `recent` node's values), nil where none can.
     private static func compileSink(_ sink: Topology.RedisSink, schema: Schema, groupBy: [String]?, namingTheGroup: Set<Int> = [],
+                                    listValue: OutputRef? = nil,
                                     path: [TopologyError.PathComponent], fieldID: (String) -> Int) throws -> CompiledSink {
         let isAggregate = groupBy != nil
         func template(_ text: String, _ key: String) throws -> Template {
@@ -676,8 +679,19 @@ enum TopologyCompiler {
         if sink.kind == .zset, field == nil {
             throw TopologyError(path + [.key("field")], "a zset sink needs 'field' (the member template)")
         }
-        if sink.kind == .string, sink.field != nil {
-            throw TopologyError(path + [.key("field")], "a string sink has no field")
+        if sink.kind == .string || sink.kind == .list, sink.field != nil {
+            throw TopologyError(path + [.key("field")], "a \(sink.kind.rawValue) sink has no field")
+        }
+        if sink.kind == .list {
+            // The values of a `recent` node, not a text: one list element per value.
+            guard let listValue else {
+                throw TopologyError(path + [.key("type")], "a list sink writes the values of a 'recent' node; this node has none")
+            }
+            if let name = sink.value, name != "recent" {
+                throw TopologyError(path + [.key("value")], "a list sink writes the node's 'recent' values, not '\(name)'")
+            }
+            if let ttl = sink.ttlSeconds, ttl <= 0 { throw TopologyError(path + [.key("ttl")], "must be positive") }
+            return CompiledSink(kind: .list, key: key, field: nil, value: listValue, outputs: [], ttlSeconds: sink.ttlSeconds)
         }
         let parts = key.parts + (field?.parts ?? [])
         let groupNamed = parts.contains { if case .ref(.output(let i, _)) = $0 { return namingTheGroup.contains(i) }; return false }

@@ -9,6 +9,8 @@ protocol AggregateFunction: AnyObject {
     var sumsPerEntry: Int { get }
     /// Values kept per entry (`recent`); 0 for the others.
     var recentLimit: Int { get }
+    /// Whether each value is kept once (`recent` with `distinct`).
+    var recentDistinct: Bool { get }
     /// Adds `record` to its group, or skips it; `aggregate.groupKey` is the group's key.
     func add(_ record: Record, to table: AggregateTable, groupedBy aggregate: AggregateOperator) throws
     /// Adds an encoded value of the right size to entry `e`.
@@ -19,6 +21,7 @@ protocol AggregateFunction: AnyObject {
 
 extension AggregateFunction {
     var recentLimit: Int { 0 }
+    var recentDistinct: Bool { false }
 }
 
 extension CompiledTopology.Aggregate.Function {
@@ -27,7 +30,7 @@ extension CompiledTopology.Aggregate.Function {
     func make(_ spec: CompiledTopology.Aggregate) -> any AggregateFunction {
         switch self {
         case .sums: return SumsFunction(spec)
-        case .recent(let field, let size): return RecentFunction(field: field, size: size)
+        case .recent(let field, let size, let distinct): return RecentFunction(field: field, size: size, distinct: distinct)
         case .decay(let halfLifeMs, let trendHalfLifeMs): return DecayFunction(spec, halfLifeMs: halfLifeMs, trendHalfLifeMs: trendHalfLifeMs)
         }
     }

@@ -104,7 +104,9 @@ final class AggregateOperator: OperatorNode {
                 }
             }
             for sink in sinks {
-                if table.counts[e] > 0 || table.recentLimit > 0 {
+                if sink.kind == .list {
+                    view.setList(view.renderKey(of: sink, render), table.recent[e].newestFirst, ttlSeconds: sink.ttlSeconds)
+                } else if table.counts[e] > 0 || table.recentLimit > 0 {
                     view.add(sink, render)
                 } else {
                     // Every record of the group was taken back (an aggregate of rows): it is gone.

@@ -1,14 +1,17 @@
 /// `recent`: per group, the `size` most recent values of a field by event time (ties in
-/// arrival order). Outputs: `count` (records seen) and `recent` (a JSON array, newest first).
+/// arrival order), each value once if `distinct`. Outputs: `count` (records seen) and
+/// `recent` (a JSON array, newest first).
 final class RecentFunction: AggregateFunction {
     let sumsPerEntry = 0
     let recentLimit: Int
+    let recentDistinct: Bool
     private let field: Int
     private var valueBuffer: [UInt8] = []
 
-    init(field: Int, size: Int) {
+    init(field: Int, size: Int, distinct: Bool = false) {
         self.field = field
         recentLimit = size
+        recentDistinct = distinct
     }
 
     static let outputs = ["count", "recent"]

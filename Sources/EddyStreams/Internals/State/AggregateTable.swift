@@ -35,6 +35,8 @@ final class AggregateTable: StateStore {
     let sumsPerEntry: Int
     /// Values kept per entry by a recent-values aggregate; 0 otherwise.
     let recentLimit: Int
+    /// Whether a recent-values aggregate keeps each value once.
+    let recentDistinct: Bool
 
     /// True while every group the store holds is in `index` (the store was empty when
     /// opened and nothing was evicted since): a miss then needs no RocksDB read.
@@ -62,6 +64,7 @@ final class AggregateTable: StateStore {
         function = spec.function.make(spec)
         sumsPerEntry = function.sumsPerEntry
         recentLimit = function.recentLimit
+        recentDistinct = function.recentDistinct
     }
 
     var entryCount: Int { keys.count }
@@ -106,7 +109,7 @@ final class AggregateTable: StateStore {
     @inline(__always)
     func addRecent(_ value: UnsafeBufferPointer<UInt8>, at time: Int64, to e: Int) {
         let before = recent[e].allocatedBytes
-        recent[e].insert(value, at: time, keeping: recentLimit)
+        recent[e].insert(value, at: time, keeping: recentLimit, distinct: recentDistinct)
         bytes += recent[e].allocatedBytes - before
         counts[e] &+= 1
     }
@@ -167,7 +170,7 @@ final class AggregateTable: StateStore {
     /// Merges the recent values of an encoded value into entry `e`.
     func mergeRecent(_ value: UnsafeRawBufferPointer, into e: Int) {
         let before = recent[e].allocatedBytes
-        recent[e].merge(UnsafeRawBufferPointer(rebasing: value[(8 * (1 + sumsPerEntry))...]), keeping: recentLimit)
+        recent[e].merge(UnsafeRawBufferPointer(rebasing: value[(8 * (1 + sumsPerEntry))...]), keeping: recentLimit, distinct: recentDistinct)
         bytes += recent[e].allocatedBytes - before
     }
 

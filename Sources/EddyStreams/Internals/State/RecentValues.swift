@@ -17,8 +17,15 @@ struct RecentValues {
     private var newest = Int64.min
 
     /// Inserts `value` in event-time order, then drops the oldest values beyond `limit`.
+    /// `distinct`: a value is kept once, at its latest time — an equal value kept with a
+    /// later time makes this one a no-op, one kept with an earlier (or the same) time goes.
     @inline(__always)
-    mutating func insert(_ value: UnsafeBufferPointer<UInt8>, at time: Int64, keeping limit: Int) {
+    mutating func insert(_ value: UnsafeBufferPointer<UInt8>, at time: Int64, keeping limit: Int, distinct: Bool = false) {
+        if distinct, let q = position(of: value) {
+            if time < timeOf(q) { return }
+            bytes.removeSubrange(q..<(q + 12 + lengthOf(q)))
+            count -= 1
+        }
         if time >= newest {
             append(value, at: time, to: &bytes)
             newest = time
@@ -42,9 +49,32 @@ struct RecentValues {
         }
     }
 
+    /// Where a value equal to `value` starts, if one is kept.
+    private func position(of value: UnsafeBufferPointer<UInt8>) -> Int? {
+        var p = head
+        while p < bytes.count {
+            let n = lengthOf(p)
+            if n == value.count, bytes[(p + 12)..<(p + 12 + n)].elementsEqual(value) { return p }
+            p += 12 + n
+        }
+        return nil
+    }
+
+    /// The values, newest first.
+    var newestFirst: [[UInt8]] {
+        var values: [[UInt8]] = []
+        values.reserveCapacity(count)
+        var p = head
+        while p < bytes.count {
+            values.append(Array(bytes[(p + 12)..<(p + 12 + lengthOf(p))]))
+            p += 12 + lengthOf(p)
+        }
+        return values.reversed()
+    }
+
     /// Inserts every value of another encoded list (a stored value or a combiner's partial).
     /// Stops at a malformed entry rather than reading past the end.
-    mutating func merge(_ encoded: UnsafeRawBufferPointer, keeping limit: Int) {
+    mutating func merge(_ encoded: UnsafeRawBufferPointer, keeping limit: Int, distinct: Bool = false) {
         var p = 0
         while p + 12 <= encoded.count {
             let time = Int64(littleEndian: encoded.loadUnaligned(fromByteOffset: p, as: Int64.self))
@@ -52,7 +82,7 @@ struct RecentValues {
             guard p + 12 + n <= encoded.count else { return }
             // Bytes are bytes: viewing raw storage as UInt8 needs no binding.
             let value = UnsafeBufferPointer(start: encoded.baseAddress!.advanced(by: p + 12).assumingMemoryBound(to: UInt8.self), count: n)
-            insert(value, at: time, keeping: limit)
+            insert(value, at: time, keeping: limit, distinct: distinct)
             p += 12 + n
         }
     }
