@@ -65,10 +65,13 @@ let package = Package(
             dependencies: ["EddyStreams", "EddyKafka", "EddyRedis", .product(name: "Yams", package: "Yams")]
         ),
         .target(name: "EddyGen", dependencies: ["EddyKafka"]),
+        // Scoring from the materialized state: one implementation for eddy recommend,
+        // eddy eval and the query endpoint.
+        .target(name: "EddyRecs", dependencies: ["EddyRedis"]),
         .executableTarget(
             name: "eddy",
             dependencies: [
-                "EddyStreams", "EddyConfig", "EddyGen",
+                "EddyStreams", "EddyConfig", "EddyGen", "EddyRecs",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -77,7 +80,7 @@ let package = Package(
         .testTarget(
             name: "EddyTests",
             dependencies: [
-                "EddyStreams", "EddyConfig", "EddyGen", "EddyTestSupport",
+                "EddyStreams", "EddyConfig", "EddyGen", "EddyRecs", "EddyTestSupport",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
             linkerSettings: librdkafkaRuntime
@@ -86,7 +89,7 @@ let package = Package(
         .target(name: "EddyTestSupport", path: "Tests/EddyTestSupport"),
         .testTarget(
             name: "EddyIntegrationTests",
-            dependencies: ["EddyStreams", "EddyConfig", "EddyGen", "EddyHTTP", "eddy", "EddyTestSupport"],
+            dependencies: ["EddyStreams", "EddyConfig", "EddyGen", "EddyHTTP", "EddyRecs", "eddy", "EddyTestSupport"],
             linkerSettings: librdkafkaRuntime
         ),
     ]

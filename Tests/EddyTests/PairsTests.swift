@@ -47,40 +47,12 @@ final class PairsTests: XCTestCase {
         }
     }
 
-    /// The pairs the rules give, in input order: (item, other, type, ts).
-    private func referencePairs(_ input: [Event], last: Int, withinMs: Int64?) -> [(String, String, String, Int64)] {
-        var kept: [String: [(item: String, time: Int64)]] = [:]  // user -> items, most recent arrival first
-        var pairs: [(String, String, String, Int64)] = []
-        for e in input {
-            var items = kept[e.user] ?? []
-            for other in items where other.item != e.item {
-                if let withinMs, abs(e.ts - other.time) > withinMs { continue }
-                pairs.append((e.item, other.item, e.type, e.ts))
-                pairs.append((other.item, e.item, e.type, e.ts))
-            }
-            var time = e.ts
-            if let i = items.firstIndex(where: { $0.item == e.item }) { time = max(time, items.remove(at: i).time) }
-            items.insert((e.item, time), at: 0)
-            kept[e.user] = Array(items.prefix(last))
-        }
-        return pairs
+    private func referencePairs(_ input: [Event], last: Int, withinMs: Int64?) -> [(item: String, other: String, type: String, ts: Int64)] {
+        RecsReference.pairs(input.map { RecsReference.Event(user: $0.user, item: $0.item, type: $0.type, ts: $0.ts) }, last: last, withinMs: withinMs)
     }
 
-    /// The co-view zsets of those pairs: per (item, other), rank = log2(score at the last
-    /// time) + last time / half-life, with score = Σ weight · 2^(−(last − t)/half-life).
-    private func referenceCoView(_ pairs: [(String, String, String, Int64)]) -> [String: [String: Double]] {
-        var byPair: [String: [String: [(w: Double, t: Int64)]]] = [:]
-        for (item, other, type, ts) in pairs {
-            guard let w = Self.weights[type] else { continue }
-            byPair[item, default: [:]][other, default: []].append((w, ts))
-        }
-        return byPair.mapValues { others in
-            others.mapValues { contributions in
-                let last = contributions.map(\.t).max()!
-                let score = contributions.reduce(0.0) { $0 + $1.w * exp2(-Double(last - $1.t) / Self.halfLifeMs) }
-                return log2(score) + Double(last) / Self.halfLifeMs
-            }
-        }
+    private func referenceCoView(_ pairs: [(item: String, other: String, type: String, ts: Int64)]) -> [String: [String: Double]] {
+        RecsReference.coView(pairs, weights: Self.weights, halfLifeMs: Self.halfLifeMs)
     }
 
     private func assertCoView(_ driver: TopologyTestDriver, equals expected: [String: [String: Double]], file: StaticString = #filePath, line: UInt = #line) {
@@ -143,7 +115,7 @@ final class PairsTests: XCTestCase {
         for e in input { try driver.pipe(e.json) }
         try driver.commit()
         let pairs = referencePairs(input, last: 3, withinMs: 60_000)
-        XCTAssertEqual(pairs.map { "\($0.0)-\($0.1)" }, ["c-a", "a-c", "a-b", "b-a", "d-a", "a-d"])
+        XCTAssertEqual(pairs.map { "\($0.item)-\($0.other)" }, ["c-a", "a-c", "a-b", "b-a", "d-a", "a-d"])
         assertCoView(driver, equals: referenceCoView(pairs))
     }
 

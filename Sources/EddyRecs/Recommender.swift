@@ -1,0 +1,115 @@
+import Foundation
+
+/// A user's top-k from the materialized state (`RecsState`), the one implementation that
+/// `eddy recommend`, `eddy eval` and the query endpoint call.
+///
+/// The signals, each in [0, 1] for a candidate item j, from ranks (a rank is log2 of a
+/// decayed value plus time/half-life, so differences of ranks are log2 of value ratios at
+/// any common time, and no clock is needed):
+/// - co-view: over the user's `seeds` most recent items s_n (n = 0 for the newest), with
+///   weight w_n = seedDecay^n, Σ w_n · a(s_n, j) / max_j' a(s_n, j') divided by Σ w_n, where
+///   a(s, j) = 2^rank(co_view:s, j) (raw), or 2^(rank(co_view:s, j) − (t_s + t_j)/2) with t
+///   the ranks in `co_view:totals` (cosine; a pair whose totals are missing is left out).
+///   Only the `neighboursPerSeed` best neighbours of each seed are read; the maximum is
+///   over those, seen items included.
+/// - popularity: 2^(rank_j − rank of the most popular item) in `item:popularity`, 0 if absent.
+/// - trending: the same in `item:trending`.
+/// The score is the weighted sum (`Scoring`). Candidates are the seeds' neighbours and the
+/// `popularCandidates` most popular (and trending) items, without the user's recent items
+/// (all of them: what the user has seen). Ties go to the smaller item id. The reason is the
+/// largest term: co-view names the seed that gave j the most.
+///
+/// A user without recent items (cold) gets the most popular items of `category` (their
+/// session's top category, when known: `item:popularity:{category}`), else of all items,
+/// scored by the popularity signal of that zset.
+public struct Recommender {
+    public let state: any RecsState
+    public let scoring: Scoring
+    public let keys: RecsKeys
+
+    public init(state: any RecsState, scoring: Scoring = Scoring(), keys: RecsKeys = RecsKeys()) {
+        self.state = state
+        self.scoring = scoring
+        self.keys = keys
+    }
+
+    public func recommend(user: String, k: Int, category: String? = nil) throws -> [Recommendation] {
+        guard k > 0 else { return [] }
+        let recent = try state.list(keys.recent(user))
+        if recent.isEmpty { return try popular(k: k, category: category) }
+        let seen = Set(recent)
+
+        var coView: [String: Double] = [:]
+        var bestSeed: [String: (seed: String, share: Double)] = [:]
+        if scoring.coView > 0 {
+            let seeds = Array(recent.prefix(scoring.seeds))
+            let totalWeight = seeds.indices.reduce(0.0) { $0 + pow(scoring.seedDecay, Double($1)) }
+            var totals: [String: Double] = [:]
+            var neighbours: [[ScoredMember]] = []
+            for seed in seeds { neighbours.append(try state.top(keys.coView(seed), limit: scoring.neighboursPerSeed)) }
+            if scoring.cosine {
+                let needed = Array(Set(seeds + neighbours.flatMap { $0.map(\.member) })).sorted()
+                for (item, score) in zip(needed, try state.scores(keys.coViewTotals, members: needed)) { if let score { totals[item] = score } }
+            }
+            for (n, seed) in seeds.enumerated() {
+                // log2 of a(seed, j), up to a term the same for every j of this seed.
+                var logAffinity: [(String, Double)] = []
+                for neighbour in neighbours[n] {
+                    if scoring.cosine {
+                        guard let ts = totals[seed], let tj = totals[neighbour.member] else { continue }
+                        logAffinity.append((neighbour.member, neighbour.score - (ts + tj) / 2))
+                    } else {
+                        logAffinity.append((neighbour.member, neighbour.score))
+                    }
+                }
+                guard let maximum = logAffinity.map(\.1).max() else { continue }
+                let weight = pow(scoring.seedDecay, Double(n)) / totalWeight
+                for (item, log) in logAffinity where !seen.contains(item) {
+                    let share = weight * exp2(log - maximum)
+                    coView[item, default: 0] += share
+                    if share > bestSeed[item]?.share ?? 0 { bestSeed[item] = (seed, share) }
+                }
+            }
+        }
+        let popular = scoring.popularity > 0 ? try state.top(keys.popularity, limit: scoring.popularCandidates) : []
+        let trending = scoring.trending > 0 ? try state.top(keys.trending, limit: scoring.popularCandidates) : []
+        var candidates = Set(coView.keys)
+        for member in popular + trending where !seen.contains(member.member) { candidates.insert(member.member) }
+        let ordered = candidates.sorted()
+        let popularity = try signal(keys.popularity, weight: scoring.popularity, top: popular.first, for: ordered)
+        let trend = try signal(keys.trending, weight: scoring.trending, top: trending.first, for: ordered)
+
+        var out: [Recommendation] = []
+        for (i, item) in ordered.enumerated() {
+            let terms = [(scoring.coView * (coView[item] ?? 0), bestSeed[item].map { "co-viewed with \($0.seed)" } ?? ""),
+                         (scoring.popularity * popularity[i], "popular now"), (scoring.trending * trend[i], "trending")]
+            let score = terms.reduce(0) { $0 + $1.0 }
+            guard score > 0 else { continue }
+            out.append(Recommendation(item: item, score: score, reason: terms.max { $0.0 < $1.0 }!.1))
+        }
+        return Array(Self.ranked(out).prefix(k))
+    }
+
+    /// The popularity signal of `items` in zset `key`: 2^(rank − the top rank), 0 if absent.
+    private func signal(_ key: String, weight: Double, top: ScoredMember?, for items: [String]) throws -> [Double] {
+        guard weight > 0, let top else { return items.map { _ in 0 } }
+        return try state.scores(key, members: items).map { $0.map { exp2($0 - top.score) } ?? 0 }
+    }
+
+    /// Cold users: the most popular items (of the category, when given and known).
+    private func popular(k: Int, category: String?) throws -> [Recommendation] {
+        var key = keys.popularity, reason = "popular now"
+        if let category {
+            let inCategory = try state.top(keys.popularity(in: category), limit: k)
+            if !inCategory.isEmpty { key = keys.popularity(in: category); reason = "popular in \(category)" }
+        }
+        let members = try state.top(key, limit: k)
+        guard let top = members.first else { return [] }
+        return Self.ranked(members.map { Recommendation(item: $0.member, score: exp2($0.score - top.score), reason: reason) })
+    }
+
+    /// By score, highest first; ties to the smaller item id.
+    static func ranked(_ items: [Recommendation]) -> [Recommendation] {
+        items.sorted { $0.score != $1.score ? $0.score > $1.score : $0.item < $1.item }
+    }
+}

@@ -1,0 +1,35 @@
+/// What scoring reads of the state the topologies materialize (DESIGN.md §5, as
+/// `Topologies/recs.yaml` writes it). One implementation reads Redis (`RedisRecsState`);
+/// `eddy eval` reads the topology test driver's Redis model; tests use a dictionary.
+public protocol RecsState {
+    /// A list's values, first to last (`LRANGE key 0 -1`); empty if there is none.
+    func list(_ key: String) throws -> [String]
+    /// A zset's `limit` highest members, highest first (`ZREVRANGE key 0 limit-1 WITHSCORES`).
+    func top(_ key: String, limit: Int) throws -> [ScoredMember]
+    /// The scores of `members` in a zset, nil for those it lacks.
+    func scores(_ key: String, members: [String]) throws -> [Double?]
+}
+
+public struct ScoredMember: Equatable, Sendable {
+    public let member: String
+    public let score: Double
+
+    public init(_ member: String, _ score: Double) {
+        self.member = member
+        self.score = score
+    }
+}
+
+/// The key names scoring reads, as `Topologies/recs.yaml` writes them.
+public struct RecsKeys: Sendable {
+    public var prefix = ""
+
+    public init(prefix: String = "") { self.prefix = prefix }
+
+    public func recent(_ user: String) -> String { "\(prefix)user:recent:\(user)" }
+    public func coView(_ item: String) -> String { "\(prefix)co_view:\(item)" }
+    public var coViewTotals: String { "\(prefix)co_view:totals" }
+    public var popularity: String { "\(prefix)item:popularity" }
+    public func popularity(in category: String) -> String { "\(prefix)item:popularity:\(category)" }
+    public var trending: String { "\(prefix)item:trending" }
+}

@@ -1,0 +1,29 @@
+import EddyRedis
+
+/// `RecsState` over a Redis connection: one round trip per call (a pipeline for scores).
+/// Not thread-safe: one per thread, as `RedisConnection`.
+public final class RedisRecsState: RecsState {
+    private let redis: RedisConnection
+
+    public init(_ redis: RedisConnection) { self.redis = redis }
+
+    public func list(_ key: String) throws -> [String] {
+        try check(redis.send("LRANGE", key, "0", "-1")).strings
+    }
+
+    public func top(_ key: String, limit: Int) throws -> [ScoredMember] {
+        guard limit > 0 else { return [] }
+        let flat = try check(redis.send("ZREVRANGE", key, "0", String(limit - 1), "WITHSCORES")).strings
+        return stride(from: 0, to: flat.count - 1, by: 2).compactMap { i in Double(flat[i + 1]).map { ScoredMember(flat[i], $0) } }
+    }
+
+    public func scores(_ key: String, members: [String]) throws -> [Double?] {
+        guard !members.isEmpty else { return [] }
+        return try redis.pipeline(members.map { RedisCommand(["ZSCORE", key, $0]) }).map { try check($0).string.flatMap(Double.init) }
+    }
+
+    private func check(_ reply: RedisReply) throws -> RedisReply {
+        if let error = reply.firstError { throw RedisError("redis: \(error)") }
+        return reply
+    }
+}

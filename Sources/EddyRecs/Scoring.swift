@@ -1,0 +1,46 @@
+/// How `Recommender` blends its signals. Each signal is a number in [0, 1] per candidate
+/// (see `Recommender`); the score is their weighted sum.
+public struct Scoring: Equatable, Sendable {
+    /// Co-view with the user's recent items.
+    public var coView = 1.0
+    /// Global decayed popularity (`item:popularity`).
+    public var popularity = 0.1
+    /// Trending (`item:trending`).
+    public var trending = 0.0
+    /// Co-view normalized by both items' own counts (cosine, from `co_view:totals`) instead
+    /// of the raw decayed co-view counts.
+    public var cosine = false
+    /// How many of the user's most recent items seed co-view candidates.
+    public var seeds = 10
+    /// The n-th most recent seed (from 0) weighs `seedDecay`^n: recent items count more.
+    public var seedDecay = 0.8
+    /// Neighbours read per seed, and popular (or trending) items read as candidates.
+    public var neighboursPerSeed = 50
+    public var popularCandidates = 100
+
+    public init(coView: Double = 1.0, popularity: Double = 0.1, trending: Double = 0.0, cosine: Bool = false) {
+        self.coView = coView
+        self.popularity = popularity
+        self.trending = trending
+        self.cosine = cosine
+    }
+
+    /// Popularity alone (the usual baseline).
+    public static let popularityOnly = Scoring(coView: 0, popularity: 1)
+    /// Co-view alone, raw or cosine.
+    public static func coViewOnly(cosine: Bool) -> Scoring { Scoring(coView: 1, popularity: 0, cosine: cosine) }
+}
+
+/// One recommended item: its score and why.
+public struct Recommendation: Equatable, Sendable, Codable {
+    public let item: String
+    public let score: Double
+    /// "co-viewed with i12", "popular now", "trending", "popular in c3".
+    public let reason: String
+
+    public init(item: String, score: Double, reason: String) {
+        self.item = item
+        self.score = score
+        self.reason = reason
+    }
+}

@@ -1,0 +1,72 @@
+import EddyRecs
+import Foundation
+import XCTest
+
+/// `Recommender` over a small state whose scores are worked out by hand below, from the
+/// rules in its documentation.
+final class RecommenderTests: XCTestCase {
+    /// A `RecsState` over dictionaries.
+    struct DictionaryState: RecsState {
+        var lists: [String: [String]] = [:]
+        var zsets: [String: [String: Double]] = [:]
+
+        func list(_ key: String) throws -> [String] { lists[key] ?? [] }
+        func top(_ key: String, limit: Int) throws -> [ScoredMember] {
+            (zsets[key] ?? [:]).sorted { $0.value != $1.value ? $0.value > $1.value : $0.key > $1.key }.prefix(limit).map { ScoredMember($0.key, $0.value) }
+        }
+        func scores(_ key: String, members: [String]) throws -> [Double?] { members.map { zsets[key]?[$0] } }
+    }
+
+    private let state = DictionaryState(
+        lists: ["user:recent:u": ["a", "b"]],
+        zsets: ["co_view:a": ["x": 10, "y": 9, "b": 11],
+                "co_view:b": ["y": 5, "z": 5, "a": 6],
+                "item:popularity": ["p": 100, "x": 98, "y": 99],
+                "item:popularity:c1": ["q": 7, "r": 6],
+                "co_view:totals": ["a": 12, "b": 8, "x": 10, "y": 4, "z": 6]])
+
+    func testTheBlendWeighsRecentSeedsMoreAndExcludesSeenItems() throws {
+        var scoring = Scoring(coView: 1, popularity: 0.5)
+        scoring.seedDecay = 0.5
+        let got = try Recommender(state: state, scoring: scoring).recommend(user: "u", k: 10)
+        // Seed weights: a (newest) 1/1.5, b 0.5/1.5. Seed a's best neighbour is b (rank 11):
+        // x = 2^(10−11) = 1/2, y = 2^(9−11) = 1/4. Seed b's best is a (6): y = z = 1/2.
+        // co-view: x = 2/3·1/2 = 1/3; y = 2/3·1/4 + 1/3·1/2 = 1/3; z = 1/3·1/2 = 1/6.
+        // popularity (top p at 100): p = 1, x = 2^−2, y = 2^−1, z = 0; weighted by 1/2.
+        let expected: [(String, Double, String)] = [
+            ("y", 1.0 / 3 + 0.25, "co-viewed with a"),  // a and b give y 1/6 each: the newer seed
+            ("p", 0.5, "popular now"),
+            ("x", 1.0 / 3 + 0.125, "co-viewed with a"),
+            ("z", 1.0 / 6, "co-viewed with b"),
+        ]
+        XCTAssertEqual(got.map(\.item), expected.map(\.0))
+        for (r, e) in zip(got, expected) {
+            XCTAssertEqual(r.score, e.1, accuracy: 1e-12, r.item)
+            XCTAssertEqual(r.reason, e.2, r.item)
+        }
+        XCTAssertEqual(try Recommender(state: state, scoring: scoring).recommend(user: "u", k: 2).map(\.item), ["y", "p"])
+    }
+
+    func testCosineNormalizesByBothItemsTotals() throws {
+        var scoring = Scoring.coViewOnly(cosine: true)
+        scoring.seedDecay = 0.5
+        let got = try Recommender(state: state, scoring: scoring).recommend(user: "u", k: 10)
+        // log2 cosine = rank − (t_seed + t_j)/2. Seed a (t 12): x 10 − 11 = −1, y 9 − 8 = 1,
+        // b 11 − 10 = 1 → max 1: x 2^−2, y 1. Seed b (t 8): y 5 − 6 = −1, z 5 − 7 = −2,
+        // a 6 − 10 = −4 → max −1: y 1, z 2^−1.
+        // y = 2/3·1 + 1/3·1 = 1; x = 2/3·1/4 = 1/6; z = 1/3·1/2 = 1/6.
+        XCTAssertEqual(got.map(\.item), ["y", "x", "z"])
+        XCTAssertEqual(got.map(\.score), [1, 1.0 / 6, 1.0 / 6].map { $0 }, "x and z tie: the smaller id first")
+    }
+
+    func testColdUsersGetPopularItemsOfTheirCategoryWhenKnown() throws {
+        let recommender = Recommender(state: state)
+        let inCategory = try recommender.recommend(user: "new", k: 5, category: "c1")
+        XCTAssertEqual(inCategory, [Recommendation(item: "q", score: 1, reason: "popular in c1"),
+                                    Recommendation(item: "r", score: 0.5, reason: "popular in c1")])
+        let anywhere = try recommender.recommend(user: "new", k: 2, category: "unknown")
+        XCTAssertEqual(anywhere, [Recommendation(item: "p", score: 1, reason: "popular now"),
+                                  Recommendation(item: "y", score: 0.5, reason: "popular now")])
+        XCTAssertEqual(try recommender.recommend(user: "new", k: 0), [])
+    }
+}
