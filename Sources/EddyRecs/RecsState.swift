@@ -23,13 +23,18 @@ public struct ScoredMember: Equatable, Sendable {
 /// The key names scoring reads, as `Topologies/recs.yaml` writes them.
 public struct RecsKeys: Sendable {
     public var prefix = ""
+    /// The popularity zset's name (`eddy eval` points it at a plain count for a baseline).
+    public var popularityName = "item:popularity"
 
-    public init(prefix: String = "") { self.prefix = prefix }
+    public init(prefix: String = "", popularityName: String = "item:popularity") {
+        self.prefix = prefix
+        self.popularityName = popularityName
+    }
 
     public func recent(_ user: String) -> String { "\(prefix)user:recent:\(user)" }
     public func coView(_ item: String) -> String { "\(prefix)co_view:\(item)" }
     public var coViewTotals: String { "\(prefix)co_view:totals" }
-    public var popularity: String { "\(prefix)item:popularity" }
+    public var popularity: String { "\(prefix)\(popularityName)" }
     public func popularity(in category: String) -> String { "\(prefix)item:popularity:\(category)" }
     public var trending: String { "\(prefix)item:trending" }
 }

@@ -12,24 +12,17 @@ struct Recommend: ParsableCommand {
     @Option(help: "The user id.") var user: String
     @Option(name: .short, help: "How many items.") var k: Int = 10
     @Option(help: "A cold user's category (e.g. their session's top category).") var category: String?
-    @Option(name: .customLong("co-view"), help: "Weight of co-view.") var coView: Double = 1.0
-    @Option(help: "Weight of decayed popularity.") var popularity: Double = 0.1
-    @Option(help: "Weight of trending.") var trending: Double = 0.0
-    @Flag(help: "Cosine-normalized co-view instead of raw decayed counts.") var cosine = false
+    @OptionGroup var weights: ScoringOptions
     @Option(help: "The runtime config file (names Redis).") var config: String = "configs/local.yaml"
 
     func validate() throws {
         if k <= 0 || k > 1000 { throw ValidationError("-k must be between 1 and 1000, got \(k)") }
-        for (name, weight) in [("co-view", coView), ("popularity", popularity), ("trending", trending)] where !(weight >= 0) || !weight.isFinite {
-            throw ValidationError("--\(name) must be a non-negative number, got \(weight)")
-        }
     }
 
     func run() throws {
         let runtime = try RuntimeConfigFile.load(path: config)
         let redis = try RedisConnection(host: runtime.redisHost, port: runtime.redisPort, timeoutMs: runtime.redisTimeoutMs, credentials: runtime.redisCredentials)
-        let scoring = Scoring(coView: coView, popularity: popularity, trending: trending, cosine: cosine)
-        let recommendations = try Recommender(state: RedisRecsState(redis), scoring: scoring).recommend(user: user, k: k, category: category)
+        let recommendations = try Recommender(state: RedisRecsState(redis), scoring: weights.scoring).recommend(user: user, k: k, category: category)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         print(String(decoding: try encoder.encode(recommendations), as: UTF8.self))

@@ -70,3 +70,20 @@ final class RecommenderTests: XCTestCase {
         XCTAssertEqual(try recommender.recommend(user: "new", k: 0), [])
     }
 }
+
+/// HR and NDCG worked out by hand.
+final class RankingQualityTests: XCTestCase {
+    func testHitRateAndNDCGCountThePositionOfTheItemThatCameNext() {
+        var q = RankingQuality(cutoffs: [1, 3])
+        q.add(recommended: ["a", "b", "c"], actual: "a")  // position 0: a hit at 1 and 3, gain 1
+        q.add(recommended: ["a", "b", "c"], actual: "c")  // position 2: a hit at 3, gain 1/log2(4) = 1/2
+        q.add(recommended: ["a", "b", "c"], actual: "z")  // a miss
+        q.add(recommended: [], actual: "a")               // nothing recommended: a miss
+        XCTAssertEqual(q.trials, 4)
+        XCTAssertEqual(q.hitRate(at: 1), 0.25)
+        XCTAssertEqual(q.hitRate(at: 3), 0.5)
+        XCTAssertEqual(q.ndcg(at: 1), 0.25)
+        XCTAssertEqual(q.ndcg(at: 3), 1.5 / 4)
+        XCTAssertEqual(q.hitRate(at: 2), 0, "a cutoff not measured")
+    }
+}
