@@ -14,8 +14,12 @@ import Foundation
 ///   over those, seen items included.
 /// - popularity: 2^(rank_j − rank of the most popular item) in `item:popularity`, 0 if absent.
 /// - trending: the same in `item:trending`.
-/// The score is the weighted sum (`Scoring`). Candidates are the seeds' neighbours and the
-/// `popularCandidates` most popular (and trending) items, without the user's recent items
+/// - category: over the user's `categories` favourite categories c (`user:categories:{user}`,
+///   ranks r_c), 2^(r_c − the top r_c) · 2^(rank_j − the top rank) in
+///   `item:popularity:{c}` for the `itemsPerCategory` most popular items of c (the largest
+///   such product when j is in several).
+/// The score is the weighted sum (`Scoring`). Candidates are the seeds' neighbours, the
+/// `popularCandidates` most popular (and trending) items and the categories' items, without the user's recent items
 /// (all of them: what the user has seen). Ties go to the smaller item id. The reason is the
 /// largest term: co-view names the seed that gave j the most.
 ///
@@ -71,9 +75,22 @@ public struct Recommender {
                 }
             }
         }
+        var inCategory: [String: (share: Double, category: String)] = [:]
+        if scoring.category > 0 {
+            let favourites = try state.top(keys.categories(user), limit: scoring.categories)
+            for c in favourites {
+                let items = try state.top(keys.popularity(in: c.member), limit: scoring.itemsPerCategory)
+                guard let top = items.first else { continue }
+                let affinity = exp2(c.score - favourites[0].score)
+                for item in items where !seen.contains(item.member) {
+                    let share = affinity * exp2(item.score - top.score)
+                    if share > inCategory[item.member]?.share ?? 0 { inCategory[item.member] = (share, c.member) }
+                }
+            }
+        }
         let popular = scoring.popularity > 0 ? try state.top(keys.popularity, limit: scoring.popularCandidates) : []
         let trending = scoring.trending > 0 ? try state.top(keys.trending, limit: scoring.popularCandidates) : []
-        var candidates = Set(coView.keys)
+        var candidates = Set(coView.keys).union(inCategory.keys)
         for member in popular + trending where !seen.contains(member.member) { candidates.insert(member.member) }
         let ordered = candidates.sorted()
         let popularity = try signal(keys.popularity, weight: scoring.popularity, top: popular.first, for: ordered)
@@ -82,7 +99,8 @@ public struct Recommender {
         var out: [Recommendation] = []
         for (i, item) in ordered.enumerated() {
             let terms = [(scoring.coView * (coView[item] ?? 0), bestSeed[item].map { "co-viewed with \($0.seed)" } ?? ""),
-                         (scoring.popularity * popularity[i], "popular now"), (scoring.trending * trend[i], "trending")]
+                         (scoring.popularity * popularity[i], "popular now"), (scoring.trending * trend[i], "trending"),
+                         (scoring.category * (inCategory[item]?.share ?? 0), inCategory[item].map { "popular in \($0.category)" } ?? "")]
             let score = terms.reduce(0) { $0 + $1.0 }
             guard score > 0 else { continue }
             out.append(Recommendation(item: item, score: score, reason: terms.max { $0.0 < $1.0 }!.1))

@@ -32,6 +32,7 @@ public struct RecsKeys: Sendable {
     }
 
     public func recent(_ user: String) -> String { "\(prefix)user:recent:\(user)" }
+    public func categories(_ user: String) -> String { "\(prefix)user:categories:\(user)" }
     public func coView(_ item: String) -> String { "\(prefix)co_view:\(item)" }
     public var coViewTotals: String { "\(prefix)co_view:totals" }
     public var popularity: String { "\(prefix)\(popularityName)" }

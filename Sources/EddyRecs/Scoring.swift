@@ -1,12 +1,18 @@
 /// How `Recommender` blends its signals. Each signal is a number in [0, 1] per candidate
-/// (see `Recommender`); the score is their weighted sum.
+/// (see `Recommender`); the score is their weighted sum. The defaults are the best blend
+/// `eddy eval` measured on the generator's data (README, "Recommendation quality"):
+/// co-view first, popularity in the user's categories next, global popularity only to
+/// fill a short list.
 public struct Scoring: Equatable, Sendable {
     /// Co-view with the user's recent items.
     public var coView = 1.0
     /// Global decayed popularity (`item:popularity`).
-    public var popularity = 0.1
+    public var popularity = 0.001
     /// Trending (`item:trending`).
     public var trending = 0.0
+    /// Popularity within the user's favourite categories (`user:categories:{user}` and
+    /// `item:popularity:{category}`).
+    public var category = 0.5
     /// Co-view normalized by both items' own counts (cosine, from `co_view:totals`) instead
     /// of the raw decayed co-view counts.
     public var cosine = false
@@ -17,18 +23,24 @@ public struct Scoring: Equatable, Sendable {
     /// Neighbours read per seed, and popular (or trending) items read as candidates.
     public var neighboursPerSeed = 50
     public var popularCandidates = 100
+    /// How many of the user's favourite categories, and items read per category.
+    public var categories = 3
+    public var itemsPerCategory = 50
 
-    public init(coView: Double = 1.0, popularity: Double = 0.1, trending: Double = 0.0, cosine: Bool = false) {
+    public init(coView: Double = 1.0, popularity: Double = 0.001, trending: Double = 0.0, category: Double = 0.5, cosine: Bool = false) {
         self.coView = coView
         self.popularity = popularity
         self.trending = trending
+        self.category = category
         self.cosine = cosine
     }
 
     /// Popularity alone (the usual baseline).
-    public static let popularityOnly = Scoring(coView: 0, popularity: 1)
+    public static let popularityOnly = Scoring(coView: 0, popularity: 1, category: 0)
+    /// Popularity within the user's favourite categories alone.
+    public static let categoryOnly = Scoring(coView: 0, popularity: 0, category: 1)
     /// Co-view alone, raw or cosine.
-    public static func coViewOnly(cosine: Bool) -> Scoring { Scoring(coView: 1, popularity: 0, cosine: cosine) }
+    public static func coViewOnly(cosine: Bool) -> Scoring { Scoring(coView: 1, popularity: 0, category: 0, cosine: cosine) }
 }
 
 /// One recommended item: its score and why.

@@ -28,12 +28,15 @@ struct Eval: ParsableCommand {
     func run() throws {
         var topology = try TopologyFile.load(path: self.topology)
         let interactions = topology.nodes.first { $0.name == "interactions" }
-        // The popularity baseline: a plain count per item, beside the topology's own state.
-        topology.nodes.append(Topology.Node(name: "eval_item_counts", input: interactions?.name,
-                                            operation: .aggregate(groupBy: ["item_id"], sum: []),
-                                            sinks: [Topology.RedisSink(kind: .zset, key: "item:count", field: "{item_id}", value: "count")]))
         var types: Set<String> = ["view", "click", "cart", "purchase"]
         if case .filter(_, .oneOf(let values))? = interactions?.operation { types = Set(values) }
+        // The popularity baseline, beside the topology's own state: interactions counted per
+        // item, as a rank (a decay whose half-life, 100 years, leaves counts as they are:
+        // scoring reads every popularity zset as log2 values).
+        topology.nodes.append(Topology.Node(name: "eval_item_counts", input: interactions?.name,
+                                            operation: .decay(groupBy: ["item_id"], weights: Topology.Weights(field: "event_type", values: types.sorted().map { .init($0, 1) }),
+                                                              halfLifeMs: 36_525 * 86_400_000),
+                                            sinks: [Topology.RedisSink(kind: .zset, key: "item:count", field: "{item_id}", value: "rank")]))
         let log = try Self.read(events)
         let started = Date()
         let evaluation = PrequentialEvaluation(driver: try TopologyTestDriver(topology, partitions: partitions), interactions: types, k: 20,

@@ -4,8 +4,9 @@ import XCTest
 
 /// `eddy eval` on a generated log: its trials and the popularity baseline's hit rates equal
 /// a brute-force replay written here — the same split by event time, the same held-out
-/// events (interactions with an item new to the user), and the top 20 by count so far,
-/// ranked by the rules of `Recommender` (a user with a recent list: the 100 most counted
+/// events (interactions with an item new to the user), and the top 20 by count so far (a
+/// rank on a 100-year half-life: log2 of the count, ties to the later item), ranked by the
+/// rules of `Recommender` (a user with a recent list: the 100 most counted
 /// without the list's items; without one: the 20 most counted).
 final class EvalCLITests: XCTestCase {
     func testTrialsAndThePopularityBaselineMatchABruteForceReplay() throws {
@@ -31,14 +32,15 @@ final class EvalCLITests: XCTestCase {
         let split = Int(Double(events.count) * 0.9)
         // seen: every item of the user's events (what makes an event held out); recent:
         // their interactions' items (their recent list: excluded, and empty for a cold start).
-        var counts: [String: Int] = [:], seen: [String: Set<String>] = [:], recent: [String: Set<String>] = [:]
+        var counts: [String: [RecsReference.Contribution]] = [:], seen: [String: Set<String>] = [:], recent: [String: Set<String>] = [:]
         var warmUsers = Set<String>()
         var trials = ["warm": 0, "cold": 0], hits10 = ["warm": 0, "cold": 0], hits20 = ["warm": 0, "cold": 0]
         for (i, e) in events.enumerated() {
             if i >= split, interactions.contains(e.event_type), seen[e.user_id]?.contains(e.item_id) != true {
                 let group = warmUsers.contains(e.user_id) ? "warm" : "cold"
-                // As ZREVRANGE: most counted first, ties by item id descending.
-                let byCount = counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key > $1.key }
+                // As ZREVRANGE: the highest rank first, ties by item id descending.
+                let byCount = counts.mapValues { RecsReference.rank($0, halfLifeMs: 36_525 * 86_400_000) }
+                    .sorted { $0.value != $1.value ? $0.value > $1.value : $0.key > $1.key }
                 // The recent list holds the last 50 distinct items: all of a user's, here.
                 let mine = recent[e.user_id] ?? []
                 let pool = mine.isEmpty ? Array(byCount.prefix(20)) : byCount.prefix(100).filter { !mine.contains($0.key) }
@@ -51,7 +53,7 @@ final class EvalCLITests: XCTestCase {
             }
             if i < split { warmUsers.insert(e.user_id) }
             if interactions.contains(e.event_type) {
-                counts[e.item_id, default: 0] += 1
+                counts[e.item_id, default: []].append((1, e.ts))
                 recent[e.user_id, default: []].insert(e.item_id)
             }
             seen[e.user_id, default: []].insert(e.item_id)

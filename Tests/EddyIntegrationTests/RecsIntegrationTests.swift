@@ -7,7 +7,7 @@ import XCTest
 
 /// `Topologies/recs.yaml` against the real broker and Redis: every key family it writes
 /// equals a brute-force reference (`RecsReference`) — recent items, popularity, trending,
-/// popularity per category, co-view and its totals — and `eddy recommend` answers from
+/// popularity per category, users' categories, co-view and its totals — and `eddy recommend` answers from
 /// that state: k items, none the user has seen, best first, each co-view reason naming
 /// one of the user's items that has the item as a neighbour; a cold user gets the most
 /// popular items of the category asked for.
@@ -57,6 +57,9 @@ final class RecsIntegrationTests: XCTestCase {
         XCTAssertEqual(try zsetDifferences(redis, pattern: "item:popularity:*", expected: Dictionary(uniqueKeysWithValues: byCategory.map { category, items in
             ("item:popularity:\(category)", items.mapValues { RecsReference.rank($0, halfLifeMs: Self.hour) })
         })), [])
+        var byUserCategory: [String: [String: [RecsReference.Contribution]]] = [:]
+        for e in events { byUserCategory["user:categories:\(e.user_id)", default: [:]][e.category!, default: []].append((Self.popularityWeights[e.event_type]!, e.ts)) }
+        XCTAssertEqual(try zsetDifferences(redis, pattern: "user:categories:*", expected: byUserCategory.mapValues { $0.mapValues { RecsReference.rank($0, halfLifeMs: Self.week) } }), [])
         var coView = RecsReference.coView(RecsReference.pairs(events, last: 20, withinMs: 1_800_000), weights: Self.coViewWeights, halfLifeMs: Self.week)
             .mapKeys { "co_view:\($0)" }
         var totals: [String: [RecsReference.Contribution]] = [:]

@@ -23,10 +23,12 @@ final class RecommenderTests: XCTestCase {
                 "co_view:b": ["y": 5, "z": 5, "a": 6],
                 "item:popularity": ["p": 100, "x": 98, "y": 99],
                 "item:popularity:c1": ["q": 7, "r": 6],
+                "item:popularity:c2": ["x": 3, "s": 2],
+                "user:categories:u": ["c1": 5, "c2": 4],
                 "co_view:totals": ["a": 12, "b": 8, "x": 10, "y": 4, "z": 6]])
 
     func testTheBlendWeighsRecentSeedsMoreAndExcludesSeenItems() throws {
-        var scoring = Scoring(coView: 1, popularity: 0.5)
+        var scoring = Scoring(coView: 1, popularity: 0.5, category: 0)
         scoring.seedDecay = 0.5
         let got = try Recommender(state: state, scoring: scoring).recommend(user: "u", k: 10)
         // Seed weights: a (newest) 1/1.5, b 0.5/1.5. Seed a's best neighbour is b (rank 11):
@@ -57,6 +59,16 @@ final class RecommenderTests: XCTestCase {
         // y = 2/3·1 + 1/3·1 = 1; x = 2/3·1/4 = 1/6; z = 1/3·1/2 = 1/6.
         XCTAssertEqual(got.map(\.item), ["y", "x", "z"])
         XCTAssertEqual(got.map(\.score), [1, 1.0 / 6, 1.0 / 6].map { $0 }, "x and z tie: the smaller id first")
+    }
+
+    func testTheUsersFavouriteCategoriesGiveTheirPopularItems() throws {
+        let got = try Recommender(state: state, scoring: .categoryOnly).recommend(user: "u", k: 10)
+        // Affinity: c1 (rank 5) 1, c2 (4) 2^−1. In c1 (top q at 7): q 1, r 2^−1; in c2 (top
+        // x at 3): x 1/2·1, s 1/2·2^−1. r and x tie: the smaller id first.
+        XCTAssertEqual(got, [Recommendation(item: "q", score: 1, reason: "popular in c1"),
+                             Recommendation(item: "r", score: 0.5, reason: "popular in c1"),
+                             Recommendation(item: "x", score: 0.5, reason: "popular in c2"),
+                             Recommendation(item: "s", score: 0.25, reason: "popular in c2")])
     }
 
     func testColdUsersGetPopularItemsOfTheirCategoryWhenKnown() throws {
