@@ -119,6 +119,43 @@ final class PairsTests: XCTestCase {
         assertCoView(driver, equals: referenceCoView(pairs))
     }
 
+    /// Pair records are JSON objects with each field once: the record's own fields, its
+    /// item and the other item, escaped as JSON strings (an item with a quote, a backslash
+    /// or a newline pairs and groups like any other).
+    func testPairRecordsAreTheRecordWithBothItemsAndEscapesSurvive() throws {
+        let text = """
+            application: coview
+            source: {topic: clicks, key: user_id, timestamp: ts, required: [item_id]}
+            nodes:
+              - name: item-pairs
+                pairs: {group_by: [user_id], item: item_id, last: 3}
+                to_topic: {topic: pairs-out}
+              - name: co-view
+                input: item-pairs
+                decay: {group_by: [item_id, other_item], half_life: 1h, weights: {field: event_type, values: {view: 1}}}
+                to_redis: {type: zset, key: "co_view:{item_id}", member: "{other_item}", score: count}
+            """
+        let driver = try TopologyTestDriver(try TopologyFile.parse(text, file: "coview.yaml"))
+        let quoted = "a\"q", escaped = "b\\n\n"  // as the JSON below writes them
+        try driver.pipe(#"{"user_id":"u","item_id":"a\"q","event_type":"view","other_item":"stale","ts":1000}"#)
+        try driver.pipe(#"{"item_id":"b\\n\n","user_id":"u","event_type":"view","ts":2000}"#)
+        try driver.commit()
+        let records = driver.topicRecords("pairs-out")
+        let objects = records.map { try? JSONSerialization.jsonObject(with: Data($0.value.utf8)) as? [String: Any] }
+        XCTAssertEqual(objects.count, 2)
+        XCTAssertEqual(objects[0]?["item_id"] as? String, escaped)
+        XCTAssertEqual(objects[0]?["other_item"] as? String, quoted)
+        XCTAssertEqual(objects[0]?["event_type"] as? String, "view")
+        XCTAssertEqual(objects[1]?["item_id"] as? String, quoted)
+        XCTAssertEqual(objects[1]?["other_item"] as? String, escaped)
+        for record in records {
+            XCTAssertEqual(record.value.components(separatedBy: #""item_id""#).count, 2, "item_id once: \(record.value)")
+            XCTAssertEqual(record.value.components(separatedBy: #""other_item""#).count, 2, "other_item once: \(record.value)")
+        }
+        XCTAssertEqual(driver.redis["co_view:\(quoted)"], .zset([escaped: 1]))
+        XCTAssertEqual(driver.redis["co_view:\(escaped)"], .zset([quoted: 1]))
+    }
+
     /// Users idle past `within` leave the store: their keys' last changelog record is a
     /// tombstone, written when stream time passes their newest item's time + within.
     func testGroupsIdlePastTheWindowLeaveTheStore() throws {

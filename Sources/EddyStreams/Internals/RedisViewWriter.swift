@@ -33,6 +33,12 @@ struct RedisViewWriter {
     /// may create the watermark).
     private typealias Block = (watermark: [UInt8], offset: Int64, last: Bool, completes: Bool, commands: ArraySlice<RedisCommand>)
     private(set) var commandCount = 0
+    /// The expiry each key of the task's commands so far was given: one EXPIRE per key and
+    /// commit is enough (each zset member or hash field written with a `ttl` sink asked for
+    /// its own: on Topologies/coview.yaml half the Redis commands), unless the key was
+    /// deleted or lost members since (an emptied zset or hash is gone, and the next write
+    /// makes a new key without expiry).
+    private var expiries: [[UInt8]: Int] = [:]
     /// Commands per script call.
     var chunkSize = 4_096
 
@@ -67,6 +73,7 @@ struct RedisViewWriter {
 
     mutating func reset() {
         commands.removeAll(keepingCapacity: true)
+        expiries.removeAll(keepingCapacity: true)
         blocks.removeAll(keepingCapacity: true)
         commandCount = 0
     }
@@ -76,6 +83,7 @@ struct RedisViewWriter {
     mutating func fence(watermark: [UInt8], offset: Int64, wholeState: Bool = false) {
         let all = commands
         commands.removeAll(keepingCapacity: true)
+        expiries.removeAll(keepingCapacity: true)
         commandCount += all.count
         var start = 0
         repeat {
@@ -144,18 +152,21 @@ struct RedisViewWriter {
 
     /// Deletes `key` (DEL).
     mutating func delete(_ key: [UInt8]) {
+        expiries[key] = nil
         commands.append(RedisCommand([Array("DEL".utf8), key]))
     }
 
     /// Removes hash fields (HDEL).
     mutating func deleteFields(_ fields: [[UInt8]], of key: [UInt8]) {
         guard !fields.isEmpty else { return }
+        expiries[key] = nil
         commands.append(RedisCommand([Array("HDEL".utf8), key] + fields))
     }
 
     /// Removes zset members (ZREM).
     mutating func removeMembers(_ members: [[UInt8]], of key: [UInt8]) {
         guard !members.isEmpty else { return }
+        expiries[key] = nil
         commands.append(RedisCommand([Array("ZREM".utf8), key] + members))
     }
 
@@ -170,6 +181,7 @@ struct RedisViewWriter {
 
     /// Sets a key's expiry (EXPIRE).
     mutating func expire(_ key: [UInt8], seconds: Int) {
+        guard expiries.updateValue(seconds, forKey: key) != seconds else { return }
         commands.append(RedisCommand([Array("EXPIRE".utf8), key, Array(String(seconds).utf8)]))
     }
 

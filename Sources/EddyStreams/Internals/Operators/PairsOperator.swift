@@ -29,6 +29,12 @@ final class PairsOperator: OperatorNode {
     private var keyBuffer: [UInt8] = []
     private var item: [UInt8] = []
     private var pair: [UInt8] = []
+    /// The current record's JSON without the item and other members, its closing brace
+    /// left off, and its decoded slots; built at its first pair.
+    private var prefix: [UInt8] = []
+    private var prefixSlots: [FieldSlot] = []
+    private var prefixIsEmpty = false
+    private var prefixReady = false
 
     /// A group's items, most recently arrived first.
     struct Item: Equatable {
@@ -54,6 +60,7 @@ final class PairsOperator: OperatorNode {
         guard !item.isEmpty else { return }
         let key = groupKey(record)
         var items = try load(key)
+        prefixReady = false
         let t = record.timestamp
         let expiredBefore = expiry(of: items)
         for other in items where other.value != item {
@@ -102,15 +109,45 @@ final class PairsOperator: OperatorNode {
     override func committed() { changed.removeAll(keepingCapacity: true) }
 
     /// Forwards `record` with its item set to `item` and `other` set to `other`.
+    ///
+    /// The record without its item and other members (`prefix`, its closing brace left
+    /// off) is built and decoded once per record, however many pairs it makes; each pair
+    /// appends the two members and patches their two slots, without decoding the JSON
+    /// again (perf on Topologies/coview.yaml: rewriting and decoding every pair was ~60% of
+    /// the operator's time).
     private func forwardPair(of record: Record, item: [UInt8], other: [UInt8], in task: StreamTask) throws {
-        RecordRewrite.rewrite(record, removing: [spec.itemField, spec.otherField], appending: 2, into: &pair) { j, out in
-            out.append(contentsOf: j == 0 ? spec.itemName : spec.otherName)
-            appendJSONString((j == 0 ? item : other)[...], to: &out)
+        if !prefixReady {
+            RecordRewrite.rewrite(record, removing: [spec.itemField, spec.otherField], appending: 0, into: &prefix) { _, _ in }
+            try prefix.withUnsafeBytes { try emitted.extract($0) }
+            prefixSlots.removeAll(keepingCapacity: true)
+            prefixSlots.append(contentsOf: emitted.slots)
+            prefix.removeLast()  // the '}'
+            prefixIsEmpty = prefix.last == UInt8(ascii: "{")
+            prefixReady = true
         }
+        pair.removeAll(keepingCapacity: true)
+        pair.append(contentsOf: prefix)
+        if !prefixIsEmpty { pair.append(UInt8(ascii: ",")) }
+        pair.append(contentsOf: spec.itemName)
+        let itemSlot = appendString(item, to: &pair)
+        pair.append(UInt8(ascii: ","))
+        pair.append(contentsOf: spec.otherName)
+        let otherSlot = appendString(other, to: &pair)
+        pair.append(UInt8(ascii: "}"))
+        for (i, slot) in prefixSlots.enumerated() { emitted.slots[i] = slot }
+        emitted.slots[spec.itemField] = itemSlot
+        emitted.slots[spec.otherField] = otherSlot
         try pair.withUnsafeBytes { value in
-            try emitted.extract(value)
             try forward(Record(value: value, fields: emitted, timestamp: record.timestamp, offset: record.offset), in: task)
         }
+    }
+
+    /// Appends `text` as a JSON string and returns its slot (the text between the quotes).
+    private func appendString(_ text: [UInt8], to out: inout [UInt8]) -> FieldSlot {
+        let quote = out.count
+        appendJSONString(text[...], to: &out)
+        let length = out.count - quote - 2
+        return FieldSlot(start: Int32(quote + 1), length: Int32(length), kind: .string, escaped: length != text.count)
     }
 
     /// The group key of `record`: each group field's value, unescaped, length-prefixed; a
