@@ -50,15 +50,20 @@ final class DecayFunction: AggregateFunction {
             table.set(score, sum: 0, of: e)
             table.set(time, sum: 1, of: e)
             if trendHalfLifeMs != nil { table.set(long, sum: 2, of: e) }
-        } else {
+        } else if let trendHalfLifeMs {
             let last = table.sum(1, of: e)
             // The side that is older decays by how much older it is.
             let (stored, added) = time >= last ? (time - last, 0.0) : (0.0, last - time)
             table.set(table.sum(0, of: e) * decay(stored, halfLifeMs) + score * decay(added, halfLifeMs), sum: 0, of: e)
-            if let trendHalfLifeMs {
-                table.set(table.sum(2, of: e) * decay(stored, trendHalfLifeMs) + long * decay(added, trendHalfLifeMs), sum: 2, of: e)
-            }
+            table.set(table.sum(2, of: e) * decay(stored, trendHalfLifeMs) + long * decay(added, trendHalfLifeMs), sum: 2, of: e)
             table.set(max(time, last), sum: 1, of: e)
+        } else if time >= table.sum(1, of: e) {
+            // Without a trend, the one sum as it always was (one exp2 per record: the
+            // combiner's hot path in item popularity).
+            table.set(table.sum(0, of: e) * decay(time - table.sum(1, of: e), halfLifeMs) + score, sum: 0, of: e)
+            table.set(time, sum: 1, of: e)
+        } else {
+            table.set(table.sum(0, of: e) + score * decay(table.sum(1, of: e) - time, halfLifeMs), sum: 0, of: e)
         }
         table.add(count: count, to: e)
     }
@@ -80,7 +85,7 @@ final class DecayFunction: AggregateFunction {
         }
     }
 
-    @inline(__always) private func decay(_ ms: Double, _ halfLife: Double) -> Double { ms == 0 ? 1 : exp2(-ms / halfLife) }
+    @inline(__always) private func decay(_ ms: Double, _ halfLife: Double) -> Double { exp2(-ms / halfLife) }
 }
 
 extension AggregateTable {
