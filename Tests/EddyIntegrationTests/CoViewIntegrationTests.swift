@@ -18,10 +18,7 @@ final class CoViewIntegrationTests: XCTestCase {
         continueAfterFailure = false
         let services = try LocalServices()
         defer { services.stop() }
-        let topology = services.workDir.appendingPathComponent("coview-topology.yaml").path
-        let shipped = try String(contentsOf: LocalServices.packageRoot.appendingPathComponent("Topologies/coview.yaml"), encoding: .utf8)
-        try shipped.replacingOccurrences(of: "topic: clicks\n", with: "topic: clicks-coview\n")
-            .write(toFile: topology, atomically: true, encoding: .utf8)
+        let topology = try services.shippedTopology("coview", topic: "clicks-coview")
         let config = try services.writeRuntimeConfig(name: "coview", commitIntervalMs: 200, threads: 2)
         let redis = try services.redis()
         // One generated stream, in event-time order as a live one is, produced in two halves.

@@ -109,6 +109,15 @@ final class LocalServices {
 
     /// A runtime config file for these services with its own state directory.
     /// `redisPort` nil: this Redis.
+    /// A shipped topology (`Topologies/NAME.yaml`) copied into the work directory with its
+    /// source topic replaced by `topic`; returns the copy's path.
+    func shippedTopology(_ name: String, topic: String) throws -> String {
+        let path = workDir.appendingPathComponent("\(name)-topology.yaml").path
+        let shipped = try String(contentsOf: Self.packageRoot.appendingPathComponent("Topologies/\(name).yaml"), encoding: .utf8)
+        try shipped.replacingOccurrences(of: "topic: clicks\n", with: "topic: \(topic)\n").write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
     /// Static members get longer sessions (`RuntimeConfig.staticSessionFloorMs` says why).
     func writeRuntimeConfig(name: String, commitIntervalMs: Int = 500, threads: Int = 1, staticMembership: Bool = false,
                             guarantee: String = "exactly_once", instanceId: String? = nil, redisPort: Int? = nil) throws -> String {

@@ -20,9 +20,7 @@ final class RecsIntegrationTests: XCTestCase {
         continueAfterFailure = false
         let services = try LocalServices()
         defer { services.stop() }
-        let topology = services.workDir.appendingPathComponent("recs-topology.yaml").path
-        let shipped = try String(contentsOf: LocalServices.packageRoot.appendingPathComponent("Topologies/recs.yaml"), encoding: .utf8)
-        try shipped.replacingOccurrences(of: "topic: clicks\n", with: "topic: clicks-recs\n").write(toFile: topology, atomically: true, encoding: .utf8)
+        let topology = try services.shippedTopology("recs", topic: "clicks-recs")
         let config = try services.writeRuntimeConfig(name: "recs", commitIntervalMs: 200, threads: 2)
         let file = services.workDir.appendingPathComponent("recs.jsonl").path
         let gen = try EddyCLI.run(["generate", "--events", "25000", "--users", "400", "--items", "500", "--categories", "8",
