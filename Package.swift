@@ -25,6 +25,7 @@ let package = Package(
         // Without its default traits Hummingbird does not build swift-configuration, which
         // Eddy does not use (traits need tools 6.1).
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
@@ -62,16 +63,27 @@ let package = Package(
         ),
         .target(
             name: "EddyConfig",
-            dependencies: ["EddyStreams", "EddyKafka", "EddyRedis", .product(name: "Yams", package: "Yams")]
+            dependencies: ["EddyStreams", "EddyKafka", "EddyRedis", "EddyServe", .product(name: "Yams", package: "Yams")]
         ),
         .target(name: "EddyGen", dependencies: ["EddyKafka"]),
         // Scoring from the materialized state: one implementation for eddy recommend,
         // eddy eval and the query endpoint.
         .target(name: "EddyRecs", dependencies: ["EddyRedis"]),
+        // eddy serve: event ingest over HTTP (and the query endpoint to come).
+        .target(
+            name: "EddyServe",
+            dependencies: [
+                "EddyStreams", "EddyKafka", "EddyHTTP",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "eddy",
             dependencies: [
-                "EddyStreams", "EddyConfig", "EddyGen", "EddyRecs",
+                "EddyStreams", "EddyConfig", "EddyGen", "EddyRecs", "EddyServe",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -80,7 +92,7 @@ let package = Package(
         .testTarget(
             name: "EddyTests",
             dependencies: [
-                "EddyStreams", "EddyConfig", "EddyGen", "EddyRecs", "EddyTestSupport",
+                "EddyStreams", "EddyConfig", "EddyGen", "EddyRecs", "EddyServe", "EddyTestSupport",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
             linkerSettings: librdkafkaRuntime
@@ -89,7 +101,7 @@ let package = Package(
         .target(name: "EddyTestSupport", path: "Tests/EddyTestSupport"),
         .testTarget(
             name: "EddyIntegrationTests",
-            dependencies: ["EddyStreams", "EddyConfig", "EddyGen", "EddyHTTP", "EddyRecs", "eddy", "EddyTestSupport"],
+            dependencies: ["EddyStreams", "EddyConfig", "EddyGen", "EddyHTTP", "EddyRecs", "EddyServe", "eddy", "EddyTestSupport"],
             linkerSettings: librdkafkaRuntime
         ),
     ]

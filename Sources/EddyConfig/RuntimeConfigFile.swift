@@ -14,14 +14,18 @@ import Foundation
 ///     runtime: {threads: 1, commit_interval_ms: 1000, poll_batch_size: 4096, instance_id: web-1}
 ///     processing: {guarantee: exactly_once}
 ///     metrics: {port: 19464, log_interval_s: 5}
+///     serve: {…}   (eddy serve: ServeConfigFile)
 public enum RuntimeConfigFile {
     public static func load(path: String) throws -> RuntimeConfig {
         try parse(try readConfigFile(path), file: path)
     }
 
+    /// The file's sections; `serve` is `ServeConfigFile`'s.
+    static let sections = ["kafka", "redis", "state", "runtime", "processing", "metrics", "serve"]
+
     public static func parse(_ text: String, file: String) throws -> RuntimeConfig {
         let root = try YAMLField.load(text, file: file)
-        let top = try root.mapping(allowed: ["kafka", "redis", "state", "runtime", "processing", "metrics"])
+        let top = try root.mapping(allowed: sections)
         var config = RuntimeConfig()
         if let kafka = try top["kafka"]?.mapping(allowed: ["bootstrap_servers", "session_timeout_ms", "static_membership", "leave_group_on_close",
                                                              "transaction_step_timeout_ms", "properties"]) {
@@ -72,7 +76,7 @@ public enum RuntimeConfigFile {
         return config
     }
 
-    private static func port(_ field: YAMLField, allowZero: Bool = false) throws -> Int {
+    static func port(_ field: YAMLField, allowZero: Bool = false) throws -> Int {
         let p = try field.int()
         guard (allowZero ? 0 : 1)...65535 ~= p else { throw field.error("expected a port number (1-65535\(allowZero ? ", or 0 for any free port" : "")), got \(p)") }
         return p

@@ -26,8 +26,8 @@ public final class HTTPServer: Sendable {
 
     /// Binds `host:port` (0: any free port) and returns once the server accepts connections.
     /// Throws `HTTPServerError` with the OS reason when it cannot listen.
-    public init(host: String = "127.0.0.1", port: Int, router: Router<BasicRequestContext>,
-                idleTimeout: Duration, logger: Logger) throws {
+    public init<Context: RequestContext>(host: String = "127.0.0.1", port: Int, router: Router<Context>,
+                                         idleTimeout: Duration, logger: Logger) throws where Context.Source == ApplicationRequestContextSource {
         self.host = host
         let bound = DispatchSemaphore(value: 0)
         let outcome = Mutex<Result<Int, any Error>?>(nil)

@@ -18,9 +18,9 @@ public final class StreamsBuilder {
 
     @discardableResult
     public func stream(topic: String, key: String, timestamp: String, required: [String] = [],
-                       deadLetterTopic: String? = nil) -> KStream {
+                       deadLetterTopic: String? = nil, maxValueBytes: Int = 256 * 1024) -> KStream {
         source = Topology.Source(topic: topic, keyField: key, timestampField: timestamp,
-                                 requiredFields: required, deadLetterTopic: deadLetterTopic)
+                                 requiredFields: required, deadLetterTopic: deadLetterTopic, maxValueBytes: maxValueBytes)
         return KStream(builder: self, name: nil)
     }
 

@@ -44,7 +44,12 @@ final class SwiftMetricsExport {
                     switch value {
                     case .integer(let value): handler.record(Int64(value))
                     case .real(let value): handler.record(value)
+                    case .histogram: break
                     }
+                case (.histogram, _), (.counter, .histogram):
+                    // Bucket counts cannot be replayed into a backend's own histogram; a
+                    // backend gets latencies from its own timers.
+                    break
                 }
             }
         }

@@ -30,14 +30,18 @@ struct DeadLetterReason: Error {
 final class RecordDecoder {
     private let topology: CompiledTopology
     private let extractor: JSONFieldExtractor
-    private let maxValueBytes: Int
+    let maxValueBytes: Int
+    let fieldNames: [String]
     let slots: UnsafeMutableBufferPointer<FieldSlot>
 
-    init(_ topology: CompiledTopology) {
+    /// `alsoReading`: fields beyond the topology's whose slots the caller reads (ingest
+    /// labels its metrics by event type); a field's id is its index in `fieldNames`.
+    init(_ topology: CompiledTopology, alsoReading extra: [String] = []) {
         self.topology = topology
-        extractor = JSONFieldExtractor(fields: topology.fields)
+        fieldNames = topology.fields + extra.filter { !topology.fields.contains($0) }
+        extractor = JSONFieldExtractor(fields: fieldNames)
         maxValueBytes = topology.topology.source.maxValueBytes
-        slots = .allocate(capacity: topology.fields.count)
+        slots = .allocate(capacity: fieldNames.count)
         slots.initialize(repeating: FieldSlot())
     }
 

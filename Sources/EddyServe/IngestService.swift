@@ -1,0 +1,202 @@
+import EddyKafka
+import EddyStreams
+import Foundation
+import Logging
+import Synchronization
+
+/// Validates events against the topology's source and publishes the valid ones to its
+/// topic, keyed by its key field, returning only once the broker acknowledged them (or gave
+/// up): an accepted event is on the broker, so nothing a client was told is accepted can be
+/// lost by this process.
+final class IngestService: Sendable {
+    struct Rejection: Equatable {
+        let index: Int
+        let reason: String
+        let message: String
+    }
+
+    struct Failure: Equatable {
+        let index: Int
+        let reason: String
+        /// It may be on the broker even so (sent, then timed out waiting for the answer).
+        let possiblyWritten: Bool
+    }
+
+    struct Outcome {
+        var accepted = 0
+        var rejected: [Rejection] = []
+        var failed: [Failure] = []
+    }
+
+    let config: ServeConfig.Ingest
+    let topic: String
+    /// A single event's size limit (the source's `max_value_bytes`).
+    let maxEventBytes: Int
+    let metrics: ServeMetrics
+    private let validators: ValidatorPool
+    private let producer: Mutex<AcknowledgedProducer>
+    private let makeProducer: @Sendable () throws -> AcknowledgedProducer
+    private let logger: Logger
+    /// When the last delivery succeeded and failed (monotonic ns; 0: never), for `/readyz`.
+    private let lastDelivered = Atomic<Int>(0)
+    private let lastFailed = Atomic<Int>(0)
+
+    /// Builds the validators and the producer (the throwing part), then the service. A
+    /// factory and a private init that cannot throw: Swift 6.3's optimizer crashes on a
+    /// throwing init of a class with Mutex and Atomic members.
+    static func make(topology: Topology, config: ServeConfig.Ingest, kafka: KafkaConfig, metrics: ServeMetrics, logger: Logger) throws -> IngestService {
+        let eventTypeField = config.eventTypeField
+        let first = try EventValidator(topology: topology, eventTypeField: eventTypeField)
+        let makeProducer: @Sendable () throws -> AcknowledgedProducer = {
+            try AcknowledgedProducer(config: kafka, deliveryTimeoutMs: config.publishTimeoutMs, maxQueued: config.maxQueuedEvents)
+        }
+        ensureTopic(first.sourceTopic, kafka: kafka, partitions: config.partitions, logger: logger)
+        let validators = ValidatorPool(first: first) { try EventValidator(topology: topology, eventTypeField: eventTypeField) }
+        return IngestService(config: config, topic: first.sourceTopic, maxEventBytes: first.maxEventBytes, validators: validators,
+                             producer: try makeProducer(), makeProducer: makeProducer, metrics: metrics, logger: logger)
+    }
+
+    private init(config: ServeConfig.Ingest, topic: String, maxEventBytes: Int, validators: ValidatorPool, producer: AcknowledgedProducer,
+                 makeProducer: @escaping @Sendable () throws -> AcknowledgedProducer, metrics: ServeMetrics, logger: Logger) {
+        self.config = config
+        self.topic = topic
+        self.maxEventBytes = maxEventBytes
+        self.validators = validators
+        self.producer = Mutex(producer)
+        self.makeProducer = makeProducer
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// Creates the source topic when it does not exist. A broker that does not answer is
+    /// not fatal: serve starts, answers 503 until the broker is back, and says so.
+    private static func ensureTopic(_ topic: String, kafka: KafkaConfig, partitions: Int, logger: Logger) {
+        var config = kafka
+        // A producer's metadata request would otherwise create the topic with the broker's
+        // defaults before we can create it with ours.
+        config["allow.auto.create.topics"] = "false"
+        do {
+            let admin = try KafkaAdmin(config: config)
+            guard try admin.partitionCount(topic, timeoutMs: 5_000) == nil else { return }
+            try admin.createTopic(topic, partitions: partitions, configs: ["cleanup.policy": "delete", "retention.ms": "-1"])  // as eddy generate
+            logger.info("created the source topic \(topic) with \(partitions) partitions (serve.ingest.partitions)")
+        } catch {
+            logger.warning("could not check or create the source topic \(topic): \(error); events get 503 until the broker takes them")
+        }
+    }
+
+    func close() { producer.withLock { $0 }.close() }
+
+    var queueDepth: Int { producer.withLock { $0 }.queueDepth }
+
+    /// Whether the broker is taking events: nothing failed since the last acknowledgement.
+    var isPublishing: Bool { lastFailed.load(ordering: .relaxed) <= lastDelivered.load(ordering: .relaxed) }
+
+    func ingest(_ events: [ArraySlice<UInt8>]) async -> Outcome {
+        var outcome = Outcome()
+        var valid: [(key: [UInt8], value: [UInt8])] = []
+        var validIndex: [Int] = []
+        var validTypes: [String?] = []
+        let now = config.serverTimestamp ? Int64(Date().timeIntervalSince1970 * 1000) : nil
+        do {
+            let validator = try validators.take()
+            defer { validators.give(validator) }
+            for (i, event) in events.enumerated() {
+                switch validator.validate(Array(event), serverTimeMs: now) {
+                case .success(let ok):
+                    valid.append((ok.key, ok.value))
+                    validIndex.append(i)
+                    validTypes.append(ok.eventType)
+                case .failure(let bad):
+                    outcome.rejected.append(Rejection(index: i, reason: bad.reason, message: bad.message))
+                    metrics.rejected(reason: bad.reason, eventType: bad.eventType)
+                }
+            }
+        } catch {
+            // A validator is made from a topology that compiled at start: this cannot fail
+            // unless memory runs out; say so rather than accept unchecked events.
+            for i in events.indices { outcome.failed.append(Failure(index: i, reason: "validator: \(error)", possiblyWritten: false)) }
+            return outcome
+        }
+        guard !valid.isEmpty else { return outcome }
+        let current = producer.withLock { $0 }
+        let started = ContinuousClock.now
+        let results = await current.publish(topic: topic, valid)
+        metrics.publishLatency.observe(seconds: (ContinuousClock.now - started).seconds)
+        var failures = 0
+        for (j, result) in results.enumerated() {
+            switch result {
+            case .delivered:
+                outcome.accepted += 1
+                metrics.accepted(eventType: validTypes[j])
+            case .failed(let reason, let possiblyWritten):
+                failures += 1
+                outcome.failed.append(Failure(index: validIndex[j], reason: reason, possiblyWritten: possiblyWritten))
+            }
+        }
+        let stamp = monotonicNow()
+        if outcome.accepted > 0 { lastDelivered.store(stamp, ordering: .relaxed) }
+        if failures > 0 {
+            lastFailed.store(stamp, ordering: .relaxed)
+            metrics.publishFailures.add(failures, ordering: .relaxed)
+            replaceIfFatal(current)
+        }
+        return outcome
+    }
+
+    /// An idempotent producer that hit a fatal error refuses every later record: swap in a
+    /// new one (once, however many requests saw the error) and close the old one aside.
+    private func replaceIfFatal(_ failed: AcknowledgedProducer) {
+        guard let reason = failed.fatalError else { return }
+        let replaced: Bool = producer.withLock { current in
+            guard current === failed, let fresh = try? makeProducer() else { return false }
+            current = fresh
+            return true
+        }
+        guard replaced else { return }
+        metrics.producerReplacements.add(1, ordering: .relaxed)
+        logger.error("ingest producer failed for good (\(reason)); replaced it")
+        Thread.detachNewThread { failed.close(timeoutMs: 0) }
+    }
+
+    private func monotonicNow() -> Int {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+    }
+}
+
+/// Validators for concurrent requests: each request takes one and gives it back, so no two
+/// tasks share one (`EventValidator` reuses its field slots). `@unchecked Sendable`: the
+/// free list is only touched under the lock, and a validator taken out belongs to its
+/// taker alone until it is given back.
+final class ValidatorPool: @unchecked Sendable {
+    private let lock = NSLock()
+    private var free: [EventValidator]
+    private let make: () throws -> EventValidator
+
+    init(first: EventValidator, make: @escaping () throws -> EventValidator) {
+        free = [first]
+        self.make = make
+    }
+
+    func take() throws -> EventValidator {
+        lock.lock()
+        let validator = free.popLast()
+        lock.unlock()
+        return try validator ?? make()
+    }
+
+    func give(_ validator: EventValidator) {
+        lock.lock()
+        free.append(validator)
+        lock.unlock()
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        let (s, attoseconds) = components
+        return Double(s) + Double(attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,60 @@
+import EddyHTTP
+import EddyKafka
+import EddyStreams
+import Hummingbird
+import Logging
+
+/// `eddy serve`: one HTTP server for event ingest (and, later, the query endpoint), with
+/// `/healthz`, `/readyz` and `/metrics`.
+public final class ServeServer: Sendable {
+    private let http: HTTPServer
+    private let ingest: IngestService?
+    public var port: Int { http.port }
+
+    /// Starts listening; `topology` is the one ingest validates for (nil with ingest off).
+    public init(config: ServeConfig, topology: Topology?, kafka: KafkaConfig, logger: Logger) throws {
+        let metrics = ServeMetrics()
+        var ingest: IngestService?
+        if config.ingest.enabled {
+            guard let topology else { throw ServeError("serve.ingest needs a topology (serve.ingest.topology or --topology)") }
+            ingest = try IngestService.make(topology: topology, config: config.ingest, kafka: kafka, metrics: metrics, logger: logger)
+        }
+        let router = Router(context: ServeContext.self)
+        var routes: Set<String> = ["/healthz", "/readyz", "/metrics"]
+        if ingest != nil { routes.formUnion(["/v1/events", "/v1/events:batch"]) }
+        router.add(middleware: RequestMetricsMiddleware(metrics: metrics, routes: routes))
+        router.add(middleware: JSONErrorMiddleware())
+        router.add(middleware: APIKeyMiddleware(keys: Set(config.apiKeys)))
+        router.get("/healthz") { _, _ in Responses.json(.ok, .object([("status", "ok")])) }
+        router.get("/readyz") { [ingest] _, _ in
+            if let ingest, !ingest.isPublishing {
+                return Responses.error(.serviceUnavailable, "the broker has not acknowledged events since its last failure", extra: [("status", "not ready")])
+            }
+            return Responses.json(.ok, .object([("status", "ready")]))
+        }
+        router.get("/metrics") { [ingest] _, _ in
+            let text = MetricFamily.prometheusText(metrics.families(queueDepth: ingest?.queueDepth))
+            return Response(status: .ok, headers: [.contentType: MetricsEndpoint.contentType], body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
+        if let ingest { IngestRoutes(service: ingest, limiter: config.rateLimit.map(RateLimiter.init)).add(to: router) }
+        do {
+            http = try HTTPServer(host: config.host, port: config.port, router: router, idleTimeout: .seconds(30), logger: logger)
+        } catch {
+            ingest?.close()
+            throw error
+        }
+        self.ingest = ingest
+    }
+
+    /// Stops accepting, lets requests in flight finish, then closes the producer (which
+    /// waits for its last acknowledgements).
+    public func stop() {
+        http.stop()
+        ingest?.close()
+    }
+}
+
+public struct ServeError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,59 @@
+import EddyConfig
+import EddyServe
+import XCTest
+
+final class ServeConfigFileTests: XCTestCase {
+    func testReadsEverySetting() throws {
+        setenv("EDDY_TEST_API_KEY", "k-123", 1)
+        let config = try ServeConfigFile.parse("""
+            kafka: {bootstrap_servers: 127.0.0.1:19092}
+            serve:
+              host: 127.0.0.1
+              port: 0
+              api_keys: [{env: EDDY_TEST_API_KEY}]
+              rate_limit: {events_per_second: 500, burst: 1000}
+              ingest:
+                topology: Topologies/recs.yaml
+                max_body_bytes: 1000
+                max_batch_events: 10
+                server_timestamp: false
+                publish_timeout: 2s
+                max_queued_events: 99
+                event_type_field: kind
+                partitions: 2
+            """, file: "serve.yaml")
+        XCTAssertEqual(config.port, 0)
+        XCTAssertEqual(config.apiKeys, ["k-123"])
+        XCTAssertEqual(config.rateLimit, .init(eventsPerSecond: 500, burst: 1000))
+        XCTAssertEqual(config.ingest.topology, "Topologies/recs.yaml")
+        XCTAssertEqual(config.ingest.maxBodyBytes, 1000)
+        XCTAssertEqual(config.ingest.maxBatchEvents, 10)
+        XCTAssertFalse(config.ingest.serverTimestamp)
+        XCTAssertEqual(config.ingest.publishTimeoutMs, 2000)
+        XCTAssertEqual(config.ingest.maxQueuedEvents, 99)
+        XCTAssertEqual(config.ingest.eventTypeField, "kind")
+        XCTAssertEqual(config.ingest.partitions, 2)
+        // The runtime parser accepts the file with its serve: section.
+        XCTAssertNoThrow(try RuntimeConfigFile.parse("serve: {port: 1}", file: "serve.yaml"))
+    }
+
+    func testNoServeSectionGivesTheDefaults() throws {
+        XCTAssertEqual(try ServeConfigFile.parse("kafka: {bootstrap_servers: x:1}", file: "c.yaml"), ServeConfig())
+    }
+
+    func testBadSettingsNameFileLineAndField() {
+        let cases: [(String, String)] = [
+            ("serve:\n  ingest:\n    max_batch: 3\n", "c.yaml:3:5: field 'serve.ingest.max_batch': unknown field 'max_batch'"),
+            ("serve:\n  api_keys: [abc]\n", "c.yaml:2:14: field 'serve.api_keys[0]': a secret is given as {env: NAME} or {file: PATH}"),
+            ("serve:\n  rate_limit: {burst: 5}\n", "field 'serve.rate_limit': rate_limit needs events_per_second"),
+            ("serve:\n  rate_limit: {events_per_second: -1}\n", "field 'serve.rate_limit.events_per_second': expected a positive number"),
+            ("serve:\n  port: 70000\n", "field 'serve.port': expected a port number"),
+            ("serve:\n  ingest: {publish_timeout: soon}\n", "field 'serve.ingest.publish_timeout': expected a positive duration"),
+        ]
+        for (text, expected) in cases {
+            XCTAssertThrowsError(try ServeConfigFile.parse(text, file: "c.yaml"), text) { error in
+                XCTAssertTrue("\(error)".contains(expected), "\(error) does not contain: \(expected)")
+            }
+        }
+    }
+}
