@@ -48,6 +48,7 @@ public final class AcknowledgedProducer: Sendable {
         if config["partitioner"] == nil { config["partitioner"] = "murmur2_random" }  // as the Java client and KafkaProducer
         let conf = try config.makeNative()
         rd_kafka_conf_set_dr_msg_cb(conf, publishDeliveryCallback)
+        rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(poller).toOpaque())  // poller lives as long as the client
         handle = try makeClient(RD_KAFKA_PRODUCER, conf)
         self.deliveryTimeoutMs = deliveryTimeoutMs
         // librdkafka's handle is thread-safe; the poller only polls it until close().
@@ -74,10 +75,15 @@ public final class AcknowledgedProducer: Sendable {
     /// Why the producer can do nothing more (an idempotence failure librdkafka cannot repair,
     /// such as the broker losing the producer's state); nil while it works. Its owner then
     /// replaces it.
+    /// Also set when the broker refused the producer's identity (fenced, unknown producer id,
+    /// a stale epoch): librdkafka reports those per record and goes on failing, as Tansu
+    /// 0.6.0 does after the epoch bump that follows records timing out (measured: every
+    /// later record failed with PRODUCER_FENCED once the broker was back).
     public var fatalError: String? {
         var buffer = [CChar](repeating: 0, count: 512)
         let err = rd_kafka_fatal_error(handle, &buffer, buffer.count)
-        return err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : String(errorBuffer: buffer)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { return String(errorBuffer: buffer) }
+        return poller.refusedIdentity.withLock { $0 }
     }
 
     /// Records waiting for the broker (queued or in flight).
@@ -132,9 +138,16 @@ public final class AcknowledgedProducer: Sendable {
 }
 
 /// The delivery-report thread's stop flag and its "stopped" signal.
+/// Also where the delivery callback notes a broker that refused the producer's identity.
 private final class Poller: Sendable {
     let stopping = Atomic<Bool>(false)
     let done = DispatchSemaphore(value: 0)
+    let refusedIdentity = Mutex<String?>(nil)
+
+    static let identityErrors: Set<rd_kafka_resp_err_t> = [
+        RD_KAFKA_RESP_ERR_PRODUCER_FENCED, RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH, RD_KAFKA_RESP_ERR_UNKNOWN_PRODUCER_ID,
+        RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, RD_KAFKA_RESP_ERR_INVALID_PRODUCER_ID_MAPPING,
+    ]
 }
 
 /// One `publish` call waiting for its records' delivery reports. `remaining` counts the
@@ -194,8 +207,12 @@ final class PendingPublish: Sendable {
 
 private let publishDeliveryCallback: @convention(c) (
     OpaquePointer?, UnsafePointer<rd_kafka_message_t>?, UnsafeMutableRawPointer?
-) -> Void = { _, message, _ in
+) -> Void = { _, message, opaque in
     guard let message, let pointer = message.pointee._private else { return }
+    if let opaque, Poller.identityErrors.contains(message.pointee.err) {
+        let reason = String(cString: rd_kafka_err2str(message.pointee.err))
+        Unmanaged<Poller>.fromOpaque(opaque).takeUnretainedValue().refusedIdentity.withLock { $0 = $0 ?? reason }
+    }
     let slot = PendingPublish.slot(at: pointer)
     let pending = slot.owner.takeUnretainedValue()
     let outcome: PublishOutcome
