@@ -48,8 +48,9 @@ extension MetricFamily {
             out += "# HELP \(family.name) \(family.help)\n# TYPE \(family.name) \(family.kind.rawValue)\n"
             for sample in family.samples {
                 let labels = sample.labels.map { "\($0.name)=\"\(escapedLabelValue($0.value))\"" }.joined(separator: ",")
+                let braced = labels.isEmpty ? "" : "{\(labels)}"
                 guard case .histogram(let bounds, let counts, let sum, let count) = sample.value else {
-                    out += "\(family.name){\(labels)} \(sample.value.text)\n"
+                    out += "\(family.name)\(braced) \(sample.value.text)\n"
                     continue
                 }
                 let prefix = labels.isEmpty ? "" : labels + ","
@@ -57,7 +58,7 @@ extension MetricFamily {
                     out += "\(family.name)_bucket{\(prefix)le=\"\(bound)\"} \(cumulative)\n"
                 }
                 out += "\(family.name)_bucket{\(prefix)le=\"+Inf\"} \(count)\n"
-                out += "\(family.name)_sum{\(labels)} \(sum)\n\(family.name)_count{\(labels)} \(count)\n"
+                out += "\(family.name)_sum\(braced) \(sum)\n\(family.name)_count\(braced) \(count)\n"
             }
         }
         return out
