@@ -73,7 +73,7 @@ let package = Package(
         .target(
             name: "EddyServe",
             dependencies: [
-                "EddyStreams", "EddyKafka", "EddyHTTP",
+                "EddyStreams", "EddyKafka", "EddyRedis", "EddyHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),

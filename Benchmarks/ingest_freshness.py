@@ -1,45 +1,40 @@
 #!/usr/bin/env python3
-"""End-to-end freshness of HTTP ingest: POST one event to eddy serve, then poll Redis until
-the running `eddy run` (user-counts) shows it in the user's hash, N times; prints p50/p99.
+"""End-to-end freshness of HTTP ingest as a client sees it: POST one event to eddy serve,
+then poll GET /v1/users/{id}/features on the same server until the running `eddy run`
+(Topologies/user-counts.yaml) shows it (per_user.count == 1), N times; prints p50/p99.
 
-The time counted is what a client sees: from sending the POST to the state being readable.
-Redis is read with plain RESP over a socket (no client library), every 0.5 ms.
-Usage: ingest_freshness.py SERVE_PORT REDIS_PORT [N]"""
+Both requests go over kept-alive connections; the poll repeats every 0.5 ms.
+Usage: ingest_freshness.py SERVE_PORT [N]"""
 import http.client
-import socket
+import json
 import sys
 import time
 
 
-def resp(sock, *args):
-    sock.sendall(b"".join([b"*%d\r\n" % len(args)] + [b"$%d\r\n%s\r\n" % (len(a), a) for a in args]))
-    data = b""
-    while not data.endswith(b"\r\n") or (data.startswith(b"$") and data[1:2] != b"-" and data.count(b"\r\n") < 2):
-        data += sock.recv(65536)
-    if data.startswith(b"$-1"):
-        return None
-    return data.split(b"\r\n")[1] if data.startswith(b"$") else data
-
-
 def main():
-    serve_port, redis_port = int(sys.argv[1]), int(sys.argv[2])
-    n = int(sys.argv[3]) if len(sys.argv) > 3 else 300
-    http_conn = http.client.HTTPConnection("127.0.0.1", serve_port)
-    redis = socket.create_connection(("127.0.0.1", redis_port))
+    port = int(sys.argv[1])
+    n = int(sys.argv[2]) if len(sys.argv) > 2 else 300
+    post = http.client.HTTPConnection("127.0.0.1", port)
+    poll = http.client.HTTPConnection("127.0.0.1", port)
     run = int(time.time())
     samples = []
     for i in range(n):
         user = f"fresh-{run}-{i}"
         body = f'{{"user_id":"{user}","event_type":"view","item_id":"i1","ts":{int(time.time() * 1000)}}}'
         started = time.perf_counter()
-        http_conn.request("POST", "/v1/events", body, {"Content-Type": "application/json"})
-        answer = http_conn.getresponse()
+        post.request("POST", "/v1/events", body, {"Content-Type": "application/json"})
+        answer = post.getresponse()
         answer.read()
         if answer.status != 202:
             sys.exit(f"POST answered {answer.status}")
-        while resp(redis, b"HGET", f"user:{user}:counts".encode(), b"count") != b"1":
+        while True:
+            poll.request("GET", f"/v1/users/{user}/features")
+            reply = poll.getresponse()
+            state = json.loads(reply.read())
+            if reply.status == 200 and state["features"].get("per_user", {}).get("count") == 1:
+                break
             if time.perf_counter() - started > 30:
-                sys.exit(f"{user} did not show in Redis within 30 s")
+                sys.exit(f"{user} did not show within 30 s: {reply.status} {state}")
             time.sleep(0.0005)
         samples.append((time.perf_counter() - started) * 1000)
         time.sleep(0.02)

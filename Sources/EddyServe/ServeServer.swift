@@ -1,5 +1,6 @@
 import EddyHTTP
 import EddyKafka
+import EddyRedis
 import EddyStreams
 import Hummingbird
 import Logging
@@ -11,8 +12,9 @@ public final class ServeServer: Sendable {
     private let ingest: IngestService?
     public var port: Int { http.port }
 
-    /// Starts listening; `topology` is the one ingest validates for (nil with ingest off).
-    public init(config: ServeConfig, topology: Topology?, kafka: KafkaConfig, logger: Logger) throws {
+    /// Starts listening. `topology` is the one ingest validates for and whose user state
+    /// `/v1/users/{id}/features` reads (nil: neither).
+    public init(config: ServeConfig, topology: Topology?, kafka: KafkaConfig, redis: RedisSettings, logger: Logger) throws {
         let metrics = ServeMetrics()
         var ingest: IngestService?
         if config.ingest.enabled {
@@ -20,8 +22,11 @@ public final class ServeServer: Sendable {
             ingest = try IngestService.make(topology: topology, config: config.ingest, kafka: kafka, metrics: metrics, logger: logger)
         }
         let router = Router(context: ServeContext.self)
-        var routes: Set<String> = ["/healthz", "/readyz", "/metrics"]
-        if ingest != nil { routes.formUnion(["/v1/events", "/v1/events:batch"]) }
+        var routes = ["/healthz", "/readyz", "/metrics"]
+        if ingest != nil { routes += ["/v1/events", "/v1/events:batch"] }
+        if topology != nil { routes.append("/v1/users/{id}/features") }
+        let features = topology.map { UserFeaturesRoute(topology: $0, redis: RedisPool(.init(host: redis.host, port: redis.port, timeoutMs: redis.timeoutMs,
+                                                                                                credentials: redis.credentials))) }
         router.add(middleware: RequestMetricsMiddleware(metrics: metrics, routes: routes))
         router.add(middleware: JSONErrorMiddleware())
         router.add(middleware: APIKeyMiddleware(keys: Set(config.apiKeys)))
@@ -36,6 +41,7 @@ public final class ServeServer: Sendable {
             let text = MetricFamily.prometheusText(metrics.families(queueDepth: ingest?.queueDepth))
             return Response(status: .ok, headers: [.contentType: MetricsEndpoint.contentType], body: .init(byteBuffer: ByteBuffer(string: text)))
         }
+        features?.add(to: router)
         if let ingest { IngestRoutes(service: ingest, limiter: config.rateLimit.map(RateLimiter.init)).add(to: router) }
         do {
             http = try HTTPServer(host: config.host, port: config.port, router: router, idleTimeout: .seconds(30), logger: logger)
@@ -51,6 +57,21 @@ public final class ServeServer: Sendable {
     public func stop() {
         http.stop()
         ingest?.close()
+    }
+}
+
+/// Where the state `eddy serve` reads lives (the runtime config's redis: section).
+public struct RedisSettings: Sendable {
+    public let host: String
+    public let port: Int
+    public let timeoutMs: Int
+    public let credentials: RedisCredentials?
+
+    public init(host: String, port: Int, timeoutMs: Int, credentials: RedisCredentials?) {
+        self.host = host
+        self.port = port
+        self.timeoutMs = timeoutMs
+        self.credentials = credentials
     }
 }
 

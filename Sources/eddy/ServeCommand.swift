@@ -9,7 +9,7 @@ import Logging
 
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Serve HTTP: event ingest into the topology's source topic (POST /v1/events, /v1/events:batch), /healthz, /readyz, /metrics.",
+        abstract: "Serve HTTP: event ingest into the topology's source topic (POST /v1/events, /v1/events:batch), a user's state (GET /v1/users/ID/features), /healthz, /readyz, /metrics.",
         discussion: "Settings come from the config file's serve: section. SIGINT/SIGTERM: finish requests in flight and stop.")
 
     @Option(help: "The runtime config file (kafka: and serve: sections).") var config: String = "configs/local.yaml"
@@ -27,15 +27,18 @@ struct Serve: ParsableCommand {
         var serve = try ServeConfigFile.load(path: config)
         if let port { serve.port = port }
         if let topology { serve.ingest.topology = topology }
-        let loaded = try serve.ingest.enabled ? serve.ingest.topology.map { try TopologyFile.load(path: $0) } : nil
+        let loaded = try serve.ingest.topology.map { try TopologyFile.load(path: $0) }
         let server: ServeServer
         do {
-            server = try ServeServer(config: serve, topology: loaded, kafka: KafkaConfig(runtime.kafkaClientProperties), logger: logger)
+            server = try ServeServer(config: serve, topology: loaded, kafka: KafkaConfig(runtime.kafkaClientProperties),
+                                 redis: RedisSettings(host: runtime.redisHost, port: runtime.redisPort, timeoutMs: runtime.redisTimeoutMs,
+                                                      credentials: runtime.redisCredentials),
+                                 logger: logger)
         } catch {
             logger.critical("\(error)")
             throw ExitCode.failure
         }
-        if let loaded {
+        if let loaded, serve.ingest.enabled {
             logger.info("ingest for \(loaded.application): events to topic \(loaded.source.topic), keyed by \(loaded.source.keyField)")
         }
         // The port line is what scripts wait for (and learn a free port from).

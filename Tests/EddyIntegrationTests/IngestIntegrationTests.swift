@@ -45,7 +45,6 @@ final class IngestIntegrationTests: XCTestCase {
         }
         XCTAssertEqual(serve.metric("eddy_ingest_events_accepted_total"), Double(lines.count))
         XCTAssertEqual(serve.metric("eddy_ingest_events_rejected_total", [#"reason="missing_field""#, #"event_type="view""#]), Double(batches))
-        XCTAssertEqual(try serve.stop(), 0, "SIGTERM stops serve cleanly")
 
         // Keyed by user_id as a producer keys them: each user's events sit in the same
         // partition in both topics.
@@ -72,6 +71,38 @@ final class IngestIntegrationTests: XCTestCase {
         let postedDump = try runAndDump(posted)
         XCTAssertFalse(postedDump.isEmpty)
         XCTAssertEqual(postedDump, directDump)
+
+        // Each user's state through GET /v1/users/{id}/features, against the reference.
+        func featuresDifferences() throws -> [String] {
+            var diffs: [String] = []
+            for user in reference.count.keys.sorted() {
+                let answer = try XCTUnwrap(serve.request("GET", "/v1/users/\(user)/features"))
+                guard answer.status == 200, let features = answer.json["features"] as? [String: Any] else {
+                    diffs.append("\(user): \(answer.status) \(answer.body)")
+                    continue
+                }
+                let counts = features["per_user"] as? [String: Any]
+                if (counts?["count"] as? Int) != reference.count[user] { diffs.append("\(user) count: \(answer.body)") }
+                if abs(((counts?["sum_price"] as? NSNumber)?.doubleValue ?? -1) - (reference.sumPrice[user] ?? 0)) > 1e-6 {
+                    diffs.append("\(user) sum_price: \(answer.body)")
+                }
+                let types = (features["per_user_type"] as? [String: Any])?.compactMapValues { $0 as? Int }
+                if types != reference.byType[user] { diffs.append("\(user) by type: \(answer.body)") }
+            }
+            return diffs
+        }
+        XCTAssertEqual(try featuresDifferences(), [])
+        let unknown = try XCTUnwrap(serve.request("GET", "/v1/users/nobody/features"))
+        XCTAssertEqual(unknown.status, 200)
+        XCTAssertEqual((unknown.json["features"] as? [String: Any])?.count, 0, "an unknown user has no features: \(unknown.body)")
+        // Redis gone: 503, and served again once it is back.
+        services.stopRedis()
+        let down = try XCTUnwrap(serve.request("GET", "/v1/users/\(reference.count.keys.first!)/features"))
+        XCTAssertEqual(down.status, 503, down.body)
+        try services.restartRedis(withData: true)
+        XCTAssertEqual(try featuresDifferences(), [])
+        XCTAssertGreaterThanOrEqual(serve.metric("eddy_http_requests_total", [#"route="/v1/users/{id}/features""#, #"status="503""#]), 1)
+        XCTAssertEqual(try serve.stop(), 0, "SIGTERM stops serve cleanly")
     }
 
     func testEveryRefusalHasItsStatusAndReason() throws {
