@@ -15,6 +15,7 @@ import EddyServe
 ///         server_timestamp: true                      # add the server's time when ts is absent
 ///         publish_timeout: 5s                         # then 503
 ///         max_queued_events: 100000                   # then 503 at once
+///         max_inflight_bytes: 268435456               # request bodies held at once; then 503
 ///         event_type_field: event_type                # labels the metrics
 ///         partitions: 4                               # of the source topic, if serve creates it
 public enum ServeConfigFile {
@@ -37,11 +38,15 @@ public enum ServeConfigFile {
             let r = try v.mapping(allowed: ["events_per_second", "burst"])
             guard let rate = r["events_per_second"] else { throw v.error("rate_limit needs events_per_second") }
             let perSecond = try positive(rate)
-            config.rateLimit = .init(eventsPerSecond: perSecond, burst: try r["burst"].map(positive) ?? perSecond)
+            let burst = try r["burst"].map(positive) ?? perSecond
+            // Below one event no request could ever pass; tiny rates would wait for years.
+            guard perSecond >= 0.001 else { throw rate.error("at least 0.001 (one event in about 17 minutes), got \(perSecond)") }
+            guard burst >= 1 else { throw (r["burst"] ?? rate).error("the burst must be at least 1 event, got \(burst)") }
+            config.rateLimit = .init(eventsPerSecond: perSecond, burst: burst)
         }
         if let v = s["ingest"] {
             let i = try v.mapping(allowed: ["enabled", "topology", "max_body_bytes", "max_batch_events", "server_timestamp",
-                                            "publish_timeout", "max_queued_events", "event_type_field", "partitions"])
+                                            "publish_timeout", "max_queued_events", "max_inflight_bytes", "event_type_field", "partitions"])
             if let f = i["enabled"] { config.ingest.enabled = try f.bool() }
             if let f = i["topology"] { config.ingest.topology = try f.nonEmptyString() }
             if let f = i["max_body_bytes"] { config.ingest.maxBodyBytes = try f.positiveInt(atMost: 256 * 1024 * 1024) }
@@ -53,6 +58,7 @@ public enum ServeConfigFile {
                 guard ms <= Int64(Int32.max) else { throw f.error("at most \(Int32.max / 86_400_000) days") }
                 config.ingest.publishTimeoutMs = Int(ms)
             }
+            if let f = i["max_inflight_bytes"] { config.ingest.maxInflightBytes = try f.positiveInt() }
             if let f = i["max_queued_events"] { config.ingest.maxQueuedEvents = try f.positiveInt(atMost: 10_000_000) }
             if let f = i["partitions"] { config.ingest.partitions = try f.positiveInt(atMost: 10_000) }
             if let f = i["event_type_field"] { config.ingest.eventTypeField = try f.nonEmptyString() }

@@ -61,14 +61,28 @@ public final class AcknowledgedProducer: Sendable {
         thread.start()
     }
 
-    /// Waits up to `timeoutMs` for records in flight, then stops the delivery thread and
-    /// destroys the client. Records still unacknowledged then fail ("producer closed").
+    /// Refuses new publishes, waits for the enqueueing ones to finish, then up to
+    /// `timeoutMs` for records in flight; records still unacknowledged then fail, so every
+    /// waiting publish returns. The client itself is destroyed with the object, so a caller
+    /// still holding it (reading `fatalError` after its records failed) never touches a
+    /// freed handle.
     public func close(timeoutMs: Int32 = 5_000) {
-        guard !poller.stopping.exchange(true, ordering: .relaxed) else { return }
+        let first = poller.gate.withLock { gate in
+            defer { gate.closed = true }
+            return !gate.closed
+        }
+        guard first else { return }
+        // An enqueueing loop holds the gate only while it hands records to librdkafka.
+        while poller.gate.withLock({ $0.publishing }) > 0 { usleep(1_000) }
+        poller.stopping.store(true, ordering: .relaxed)
         poller.done.wait()
         rd_kafka_flush(handle, timeoutMs)
         rd_kafka_purge(handle, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
         rd_kafka_poll(handle, 0)  // the purged records' reports resume their publishers
+    }
+
+    deinit {
+        close(timeoutMs: 0)
         rd_kafka_destroy(handle)
     }
 
@@ -96,14 +110,22 @@ public final class AcknowledgedProducer: Sendable {
         return await withCheckedContinuation { continuation in
             let pending = PendingPublish(count: records.count, continuation: continuation)
             let opaque = Unmanaged.passRetained(pending)  // released by whoever completes it
-            topic.withCString { topicName in
-                for (i, record) in records.enumerated() {
-                    if poller.stopping.load(ordering: .relaxed) {
-                        pending.complete(i, .failed(reason: "the ingest producer is closed", possiblyWritten: false), releasing: opaque)
-                        continue
+            let admitted = poller.gate.withLock { gate in
+                if !gate.closed { gate.publishing += 1 }
+                return !gate.closed
+            }
+            if admitted {
+                topic.withCString { topicName in
+                    for (i, record) in records.enumerated() {
+                        if let error = enqueue(topicName, record.key, record.value, slot: pending.slot(i)) {
+                            pending.complete(i, .failed(reason: error, possiblyWritten: false), releasing: opaque)
+                        }
                     }
-                    let error = enqueue(topicName, record.key, record.value, slot: pending.slot(i))
-                    if let error { pending.complete(i, .failed(reason: error, possiblyWritten: false), releasing: opaque) }
+                }
+                poller.gate.withLock { $0.publishing -= 1 }
+            } else {
+                for i in records.indices {
+                    pending.complete(i, .failed(reason: "the ingest producer is closed", possiblyWritten: false), releasing: opaque)
                 }
             }
             pending.finishEnqueueing(releasing: opaque)
@@ -137,9 +159,17 @@ public final class AcknowledgedProducer: Sendable {
     }
 }
 
-/// The delivery-report thread's stop flag and its "stopped" signal.
-/// Also where the delivery callback notes a broker that refused the producer's identity.
+/// The delivery-report thread's stop flag and its "stopped" signal; the gate that lets
+/// `close()` wait for enqueueing publishes; where the delivery callback notes a broker that
+/// refused the producer's identity.
 private final class Poller: Sendable {
+    struct Gate {
+        var closed = false
+        /// Publishes handing records to librdkafka now.
+        var publishing = 0
+    }
+
+    let gate = Mutex(Gate())
     let stopping = Atomic<Bool>(false)
     let done = DispatchSemaphore(value: 0)
     let refusedIdentity = Mutex<String?>(nil)

@@ -6,21 +6,30 @@ enum EventBatch {
         let message: String
     }
 
-    /// The events of `body`, as byte ranges; an array's elements are found by tracking
-    /// strings and nesting, so commas and brackets inside strings do not split.
-    static func split(_ body: [UInt8]) throws(Malformed) -> [ArraySlice<UInt8>] {
+    /// One event of a batch and where the client put it: the element's position in an
+    /// array, the line number (from 0) in NDJSON — what answers name events by.
+    struct Event {
+        let index: Int
+        let bytes: ArraySlice<UInt8>
+    }
+
+    /// The events of `body`; an array's elements are found by tracking strings and nesting,
+    /// so commas and brackets inside strings do not split.
+    static func split(_ body: [UInt8]) throws(Malformed) -> [Event] {
         guard let first = body.firstIndex(where: { !isSpace($0) }) else { return [] }
         return body[first] == UInt8(ascii: "[") ? try splitArray(body, from: first) : splitLines(body)
     }
 
     private static func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 }
 
-    private static func splitLines(_ body: [UInt8]) -> [ArraySlice<UInt8>] {
-        body.split(separator: 0x0A, omittingEmptySubsequences: true).filter { $0.contains { !isSpace($0) } }
+    private static func splitLines(_ body: [UInt8]) -> [Event] {
+        body.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated()
+            .filter { $0.element.contains { !isSpace($0) } }
+            .map { Event(index: $0.offset, bytes: $0.element) }
     }
 
-    private static func splitArray(_ body: [UInt8], from open: Int) throws(Malformed) -> [ArraySlice<UInt8>] {
-        var events: [ArraySlice<UInt8>] = []
+    private static func splitArray(_ body: [UInt8], from open: Int) throws(Malformed) -> [Event] {
+        var events: [Event] = []
         var depth = 0
         var inString = false
         var escaped = false
@@ -43,7 +52,7 @@ enum EventBatch {
                 if blank && (c == UInt8(ascii: ",") || !events.isEmpty) {
                     throw Malformed(message: "empty element at byte \(i) of the array")
                 }
-                if !blank { events.append(element) }
+                if !blank { events.append(Event(index: events.count, bytes: element)) }
                 if c == UInt8(ascii: "]") {
                     guard !body[(i + 1)...].contains(where: { !isSpace($0) }) else {
                         throw Malformed(message: "text after the array's closing bracket at byte \(i + 1)")

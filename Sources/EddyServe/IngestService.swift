@@ -89,10 +89,18 @@ final class IngestService: Sendable {
 
     var queueDepth: Int { producer.withLock { $0 }.queueDepth }
 
-    /// Whether the broker is taking events: nothing failed since the last acknowledgement.
-    var isPublishing: Bool { lastFailed.load(ordering: .relaxed) <= lastDelivered.load(ordering: .relaxed) }
+    /// Whether the broker is taking events: nothing failed since the last acknowledgement,
+    /// or the last failure is older than `readinessMemory` — a serve taken out of a load
+    /// balancer gets no events to show it recovered, so a failure must not keep it out.
+    var isPublishing: Bool {
+        let failed = lastFailed.load(ordering: .relaxed)
+        return failed <= lastDelivered.load(ordering: .relaxed) || monotonicNow() - failed > Self.readinessMemoryNanos
+    }
 
-    func ingest(_ events: [ArraySlice<UInt8>]) async -> Outcome {
+    static let readinessMemoryNanos = 10 * 1_000_000_000
+
+    /// Validates and publishes `events`; the outcome names them by their `index`.
+    func ingest(_ events: [EventBatch.Event]) async -> Outcome {
         var outcome = Outcome()
         var valid: [(key: [UInt8], value: [UInt8])] = []
         var validIndex: [Int] = []
@@ -101,21 +109,21 @@ final class IngestService: Sendable {
         do {
             let validator = try validators.take()
             defer { validators.give(validator) }
-            for (i, event) in events.enumerated() {
-                switch validator.validate(Array(event), serverTimeMs: now) {
+            for event in events {
+                switch validator.validate(Array(event.bytes), serverTimeMs: now) {
                 case .success(let ok):
                     valid.append((ok.key, ok.value))
-                    validIndex.append(i)
+                    validIndex.append(event.index)
                     validTypes.append(ok.eventType)
                 case .failure(let bad):
-                    outcome.rejected.append(Rejection(index: i, reason: bad.reason, message: bad.message))
+                    outcome.rejected.append(Rejection(index: event.index, reason: bad.reason, message: bad.message))
                     metrics.rejected(reason: bad.reason, eventType: bad.eventType)
                 }
             }
         } catch {
             // A validator is made from a topology that compiled at start: this cannot fail
             // unless memory runs out; say so rather than accept unchecked events.
-            for i in events.indices { outcome.failed.append(Failure(index: i, reason: "validator: \(error)", possiblyWritten: false)) }
+            for event in events { outcome.failed.append(Failure(index: event.index, reason: "validator: \(error)", possiblyWritten: false)) }
             return outcome
         }
         guard !valid.isEmpty else { return outcome }

@@ -13,8 +13,14 @@ final class RateLimiter: Sendable {
 
     private let rate: Double
     private let burst: Double
-    private let buckets = Mutex<[String: Bucket]>([:])
-    /// Forgetting full buckets runs when the table grows past this.
+    private struct Table {
+        var buckets: [String: Bucket] = [:]
+        var lastSweep = -Double.infinity
+    }
+
+    private let table = Mutex(Table())
+    /// Forgetting full buckets runs when the table grows past this, at most once a second
+    /// (it reads every bucket).
     private static let sweepAbove = 10_000
 
     init(_ limit: ServeConfig.RateLimit) {
@@ -26,14 +32,15 @@ final class RateLimiter: Sendable {
     /// clock); on refusal, how many seconds until the request would fit.
     func take(_ events: Int, client: String, now: Double) -> Double? {
         let need = Double(events)
-        return buckets.withLock { table in
-            var bucket = table[client] ?? Bucket(tokens: burst, updated: now)
+        return table.withLock { table in
+            var bucket = table.buckets[client] ?? Bucket(tokens: burst, updated: now)
             bucket.tokens = min(burst, bucket.tokens + (now - bucket.updated) * rate)
             bucket.updated = now
             defer {
-                table[client] = bucket
-                if table.count > Self.sweepAbove {
-                    table = table.filter { $0.value.tokens + (now - $0.value.updated) * rate < burst }
+                table.buckets[client] = bucket
+                if table.buckets.count > Self.sweepAbove, now - table.lastSweep >= 1 {
+                    table.buckets = table.buckets.filter { $0.value.tokens + (now - $0.value.updated) * rate < burst }
+                    table.lastSweep = now
                 }
             }
             guard need <= bucket.tokens else { return need > burst ? .infinity : (need - bucket.tokens) / rate }

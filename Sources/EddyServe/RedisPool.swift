@@ -22,18 +22,39 @@ final class RedisPool: @unchecked Sendable {
     private let slots: DispatchSemaphore
     private let lock = NSLock()
     private var free: [RedisConnection] = []
+    private var admitted = 0
+    /// Calls running or waiting at most: past that a call fails at once, so a Redis that
+    /// stopped answering cannot pile up requests (and parked threads) without bound.
+    let maxAdmitted: Int
 
-    init(_ endpoint: Endpoint, size: Int = 8) {
-        self.endpoint = endpoint
-        slots = DispatchSemaphore(value: size)
+    struct Busy: Error, CustomStringConvertible {
+        let waiting: Int
+        var description: String { "\(waiting) Redis calls are already running or waiting (Redis is slow or gone)" }
     }
 
-    /// Runs `body` with a connection, off the caller's thread.
+    init(_ endpoint: Endpoint, size: Int = 8, maxAdmitted: Int = 64) {
+        self.endpoint = endpoint
+        slots = DispatchSemaphore(value: size)
+        self.maxAdmitted = maxAdmitted
+    }
+
+    /// Runs `body` with a connection, off the caller's thread; throws `Busy` at once when
+    /// `maxAdmitted` calls are ahead of it.
     func run<T: Sendable>(_ body: @escaping @Sendable (RedisConnection) throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
+        let ahead = lock.withLock {
+            defer { if admitted < maxAdmitted { admitted += 1 } }
+            return admitted
+        }
+        guard ahead < maxAdmitted else { throw Busy(waiting: ahead) }
+        return try await withCheckedThrowingContinuation { continuation in
             queue.async { [self] in
                 slots.wait()
-                defer { slots.signal() }
+                defer {
+                    slots.signal()
+                    lock.lock()
+                    admitted -= 1
+                    lock.unlock()
+                }
                 do {
                     let connection = try take()
                     do {

@@ -37,6 +37,9 @@ public struct ServeConfig: Sendable, Equatable {
         public var publishTimeoutMs = 5_000
         /// Records waiting for the broker at most; past that requests get 503 at once.
         public var maxQueuedEvents = 100_000
+        /// Bytes of request bodies in flight at most (read, validated, waiting for the
+        /// broker); past that requests get 503 at once.
+        public var maxInflightBytes = 256 * 1024 * 1024
         /// Partitions of the source topic when serve has to create it (it does not exist yet).
         public var partitions = 4
         /// The field whose value labels the ingest metrics.

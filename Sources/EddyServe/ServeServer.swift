@@ -42,7 +42,7 @@ public final class ServeServer: Sendable {
             return Response(status: .ok, headers: [.contentType: MetricsEndpoint.contentType], body: .init(byteBuffer: ByteBuffer(string: text)))
         }
         features?.add(to: router)
-        if let ingest { IngestRoutes(service: ingest, limiter: config.rateLimit.map(RateLimiter.init)).add(to: router) }
+        if let ingest { IngestRoutes(service: ingest, limiter: config.rateLimit.map(RateLimiter.init), keyedClients: !config.apiKeys.isEmpty).add(to: router) }
         do {
             http = try HTTPServer(host: config.host, port: config.port, router: router, idleTimeout: .seconds(30), logger: logger)
         } catch {

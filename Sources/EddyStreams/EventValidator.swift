@@ -56,6 +56,10 @@ public final class EventValidator {
             else { return .failure(rejected(reason, value)) }
             switch check(stamped) {
             case .success: return .success(accepted(stamped))
+            case .failure(let again) where again.category == .tooLarge:
+                // The stream would dead-letter the stamped event: say why it grew.
+                let why = DeadLetterReason(category: .tooLarge, message: "with the server's timestamp added the event is \(stamped.count) bytes, over source.max_value_bytes (\(maxEventBytes)); send '\(timestampField)' or a smaller event")
+                return .failure(rejected(why, stamped))
             case .failure(let again): return .failure(rejected(again, stamped))
             }
         }

@@ -112,8 +112,7 @@ final class IngestIntegrationTests: XCTestCase {
         let topology = try String(contentsOfFile: shipped, encoding: .utf8)
             .replacingOccurrences(of: "  required: [event_type]", with: "  required: [event_type]\n  max_value_bytes: 300")
         try topology.write(toFile: shipped, atomically: true, encoding: .utf8)
-        let config = try services.writeServeConfig(name: "serve", topology: shipped,
-                                                   serve: "api_keys: [{env: EDDY_TEST_INGEST_KEY}]\nrate_limit: {events_per_second: 5, burst: 60}",
+        let config = try services.writeServeConfig(name: "serve", topology: shipped, serve: "api_keys: [{env: EDDY_TEST_INGEST_KEY}]",
                                                    ingest: "max_body_bytes: 2000\nmax_batch_events: 5")
         let serve = try ServeProcess(config: config, environment: ["EDDY_TEST_INGEST_KEY": "secret-1"])
         let key = ["X-API-Key": "secret-1"]
@@ -164,20 +163,27 @@ final class IngestIntegrationTests: XCTestCase {
         for (reason, count) in [("invalid_json", 1.0), ("missing_field", 1), ("wrong_type", 1), ("out_of_range", 1), ("invalid_utf8", 1), ("too_large", 1)] {
             XCTAssertEqual(serve.metric("eddy_ingest_events_rejected_total", ["reason=\"\(reason)\""]), count, reason)
         }
-        // The rate limit: a batch beyond the burst never fits; then single events until the
-        // bucket is empty.
-        let tooMany = try XCTUnwrap(serve.post("/v1/events:batch", Array(repeating: good, count: 5).joined(separator: "\n"), headers: key))
-        XCTAssertEqual(tooMany.status, 202, "5 events fit")
+        XCTAssertEqual(try serve.stop(), 0)
+
+        // The rate limit (per address here: no keys): a batch beyond the burst can never
+        // fit (413); then single events until the bucket is empty (429, Retry-After).
+        let limitedConfig = try services.writeServeConfig(name: "limited", topology: shipped, serve: "rate_limit: {events_per_second: 5, burst: 8}",
+                                                          ingest: "max_batch_events: 10")
+        let limitedServe = try ServeProcess(config: limitedConfig)
+        let beyond = try XCTUnwrap(limitedServe.post("/v1/events:batch", Array(repeating: good, count: 9).joined(separator: "\n")))
+        XCTAssertEqual(beyond.status, 413, beyond.body)
+        XCTAssertTrue(beyond.body.contains("burst"), beyond.body)
         var limited: ServeProcess.Answer?
-        for _ in 0..<100 {
-            let answer = try XCTUnwrap(serve.post("/v1/events", good, headers: key))
+        for _ in 0..<30 {
+            // A new key each time must not buy a new bucket: keys are not checked here.
+            let answer = try XCTUnwrap(limitedServe.post("/v1/events", good, headers: ["X-API-Key": UUID().uuidString]))
             if answer.status == 429 { limited = answer; break }
             XCTAssertEqual(answer.status, 202, answer.body)
         }
-        let refusal = try XCTUnwrap(limited, "60 events of burst at 5/s must run out within 100 quick requests")
+        let refusal = try XCTUnwrap(limited, "a burst of 8 at 5/s must run out within 30 quick requests")
         XCTAssertNotNil(refusal.headers["retry-after"].flatMap(Int.init), "\(refusal.headers)")
-        XCTAssertGreaterThanOrEqual(serve.metric("eddy_ingest_rate_limited_total"), 1)
-        XCTAssertEqual(try serve.stop(), 0)
+        XCTAssertGreaterThanOrEqual(limitedServe.metric("eddy_ingest_rate_limited_total"), 1)
+        XCTAssertEqual(try limitedServe.stop(), 0)
 
         // Ingest switched off: the routes are not there.
         let off = try services.writeServeConfig(name: "off", topology: shipped, ingest: "enabled: false")

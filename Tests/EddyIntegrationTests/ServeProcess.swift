@@ -84,7 +84,7 @@ final class ServeProcess {
     func metric(_ name: String, _ labels: [String] = []) -> Double {
         guard let text = request("GET", "/metrics")?.body else { return -1 }
         return text.split(separator: "\n").filter { line in
-            line.hasPrefix(name + "{") && labels.allSatisfy { line.contains($0) }
+            (line.hasPrefix(name + "{") || line.hasPrefix(name + " ")) && labels.allSatisfy { line.contains($0) }
         }.compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0, +)
     }
 }

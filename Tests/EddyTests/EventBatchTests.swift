@@ -5,7 +5,7 @@ import XCTest
 /// Batch bodies split into the same events Foundation's JSON parser finds in them.
 final class EventBatchTests: XCTestCase {
     private func split(_ text: String) throws -> [String] {
-        try EventBatch.split(Array(text.utf8)).map { String(decoding: $0, as: UTF8.self) }
+        try EventBatch.split(Array(text.utf8)).map { String(decoding: $0.bytes, as: UTF8.self) }
     }
 
     /// The reference: the array parsed whole, each element written back as an object.
@@ -32,6 +32,9 @@ final class EventBatchTests: XCTestCase {
     func testNDJSONLinesAreEventsAndBlankLinesAreSkipped() throws {
         XCTAssertEqual(try split("{\"a\":1}\n\n  \n{\"b\":\"x,]\"}\r\n{\"c\":3}"), ["{\"a\":1}", "{\"b\":\"x,]\"}\r", "{\"c\":3}"])
         XCTAssertEqual(try split("{\"a\":1}"), ["{\"a\":1}"], "one object is a batch of one")
+        // Events are named by their line, so a client can find the one an answer names.
+        XCTAssertEqual(try EventBatch.split(Array("\n{\"a\":1}\n \n{\"b\":2}\n".utf8)).map(\.index), [1, 3])
+        XCTAssertEqual(try EventBatch.split(Array("[{\"a\":1}, {\"b\":2}]".utf8)).map(\.index), [0, 1])
         XCTAssertEqual(try split("  "), [])
         XCTAssertEqual(try split("[]"), [])
     }

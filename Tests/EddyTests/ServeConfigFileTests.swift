@@ -48,6 +48,8 @@ final class ServeConfigFileTests: XCTestCase {
             ("serve:\n  rate_limit: {burst: 5}\n", "field 'serve.rate_limit': rate_limit needs events_per_second"),
             ("serve:\n  rate_limit: {events_per_second: -1}\n", "field 'serve.rate_limit.events_per_second': expected a positive number"),
             ("serve:\n  port: 70000\n", "field 'serve.port': expected a port number"),
+            ("serve:\n  rate_limit: {events_per_second: 5, burst: 0.5}\n", "field 'serve.rate_limit.burst': the burst must be at least 1 event"),
+            ("serve:\n  rate_limit: {events_per_second: 1e-300}\n", "field 'serve.rate_limit.events_per_second': at least 0.001"),
             ("serve:\n  ingest: {publish_timeout: soon}\n", "field 'serve.ingest.publish_timeout': expected a positive duration"),
         ]
         for (text, expected) in cases {
