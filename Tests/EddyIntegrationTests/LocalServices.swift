@@ -215,6 +215,11 @@ func httpGet(port: Int, path: String) -> String? {
     guard connectLoopback(fd, port: port) else { return nil }
     let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
     _ = request.withCString { write(fd, $0, strlen($0)) }
+    return String(decoding: readToEnd(fd), as: UTF8.self)
+}
+
+/// Everything the peer sends until it closes (or a read fails or times out).
+func readToEnd(_ fd: Int32) -> [UInt8] {
     var response: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 65_536)
     while true {
@@ -222,7 +227,7 @@ func httpGet(port: Int, path: String) -> String? {
         if n <= 0 { break }
         response += buffer[0..<n]
     }
-    return String(decoding: response, as: UTF8.self)
+    return response
 }
 
 /// Connects, sends `request` if any, and closes with a reset (SO_LINGER 0) without waiting

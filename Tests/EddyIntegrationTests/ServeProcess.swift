@@ -57,14 +57,7 @@ final class ServeProcess {
             guard n > 0 else { break }  // the server may refuse early (413) and close
             sent += n
         }
-        var response: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65_536)
-        while true {
-            let n = read(fd, &buffer, buffer.count)
-            if n <= 0 { break }
-            response += buffer[0..<n]
-        }
-        let text = String(decoding: response, as: UTF8.self)
+        let text = String(decoding: readToEnd(fd), as: UTF8.self)
         guard let split = text.range(of: "\r\n\r\n") else { return nil }
         let lines = text[..<split.lowerBound].split(separator: "\r\n")
         guard let statusLine = lines.first, let status = Int(statusLine.split(separator: " ")[1]) else { return nil }
