@@ -48,10 +48,15 @@ start_private_services() {
 
 # Writes to FILE the runtime config (configs/local.yaml, or $EDDY_CONFIG) with the broker
 # and Redis ports of start_private_services.
+# The serve: section is left out: benchmarks that run eddy serve write their own, and a
+# binary older than eddy serve (Benchmarks/side-by-side's old one) would refuse it.
 private_services_config() {
-  sed -e "s/bootstrap_servers: .*/bootstrap_servers: 127.0.0.1:$broker_port/" \
-    -e "/^redis:/,/^[a-z]/ s/port: .*/port: $redis_port/" "$config" >"$1"
+  without_serve_section "$config" | sed -e "s/bootstrap_servers: .*/bootstrap_servers: 127.0.0.1:$broker_port/" \
+    -e "/^redis:/,/^[a-z]/ s/port: .*/port: $redis_port/" >"$1"
 }
+
+# FILE without its top-level serve: section, on stdout.
+without_serve_section() { awk '/^[a-z_]+:/ { skip = ($0 ~ /^serve:/) } !skip' "$1"; }
 
 # Stops, by PID, the processes in the array `pids` (start_private_services' and the
 # caller's own) and waits for them.
