@@ -66,6 +66,13 @@ public enum ServeConfigFile {
         return config
     }
 
+    /// Ingest needs a topology: from the file or the command line (`--topology`).
+    public static func requireTopology(_ config: ServeConfig, file: String) throws {
+        guard config.ingest.enabled, config.ingest.topology == nil else { return }
+        throw ConfigError(file: file, line: nil, column: nil, field: "serve.ingest.topology",
+                          message: "ingest needs the topology whose source it publishes to (or pass --topology, or set serve.ingest.enabled: false)")
+    }
+
     private static func positive(_ field: YAMLField) throws -> Double {
         let n = try field.number()
         guard n > 0, n.isFinite else { throw field.error("expected a positive number, got \(n)") }

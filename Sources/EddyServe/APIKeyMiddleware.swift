@@ -1,3 +1,4 @@
+import Foundation
 import HTTPTypes
 import Hummingbird
 
@@ -10,9 +11,12 @@ struct APIKeyMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: ServeContext, next: (Request, ServeContext) async throws -> Response) async throws -> Response {
         guard !keys.isEmpty, request.uri.path.hasPrefix("/v1/") else { return try await next(request, context) }
-        guard let key = Self.key(of: request), keys.contains(key) else {
+        guard let key = Self.key(of: request) else {
             return Responses.error(.unauthorized, "an API key is required: send Authorization: Bearer KEY or X-API-Key: KEY",
                                    headers: [.wwwAuthenticate: "Bearer"])
+        }
+        guard keys.contains(key) else {
+            return Responses.error(.unauthorized, "the API key is not one of serve.api_keys", headers: [.wwwAuthenticate: #"Bearer error="invalid_token""#])
         }
         return try await next(request, context)
     }
@@ -21,7 +25,10 @@ struct APIKeyMiddleware: RouterMiddleware {
 
     /// The key a request presents, if any.
     static func key(of request: Request) -> String? {
-        if let bearer = request.headers[.authorization], bearer.hasPrefix("Bearer ") { return String(bearer.dropFirst(7)) }
+        // The scheme name is case-insensitive (RFC 9110).
+        if let bearer = request.headers[.authorization], bearer.lowercased().hasPrefix("bearer ") {
+            return bearer.dropFirst(7).trimmingCharacters(in: .whitespaces)
+        }
         return request.headers[apiKeyHeader]
     }
 }

@@ -75,8 +75,9 @@ struct IngestRoutes {
 
     /// What a request may hold: its Content-Length (a body is refused beyond `limit`), or
     /// the limit when it does not say; the copies made while validating count twice.
+    /// At most the whole budget, so that any one request fits when nothing else is in flight.
     private func reservation(_ request: Request, limit: Int) -> Int {
-        2 * min(limit, request.headers[.contentLength].flatMap { Int($0) } ?? limit)
+        min(budget.limit, 2 * min(limit, request.headers[.contentLength].flatMap { Int($0) } ?? limit))
     }
 
     private func overBudget() -> Response {

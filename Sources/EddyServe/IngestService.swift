@@ -40,6 +40,8 @@ final class IngestService: Sendable {
     /// When the last delivery succeeded and failed (monotonic ns; 0: never), for `/readyz`.
     private let lastDelivered = Atomic<Int>(0)
     private let lastFailed = Atomic<Int>(0)
+    /// Whether the source topic is known to exist (checked, or created, on the broker).
+    private let topicKnown = Atomic<Bool>(false)
 
     /// Builds the validators and the producer (the throwing part), then the service. A
     /// factory and a private init that cannot throw: Swift 6.3's optimizer crashes on a
@@ -50,10 +52,27 @@ final class IngestService: Sendable {
         let makeProducer: @Sendable () throws -> AcknowledgedProducer = {
             try AcknowledgedProducer(config: kafka, deliveryTimeoutMs: config.publishTimeoutMs, maxQueued: config.maxQueuedEvents)
         }
-        ensureTopic(first.sourceTopic, kafka: kafka, partitions: config.partitions, logger: logger)
         let validators = ValidatorPool(first: first) { try EventValidator(topology: topology, eventTypeField: eventTypeField) }
-        return IngestService(config: config, topic: first.sourceTopic, maxEventBytes: first.maxEventBytes, validators: validators,
-                             producer: try makeProducer(), makeProducer: makeProducer, metrics: metrics, logger: logger)
+        let service = IngestService(config: config, topic: first.sourceTopic, maxEventBytes: first.maxEventBytes, validators: validators,
+                                    producer: try makeProducer(), makeProducer: makeProducer, metrics: metrics, logger: logger)
+        service.keepTopic(kafka: kafka)
+        return service
+    }
+
+    /// Checks (or creates) the source topic now; when the broker cannot be asked, keeps
+    /// trying every 2 s on a thread of its own, and once the topic is there starts a fresh
+    /// producer (the old one learnt "unknown topic" and kept failing). Until then events get
+    /// 503 saying why.
+    private func keepTopic(kafka: KafkaConfig) {
+        if Self.ensureTopic(topic, kafka: kafka, partitions: config.partitions, logger: logger) {
+            topicKnown.store(true, ordering: .relaxed)
+            return
+        }
+        Thread.detachNewThread { [self] in
+            while !Self.ensureTopic(topic, kafka: kafka, partitions: config.partitions, logger: logger, quiet: true) { sleep(2) }
+            replaceProducer(reason: "the source topic \(topic) is on the broker now")
+            topicKnown.store(true, ordering: .relaxed)
+        }
     }
 
     private init(config: ServeConfig.Ingest, topic: String, maxEventBytes: Int, validators: ValidatorPool, producer: AcknowledgedProducer,
@@ -70,18 +89,23 @@ final class IngestService: Sendable {
 
     /// Creates the source topic when it does not exist. A broker that does not answer is
     /// not fatal: serve starts, answers 503 until the broker is back, and says so.
-    private static func ensureTopic(_ topic: String, kafka: KafkaConfig, partitions: Int, logger: Logger) {
+    @discardableResult
+    private static func ensureTopic(_ topic: String, kafka: KafkaConfig, partitions: Int, logger: Logger, quiet: Bool = false) -> Bool {
         var config = kafka
         // A producer's metadata request would otherwise create the topic with the broker's
         // defaults before we can create it with ours.
         config["allow.auto.create.topics"] = "false"
         do {
             let admin = try KafkaAdmin(config: config)
-            guard try admin.partitionCount(topic, timeoutMs: 5_000) == nil else { return }
+            guard try admin.partitionCount(topic, timeoutMs: 5_000) == nil else { return true }
             try admin.createTopic(topic, partitions: partitions, configs: ["cleanup.policy": "delete", "retention.ms": "-1"])  // as eddy generate
             logger.info("created the source topic \(topic) with \(partitions) partitions (serve.ingest.partitions)")
+            return true
         } catch {
-            logger.warning("could not check or create the source topic \(topic): \(error); events get 503 until the broker takes them")
+            if !quiet {
+                logger.warning("could not check or create the source topic \(topic): \(error); events get 503 until the broker answers (retrying every 2 s)")
+            }
+            return false
         }
     }
 
@@ -127,6 +151,13 @@ final class IngestService: Sendable {
             return outcome
         }
         guard !valid.isEmpty else { return outcome }
+        guard topicKnown.load(ordering: .relaxed) else {
+            let reason = "the broker has not answered since serve started, so the source topic \(topic) is not known to exist yet (serve retries every 2 s)"
+            outcome.failed = validIndex.map { Failure(index: $0, reason: reason, possiblyWritten: false) }
+            metrics.publishFailures.add(valid.count, ordering: .relaxed)
+            lastFailed.store(monotonicNow(), ordering: .relaxed)
+            return outcome
+        }
         let current = producer.withLock { $0 }
         let started = ContinuousClock.now
         let results = await current.publish(topic: topic, valid)
@@ -156,15 +187,21 @@ final class IngestService: Sendable {
     /// new one (once, however many requests saw the error) and close the old one aside.
     private func replaceIfFatal(_ failed: AcknowledgedProducer) {
         guard let reason = failed.fatalError else { return }
-        let replaced: Bool = producer.withLock { current in
-            guard current === failed, let fresh = try? makeProducer() else { return false }
-            current = fresh
-            return true
+        replaceProducer(reason: "ingest producer failed for good (\(reason))", replacing: failed)
+    }
+
+    /// Swaps in a new producer (once, however many requests asked: only while `replacing`,
+    /// if given, is still the current one) and closes the old one aside.
+    private func replaceProducer(reason: String, replacing expected: AcknowledgedProducer? = nil) {
+        let old: AcknowledgedProducer? = producer.withLock { current in
+            guard expected.map({ current === $0 }) ?? true, let fresh = try? makeProducer() else { return nil }
+            defer { current = fresh }
+            return current
         }
-        guard replaced else { return }
+        guard let old else { return }
         metrics.producerReplacements.add(1, ordering: .relaxed)
-        logger.error("ingest producer failed for good (\(reason)); replaced it")
-        Thread.detachNewThread { failed.close(timeoutMs: 0) }
+        logger.log(level: expected == nil ? .info : .error, "\(reason); replaced the producer")
+        Thread.detachNewThread { old.close(timeoutMs: 0) }
     }
 
     private func monotonicNow() -> Int {

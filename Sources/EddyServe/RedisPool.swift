@@ -1,15 +1,15 @@
-import Dispatch
 import EddyRedis
 import Foundation
+import Synchronization
 
-/// Redis for request handlers: hiredis calls block, so they run on a dispatch queue of their
-/// own, never on the cooperative pool's threads or NIO's event loops; at most `size` run at
-/// once, each on a pooled connection. A call that fails drops its connection (a new one is
-/// opened next time), so a Redis that went away and came back is used again by itself.
-///
-/// `@unchecked Sendable`: the free list is touched only under the lock, and a connection
-/// taken from it belongs to one job until it is given back.
-final class RedisPool: @unchecked Sendable {
+/// Redis for request handlers. hiredis calls block, so they run on `size` threads of the
+/// pool's own, each with its connection — never on Swift's cooperative threads, the event
+/// loops or libdispatch's workers (on Linux Swift's tasks run on libdispatch's pool: calls
+/// blocked there by a Redis that stopped answering stalled every route, /healthz
+/// included). At most `maxAdmitted` calls run or wait; past that, and for a call that
+/// waited longer than `maxWait`, the answer is `Busy` at once. A call that fails drops its
+/// connection (a new one is opened next time), so a Redis that came back is used again.
+final class RedisPool: Sendable {
     struct Endpoint: Sendable {
         let host: String
         let port: Int
@@ -17,73 +17,86 @@ final class RedisPool: @unchecked Sendable {
         let credentials: RedisCredentials?
     }
 
-    private let endpoint: Endpoint
-    private let queue = DispatchQueue(label: "eddy-serve-redis", attributes: .concurrent)
-    private let slots: DispatchSemaphore
-    private let lock = NSLock()
-    private var free: [RedisConnection] = []
-    private var admitted = 0
-    /// Calls running or waiting at most: past that a call fails at once, so a Redis that
-    /// stopped answering cannot pile up requests (and parked threads) without bound.
-    let maxAdmitted: Int
-
     struct Busy: Error, CustomStringConvertible {
-        let waiting: Int
-        var description: String { "\(waiting) Redis calls are already running or waiting (Redis is slow or gone)" }
+        let description: String
     }
 
-    init(_ endpoint: Endpoint, size: Int = 8, maxAdmitted: Int = 64) {
+    private struct Job {
+        let admitted: ContinuousClock.Instant
+        /// Runs the call; whether the connection is still good afterwards.
+        let run: @Sendable (RedisConnection?) -> Bool
+        let refuse: @Sendable (Busy) -> Void
+    }
+
+    private struct Queue {
+        var jobs: [Job] = []
+        var admitted = 0
+    }
+
+    private let endpoint: Endpoint
+    private let queue = Mutex(Queue())
+    private let ready = DispatchSemaphore(value: 0)
+    let maxAdmitted: Int
+    let maxWait: Duration
+
+    /// The threads live as long as the process (serve has one pool).
+    init(_ endpoint: Endpoint, size: Int = 8, maxAdmitted: Int = 64, maxWait: Duration = .seconds(1)) {
         self.endpoint = endpoint
-        slots = DispatchSemaphore(value: size)
         self.maxAdmitted = maxAdmitted
+        self.maxWait = maxWait
+        for i in 0..<size {
+            let thread = Thread { [self] in work() }
+            thread.name = "eddy-serve-redis-\(i)"
+            thread.start()
+        }
     }
 
-    /// Runs `body` with a connection, off the caller's thread; throws `Busy` at once when
-    /// `maxAdmitted` calls are ahead of it.
+    /// Runs `body` with a connection on one of the pool's threads.
     func run<T: Sendable>(_ body: @escaping @Sendable (RedisConnection) throws -> T) async throws -> T {
-        let ahead = lock.withLock {
-            defer { if admitted < maxAdmitted { admitted += 1 } }
-            return admitted
-        }
-        guard ahead < maxAdmitted else { throw Busy(waiting: ahead) }
-        return try await withCheckedThrowingContinuation { continuation in
-            queue.async { [self] in
-                slots.wait()
-                defer {
-                    slots.signal()
-                    lock.lock()
-                    admitted -= 1
-                    lock.unlock()
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let where_ = "\(endpoint.host):\(endpoint.port)"
+            let job = Job(admitted: .now, run: { connection in
+                guard let connection else {
+                    continuation.resume(throwing: Busy(description: "cannot connect to Redis at \(where_)"))
+                    return false
                 }
                 do {
-                    let connection = try take()
-                    do {
-                        let result = try body(connection)
-                        give(connection)
-                        continuation.resume(returning: result)
-                    } catch {
-                        continuation.resume(throwing: error)  // the connection is dropped
-                    }
+                    continuation.resume(returning: try body(connection))
+                    return true
                 } catch {
                     continuation.resume(throwing: error)
+                    return false
                 }
+            }, refuse: { continuation.resume(throwing: $0) })
+            let refused: Busy? = queue.withLock { q in
+                guard q.admitted < maxAdmitted else {
+                    return Busy(description: "\(q.admitted) Redis calls are already running or waiting (Redis is slow or gone)")
+                }
+                q.admitted += 1
+                q.jobs.append(job)
+                return nil
             }
+            if let refused { job.refuse(refused) } else { ready.signal() }
         }
     }
 
-    private func take() throws -> RedisConnection {
-        lock.lock()
-        let pooled = free.popLast()
-        lock.unlock()
-        if let pooled { return pooled }
-        let connection = try RedisConnection(host: endpoint.host, port: endpoint.port, timeoutMs: endpoint.timeoutMs, credentials: endpoint.credentials)
-        connection.maxAttempts = 1  // a request has a client waiting: fail fast, retry on the next
-        return connection
-    }
-
-    private func give(_ connection: RedisConnection) {
-        lock.lock()
-        free.append(connection)
-        lock.unlock()
+    /// One pool thread: takes jobs in order, keeps its connection while calls succeed.
+    private func work() {
+        var connection: RedisConnection?
+        while true {
+            ready.wait()
+            guard let job = queue.withLock({ q in q.jobs.isEmpty ? nil : q.jobs.removeFirst() }) else { continue }
+            defer { queue.withLock { $0.admitted -= 1 } }
+            if ContinuousClock.now - job.admitted > maxWait {
+                job.refuse(Busy(description: "waited over \(maxWait) for a Redis connection (Redis is slow or gone)"))
+                continue
+            }
+            if connection == nil {
+                // RedisConnection reconnects once on a broken connection (one Redis closed
+                // when it restarted, as every idle pool thread's is).
+                connection = try? RedisConnection(host: endpoint.host, port: endpoint.port, timeoutMs: endpoint.timeoutMs, credentials: endpoint.credentials)
+            }
+            if !job.run(connection) { connection = nil }
+        }
     }
 }

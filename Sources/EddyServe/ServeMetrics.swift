@@ -86,7 +86,7 @@ final class ServeMetrics: Sendable {
                          samples: [.init(labels: [], value: publishLatency.value)]),
             MetricFamily(name: "eddy_ingest_rate_limited_total", kind: .counter, help: "Requests refused by the per-client rate limit (429).",
                          samples: [.init(labels: [], value: .integer(rateLimited.load(ordering: .relaxed)))]),
-            MetricFamily(name: "eddy_ingest_producer_replacements_total", kind: .counter, help: "Ingest producers replaced after a fatal error.",
+            MetricFamily(name: "eddy_ingest_producer_replacements_total", kind: .counter, help: "Ingest producers replaced: after the broker fenced or failed one for good, or once the source topic appeared.",
                          samples: [.init(labels: [], value: .integer(producerReplacements.load(ordering: .relaxed)))]),
         ]
         if let queueDepth {

@@ -1,3 +1,4 @@
+import Foundation
 import EddyRedis
 import EddyStreams
 import Hummingbird
@@ -44,8 +45,9 @@ struct UserFeaturesRoute {
 
     func add(to router: Router<ServeContext>) {
         router.get("/v1/users/:id/features") { _, context in
-            guard let id = context.parameters.get("id"), !id.isEmpty, id.utf8.count <= 512 else {
-                return Responses.error(.badRequest, "the user id must be 1 to 512 bytes")
+            // The path segment is percent-encoded (a space, a slash, non-ASCII ids).
+            guard let raw = context.parameters.get("id"), let id = raw.removingPercentEncoding, !id.isEmpty, id.utf8.count <= 512 else {
+                return Responses.error(.badRequest, "the user id must be 1 to 512 bytes, percent-encoded in the path")
             }
             let features = self.features
             let replies: [RedisReply]

@@ -27,6 +27,7 @@ struct Serve: ParsableCommand {
         var serve = try ServeConfigFile.load(path: config)
         if let port { serve.port = port }
         if let topology { serve.ingest.topology = topology }
+        try ServeConfigFile.requireTopology(serve, file: config)
         let loaded = try serve.ingest.topology.map { try TopologyFile.load(path: $0) }
         let server: ServeServer
         do {

@@ -254,4 +254,26 @@ final class IngestIntegrationTests: XCTestCase {
         XCTAssertEqual(unexpected, [], "only accepted events, and refused ones that said possibly_written, are on the broker")
         XCTAssertEqual(counts.values.filter { $0 > 1 }.count, 0, "the idempotent producer writes nothing twice")
     }
+
+    func testServeStartedBeforeTheBrokerCreatesTheTopicOnceTheBrokerAnswers() throws {
+        let services = try LocalServices(faultProxies: true)
+        defer { services.stop() }
+        let topology = try userCountsTopology(application: "counts-late", topic: "clicks-late", in: services.workDir)
+        try XCTUnwrap(services.brokerProxy).set(.drop)
+        let serve = try ServeProcess(config: try services.writeServeConfig(name: "serve", topology: topology, ingest: "publish_timeout: 2s"))
+        let event = #"{"user_id":"u1","event_type":"view","ts":1767225600000}"#
+        let early = try XCTUnwrap(serve.post("/v1/events", event))
+        XCTAssertEqual(early.status, 503, early.body)
+        XCTAssertTrue(early.body.contains("not known to exist yet"), early.body)
+        try XCTUnwrap(services.brokerProxy).set(.pass)
+        let deadline = Date().addingTimeInterval(60)
+        var answer = try XCTUnwrap(serve.post("/v1/events", event))
+        while answer.status != 202 {
+            guard Date() < deadline else { throw ServiceError("the broker answers again, yet events are refused: \(answer.status) \(answer.body)") }
+            usleep(200_000)
+            answer = try XCTUnwrap(serve.post("/v1/events", event))
+        }
+        XCTAssertEqual(try readTopic("clicks-late", partitions: 4, services: services).count, 1, "the topic was created with serve.ingest.partitions and holds the event")
+        XCTAssertEqual(try serve.stop(), 0)
+    }
 }
