@@ -28,7 +28,6 @@ public enum PublishOutcome: Sendable, Equatable {
 public final class AcknowledgedProducer: Sendable {
     nonisolated(unsafe) private let handle: OpaquePointer
     private let poller = Poller()
-    public let deliveryTimeoutMs: Int
 
     /// `config` names the brokers (and security); the delivery properties are set here.
     public init(config: KafkaConfig, deliveryTimeoutMs: Int, maxQueued: Int) throws {
@@ -50,7 +49,6 @@ public final class AcknowledgedProducer: Sendable {
         rd_kafka_conf_set_dr_msg_cb(conf, publishDeliveryCallback)
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(poller).toOpaque())  // poller lives as long as the client
         handle = try makeClient(RD_KAFKA_PRODUCER, conf)
-        self.deliveryTimeoutMs = deliveryTimeoutMs
         // librdkafka's handle is thread-safe; the poller only polls it until close().
         nonisolated(unsafe) let client = handle
         let thread = Thread { [poller] in

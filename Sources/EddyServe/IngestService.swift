@@ -118,7 +118,7 @@ final class IngestService: Sendable {
     /// balancer gets no events to show it recovered, so a failure must not keep it out.
     var isPublishing: Bool {
         let failed = lastFailed.load(ordering: .relaxed)
-        return failed <= lastDelivered.load(ordering: .relaxed) || monotonicNow() - failed > Self.readinessMemoryNanos
+        return failed <= lastDelivered.load(ordering: .relaxed) || monotonicNanos() - failed > Self.readinessMemoryNanos
     }
 
     static let readinessMemoryNanos = 10 * 1_000_000_000
@@ -155,7 +155,7 @@ final class IngestService: Sendable {
             let reason = "the broker has not answered since serve started, so the source topic \(topic) is not known to exist yet (serve retries every 2 s)"
             outcome.failed = validIndex.map { Failure(index: $0, reason: reason, possiblyWritten: false) }
             metrics.publishFailures.add(valid.count, ordering: .relaxed)
-            lastFailed.store(monotonicNow(), ordering: .relaxed)
+            lastFailed.store(monotonicNanos(), ordering: .relaxed)
             return outcome
         }
         let current = producer.withLock { $0 }
@@ -173,7 +173,7 @@ final class IngestService: Sendable {
                 outcome.failed.append(Failure(index: validIndex[j], reason: reason, possiblyWritten: possiblyWritten))
             }
         }
-        let stamp = monotonicNow()
+        let stamp = monotonicNanos()
         if outcome.accepted > 0 { lastDelivered.store(stamp, ordering: .relaxed) }
         if failures > 0 {
             lastFailed.store(stamp, ordering: .relaxed)
@@ -202,12 +202,6 @@ final class IngestService: Sendable {
         metrics.producerReplacements.add(1, ordering: .relaxed)
         logger.log(level: expected == nil ? .info : .error, "\(reason); replaced the producer")
         Thread.detachNewThread { old.close(timeoutMs: 0) }
-    }
-
-    private func monotonicNow() -> Int {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return ts.tv_sec * 1_000_000_000 + ts.tv_nsec
     }
 }
 

@@ -162,7 +162,7 @@ public final class StreamsMetrics: Sendable {
 }
 
 /// Nanoseconds on a monotonic clock.
-func monotonicNanos() -> Int {
+public func monotonicNanos() -> Int {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return ts.tv_sec * 1_000_000_000 + ts.tv_nsec
