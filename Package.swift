@@ -63,17 +63,17 @@ let package = Package(
         ),
         .target(
             name: "EddyConfig",
-            dependencies: ["EddyStreams", "EddyKafka", "EddyRedis", "EddyServe", .product(name: "Yams", package: "Yams")]
+            dependencies: ["EddyStreams", "EddyKafka", "EddyRedis", "EddyRecs", "EddyServe", .product(name: "Yams", package: "Yams")]
         ),
         .target(name: "EddyGen", dependencies: ["EddyKafka"]),
         // Scoring from the materialized state: one implementation for eddy recommend,
         // eddy eval and the query endpoint.
         .target(name: "EddyRecs", dependencies: ["EddyRedis"]),
-        // eddy serve: event ingest over HTTP (and the query endpoint to come).
+        // eddy serve: event ingest and the query endpoint over HTTP.
         .target(
             name: "EddyServe",
             dependencies: [
-                "EddyStreams", "EddyKafka", "EddyRedis", "EddyHTTP",
+                "EddyStreams", "EddyKafka", "EddyRedis", "EddyHTTP", "EddyRecs",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,3 +1,4 @@
+import EddyRecs
 import EddyServe
 
 /// Reads the `serve:` section of a runtime config file (the rest is `RuntimeConfigFile`'s):
@@ -18,6 +19,21 @@ import EddyServe
 ///         max_inflight_bytes: 268435456               # request bodies held at once; then 503
 ///         event_type_field: event_type                # labels the metrics
 ///         partitions: 4                               # of the source topic, if serve creates it
+///       recommendations:                              # the query routes (on by default)
+///         enabled: true
+///         key_prefix: ""                              # a namespace before every key read
+///         k: 20                                       # when the request does not say
+///         max_k: 100
+///         budget: 80ms                                # then popular items, "fallback": true
+///         cache: {ttl: 5m, max_entries: 100000}       # ttl: 0s switches the cache off
+///         weights: {co_view: 1, popularity: 0.001, trending: 0, category: 0.5, cosine: false}
+///         rules: {in_stock_only: true, min_margin: 0.1, exclude_categories: [c3],
+///                 max_per_category: 3, unknown_items: serve}          # or drop
+///         experiment:
+///           name: blend-vs-popular
+///           variants:
+///             - {name: control, share: 1, popularity_only: true}
+///             - {name: blend, share: 1, weights: {co_view: 1, category: 0.5}}
 public enum ServeConfigFile {
     public static func load(path: String) throws -> ServeConfig {
         try parse(try readConfigFile(path), file: path)
@@ -28,7 +44,7 @@ public enum ServeConfigFile {
         var config = ServeConfig()
         guard case .mapping = root.node,
               let serve = try root.mapping(allowed: RuntimeConfigFile.sections)["serve"] else { return config }
-        let s = try serve.mapping(allowed: ["host", "port", "api_keys", "rate_limit", "ingest"])
+        let s = try serve.mapping(allowed: ["host", "port", "api_keys", "rate_limit", "ingest", "recommendations"])
         if let v = s["host"] { config.host = try v.nonEmptyString() }
         if let v = s["port"] { config.port = try RuntimeConfigFile.port(v, allowZero: true) }
         if let v = s["api_keys"] {
@@ -63,7 +79,84 @@ public enum ServeConfigFile {
             if let f = i["partitions"] { config.ingest.partitions = try f.positiveInt(atMost: 10_000) }
             if let f = i["event_type_field"] { config.ingest.eventTypeField = try f.nonEmptyString() }
         }
+        if let v = s["recommendations"] { config.recommendations = try recommendations(v) }
         return config
+    }
+
+    private static func recommendations(_ field: YAMLField) throws -> ServeConfig.Recommendations {
+        var out = ServeConfig.Recommendations()
+        let r = try field.mapping(allowed: ["enabled", "key_prefix", "k", "max_k", "budget", "cache", "weights", "rules", "experiment"])
+        if let f = r["enabled"] { out.enabled = try f.bool() }
+        if let f = r["key_prefix"] { out.keyPrefix = try f.string() }
+        if let f = r["max_k"] { out.maxK = try f.positiveInt(atMost: 1000) }
+        if let f = r["k"] {
+            out.defaultK = try f.positiveInt()
+            guard out.defaultK <= out.maxK else { throw f.error("k (\(out.defaultK)) must not exceed max_k (\(out.maxK))") }
+        }
+        if let f = r["budget"] {
+            let ms = try f.durationMilliseconds()
+            guard ms <= 60_000 else { throw f.error("at most 60s") }
+            out.budgetMs = Int(ms)
+        }
+        if let f = r["cache"] {
+            let c = try f.mapping(allowed: ["ttl", "max_entries"])
+            if let t = c["ttl"] { out.cacheTTLSeconds = Int(try t.durationMilliseconds(allowZero: true) / 1000) }
+            if let m = c["max_entries"] { out.cacheMaxEntries = try m.positiveInt(atMost: 100_000_000) }
+        }
+        if let f = r["weights"] { out.scoring = try scoring(f, base: out.scoring) }
+        if let f = r["rules"] {
+            let rules = try f.mapping(allowed: ["in_stock_only", "min_margin", "exclude_categories", "max_per_category", "unknown_items"])
+            if let v = rules["in_stock_only"] { out.rules.inStockOnly = try v.bool() }
+            if let v = rules["min_margin"] { out.rules.minMargin = try v.number() }
+            if let v = rules["exclude_categories"] { out.rules.excludedCategories = Set(try v.strings()) }
+            if let v = rules["max_per_category"] { out.rules.maxPerCategory = try v.positiveInt() }
+            if let v = rules["unknown_items"] {
+                let text = try v.string()
+                guard let policy = BusinessRules.UnknownItems(rawValue: text) else {
+                    throw v.error("expected one of \(BusinessRules.UnknownItems.allCases.map(\.rawValue).joined(separator: ", ")), got '\(text)'")
+                }
+                out.rules.unknownItems = policy
+            }
+        }
+        if let f = r["experiment"] {
+            let e = try f.mapping(allowed: ["name", "variants"])
+            guard let name = e["name"], let variants = e["variants"] else { throw f.error("an experiment needs a name and variants") }
+            var list: [ServeConfig.Variant] = []
+            for v in try variants.sequence() {
+                let m = try v.mapping(allowed: ["name", "share", "weights", "popularity_only"])
+                guard let vname = m["name"] else { throw v.error("a variant needs a name") }
+                let variantName = try vname.nonEmptyString()
+                if list.contains(where: { $0.name == variantName }) { throw vname.error("duplicate variant name '\(variantName)'") }
+                let share = try m["share"].map(positive) ?? 1
+                var scoring = out.scoring
+                if let p = m["popularity_only"], try p.bool() {
+                    if m["weights"] != nil { throw p.error("a variant has weights or popularity_only, not both") }
+                    scoring = .popularityOnly
+                }
+                if let w = m["weights"] { scoring = try Self.scoring(w, base: out.scoring) }
+                list.append(.init(name: variantName, share: share, scoring: scoring))
+            }
+            guard !list.isEmpty else { throw variants.error("an experiment needs at least one variant") }
+            out.experiment = .init(name: try name.nonEmptyString(), variants: list)
+        }
+        return out
+    }
+
+    private static func scoring(_ field: YAMLField, base: Scoring) throws -> Scoring {
+        var scoring = base
+        let w = try field.mapping(allowed: ["co_view", "popularity", "trending", "category", "cosine"])
+        func weight(_ name: String) throws -> Double? {
+            guard let f = w[name] else { return nil }
+            let n = try f.number()
+            guard n >= 0, n.isFinite else { throw f.error("a weight is a number of at least 0, got \(n)") }
+            return n
+        }
+        if let v = try weight("co_view") { scoring.coView = v }
+        if let v = try weight("popularity") { scoring.popularity = v }
+        if let v = try weight("trending") { scoring.trending = v }
+        if let v = try weight("category") { scoring.category = v }
+        if let f = w["cosine"] { scoring.cosine = try f.bool() }
+        return scoring
     }
 
     /// Ingest needs a topology: from the file or the command line (`--topology`).

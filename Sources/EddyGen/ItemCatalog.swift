@@ -3,7 +3,9 @@ import EddyKafka
 /// The item catalog behind a generated clickstream, for global tables and stream-table
 /// joins: one row per item, keyed by the item id as the events carry it in `item_id`
 /// (`i<n>`, see `ClickstreamGenerator.Event.appendJSON`), its value a JSON object
-/// `{"category":"c<k>","price":12.34,"in_stock":true,"margin":0.27}`.
+/// `{"item_id":"i<n>","category":"c<k>","price":12.34,"in_stock":true,"margin":0.27,"updated_at":<ms>}`
+/// (the id and time make the rows a source `Topologies/catalog.yaml` can read; `updated_at`
+/// is the generator's start time).
 ///
 /// The category is the generator's (`ClickstreamGenerator.category(of:)`) and the price the
 /// one the item's carts and purchases carry; `in_stock` (90% true) and `margin` (0.05–0.45)
@@ -16,13 +18,15 @@ public struct ItemCatalog: Sendable {
         public var inStock: Bool
         /// In hundredths: 5...45.
         public var marginPercent: Int
+        /// Epoch ms: the generator's start time.
+        public var updatedAt: Int64
 
         public var key: String { ItemCatalog.key(of: item) }
 
         /// The row's value: one JSON object.
         public var json: String {
             func hundredths(_ v: Int) -> String { "\(v / 100).\(v % 100 < 10 ? "0" : "")\(v % 100)" }
-            return #"{"category":"c\#(category)","price":\#(hundredths(priceCents)),"in_stock":\#(inStock),"margin":\#(hundredths(marginPercent))}"#
+            return #"{"item_id":"\#(key)","category":"c\#(category)","price":\#(hundredths(priceCents)),"in_stock":\#(inStock),"margin":\#(hundredths(marginPercent)),"updated_at":\#(updatedAt)}"#
         }
     }
 
@@ -41,7 +45,8 @@ public struct ItemCatalog: Sendable {
             category: ClickstreamGenerator.category(of: item, options),
             priceCents: ClickstreamGenerator.priceCents(of: item, options),
             inStock: mix(options.seed ^ 0x5706C, item) % 10 != 0,
-            marginPercent: 5 + Int(mix(options.seed ^ 0x3A6613, item) % 41))
+            marginPercent: 5 + Int(mix(options.seed ^ 0x3A6613, item) % 41),
+            updatedAt: options.startMillis)
     }
 
     /// Every item's row, item 0 first.

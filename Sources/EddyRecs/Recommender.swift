@@ -25,7 +25,8 @@ import Foundation
 ///
 /// A user without recent items (cold) gets the most popular items of `category` (their
 /// session's top category, when known: `item:popularity:{category}`), else of all items,
-/// scored by the popularity signal of that zset.
+/// scored by the popularity signal of that zset. A context item (the one on screen) seeds
+/// co-view first, also for a cold user. `BusinessRules` then pick from the ranked list.
 public struct Recommender {
     public let state: any RecsState
     public let scoring: Scoring
@@ -37,16 +38,26 @@ public struct Recommender {
         self.keys = keys
     }
 
-    public func recommend(user: String, k: Int, category: String? = nil) throws -> [Recommendation] {
+    /// The user's top `k`. `context`: an item the user is looking at now ("what goes with
+    /// it"): it seeds co-view ahead of the recent items and is not recommended itself.
+    /// `exclude`: more items to leave out. `rules`: applied to the ranked candidates.
+    public func recommend(user: String, k: Int, category: String? = nil, context: String? = nil, exclude: Set<String> = [],
+                          rules: BusinessRules = BusinessRules()) throws -> [Recommendation] {
         guard k > 0 else { return [] }
         let recent = try state.list(keys.recent(user))
-        if recent.isEmpty { return try popular(k: k, category: category) }
-        let seen = Set(recent)
+        var seen = Set(recent).union(exclude)
+        var seedItems = recent
+        if let context {
+            seen.insert(context)
+            seedItems.removeAll { $0 == context }
+            seedItems.insert(context, at: 0)
+        }
+        if seedItems.isEmpty { return try popular(k: k, category: category, excluding: seen, rules: rules) }
 
         var coView: [String: Double] = [:]
         var bestSeed: [String: (seed: String, share: Double)] = [:]
         if scoring.coView > 0 {
-            let seeds = Array(recent.prefix(scoring.seeds))
+            let seeds = Array(seedItems.prefix(scoring.seeds))
             let totalWeight = seeds.indices.reduce(0.0) { $0 + pow(scoring.seedDecay, Double($1)) }
             var totals: [String: Double] = [:]
             var neighbours: [[ScoredMember]] = []
@@ -105,25 +116,80 @@ public struct Recommender {
             guard score > 0 else { continue }
             out.append(Recommendation(item: item, score: score, reason: terms.max { $0.0 < $1.0 }!.1))
         }
-        return Array(Self.ranked(out).prefix(k))
+        return try select(Self.ranked(out), k: k, rules: rules)
+    }
+
+    /// An item's co-view neighbours, best first: each as its affinity over the best one's
+    /// (raw decayed counts, or cosine as in `recommend`).
+    public func similar(item: String, k: Int, cosine: Bool = false, rules: BusinessRules = BusinessRules()) throws -> [Recommendation] {
+        guard k > 0 else { return [] }
+        let neighbours = try state.top(keys.coView(item), limit: max(scoring.neighboursPerSeed, Self.overRead(k, rules) + 1))
+        var logAffinity: [(String, Double)] = []
+        if cosine {
+            let needed = [item] + neighbours.map(\.member)
+            let totals = try state.scores(keys.coViewTotals, members: needed)
+            guard let ti = totals[0] else { return [] }
+            for (neighbour, tj) in zip(neighbours, totals.dropFirst()) {
+                if let tj { logAffinity.append((neighbour.member, neighbour.score - (ti + tj) / 2)) }
+            }
+        } else {
+            logAffinity = neighbours.map { ($0.member, $0.score) }
+        }
+        guard let maximum = logAffinity.map(\.1).max() else { return [] }
+        let scored = logAffinity.filter { $0.0 != item }.map { Recommendation(item: $0.0, score: exp2($0.1 - maximum), reason: "co-viewed with \(item)") }
+        return try select(Self.ranked(scored), k: k, rules: rules)
+    }
+
+    /// The most popular items (of `category` when given and known; trending instead when
+    /// asked), each scored 2^(its rank − the top rank).
+    public func popular(k: Int, category: String? = nil, trending: Bool = false, excluding: Set<String> = [],
+                        rules: BusinessRules = BusinessRules()) throws -> [Recommendation] {
+        guard k > 0 else { return [] }
+        let wanted = Self.overRead(k, rules) + excluding.count
+        var key = trending ? keys.trending : keys.popularity, reason = trending ? "trending" : "popular now"
+        var members: [ScoredMember] = []
+        if let category, !trending {
+            members = try state.top(keys.popularity(in: category), limit: wanted)
+            if !members.isEmpty { key = keys.popularity(in: category); reason = "popular in \(category)" }
+        }
+        if members.isEmpty { members = try state.top(key, limit: wanted) }
+        guard let top = members.first else { return [] }
+        let scored = members.filter { !excluding.contains($0.member) }.map { Recommendation(item: $0.member, score: exp2($0.score - top.score), reason: reason) }
+        return try select(Self.ranked(scored), k: k, rules: rules)
+    }
+
+    /// Candidates read when rules may leave some out: four times what is asked, at most 1000.
+    private static func overRead(_ k: Int, _ rules: BusinessRules) -> Int { rules.readsCatalog ? max(k, min(4 * k, 1000)) : k }
+
+    /// The first `k` ranked candidates the rules admit, at most `maxPerCategory` per
+    /// category; the catalog is read in chunks, as far down the ranking as needed.
+    func select(_ ranked: [Recommendation], k: Int, rules: BusinessRules) throws -> [Recommendation] {
+        guard rules.readsCatalog else { return Array(ranked.prefix(k)) }
+        var out: [Recommendation] = []
+        var perCategory: [String: Int] = [:]
+        var start = 0
+        while out.count < k, start < ranked.count {
+            let chunk = ranked[start..<min(ranked.count, start + max(2 * k, 32))]
+            start = chunk.endIndex
+            let rows = try state.fields(chunk.map { keys.item($0.item) }, CatalogRow.fieldNames)
+            for (candidate, fields) in zip(chunk, rows) {
+                let row = CatalogRow(fields: fields)
+                guard rules.admits(row) else { continue }
+                if let cap = rules.maxPerCategory, let category = row?.category {
+                    guard perCategory[category, default: 0] < cap else { continue }
+                    perCategory[category, default: 0] += 1
+                }
+                out.append(candidate)
+                if out.count == k { break }
+            }
+        }
+        return out
     }
 
     /// The popularity signal of `items` in zset `key`: 2^(rank − the top rank), 0 if absent.
     private func signal(_ key: String, weight: Double, top: ScoredMember?, for items: [String]) throws -> [Double] {
         guard weight > 0, let top else { return items.map { _ in 0 } }
         return try state.scores(key, members: items).map { $0.map { exp2($0 - top.score) } ?? 0 }
-    }
-
-    /// Cold users: the most popular items (of the category, when given and known).
-    private func popular(k: Int, category: String?) throws -> [Recommendation] {
-        var key = keys.popularity, reason = "popular now"
-        if let category {
-            let inCategory = try state.top(keys.popularity(in: category), limit: k)
-            if !inCategory.isEmpty { key = keys.popularity(in: category); reason = "popular in \(category)" }
-        }
-        let members = try state.top(key, limit: k)
-        guard let top = members.first else { return [] }
-        return Self.ranked(members.map { Recommendation(item: $0.member, score: exp2($0.score - top.score), reason: reason) })
     }
 
     /// By score, highest first; ties to the smaller item id.

@@ -8,6 +8,9 @@ public protocol RecsState {
     func top(_ key: String, limit: Int) throws -> [ScoredMember]
     /// The scores of `members` in a zset, nil for those it lacks.
     func scores(_ key: String, members: [String]) throws -> [Double?]
+    /// Hash fields `names` of each key (`HMGET`), nil where absent (every field of a key that
+    /// does not exist).
+    func fields(_ keys: [String], _ names: [String]) throws -> [[String?]]
 }
 
 public struct ScoredMember: Equatable, Sendable {
@@ -38,4 +41,10 @@ public struct RecsKeys: Sendable {
     public var popularity: String { "\(prefix)\(popularityName)" }
     public func popularity(in category: String) -> String { "\(prefix)item:popularity:\(category)" }
     public var trending: String { "\(prefix)item:trending" }
+    /// An item's catalog row (`Topologies/catalog.yaml`): category, price, in_stock, margin.
+    public func item(_ item: String) -> String { "\(prefix)item:\(item)" }
+    /// A session's features (`Topologies/recs.yaml`'s session node; the id is `user:start`).
+    public func session(_ session: String) -> String { "\(prefix)session:\(session):features" }
+    /// The user's count of cart events: a version that changes whenever their cart does.
+    public func cartVersion(_ user: String) -> String { "\(prefix)user:cart:\(user)" }
 }

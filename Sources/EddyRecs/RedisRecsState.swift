@@ -22,6 +22,14 @@ public final class RedisRecsState: RecsState {
         return try redis.pipeline(members.map { RedisCommand(["ZSCORE", key, $0]) }).map { try check($0).string.flatMap(Double.init) }
     }
 
+    public func fields(_ keys: [String], _ names: [String]) throws -> [[String?]] {
+        guard !keys.isEmpty else { return [] }
+        return try redis.pipeline(keys.map { RedisCommand(["HMGET", $0] + names) }).map { reply in
+            guard case .array(let values) = try check(reply) else { return names.map { _ in nil } }
+            return names.indices.map { $0 < values.count ? values[$0].string : nil }
+        }
+    }
+
     private func check(_ reply: RedisReply) throws -> RedisReply {
         if let error = reply.firstError { throw RedisError("redis: \(error)") }
         return reply

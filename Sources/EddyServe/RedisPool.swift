@@ -54,30 +54,60 @@ final class RedisPool: Sendable {
     /// Runs `body` with a connection on one of the pool's threads.
     func run<T: Sendable>(_ body: @escaping @Sendable (RedisConnection) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-            let where_ = "\(endpoint.host):\(endpoint.port)"
-            let job = Job(admitted: .now, run: { connection in
-                guard let connection else {
-                    continuation.resume(throwing: Busy(description: "cannot connect to Redis at \(where_)"))
-                    return false
-                }
-                do {
-                    continuation.resume(returning: try body(connection))
-                    return true
-                } catch {
-                    continuation.resume(throwing: error)
-                    return false
-                }
-            }, refuse: { continuation.resume(throwing: $0) })
-            let refused: Busy? = queue.withLock { q in
-                guard q.admitted < maxAdmitted else {
-                    return Busy(description: "\(q.admitted) Redis calls are already running or waiting (Redis is slow or gone)")
-                }
-                q.admitted += 1
-                q.jobs.append(job)
-                return nil
-            }
-            if let refused { job.refuse(refused) } else { ready.signal() }
+            submit(body) { continuation.resume(with: $0) }
         }
+    }
+
+    /// What `run(within:)` got.
+    enum Timed<T: Sendable>: Sendable {
+        case value(T)
+        case failed(any Error)
+        /// Not done within the budget (the call goes on; its result is dropped).
+        case late
+    }
+
+    /// `run`, answering `.late` once `budget` has passed; the call itself cannot be
+    /// interrupted (hiredis blocks), so it finishes on its thread, bounded by the admission
+    /// limit and Redis' time-out.
+    func run<T: Sendable>(within budget: Duration, _ body: @escaping @Sendable (RedisConnection) throws -> T) async -> Timed<T> {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Timed<T>, Never>) in
+            let once = Mutex<CheckedContinuation<Timed<T>, Never>?>(continuation)
+            let finish: @Sendable (Timed<T>) -> Void = { outcome in once.withLock { $0.take() }?.resume(returning: outcome) }
+            let (seconds, attoseconds) = budget.components
+            DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(seconds * 1_000_000_000 + attoseconds / 1_000_000_000))) { finish(.late) }
+            submit(body) { result in
+                switch result {
+                case .success(let value): finish(.value(value))
+                case .failure(let error): finish(.failed(error))
+                }
+            }
+        }
+    }
+
+    private func submit<T: Sendable>(_ body: @escaping @Sendable (RedisConnection) throws -> T, done: @escaping @Sendable (Result<T, any Error>) -> Void) {
+        let where_ = "\(endpoint.host):\(endpoint.port)"
+        let job = Job(admitted: .now, run: { connection in
+            guard let connection else {
+                done(.failure(Busy(description: "cannot connect to Redis at \(where_)")))
+                return false
+            }
+            do {
+                done(.success(try body(connection)))
+                return true
+            } catch {
+                done(.failure(error))
+                return false
+            }
+        }, refuse: { done(.failure($0)) })
+        let refused: Busy? = queue.withLock { q in
+            guard q.admitted < maxAdmitted else {
+                return Busy(description: "\(q.admitted) Redis calls are already running or waiting (Redis is slow or gone)")
+            }
+            q.admitted += 1
+            q.jobs.append(job)
+            return nil
+        }
+        if let refused { job.refuse(refused) } else { ready.signal() }
     }
 
     /// One pool thread: takes jobs in order, keeps its connection while calls succeed.

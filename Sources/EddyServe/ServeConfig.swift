@@ -1,3 +1,5 @@
+import EddyRecs
+
 /// What `eddy serve` runs: where it listens, who may call it, and the event ingest
 /// (`serve:` in the runtime config file; `RuntimeConfigFile.parseServe` reads it).
 public struct ServeConfig: Sendable, Equatable {
@@ -10,6 +12,7 @@ public struct ServeConfig: Sendable, Equatable {
     /// Events per second each client (its API key, or its address without one) may send.
     public var rateLimit: RateLimit?
     public var ingest = Ingest()
+    public var recommendations = Recommendations()
 
     public struct RateLimit: Sendable, Equatable {
         public var eventsPerSecond: Double
@@ -49,4 +52,49 @@ public struct ServeConfig: Sendable, Equatable {
     }
 
     public init() {}
+
+    /// The query routes (`/v1/recommendations`, `/v1/items/{id}/similar`, `/v1/popular`)
+    /// over the state `Topologies/recs.yaml` (and `catalog.yaml`) keep in Redis.
+    public struct Recommendations: Sendable, Equatable {
+        public var enabled = true
+        /// Put before every key read (a namespace), e.g. `v2:`.
+        public var keyPrefix = ""
+        public var scoring = Scoring()
+        public var rules = BusinessRules()
+        public var defaultK = 20
+        public var maxK = 100
+        /// An answer not computed within this is replaced by popular items (`fallback`).
+        public var budgetMs = 80
+        /// How long an answer is reused for the same user, session, context item and cart
+        /// version; 0: no cache.
+        public var cacheTTLSeconds = 300
+        public var cacheMaxEntries = 100_000
+        /// Users split between weight sets by a stable hash of user id and experiment name.
+        public var experiment: Experiment?
+
+        public init() {}
+    }
+
+    public struct Experiment: Sendable, Equatable {
+        public var name: String
+        public var variants: [Variant]
+
+        public init(name: String, variants: [Variant]) {
+            self.name = name
+            self.variants = variants
+        }
+    }
+
+    public struct Variant: Sendable, Equatable {
+        public var name: String
+        /// The share of users it gets, relative to the other variants' shares.
+        public var share: Double
+        public var scoring: Scoring
+
+        public init(name: String, share: Double, scoring: Scoring) {
+            self.name = name
+            self.share = share
+            self.scoring = scoring
+        }
+    }
 }

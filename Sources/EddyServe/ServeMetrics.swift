@@ -2,7 +2,8 @@ import EddyStreams
 import Synchronization
 
 /// The metrics of `eddy serve` at its `/metrics`: requests per route and status with their
-/// latency, and what ingest accepted, refused and published.
+/// latency, what ingest accepted, refused and published, and the query routes' Redis
+/// errors, cache, fallbacks, circuit breaker and experiment variants.
 final class ServeMetrics: Sendable {
     /// Event types seen at most as labels; further ones count as "other", so a client that
     /// sends random types cannot grow the metrics without bound.
@@ -12,6 +13,10 @@ final class ServeMetrics: Sendable {
         var requests: [String: [Int: Int]] = [:]
         var accepted: [String: Int] = [:]
         var rejected: [String: [String: Int]] = [:]
+        var fallbacks: [String: Int] = [:]
+        /// Per experiment variant: requests answered and items served.
+        var variants: [String: (requests: Int, items: Int)] = [:]
+        var experiment: String?
     }
 
     private let counts = Mutex(Counts())
@@ -23,6 +28,10 @@ final class ServeMetrics: Sendable {
     let rateLimited = Atomic<Int>(0)
     /// Ingest producers replaced after a fatal error.
     let producerReplacements = Atomic<Int>(0)
+    /// Query routes: Redis calls that failed, cache hits and misses.
+    let redisErrors = Atomic<Int>(0)
+    let cacheHits = Atomic<Int>(0)
+    let cacheMisses = Atomic<Int>(0)
 
     init() {}
 
@@ -59,7 +68,49 @@ final class ServeMetrics: Sendable {
         return known(eventType) || seen < maxEventTypes ? eventType : "other"
     }
 
-    func families(queueDepth: Int?) -> [MetricFamily] {
+    func cacheLookup(hit: Bool, enabled: Bool) {
+        guard enabled else { return }
+        if hit { cacheHits.add(1, ordering: .relaxed) } else { cacheMisses.add(1, ordering: .relaxed) }
+    }
+
+    func fallback(_ reason: RecommendationService.FallbackReason) {
+        counts.withLock { $0.fallbacks[reason.rawValue, default: 0] += 1 }
+    }
+
+    func served(experiment: String?, variant: String, items: Int, fallback: String?) {
+        counts.withLock { c in
+            c.experiment = experiment
+            let n = c.variants[variant] ?? (0, 0)
+            c.variants[variant] = (n.requests + 1, n.items + items)
+        }
+    }
+
+    /// The query routes' families (`circuitOpen`: nil when they are off).
+    private func queryFamilies(_ c: Counts, circuitOpen: Bool?, circuitOpenings: Int) -> [MetricFamily] {
+        guard let circuitOpen else { return [] }
+        let experiment = c.experiment ?? "none"
+        return [
+            MetricFamily(name: "eddy_serve_redis_errors_total", kind: .counter, help: "Redis calls of the query routes that failed or could not be made.",
+                         samples: [.init(labels: [], value: .integer(redisErrors.load(ordering: .relaxed)))]),
+            MetricFamily(name: "eddy_serve_cache_requests_total", kind: .counter, help: "Recommendation cache lookups, by result.",
+                         samples: [.init(labels: [("result", "hit")], value: .integer(cacheHits.load(ordering: .relaxed))),
+                                   .init(labels: [("result", "miss")], value: .integer(cacheMisses.load(ordering: .relaxed)))]),
+            MetricFamily(name: "eddy_serve_fallbacks_total", kind: .counter, help: "Answers of popular items from the snapshot instead of a computed one, by reason.",
+                         samples: RecommendationService.FallbackReason.allCases.map {
+                             .init(labels: [("reason", $0.rawValue)], value: .integer(c.fallbacks[$0.rawValue] ?? 0))
+                         }),
+            MetricFamily(name: "eddy_serve_circuit_open", kind: .gauge, help: "1 while the circuit breaker holds Redis calls back.",
+                         samples: [.init(labels: [], value: .integer(circuitOpen ? 1 : 0))]),
+            MetricFamily(name: "eddy_serve_circuit_openings_total", kind: .counter, help: "Times the circuit breaker opened.",
+                         samples: [.init(labels: [], value: .integer(circuitOpenings))]),
+            MetricFamily(name: "eddy_serve_experiment_requests_total", kind: .counter, help: "Recommendation requests answered, by experiment and variant.",
+                         samples: c.variants.sorted { $0.key < $1.key }.map { .init(labels: [("experiment", experiment), ("variant", $0.key)], value: .integer($0.value.requests)) }),
+            MetricFamily(name: "eddy_serve_experiment_items_total", kind: .counter, help: "Items served in recommendation answers, by experiment and variant.",
+                         samples: c.variants.sorted { $0.key < $1.key }.map { .init(labels: [("experiment", experiment), ("variant", $0.key)], value: .integer($0.value.items)) }),
+        ]
+    }
+
+    func families(queueDepth: Int?, circuitOpen: Bool? = nil, circuitOpenings: Int = 0) -> [MetricFamily] {
         let c = counts.withLock { $0 }
         let histograms = latency.withLock { $0 }.sorted { $0.key < $1.key }
         var families = [
@@ -89,6 +140,7 @@ final class ServeMetrics: Sendable {
             MetricFamily(name: "eddy_ingest_producer_replacements_total", kind: .counter, help: "Ingest producers replaced: after the broker fenced or failed one for good, or once the source topic appeared.",
                          samples: [.init(labels: [], value: .integer(producerReplacements.load(ordering: .relaxed)))]),
         ]
+        families += queryFamilies(c, circuitOpen: circuitOpen, circuitOpenings: circuitOpenings)
         if let queueDepth {
             families.append(MetricFamily(name: "eddy_ingest_producer_queue_depth", kind: .gauge, help: "Events waiting for the broker's acknowledgement.",
                                          samples: [.init(labels: [], value: .integer(queueDepth))]))

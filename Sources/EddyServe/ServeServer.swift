@@ -5,11 +5,12 @@ import EddyStreams
 import Hummingbird
 import Logging
 
-/// `eddy serve`: one HTTP server for event ingest (and, later, the query endpoint), with
-/// `/healthz`, `/readyz` and `/metrics`.
+/// `eddy serve`: one HTTP server for event ingest and the query routes, with `/healthz`,
+/// `/readyz` and `/metrics`.
 public final class ServeServer: Sendable {
     private let http: HTTPServer
     private let ingest: IngestService?
+    private let recommendations: RecommendationService?
     public var port: Int { http.port }
 
     /// Starts listening. `topology` is the one ingest validates for and whose user state
@@ -25,8 +26,10 @@ public final class ServeServer: Sendable {
         var routes = ["/healthz", "/readyz", "/metrics"]
         if ingest != nil { routes += ["/v1/events", "/v1/events:batch"] }
         if topology != nil { routes.append("/v1/users/{id}/features") }
-        let features = topology.map { UserFeaturesRoute(topology: $0, redis: RedisPool(.init(host: redis.host, port: redis.port, timeoutMs: redis.timeoutMs,
-                                                                                                credentials: redis.credentials))) }
+        let pool = RedisPool(.init(host: redis.host, port: redis.port, timeoutMs: redis.timeoutMs, credentials: redis.credentials))
+        let features = topology.map { UserFeaturesRoute(topology: $0, redis: pool) }
+        let recommendations = config.recommendations.enabled ? RecommendationService(config: config.recommendations, redis: pool, metrics: metrics, logger: logger) : nil
+        if recommendations != nil { routes += ["/v1/recommendations", "/v1/items/{id}/similar", "/v1/popular", "/v1/sessions/{id}/features"] }
         router.add(middleware: RequestMetricsMiddleware(metrics: metrics, routes: routes))
         router.add(middleware: JSONErrorMiddleware())
         router.add(middleware: APIKeyMiddleware(keys: Set(config.apiKeys)))
@@ -35,21 +38,30 @@ public final class ServeServer: Sendable {
             if let ingest, !ingest.isPublishing {
                 return Responses.error(.serviceUnavailable, "the broker has not acknowledged events since its last failure", extra: [("status", "not ready")])
             }
+            if recommendations != nil || features != nil {
+                guard case .value = await pool.run(within: .milliseconds(500), { try $0.send("PING") }) else {
+                    return Responses.error(.serviceUnavailable, "Redis did not answer PING within 500 ms", extra: [("status", "not ready")])
+                }
+            }
             return Responses.json(.ok, .object([("status", "ready")]))
         }
         router.get("/metrics") { [ingest] _, _ in
-            let text = MetricFamily.prometheusText(metrics.families(queueDepth: ingest?.queueDepth))
+            let text = MetricFamily.prometheusText(metrics.families(queueDepth: ingest?.queueDepth, circuitOpen: recommendations?.circuitIsOpen,
+                                                                    circuitOpenings: recommendations?.circuitOpenings ?? 0))
             return Response(status: .ok, headers: [.contentType: MetricsEndpoint.contentType], body: .init(byteBuffer: ByteBuffer(string: text)))
         }
+        recommendations.map { RecommendationRoutes(service: $0).add(to: router) }
         features?.add(to: router)
         if let ingest { IngestRoutes(service: ingest, limiter: config.rateLimit.map(RateLimiter.init), keyedClients: !config.apiKeys.isEmpty).add(to: router) }
         do {
             http = try HTTPServer(host: config.host, port: config.port, router: router, idleTimeout: .seconds(30), logger: logger)
         } catch {
             ingest?.close()
+            recommendations?.stop()
             throw error
         }
         self.ingest = ingest
+        self.recommendations = recommendations
     }
 
     /// Stops accepting, lets requests in flight finish, then closes the producer (which
@@ -57,6 +69,7 @@ public final class ServeServer: Sendable {
     public func stop() {
         http.stop()
         ingest?.close()
+        recommendations?.stop()
     }
 }
 

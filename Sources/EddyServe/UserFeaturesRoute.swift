@@ -81,20 +81,14 @@ struct UserFeaturesRoute {
         switch kind {
         case .hash:
             guard !items.isEmpty else { return nil }
-            return .object(stride(from: 0, to: items.count - 1, by: 2).map { (items[$0], scalar(items[$0 + 1])) })
+            return .object(stride(from: 0, to: items.count - 1, by: 2).map { (items[$0], JSONValue.scalar(items[$0 + 1])) })
         case .zset:
             guard !items.isEmpty else { return nil }
-            return .array(stride(from: 0, to: items.count - 1, by: 2).map { .object([("member", .string(items[$0])), ("score", scalar(items[$0 + 1]))]) })
+            return .array(stride(from: 0, to: items.count - 1, by: 2).map { .object([("member", .string(items[$0])), ("score", JSONValue.scalar(items[$0 + 1]))]) })
         case .list:
             return items.isEmpty ? nil : .array(items.map { .string($0) })
         case .string:
-            return reply.string.map(scalar)
+            return reply.string.map(JSONValue.scalar)
         }
-    }
-
-    private static func scalar(_ text: String) -> JSONValue {
-        if let n = Int(text) { return .int(n) }
-        if let d = Double(text), d.isFinite { return .double(d) }
-        return .string(text)
     }
 }

@@ -111,4 +111,11 @@ final class DriverRecsState: RecsState {
         guard case .zset(let z)? = values[key] else { return members.map { _ in nil } }
         return members.map { z[$0] }
     }
+
+    func fields(_ keys: [String], _ names: [String]) throws -> [[String?]] {
+        keys.map { key in
+            guard case .hash(let h)? = values[key] else { return names.map { _ in nil } }
+            return names.map { h[$0] }
+        }
+    }
 }

@@ -33,8 +33,10 @@ final class ItemCatalogTests: XCTestCase {
         for item in 0..<options.items {
             let row = try XCTUnwrap(rows["i\(item)"])
             XCTAssertEqual(row["category"] as? String, "c\(generator.category(of: item))", "item \(item)")
-            XCTAssertEqual(Set(row.keys), ["category", "price", "in_stock", "margin"])
+            XCTAssertEqual(Set(row.keys), ["item_id", "category", "price", "in_stock", "margin", "updated_at"])
             XCTAssertNotNil(row["in_stock"] as? Bool)
+            XCTAssertEqual(row["item_id"] as? String, "i\(item)", "the id the record is keyed by")
+            XCTAssertEqual((row["updated_at"] as? NSNumber)?.int64Value, options.startMillis)
             let margin = try XCTUnwrap(row["margin"] as? Double)
             XCTAssert((0.05...0.45).contains(margin), "margin \(margin)")
             XCTAssertGreaterThan(try XCTUnwrap(row["price"] as? Double), 0)

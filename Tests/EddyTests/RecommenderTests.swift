@@ -14,7 +14,9 @@ final class RecommenderTests: XCTestCase {
         func top(_ key: String, limit: Int) throws -> [ScoredMember] {
             (zsets[key] ?? [:]).sorted { $0.value != $1.value ? $0.value > $1.value : $0.key > $1.key }.prefix(limit).map { ScoredMember($0.key, $0.value) }
         }
+        var hashes: [String: [String: String]] = [:]
         func scores(_ key: String, members: [String]) throws -> [Double?] { members.map { zsets[key]?[$0] } }
+        func fields(_ keys: [String], _ names: [String]) throws -> [[String?]] { keys.map { key in names.map { hashes[key]?[$0] } } }
     }
 
     private let state = DictionaryState(
@@ -80,6 +82,70 @@ final class RecommenderTests: XCTestCase {
         XCTAssertEqual(anywhere, [Recommendation(item: "p", score: 1, reason: "popular now"),
                                   Recommendation(item: "y", score: 0.5, reason: "popular now")])
         XCTAssertEqual(try recommender.recommend(user: "new", k: 0), [])
+    }
+
+    /// The catalog of the rules tests: p out of stock, x's margin low, z unknown.
+    private var withCatalog: DictionaryState {
+        var s = state
+        s.hashes = ["item:p": ["category": "c1", "in_stock": "false", "margin": "0.3"],
+                    "item:y": ["category": "c1", "in_stock": "true", "margin": "0.3"],
+                    "item:x": ["category": "c2", "in_stock": "true", "margin": "0.05"]]
+        s.zsets["item:trending"] = ["t": 3, "p": 1]
+        return s
+    }
+
+    func testBusinessRulesKeepTheBestItemsThatPass() throws {
+        let recommender = Recommender(state: withCatalog)
+        // Cold: popular p, y, x in that order.
+        XCTAssertEqual(try recommender.recommend(user: "new", k: 2, rules: BusinessRules(inStockOnly: true)).map(\.item), ["y", "x"],
+                       "an out-of-stock item is never recommended, and the next best fills its place")
+        XCTAssertEqual(try recommender.recommend(user: "new", k: 3, rules: BusinessRules(inStockOnly: true, minMargin: 0.1)).map(\.item), ["y"])
+        XCTAssertEqual(try recommender.recommend(user: "new", k: 3, rules: BusinessRules(excludedCategories: ["c1"])).map(\.item), ["x"])
+    }
+
+    func testTheCategoryCapAndUnknownItems() throws {
+        var scoring = Scoring(coView: 1, popularity: 0.5, category: 0)
+        scoring.seedDecay = 0.5
+        let recommender = Recommender(state: withCatalog, scoring: scoring)
+        // Ranked as in the first test: y (c1), p (c1), x (c2), z (not in the catalog).
+        XCTAssertEqual(try recommender.recommend(user: "u", k: 10, rules: BusinessRules(maxPerCategory: 1)).map(\.item), ["y", "x", "z"])
+        XCTAssertEqual(try recommender.recommend(user: "u", k: 10, rules: BusinessRules(maxPerCategory: 1, unknownItems: .drop)).map(\.item), ["y", "x"])
+        XCTAssertEqual(try recommender.recommend(user: "u", k: 10, rules: BusinessRules(maxPerCategory: 2)).map(\.item), ["y", "p", "x", "z"])
+    }
+
+    func testAContextItemSeedsCoViewFirstAndIsNotRecommended() throws {
+        // A cold user looking at a: a's neighbours b 11, x 10, y 9 → 1, 1/2, 1/4.
+        let got = try Recommender(state: state, scoring: .coViewOnly(cosine: false)).recommend(user: "new", k: 5, context: "a")
+        XCTAssertEqual(got, [Recommendation(item: "b", score: 1, reason: "co-viewed with a"),
+                             Recommendation(item: "x", score: 0.5, reason: "co-viewed with a"),
+                             Recommendation(item: "y", score: 0.25, reason: "co-viewed with a")])
+        // For u (recent a, b), with b as the context: b seeds first and is left out.
+        XCTAssertFalse(try Recommender(state: state).recommend(user: "u", k: 10, context: "b").contains { $0.item == "b" })
+    }
+
+    func testExcludedItemsAreLeftOut() throws {
+        var scoring = Scoring.coViewOnly(cosine: false)
+        scoring.seedDecay = 0.5
+        // Co-view as in the first test: x 1/3, y 1/3, z 1/6.
+        XCTAssertEqual(try Recommender(state: state, scoring: scoring).recommend(user: "u", k: 10, exclude: ["y"]).map(\.item), ["x", "z"])
+        XCTAssertEqual(try Recommender(state: state).recommend(user: "new", k: 2, exclude: ["p"]).map(\.item), ["y", "x"])
+    }
+
+    func testSimilarItemsAreTheCoViewNeighboursRawOrCosine() throws {
+        let recommender = Recommender(state: state)
+        XCTAssertEqual(try recommender.similar(item: "a", k: 2), [Recommendation(item: "b", score: 1, reason: "co-viewed with a"),
+                                                                 Recommendation(item: "x", score: 0.5, reason: "co-viewed with a")])
+        // Cosine, as in the cosine test's seed a: b 1, y 1, x 2^−2.
+        XCTAssertEqual(try recommender.similar(item: "a", k: 5, cosine: true).map(\.score), [1, 1, 0.25])
+        XCTAssertEqual(try recommender.similar(item: "a", k: 5, cosine: true).map(\.item), ["b", "y", "x"])
+        XCTAssertEqual(try recommender.similar(item: "unknown", k: 5), [])
+    }
+
+    func testPopularAndTrending() throws {
+        let recommender = Recommender(state: withCatalog)
+        XCTAssertEqual(try recommender.popular(k: 2, trending: true), [Recommendation(item: "t", score: 1, reason: "trending"),
+                                                                      Recommendation(item: "p", score: 0.25, reason: "trending")])
+        XCTAssertEqual(try recommender.popular(k: 5, category: "c2").map(\.item), ["x", "s"])
     }
 }
 

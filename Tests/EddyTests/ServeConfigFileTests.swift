@@ -1,4 +1,5 @@
 import EddyConfig
+import EddyRecs
 import EddyServe
 import XCTest
 
@@ -37,6 +38,39 @@ final class ServeConfigFileTests: XCTestCase {
         XCTAssertNoThrow(try RuntimeConfigFile.parse("serve: {port: 1}", file: "serve.yaml"))
     }
 
+    func testReadsTheRecommendationSettings() throws {
+        let config = try ServeConfigFile.parse("""
+            serve:
+              recommendations:
+                key_prefix: "v2:"
+                k: 10
+                max_k: 50
+                budget: 40ms
+                cache: {ttl: 0s, max_entries: 5}
+                weights: {co_view: 2, popularity: 0.1, trending: 0.2, category: 0, cosine: true}
+                rules: {in_stock_only: true, min_margin: 0.1, exclude_categories: [c3, c4], max_per_category: 3, unknown_items: drop}
+                experiment:
+                  name: exp1
+                  variants:
+                    - {name: control, share: 1, popularity_only: true}
+                    - {name: blend, share: 3, weights: {category: 1}}
+            """, file: "c.yaml")
+        let r = config.recommendations
+        XCTAssertEqual(r.keyPrefix, "v2:")
+        XCTAssertEqual(r.defaultK, 10)
+        XCTAssertEqual(r.maxK, 50)
+        XCTAssertEqual(r.budgetMs, 40)
+        XCTAssertEqual(r.cacheTTLSeconds, 0)
+        XCTAssertEqual(r.cacheMaxEntries, 5)
+        var scoring = Scoring(coView: 2, popularity: 0.1, trending: 0.2, category: 0, cosine: true)
+        XCTAssertEqual(r.scoring, scoring)
+        XCTAssertEqual(r.rules, BusinessRules(inStockOnly: true, minMargin: 0.1, excludedCategories: ["c3", "c4"], maxPerCategory: 3, unknownItems: .drop))
+        scoring.category = 1  // a variant's weights start from the section's
+        XCTAssertEqual(r.experiment, .init(name: "exp1", variants: [.init(name: "control", share: 1, scoring: .popularityOnly),
+                                                                    .init(name: "blend", share: 3, scoring: scoring)]))
+        XCTAssertEqual(ServeConfig().recommendations.cacheTTLSeconds, 300, "five minutes unless configured")
+    }
+
     func testNoServeSectionGivesTheDefaults() throws {
         XCTAssertEqual(try ServeConfigFile.parse("kafka: {bootstrap_servers: x:1}", file: "c.yaml"), ServeConfig())
     }
@@ -51,6 +85,12 @@ final class ServeConfigFileTests: XCTestCase {
             ("serve:\n  rate_limit: {events_per_second: 5, burst: 0.5}\n", "field 'serve.rate_limit.burst': the burst must be at least 1 event"),
             ("serve:\n  rate_limit: {events_per_second: 1e-300}\n", "field 'serve.rate_limit.events_per_second': at least 0.001"),
             ("serve:\n  ingest: {publish_timeout: soon}\n", "field 'serve.ingest.publish_timeout': expected a positive duration"),
+            ("serve:\n  recommendations: {k: 500}\n", "field 'serve.recommendations.k': k (500) must not exceed max_k (100)"),
+            ("serve:\n  recommendations:\n    weights: {co_view: -1}\n", "c.yaml:3:15: field 'serve.recommendations.weights.co_view': a weight is a number of at least 0"),
+            ("serve:\n  recommendations:\n    rules: {unknown_items: keep}\n", "field 'serve.recommendations.rules.unknown_items': expected one of serve, drop, got 'keep'"),
+            ("serve:\n  recommendations:\n    experiment: {name: e, variants: [{name: a}, {name: a}]}\n", "duplicate variant name 'a'"),
+            ("serve:\n  recommendations:\n    experiment: {name: e, variants: [{name: a, popularity_only: true, weights: {co_view: 1}}]}\n", "weights or popularity_only, not both"),
+            ("serve:\n  recommendations: {budget: 2m}\n", "field 'serve.recommendations.budget': at most 60s"),
         ]
         for (text, expected) in cases {
             XCTAssertThrowsError(try ServeConfigFile.parse(text, file: "c.yaml"), text) { error in

@@ -1,0 +1,51 @@
+import EddyRecs
+
+/// Which variant of the experiment a user is in: a stable hash of the experiment's name and
+/// the user id, so a user stays in one variant across requests, restarts and serve
+/// instances, and another experiment splits users independently. The hash is FNV-1a
+/// (64 bit) of `name`, a zero byte and `user`, in UTF-8; its top 53 bits as a fraction of
+/// 2^53 pick the variant by the cumulative shares — written out so other services can
+/// compute the same assignment.
+struct ExperimentAssignment: Sendable {
+    struct Variant: Sendable {
+        let name: String
+        let scoring: Scoring
+    }
+
+    /// nil: no experiment (every user gets `fallbackVariant`).
+    let experiment: String?
+    private let variants: [Variant]
+    /// Each variant's upper bound in [0, 1).
+    private let bounds: [Double]
+
+    init(_ experiment: ServeConfig.Experiment?, defaultScoring: Scoring) {
+        guard let experiment, !experiment.variants.isEmpty else {
+            self.experiment = nil
+            variants = [Variant(name: "default", scoring: defaultScoring)]
+            bounds = [1]
+            return
+        }
+        self.experiment = experiment.name
+        variants = experiment.variants.map { Variant(name: $0.name, scoring: $0.scoring) }
+        let total = experiment.variants.reduce(0) { $0 + $1.share }
+        var sum = 0.0
+        bounds = experiment.variants.map { sum += $0.share; return sum / total }
+    }
+
+    var variantNames: [String] { variants.map(\.name) }
+
+    func variant(of user: String) -> Variant {
+        guard let experiment else { return variants[0] }
+        let x = Self.fraction(experiment: experiment, user: user)
+        return variants[bounds.firstIndex { x < $0 } ?? variants.count - 1]
+    }
+
+    static func fraction(experiment: String, user: String) -> Double {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in Array(experiment.utf8) + [0] + Array(user.utf8) {
+            hash ^= UInt64(byte)
+            hash &*= 0x100_0000_01b3
+        }
+        return Double(hash >> 11) / Double(UInt64(1) << 53)
+    }
+}

@@ -1,0 +1,191 @@
+import EddyRecs
+import EddyRedis
+import Foundation
+import Logging
+import Synchronization
+
+/// What the query routes compute, from the state in Redis, with `EddyRecs` (the code
+/// `eddy recommend` and `eddy eval` run): each answer within a latency budget, from a
+/// result cache when it may, through a circuit breaker, and from a snapshot of popular
+/// items when Redis is slow, failing or held off by the breaker (`fallback`). Never throws:
+/// every request gets an answer.
+final class RecommendationService: Sendable {
+    struct Query: Sendable {
+        var user: String
+        var k: Int
+        var session: String?
+        var item: String?
+        var category: String?
+        var exclude: [String] = []
+    }
+
+    struct Answer: Sendable {
+        let items: [Recommendation]
+        let variant: String
+        /// Why popular items were answered instead (nil: a computed answer).
+        let fallback: FallbackReason?
+        let cached: Bool
+    }
+
+    enum FallbackReason: String, Error, CaseIterable {
+        /// Not computed within the budget.
+        case budget
+        /// Redis answered with an error, or could not be reached.
+        case redisError = "redis_error"
+        /// The circuit breaker holds calls back after repeated failures.
+        case circuitOpen = "circuit_open"
+    }
+
+    let config: ServeConfig.Recommendations
+    let keys: RecsKeys
+    let assignment: ExperimentAssignment
+    private let redis: RedisPool
+    private let metrics: ServeMetrics
+    private let cache: ResultCache?
+    private let breaker = Mutex(CircuitBreaker())
+    private let snapshot = PopularSnapshot()
+    private let refresher: Task<Void, Never>
+    private let logger: Logger
+    /// How often the fallback snapshot is read again.
+    static let snapshotInterval = Duration.seconds(2)
+
+    init(config: ServeConfig.Recommendations, redis: RedisPool, metrics: ServeMetrics, logger: Logger) {
+        self.config = config
+        keys = RecsKeys(prefix: config.keyPrefix)
+        assignment = ExperimentAssignment(config.experiment, defaultScoring: config.scoring)
+        self.redis = redis
+        self.metrics = metrics
+        self.logger = logger
+        cache = config.cacheTTLSeconds > 0 ? ResultCache(ttl: .seconds(config.cacheTTLSeconds), capacity: config.cacheMaxEntries) : nil
+        refresher = Task.detached { [redis, snapshot, keys] in
+            while !Task.isCancelled {
+                if case .value(let contents) = await redis.run(within: .seconds(1), { try PopularSnapshot.read(RedisRecsState($0), keys: keys) }) {
+                    snapshot.replace(with: contents)
+                }
+                try? await Task.sleep(for: Self.snapshotInterval)
+            }
+        }
+    }
+
+    func stop() { refresher.cancel() }
+
+    var circuitIsOpen: Bool { breaker.withLock { $0.isOpen } }
+    var circuitOpenings: Int { breaker.withLock { $0.openings } }
+
+    // MARK: recommendations
+
+    func recommend(_ query: Query) async -> Answer {
+        let variant = assignment.variant(of: query.user)
+        let answer: Answer
+        switch await guarded({ [self] connection in try compute(query, variant: variant, connection) }) {
+        case .success(let (items, cached)):
+            metrics.cacheLookup(hit: cached, enabled: cache != nil)
+            answer = Answer(items: items, variant: variant.name, fallback: nil, cached: cached)
+        case .failure(let reason):
+            answer = Answer(items: fallbackItems(k: query.k, excluding: Set(query.exclude + [query.item].compactMap { $0 })),
+                            variant: variant.name, fallback: reason, cached: false)
+        }
+        metrics.served(experiment: assignment.experiment, variant: variant.name, items: answer.items.count, fallback: answer.fallback?.rawValue)
+        return answer
+    }
+
+    /// One answer on a pool thread: the cart version, the cache, else the recommender.
+    private func compute(_ query: Query, variant: ExperimentAssignment.Variant, _ connection: RedisConnection) throws -> ([Recommendation], Bool) {
+        let state = RedisRecsState(connection)
+        var cacheKey: String?
+        if let cache {
+            let reply = try connection.send("GET", keys.cartVersion(query.user))
+            if let error = reply.firstError { throw RedisError("redis: \(error)") }
+            cacheKey = [variant.name, query.user, query.session ?? "", query.item ?? "", query.category ?? "", String(query.k),
+                        query.exclude.sorted().joined(separator: ","), reply.string ?? "0"].joined(separator: "\u{1}")
+            if let hit = cache.get(cacheKey!, at: .now) { return (hit, true) }
+        }
+        var category = query.category
+        if category == nil, let session = query.session {
+            category = try state.fields([keys.session(session)], ["top_category"]).first?.first ?? nil
+        }
+        let items = try Recommender(state: state, scoring: variant.scoring, keys: keys)
+            .recommend(user: query.user, k: query.k, category: category, context: query.item, exclude: Set(query.exclude), rules: config.rules)
+        if let cache, let cacheKey { cache.put(cacheKey, items, at: .now) }
+        return (items, false)
+    }
+
+    /// Popular items from the snapshot, through the same rules (empty before the first
+    /// snapshot was read).
+    private func fallbackItems(k: Int, category: String? = nil, trending: Bool = false, excluding: Set<String>) -> [Recommendation] {
+        (try? Recommender(state: snapshot.state, keys: keys).popular(k: k, category: category, trending: trending, excluding: excluding, rules: config.rules)) ?? []
+    }
+
+    // MARK: similar and popular
+
+    /// An item's co-view neighbours, or why Redis could not give them (503).
+    func similar(item: String, k: Int, cosine: Bool) async -> Result<[Recommendation], FallbackReason> {
+        await guarded { [self] connection in
+            try Recommender(state: RedisRecsState(connection), keys: keys).similar(item: item, k: k, cosine: cosine, rules: config.rules)
+        }
+    }
+
+    /// Popular or trending items (of a category); from the snapshot when Redis cannot answer.
+    func popular(k: Int, category: String?, trending: Bool) async -> (items: [Recommendation], fallback: FallbackReason?) {
+        switch await guarded({ [self] connection in
+            try Recommender(state: RedisRecsState(connection), keys: keys).popular(k: k, category: category, trending: trending, rules: config.rules)
+        }) {
+        case .success(let items): return (items, nil)
+        case .failure(let reason): return (fallbackItems(k: k, trending: trending, excluding: []), reason)
+        }
+    }
+
+    /// A session's features hash (`session:{id}:features`), field by field; empty for an
+    /// unknown session.
+    func sessionFeatures(_ session: String) async -> Result<[(String, String)], FallbackReason> {
+        await guarded { [keys] connection in
+            let reply = try connection.send("HGETALL", keys.session(session))
+            if let error = reply.firstError { throw RedisError("redis: \(error)") }
+            let flat = reply.strings
+            return stride(from: 0, to: flat.count - 1, by: 2).map { (flat[$0], flat[$0 + 1]) }.sorted { $0.0 < $1.0 }
+        }
+    }
+
+    // MARK: budget and breaker
+
+    /// Runs `body` on the pool within the budget, unless the breaker holds calls back. The
+    /// breaker hears how each call ended, also one that ended after the budget.
+    private func guarded<T: Sendable>(_ body: @escaping @Sendable (RedisConnection) throws -> T) async -> Result<T, FallbackReason> {
+        guard breaker.withLock({ $0.allows(at: .now) }) else {
+            metrics.fallback(.circuitOpen)
+            return .failure(.circuitOpen)
+        }
+        let outcome = await redis.run(within: .milliseconds(config.budgetMs)) { [self] connection in
+            do {
+                let value = try body(connection)
+                if breaker.withLock({ b in defer { b.succeeded() }; return b.isOpen }) { logger.notice("Redis answers again: the circuit breaker closed") }
+                return value
+            } catch {
+                failed(error)
+                throw error
+            }
+        }
+        switch outcome {
+        case .value(let value): return .success(value)
+        case .late:
+            metrics.fallback(.budget)
+            return .failure(.budget)
+        case .failed(let error):
+            if error is RedisPool.Busy { failed(error) }  // refused before the call ran
+            metrics.fallback(.redisError)
+            return .failure(.redisError)
+        }
+    }
+
+    private func failed(_ error: any Error) {
+        metrics.redisErrors.add(1, ordering: .relaxed)
+        let opened: CircuitBreaker? = breaker.withLock { b in
+            let before = b.openings
+            b.failed(at: .now)
+            return b.openings > before ? b : nil
+        }
+        if let opened {
+            logger.warning("Redis failed \(opened.threshold) calls in a row (\(error)): the circuit breaker opened; answering popular items from the snapshot, trying Redis again after \(opened.openFor)")
+        }
+    }
+}
