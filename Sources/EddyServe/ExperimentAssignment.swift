@@ -3,9 +3,11 @@ import EddyRecs
 /// Which variant of the experiment a user is in: a stable hash of the experiment's name and
 /// the user id, so a user stays in one variant across requests, restarts and serve
 /// instances, and another experiment splits users independently. The hash is FNV-1a
-/// (64 bit) of `name`, a zero byte and `user`, in UTF-8; its top 53 bits as a fraction of
-/// 2^53 pick the variant by the cumulative shares — written out so other services can
-/// compute the same assignment.
+/// (64 bit) of `name`, a zero byte and `user`, in UTF-8, then MurmurHash3's 64-bit
+/// finalizer (FNV-1a alone barely moves its top bits when only the last bytes differ:
+/// users u1…u40 all fell in one half); its top 53 bits as a fraction of 2^53 pick the
+/// variant by the cumulative shares — written out so other services can compute the same
+/// assignment.
 struct ExperimentAssignment: Sendable {
     struct Variant: Sendable {
         let name: String
@@ -46,6 +48,11 @@ struct ExperimentAssignment: Sendable {
             hash ^= UInt64(byte)
             hash &*= 0x100_0000_01b3
         }
+        hash ^= hash >> 33
+        hash &*= 0xff51_afd7_ed55_8ccd
+        hash ^= hash >> 33
+        hash &*= 0xc4ce_b9fe_1a85_ec53
+        hash ^= hash >> 33
         return Double(hash >> 11) / Double(UInt64(1) << 53)
     }
 }

@@ -48,6 +48,7 @@ final class LocalServices {
 
     func stop() {
         for p in processes where p.isRunning {
+            kill(p.processIdentifier, SIGCONT)  // a frozen Redis would not stop
             p.terminate()
             p.waitUntilExit()
         }
@@ -84,6 +85,11 @@ final class LocalServices {
         processes.removeAll { $0 === server }
         redisServer = nil
     }
+
+    /// A Redis that stops answering without closing connections (SIGSTOP), and one that
+    /// answers again (SIGCONT).
+    func freezeRedis() { if let server = redisServer { kill(server.processIdentifier, SIGSTOP) } }
+    func thawRedis() { if let server = redisServer { kill(server.processIdentifier, SIGCONT) } }
 
     /// Starts redis-server again on its port, with the data it saved when stopped, or empty
     /// (a replaced server, or one that never persisted).

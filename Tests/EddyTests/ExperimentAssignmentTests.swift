@@ -14,11 +14,19 @@ final class ExperimentAssignmentTests: XCTestCase {
         return h
     }
 
+    /// MurmurHash3's fmix64.
+    private func fmix64(_ x: UInt64) -> UInt64 {
+        var h = x
+        h = (h ^ (h >> 33)) &* 0xff51afd7ed558ccd
+        h = (h ^ (h >> 33)) &* 0xc4ceb9fe1a85ec53
+        return h ^ (h >> 33)
+    }
+
     func testTheFractionIsTheDocumentedHashOfNameZeroAndUser() {
         // The published FNV-1a test vector, so the reference itself is right.
         XCTAssertEqual(fnv1a(Array("foobar".utf8)), 0x8594_4171_f739_67e8)
         for user in ["u1", "u22", "ü-ß", ""] {
-            let h = fnv1a(Array("exp".utf8) + [0] + Array(user.utf8))
+            let h = fmix64(fnv1a(Array("exp".utf8) + [0] + Array(user.utf8)))
             XCTAssertEqual(ExperimentAssignment.fraction(experiment: "exp", user: user), Double(h >> 11) / 9_007_199_254_740_992, user)
         }
     }
@@ -31,6 +39,13 @@ final class ExperimentAssignmentTests: XCTestCase {
         XCTAssert((4_700...5_300).contains(control), "\(control) of 20000 in control, share 1 of 4")
         XCTAssertTrue(users.prefix(100).allSatisfy { a.variant(of: $0).name == ExperimentAssignment(experiment, defaultScoring: Scoring()).variant(of: $0).name })
         XCTAssertEqual(a.variant(of: users[0]).scoring == .popularityOnly, a.variant(of: users[0]).name == "control")
+    }
+
+    func testSequentialIdsThatDifferInTheirLastBytesSplitEvenly() {
+        let a = ExperimentAssignment(experiment, defaultScoring: Scoring())
+        // u1…u40 fell all in one variant with FNV-1a alone; Binomial(400, 1/4): sd ≈ 8.7.
+        let control = (1...400).filter { a.variant(of: "u\($0)").name == "control" }.count
+        XCTAssert((56...144).contains(control), "\(control) of 400 sequential ids in control, share 1 of 4")
     }
 
     func testAnotherExperimentSplitsUsersIndependently() {
