@@ -21,7 +21,7 @@ import EddyServe
 ///         partitions: 4                               # of the source topic, if serve creates it
 ///       recommendations:                              # the query routes (on by default)
 ///         enabled: true
-///         key_prefix: ""                              # a namespace before every key read
+///         namespace: ""                               # until eddy promote names one (v2: keys v2:…)
 ///         k: 20                                       # when the request does not say
 ///         max_k: 100
 ///         budget: 80ms                                # then popular items, "fallback": true
@@ -85,9 +85,14 @@ public enum ServeConfigFile {
 
     private static func recommendations(_ field: YAMLField) throws -> ServeConfig.Recommendations {
         var out = ServeConfig.Recommendations()
-        let r = try field.mapping(allowed: ["enabled", "key_prefix", "k", "max_k", "budget", "cache", "weights", "rules", "experiment"])
+        let r = try field.mapping(allowed: ["enabled", "namespace", "k", "max_k", "budget", "cache", "weights", "rules", "experiment"])
         if let f = r["enabled"] { out.enabled = try f.bool() }
-        if let f = r["key_prefix"] { out.keyPrefix = try f.string() }
+        if let f = r["namespace"] {
+            out.namespace = try f.string()
+            guard out.namespace.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
+                throw f.error("a namespace may contain only ASCII letters, digits, '-', '_' and '.', got '\(out.namespace)'")
+            }
+        }
         if let f = r["max_k"] { out.maxK = try f.positiveInt(atMost: 1000) }
         if let f = r["k"] {
             out.defaultK = try f.positiveInt()

@@ -5,6 +5,7 @@ import Yams
 /// Reads topology files (Topologies/*.yaml) into validated `Topology` values.
 ///
 ///     application: user-counts
+///     namespace: v2                  # optional: Redis keys under v2: (a replay beside the live state)
 ///     source: {topic: clicks, key: user_id, timestamp: ts}
 ///     nodes:
 ///       - name: per_user
@@ -42,11 +43,12 @@ public enum TopologyFile {
     /// root of the YAML.
     static func decode(_ text: String, file: String) throws -> (Topology, YAMLField) {
         let root = try YAMLField.load(text, file: file)
-        let top = try root.mapping(allowed: ["application", "source", "nodes", "tables"])
+        let top = try root.mapping(allowed: ["application", "namespace", "source", "nodes", "tables"])
         guard let app = top["application"] else { throw root.error("missing field 'application'") }
         guard let sourceField = top["source"] else { throw root.error("missing field 'source'") }
         let topology = Topology(application: try app.string(), source: try source(sourceField),
                                 nodes: try top["nodes"]?.sequence().map(node) ?? [], tables: try top["tables"].map(tables) ?? [])
+        if let namespace = top["namespace"] { return (topology.inNamespace(try namespace.nonEmptyString()), root) }
         return (topology, root)
     }
 

@@ -1,12 +1,14 @@
 import EddyRecs
 import Synchronization
 
-/// The last popular and trending items read from Redis, with their catalog rows: what
-/// fallback answers are made of when Redis is slow or gone. `RecommendationService`
+/// The active namespace and the last popular and trending items read from it, with their
+/// catalog rows: what fallback answers are made of when Redis is slow or gone. `RecommendationService`
 /// refreshes it every few seconds; it is read as a `RecsState`, so fallback answers go
 /// through the same `Recommender.popular` and business rules as live ones.
 final class PopularSnapshot: Sendable {
     struct Contents: Sendable {
+        /// The namespace's keys it was read with.
+        var keys = RecsKeys()
         var zsets: [String: [ScoredMember]] = [:]
         /// Catalog rows by item key, as `HMGET` gave them.
         var rows: [String: [String?]] = [:]
@@ -14,11 +16,16 @@ final class PopularSnapshot: Sendable {
 
     /// Items kept per list.
     static let size = 200
-    private let contents = Mutex(Contents())
+    private let contents: Mutex<Contents>
+
+    init(keys: RecsKeys) { contents = Mutex(Contents(keys: keys)) }
+
+    /// The namespace's keys the snapshot was read with (or is to be read with).
+    var keys: RecsKeys { contents.withLock { $0.keys } }
 
     /// Reads the lists and their catalog rows through `state`.
     static func read(_ state: any RecsState, keys: RecsKeys) throws -> Contents {
-        var out = Contents()
+        var out = Contents(keys: keys)
         for key in [keys.popularity, keys.trending] { out.zsets[key] = try state.top(key, limit: size) }
         let items = Array(Set(out.zsets.values.flatMap { $0.map(\.member) })).sorted()
         let itemKeys = items.map(keys.item)

@@ -37,35 +37,53 @@ final class RecommendationService: Sendable {
     }
 
     let config: ServeConfig.Recommendations
-    let keys: RecsKeys
+    /// The keys of the namespace answered from: the promoted one, else the configured one
+    /// (the snapshot's: both are read together).
+    var keys: RecsKeys { snapshot.keys }
+    var namespace: String { Self.namespace(of: keys) }
     let assignment: ExperimentAssignment
     private let redis: RedisPool
     private let metrics: ServeMetrics
     private let cache: ResultCache?
     private let breaker = Mutex(CircuitBreaker())
-    private let snapshot = PopularSnapshot()
+    private let snapshot: PopularSnapshot
     private let refresher: Task<Void, Never>
     private let logger: Logger
-    /// How often the fallback snapshot is read again.
-    static let snapshotInterval = Duration.seconds(2)
+    /// How often the active namespace and the fallback snapshot are read again.
+    static let refreshInterval = Duration.seconds(1)
 
     init(config: ServeConfig.Recommendations, redis: RedisPool, metrics: ServeMetrics, logger: Logger) {
         self.config = config
-        keys = RecsKeys(prefix: config.keyPrefix)
+        let configured = RecsKeys(prefix: Self.prefix(of: config.namespace))
+        snapshot = PopularSnapshot(keys: configured)
         assignment = ExperimentAssignment(config.experiment, defaultScoring: config.scoring)
         self.redis = redis
         self.metrics = metrics
         self.logger = logger
         cache = config.cacheTTLSeconds > 0 ? ResultCache(ttl: .seconds(config.cacheTTLSeconds), capacity: config.cacheMaxEntries) : nil
-        refresher = Task.detached { [redis, snapshot, keys] in
+        refresher = Task.detached { [redis, snapshot, logger] in
             while !Task.isCancelled {
-                if case .value(let contents) = await redis.run(within: .seconds(1), { try PopularSnapshot.read(RedisRecsState($0), keys: keys) }) {
+                let outcome = await redis.run(within: .seconds(1)) { connection -> (RecsKeys, PopularSnapshot.Contents) in
+                    let reply = try connection.send("GET", ServeNamespace.activeKey)
+                    if let error = reply.firstError { throw RedisError("redis: \(error)") }
+                    let keys = reply.string.map { RecsKeys(prefix: Self.prefix(of: $0)) } ?? configured
+                    return (keys, try PopularSnapshot.read(RedisRecsState(connection), keys: keys))
+                }
+                if case .value(let (keys, contents)) = outcome {
+                    let previous = snapshot.keys
+                    if previous.prefix != keys.prefix {
+                        logger.notice("answering from namespace \(Self.namespace(of: keys)) (was \(Self.namespace(of: previous)))")
+                    }
                     snapshot.replace(with: contents)
                 }
-                try? await Task.sleep(for: Self.snapshotInterval)
+                try? await Task.sleep(for: Self.refreshInterval)
             }
         }
     }
+
+    /// `v2` → `v2:`; empty → no prefix.
+    static func prefix(of namespace: String) -> String { namespace.isEmpty ? "" : namespace + ":" }
+    static func namespace(of keys: RecsKeys) -> String { keys.prefix.isEmpty ? "(none)" : String(keys.prefix.dropLast()) }
 
     func stop() { refresher.cancel() }
 
@@ -92,11 +110,12 @@ final class RecommendationService: Sendable {
     /// One answer on a pool thread: the cart version, the cache, else the recommender.
     private func compute(_ query: Query, variant: ExperimentAssignment.Variant, _ connection: RedisConnection) throws -> ([Recommendation], Bool) {
         let state = RedisRecsState(connection)
+        let keys = self.keys
         var cacheKey: String?
         if let cache {
             let reply = try connection.send("GET", keys.cartVersion(query.user))
             if let error = reply.firstError { throw RedisError("redis: \(error)") }
-            cacheKey = [variant.name, query.user, query.session ?? "", query.item ?? "", query.category ?? "", String(query.k),
+            cacheKey = [keys.prefix, variant.name, query.user, query.session ?? "", query.item ?? "", query.category ?? "", String(query.k),
                         query.exclude.sorted().joined(separator: ","), reply.string ?? "0"].joined(separator: "\u{1}")
             if let hit = cache.get(cacheKey!, at: .now) { return (hit, true) }
         }
@@ -113,7 +132,8 @@ final class RecommendationService: Sendable {
     /// Popular items from the snapshot, through the same rules (empty before the first
     /// snapshot was read).
     private func fallbackItems(k: Int, category: String? = nil, trending: Bool = false, excluding: Set<String>) -> [Recommendation] {
-        (try? Recommender(state: snapshot.state, keys: keys).popular(k: k, category: category, trending: trending, excluding: excluding, rules: config.rules)) ?? []
+        let state = snapshot.state
+        return (try? Recommender(state: state, keys: state.contents.keys).popular(k: k, category: category, trending: trending, excluding: excluding, rules: config.rules)) ?? []
     }
 
     // MARK: similar and popular

@@ -1,5 +1,11 @@
 import EddyRecs
 
+/// Where `eddy promote` names the namespace serve answers from.
+public enum ServeNamespace {
+    /// A Redis string: the namespace (empty: keys without a prefix).
+    public static let activeKey = "eddy:active_namespace"
+}
+
 /// What `eddy serve` runs: where it listens, who may call it, and the event ingest
 /// (`serve:` in the runtime config file; `RuntimeConfigFile.parseServe` reads it).
 public struct ServeConfig: Sendable, Equatable {
@@ -57,8 +63,9 @@ public struct ServeConfig: Sendable, Equatable {
     /// over the state `Topologies/recs.yaml` (and `catalog.yaml`) keep in Redis.
     public struct Recommendations: Sendable, Equatable {
         public var enabled = true
-        /// Put before every key read (a namespace), e.g. `v2:`.
-        public var keyPrefix = ""
+        /// The namespace read (`v2`: keys `v2:…`; empty: keys without a prefix) until
+        /// `eddy promote` names another in Redis (`eddy:active_namespace`), which serve follows.
+        public var namespace = ""
         public var scoring = Scoring()
         public var rules = BusinessRules()
         public var defaultK = 20

@@ -11,6 +11,8 @@ public struct Topology: Equatable, Sendable {
     public var nodes: [Node]
     /// Global tables (`join` reads them), by name.
     public var tables: [Table]
+    /// Set by `inNamespace`: every Redis key the sinks write starts with `<namespace>:`.
+    public private(set) var namespace: String?
 
     public init(application: String, source: Source, nodes: [Node] = [], tables: [Table] = []) {
         self.application = application
@@ -334,6 +336,19 @@ public struct Topology: Equatable, Sendable {
 }
 
 extension Topology {
+    /// The topology writing its Redis keys under `namespace` (`v2` puts `item:popularity`
+    /// at `v2:item:popularity`), so a replay builds its state beside the live one and
+    /// `eddy promote v2` switches `eddy serve` to it (Kappa reprocessing). Give the replay
+    /// its own application id too: watermarks, changelogs and offsets are per application.
+    public func inNamespace(_ namespace: String) -> Topology {
+        var t = self
+        t.namespace = namespace
+        for i in t.nodes.indices {
+            for j in t.nodes[i].sinks.indices { t.nodes[i].sinks[j].key = "\(namespace):" + t.nodes[i].sinks[j].key }
+        }
+        return t
+    }
+
     public var deadLetterTopic: String { source.deadLetterTopic ?? "\(application)-dlq" }
 }
 

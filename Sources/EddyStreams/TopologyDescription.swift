@@ -17,7 +17,7 @@ extension Topology {
     }
 
     private var textDescription: String {
-        var lines = ["Topology \(application)",
+        var lines = ["Topology \(application)" + (namespace.map { " (Redis keys in namespace \($0))" } ?? ""),
                      "  source: topic \(source.topic), key \(source.keyField), event time \(source.timestampField)"
                         + (source.requiredFields.isEmpty ? "" : ", requires \(source.requiredFields.joined(separator: ", "))"),
                      "  dead letters: \(deadLetterTopic) (records over \(source.maxValueBytes) bytes, invalid JSON/UTF-8, missing or mistyped fields, event times outside 1970-9999)"]

@@ -9,7 +9,7 @@ struct Eddy: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eddy",
         abstract: "Eddy: stateful stream processing on Kafka, RocksDB and Redis.",
-        subcommands: [Run.self, Serve.self, Validate.self, Describe.self, Generate.self, Reset.self, Dump.self, Recommend.self, Eval.self, ConsumeCeiling.self, WriteCeilings.self])
+        subcommands: [Run.self, Serve.self, Validate.self, Describe.self, Generate.self, Reset.self, Dump.self, Recommend.self, Promote.self, Eval.self, ConsumeCeiling.self, WriteCeilings.self])
 
     /// As ArgumentParser's own `main`, except that a config file that cannot be used is one
     /// line, `Error: file:line:col: field '…': message`, and exit status 64 (EX_USAGE, as

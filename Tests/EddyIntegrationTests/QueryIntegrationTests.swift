@@ -91,7 +91,8 @@ final class QueryIntegrationTests: XCTestCase {
         continueAfterFailure = false
         let services = try LocalServices()
         defer { services.stop() }
-        let (_, catalog, recs) = try filledState(events: 20_000, seed: 9, topic: "clicks-query", catalogTopic: "catalog-query", services: services)
+        let (config, catalog, recs) = try filledState(events: 20_000, seed: 9, topic: "clicks-query", catalogTopic: "catalog-query", services: services)
+        let catalogFile = services.workDir.appendingPathComponent("catalog-topology.yaml").path
         let serve = try ServeProcess(config: try serveConfig(services, recs: recs, ingest: false, extra: """
               experiment:
                 name: exp
@@ -197,6 +198,45 @@ final class QueryIntegrationTests: XCTestCase {
         }
         XCTAssertEqual(serve.request("GET", "/v1/recommendation?user_id=u1")?.status, 404)
         XCTAssertEqual(serve.metric("eddy_http_requests_total", [#"status="5"#]), 0, "no 5xx")
+
+        // A replay into namespace v2 (its own application id; other events, so its state
+        // differs), promoted: serve follows without a restart, and back again.
+        let refused = try EddyCLI.run(["promote", "v2", "--config", config])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.stderr.contains("namespace v2 holds no keys"), refused.stderr)
+        let gen = try EddyCLI.run(["generate", "--events", "3000", "--users", "100", "--items", "300", "--categories", "8", "--seed", "99",
+                                   "--topic", "clicks-v2", "--partitions", "4", "--config", config])
+        XCTAssertEqual(gen.status, 0, gen.stderr)
+        for (file, topic) in [(recs, "clicks-v2"), (catalogFile, "catalog-query")] {
+            let v2 = file + ".v2.yaml"
+            try String(contentsOfFile: file, encoding: .utf8)
+                .replacingOccurrences(of: "application: recs\n", with: "application: recs-v2\nnamespace: v2\n")
+                .replacingOccurrences(of: "application: catalog\n", with: "application: catalog-v2\nnamespace: v2\n")
+                .replacingOccurrences(of: "topic: clicks-query\n", with: "topic: \(topic)\n")
+                .write(toFile: v2, atomically: true, encoding: .utf8)
+            let run = try EddyCLI.run(["run", v2, "--config", config, "--until-caught-up"])
+            XCTAssertEqual(run.status, 0, String(run.stderr.suffix(3000)))
+        }
+        let v2Popularity = try zset(redis, "v2:item:popularity")
+        XCTAssertNotEqual(v2Popularity.map(\.0).prefix(7), popularity.map(\.0).prefix(7), "the replay's state differs")
+        XCTAssertEqual(items(serve.request("GET", "/v1/popular?k=7")), expectedTop(popularity, k: 7, catalog: catalog), "not promoted yet")
+        let promote = try EddyCLI.run(["promote", "v2", "--config", config])
+        XCTAssertEqual(promote.status, 0, promote.stderr)
+        XCTAssertTrue(promote.stdout.contains("now answers from namespace v2 (was (none))"), promote.stdout)
+        func waitForPopular(_ expected: [String]) {
+            let deadline = Date().addingTimeInterval(10)
+            while items(serve.request("GET", "/v1/popular?k=7")) != expected, Date() < deadline { usleep(100_000) }
+            XCTAssertEqual(items(serve.request("GET", "/v1/popular?k=7")), expected)
+        }
+        waitForPopular(expectedTop(v2Popularity, k: 7, catalog: catalog))
+        XCTAssertEqual(serve.request("GET", "/readyz")?.json["namespace"] as? String, "v2")
+        let v2User = try XCTUnwrap(try redis.send("KEYS", "v2:user:recent:*").strings.first).dropFirst("v2:user:recent:".count)
+        let v2Answer = try XCTUnwrap(serve.request("GET", "/v1/recommendations?user_id=\(v2User)&k=10"))
+        XCTAssertTrue(Set(try redis.send("LRANGE", "v2:user:recent:\(v2User)", "0", "-1").strings).isDisjoint(with: items(v2Answer)), v2Answer.body)
+        XCTAssertEqual(v2Answer.json["cached"] as? Bool, false)
+        XCTAssertEqual(try EddyCLI.run(["promote", "--none", "--config", config]).status, 0)
+        waitForPopular(expectedTop(popularity, k: 7, catalog: catalog))
+        XCTAssertTrue(serve.running.stderr.contains("answering from namespace v2"), "the log says so")
     }
 
     func testACartEventInvalidatesTheCachedAnswerAndRedisFailuresFallBackToPopularItems() throws {

@@ -42,7 +42,7 @@ final class ServeConfigFileTests: XCTestCase {
         let config = try ServeConfigFile.parse("""
             serve:
               recommendations:
-                key_prefix: "v2:"
+                namespace: v2
                 k: 10
                 max_k: 50
                 budget: 40ms
@@ -56,7 +56,7 @@ final class ServeConfigFileTests: XCTestCase {
                     - {name: blend, share: 3, weights: {category: 1}}
             """, file: "c.yaml")
         let r = config.recommendations
-        XCTAssertEqual(r.keyPrefix, "v2:")
+        XCTAssertEqual(r.namespace, "v2")
         XCTAssertEqual(r.defaultK, 10)
         XCTAssertEqual(r.maxK, 50)
         XCTAssertEqual(r.budgetMs, 40)

@@ -37,6 +37,21 @@ final class TopologyFileTests: XCTestCase {
         XCTAssertEqual(try builder.build().describe(.text), fromFile.describe(.text))
     }
 
+    func testANamespacePrefixesEveryRedisKeyItWrites() throws {
+        let text = try String(contentsOf: Self.root.appendingPathComponent("Topologies/recs.yaml"), encoding: .utf8)
+        let plain = try TopologyFile.parse(text, file: "recs.yaml")
+        let spaced = try TopologyFile.parse(text.replacingOccurrences(of: "application: recs\n", with: "application: recs-v2\nnamespace: v2\n"), file: "recs.yaml")
+        XCTAssertEqual(spaced.namespace, "v2")
+        let keys = plain.nodes.flatMap { $0.sinks.map(\.key) }
+        XCTAssertFalse(keys.isEmpty)
+        XCTAssertEqual(spaced.nodes.flatMap { $0.sinks.map(\.key) }, keys.map { "v2:" + $0 })
+        XCTAssertTrue(spaced.describe(.text).contains("(Redis keys in namespace v2)"))
+        XCTAssertTrue(spaced.describe(.text).contains("v2:item:popularity"))
+        let bad = error("application: a\nnamespace: \"v 2\"\nsource: {topic: t, key: user_id, timestamp: ts}\nnodes:\n  - {name: n, filter: {field: x, exists: true}}\n")
+        XCTAssertEqual(bad?.line, 2)
+        XCTAssertEqual(bad?.field, "namespace")
+    }
+
     func testErrorsNameFileLineAndField() {
         // Lines 1-3 of most cases; the nodes follow from line 4.
         let header = "application: a\nsource: {topic: t, key: user_id, timestamp: ts}\nnodes:\n"

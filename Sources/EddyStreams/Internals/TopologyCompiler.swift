@@ -167,6 +167,7 @@ enum TopologyCompiler {
         typealias P = TopologyError.PathComponent
 
         try checkName(topology.application, [.key("application")])
+        if let namespace = topology.namespace { try checkName(namespace, [.key("namespace")]) }
         let source = topology.source
         // Topic names follow Kafka's legal alphabet, the same as node names'.
         try checkName(source.topic, [.key("source"), .key("topic")])
