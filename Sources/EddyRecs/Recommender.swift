@@ -140,19 +140,25 @@ public struct Recommender {
         return try select(Self.ranked(scored), k: k, rules: rules)
     }
 
-    /// The most popular items (of `category` when given and known; trending instead when
-    /// asked), each scored 2^(its rank − the top rank).
+    /// The most popular items (of `category` when given and known), each scored 2^(its rank
+    /// − the top rank). Trending: by trend, and with a category among the 1000 most
+    /// trending items those the catalog puts in it (trending is kept for all items only).
     public func popular(k: Int, category: String? = nil, trending: Bool = false, excluding: Set<String> = [],
                         rules: BusinessRules = BusinessRules()) throws -> [Recommendation] {
         guard k > 0 else { return [] }
         let wanted = Self.overRead(k, rules) + excluding.count
         var key = trending ? keys.trending : keys.popularity, reason = trending ? "trending" : "popular now"
         var members: [ScoredMember] = []
-        if let category, !trending {
+        if let category, trending {
+            let candidates = try state.top(keys.trending, limit: 1000)
+            let rows = try state.fields(candidates.map { keys.item($0.member) }, ["category"])
+            members = zip(candidates, rows).filter { $0.1.first == category }.map(\.0)
+            reason = "trending in \(category)"
+        } else if let category {
             members = try state.top(keys.popularity(in: category), limit: wanted)
             if !members.isEmpty { key = keys.popularity(in: category); reason = "popular in \(category)" }
         }
-        if members.isEmpty { members = try state.top(key, limit: wanted) }
+        if members.isEmpty, category == nil || !trending { members = try state.top(key, limit: wanted) }
         guard let top = members.first else { return [] }
         let scored = members.filter { !excluding.contains($0.member) }.map { Recommendation(item: $0.member, score: exp2($0.score - top.score), reason: reason) }
         return try select(Self.ranked(scored), k: k, rules: rules)

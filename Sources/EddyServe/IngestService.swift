@@ -34,6 +34,8 @@ final class IngestService: Sendable {
     let maxEventBytes: Int
     let metrics: ServeMetrics
     private let validators: ValidatorPool
+    /// What a valid event looks like (the OpenAPI document's event schema).
+    let eventShape: OpenAPIDocument.EventShape
     private let producer: Mutex<AcknowledgedProducer>
     private let makeProducer: @Sendable () throws -> AcknowledgedProducer
     private let logger: Logger
@@ -53,7 +55,9 @@ final class IngestService: Sendable {
             try AcknowledgedProducer(config: kafka, deliveryTimeoutMs: config.publishTimeoutMs, maxQueued: config.maxQueuedEvents)
         }
         let validators = ValidatorPool(first: first) { try EventValidator(topology: topology, eventTypeField: eventTypeField) }
-        let service = IngestService(config: config, topic: first.sourceTopic, maxEventBytes: first.maxEventBytes, validators: validators,
+        let shape = OpenAPIDocument.EventShape(required: first.requiredFields, numeric: first.numericFields, timestamp: first.timestampField,
+                                               timestampRequired: !config.serverTimestamp, maxBatchEvents: config.maxBatchEvents)
+        let service = IngestService(config: config, topic: first.sourceTopic, maxEventBytes: first.maxEventBytes, eventShape: shape, validators: validators,
                                     producer: try makeProducer(), makeProducer: makeProducer, metrics: metrics, logger: logger)
         service.keepTopic(kafka: kafka)
         return service
@@ -75,12 +79,13 @@ final class IngestService: Sendable {
         }
     }
 
-    private init(config: ServeConfig.Ingest, topic: String, maxEventBytes: Int, validators: ValidatorPool, producer: AcknowledgedProducer,
+    private init(config: ServeConfig.Ingest, topic: String, maxEventBytes: Int, eventShape: OpenAPIDocument.EventShape, validators: ValidatorPool, producer: AcknowledgedProducer,
                  makeProducer: @escaping @Sendable () throws -> AcknowledgedProducer, metrics: ServeMetrics, logger: Logger) {
         self.config = config
         self.topic = topic
         self.maxEventBytes = maxEventBytes
         self.validators = validators
+        self.eventShape = eventShape
         self.producer = Mutex(producer)
         self.makeProducer = makeProducer
         self.metrics = metrics

@@ -11,8 +11,8 @@ import HummingbirdCore
 ///   Always 200: a slow or failing Redis gives popular items with `"fallback": true`.
 /// - `GET /v1/items/{id}/similar?k=[&cosine=true]`: the item's co-view neighbours; 503 when
 ///   Redis cannot answer.
-/// - `GET /v1/popular?k=[&category=][&window=trending]`: popular (or trending) items;
-///   from the snapshot with `"fallback": true` when Redis cannot answer.
+/// - `GET /v1/popular?k=[&category=][&window=trending]`: popular (or trending) items, of a
+///   category when given; from the snapshot with `"fallback": true` when Redis cannot answer.
 /// - `GET /v1/sessions/{id}/features`: a session's features (`user:start`, as the session
 ///   node names them); empty for an unknown session, 503 when Redis cannot answer.
 ///
@@ -20,8 +20,17 @@ import HummingbirdCore
 /// errors: an unknown item has no neighbours (`items: []`), an unknown user is cold.
 struct RecommendationRoutes {
     let service: RecommendationService
-    static let maxIDBytes = 512
-    static let maxExcluded = 200
+    /// Ids are at most this many characters (Unicode scalars, as JSON Schema's maxLength
+    /// counts them), in the path or the query.
+    static let maxIDLength = 512
+    /// The exclude list's longest text: a bound on the work a request can ask for.
+    static let maxExcludeLength = 4096
+
+    /// A path segment's id, percent-decoded; nil when empty or too long.
+    static func pathID(_ raw: String?) -> String? {
+        guard let raw, let id = raw.removingPercentEncoding, !id.isEmpty, id.unicodeScalars.count <= maxIDLength else { return nil }
+        return id
+    }
 
     func add(to router: Router<ServeContext>) {
         addSessionFeatures(to: router)
@@ -33,7 +42,7 @@ struct RecommendationRoutes {
                 query = RecommendationService.Query(
                     user: try parameters.id("user_id", required: true)!, k: try parameters.k(default: config.defaultK, max: config.maxK),
                     session: try parameters.id("session_id"), item: try parameters.id("item_id"), category: try parameters.id("category"),
-                    exclude: try parameters.list("exclude", max: Self.maxExcluded))
+                    exclude: try parameters.list("exclude", maxLength: Self.maxExcludeLength))
             } catch let error as Parameters.Invalid {
                 return Responses.error(.badRequest, error.message, extra: [("parameter", .string(error.parameter))])
             }
@@ -50,8 +59,8 @@ struct RecommendationRoutes {
             let parameters = Parameters(request.uri.queryParameters)
             let item: String, k: Int, cosine: Bool
             do {
-                guard let raw = context.parameters.get("id"), let id = raw.removingPercentEncoding, !id.isEmpty, id.utf8.count <= Self.maxIDBytes else {
-                    throw Parameters.Invalid(parameter: "id", message: "the item id must be 1 to \(Self.maxIDBytes) bytes, percent-encoded in the path")
+                guard let id = Self.pathID(context.parameters.get("id")) else {
+                    throw Parameters.Invalid(parameter: "id", message: "the item id must be 1 to \(Self.maxIDLength) characters, percent-encoded in the path")
                 }
                 (item, k, cosine) = (id, try parameters.k(default: config.defaultK, max: config.maxK), try parameters.bool("cosine"))
             } catch let error as Parameters.Invalid {
@@ -75,7 +84,6 @@ struct RecommendationRoutes {
                 case "trending": trending = true
                 case let other?: throw Parameters.Invalid(parameter: "window", message: "window must be popular or trending, got '\(other)'")
                 }
-                if trending, category != nil { throw Parameters.Invalid(parameter: "category", message: "trending is kept for all items only; leave out category") }
             } catch let error as Parameters.Invalid {
                 return Responses.error(.badRequest, error.message, extra: [("parameter", .string(error.parameter))])
             }
@@ -91,8 +99,8 @@ struct RecommendationRoutes {
 
     private func addSessionFeatures(to router: Router<ServeContext>) {
         router.get("/v1/sessions/:id/features") { _, context in
-            guard let raw = context.parameters.get("id"), let id = raw.removingPercentEncoding, !id.isEmpty, id.utf8.count <= Self.maxIDBytes else {
-                return Responses.error(.badRequest, "the session id must be 1 to \(Self.maxIDBytes) bytes, percent-encoded in the path", extra: [("parameter", "id")])
+            guard let id = Self.pathID(context.parameters.get("id")) else {
+                return Responses.error(.badRequest, "the session id must be 1 to \(Self.maxIDLength) characters, percent-encoded in the path", extra: [("parameter", "id")])
             }
             switch await service.sessionFeatures(id) {
             case .success(let fields):
@@ -129,8 +137,8 @@ struct Parameters {
             if required { throw Invalid(parameter: name, message: "\(name) is required") }
             return nil
         }
-        guard !value.isEmpty, value.utf8.count <= RecommendationRoutes.maxIDBytes else {
-            throw Invalid(parameter: name, message: "\(name) must be 1 to \(RecommendationRoutes.maxIDBytes) bytes, got \(value.utf8.count)")
+        guard !value.isEmpty, value.unicodeScalars.count <= RecommendationRoutes.maxIDLength else {
+            throw Invalid(parameter: name, message: "\(name) must be 1 to \(RecommendationRoutes.maxIDLength) characters, got \(value.unicodeScalars.count)")
         }
         return value
     }
@@ -149,14 +157,12 @@ struct Parameters {
         }
     }
 
-    /// A comma-separated list of ids (empty entries are skipped).
-    func list(_ name: String, max: Int) throws -> [String] {
+    /// A comma-separated list of ids (empty entries are skipped; an empty list is none).
+    func list(_ name: String, maxLength: Int) throws -> [String] {
         guard let value = values[name] else { return [] }
-        let items = value.split(separator: ",").map(String.init)
-        guard items.count <= max else { throw Invalid(parameter: name, message: "\(name) lists \(items.count) items, more than \(max)") }
-        if let long = items.first(where: { $0.utf8.count > RecommendationRoutes.maxIDBytes }) {
-            throw Invalid(parameter: name, message: "\(name) has an id of \(long.utf8.count) bytes, more than \(RecommendationRoutes.maxIDBytes)")
+        guard value.unicodeScalars.count <= maxLength else {
+            throw Invalid(parameter: name, message: "\(name) is \(value.unicodeScalars.count) characters, more than \(maxLength)")
         }
-        return items
+        return value.split(separator: ",").map(String.init)
     }
 }

@@ -23,17 +23,20 @@ public final class ServeServer: Sendable {
             ingest = try IngestService.make(topology: topology, config: config.ingest, kafka: kafka, metrics: metrics, logger: logger)
         }
         let router = Router(context: ServeContext.self)
-        var routes = ["/healthz", "/readyz", "/metrics"]
-        if ingest != nil { routes += ["/v1/events", "/v1/events:batch"] }
-        if topology != nil { routes.append("/v1/users/{id}/features") }
         let pool = RedisPool(.init(host: redis.host, port: redis.port, timeoutMs: redis.timeoutMs, credentials: redis.credentials))
         let features = topology.map { UserFeaturesRoute(topology: $0, redis: pool) }
         let recommendations = config.recommendations.enabled ? RecommendationService(config: config.recommendations, redis: pool, metrics: metrics, logger: logger) : nil
-        if recommendations != nil { routes += ["/v1/recommendations", "/v1/items/{id}/similar", "/v1/popular", "/v1/sessions/{id}/features"] }
+        // The document names every route (the metrics label requests by its paths).
+        let served = OpenAPIDocument.Routes(ingest: ingest?.eventShape, userKeyField: topology?.source.keyField, recommendations: recommendations != nil,
+                                            maxK: config.recommendations.maxK, apiKeys: !config.apiKeys.isEmpty)
+        let routes = OpenAPIDocument.paths(served)
+        let openAPI = Responses.json(.ok, OpenAPIDocument.document(served))
         router.add(middleware: RequestMetricsMiddleware(metrics: metrics, routes: routes))
         router.add(middleware: JSONErrorMiddleware())
+        router.add(middleware: MethodNotAllowedMiddleware(methods: OpenAPIDocument.methods(served)))
         router.add(middleware: APIKeyMiddleware(keys: Set(config.apiKeys)))
         router.get("/healthz") { _, _ in Responses.json(.ok, .object([("status", "ok")])) }
+        router.get("/openapi.json") { _, _ in openAPI }
         router.get("/readyz") { [ingest] _, _ in
             if let ingest, !ingest.isPublishing {
                 return Responses.error(.serviceUnavailable, "the broker has not acknowledged events since its last failure", extra: [("status", "not ready")])

@@ -46,8 +46,8 @@ struct UserFeaturesRoute {
     func add(to router: Router<ServeContext>) {
         router.get("/v1/users/:id/features") { _, context in
             // The path segment is percent-encoded (a space, a slash, non-ASCII ids).
-            guard let raw = context.parameters.get("id"), let id = raw.removingPercentEncoding, !id.isEmpty, id.utf8.count <= 512 else {
-                return Responses.error(.badRequest, "the user id must be 1 to 512 bytes, percent-encoded in the path")
+            guard let id = RecommendationRoutes.pathID(context.parameters.get("id")) else {
+                return Responses.error(.badRequest, "the user id must be 1 to \(RecommendationRoutes.maxIDLength) characters, percent-encoded in the path", extra: [("parameter", "id")])
             }
             let features = self.features
             let replies: [RedisReply]

@@ -26,6 +26,11 @@ public final class EventValidator {
     public let timestampField: String
     /// Events larger than this are refused without being parsed (`source.max_value_bytes`).
     public let maxEventBytes: Int
+    /// Fields every event must have besides the timestamp: a non-empty string, a number or
+    /// a boolean each (what the query document's event schema says).
+    public let requiredFields: [String]
+    /// Fields that must be numbers when present.
+    public let numericFields: [String]
     private let decoder: RecordDecoder
     private let keyField: Int
     private let timestampID: Int
@@ -42,6 +47,8 @@ public final class EventValidator {
         keyField = compiled.keyField
         timestampID = compiled.timestampField
         eventTypeID = eventTypeField.flatMap { decoder.fieldNames.firstIndex(of: $0) }
+        requiredFields = compiled.requiredFields.filter { $0 != compiled.timestampField }.map { compiled.fields[$0] }
+        numericFields = compiled.numericFields.map { compiled.fields[$0] }
     }
 
     /// Validates `value`; `serverTimeMs`, when given, becomes the event time of an event

@@ -181,14 +181,16 @@ final class QueryIntegrationTests: XCTestCase {
         XCTAssertEqual(items(serve.request("GET", "/v1/popular?k=7")), expectedTop(popularity, k: 7, catalog: catalog))
         XCTAssertEqual(items(serve.request("GET", "/v1/popular?k=7&window=trending")), expectedTop(try zset(redis, "item:trending"), k: 7, catalog: catalog))
         XCTAssertEqual(items(serve.request("GET", "/v1/popular?k=4&category=c3")), expectedTop(try zset(redis, "item:popularity:c3"), k: 4, catalog: catalog))
+        let trendingInC3 = try zset(redis, "item:trending").filter { catalog[$0.0]?.category == 3 }
+        XCTAssertEqual(items(serve.request("GET", "/v1/popular?k=4&category=c3&window=trending")), expectedTop(trendingInC3, k: 4, catalog: catalog))
 
         // Bad parameters: 400 naming the parameter; never a 5xx.
         let long = String(repeating: "x", count: 600)
         let bad: [(String, String)] = [
             ("/v1/recommendations", "user_id"), ("/v1/recommendations?user_id=", "user_id"), ("/v1/recommendations?user_id=\(long)", "user_id"),
             ("/v1/recommendations?user_id=u1&k=0", "k"), ("/v1/recommendations?user_id=u1&k=101", "k"), ("/v1/recommendations?user_id=u1&k=ten", "k"),
-            ("/v1/recommendations?user_id=u1&exclude=" + (0..<201).map { "i\($0)" }.joined(separator: ","), "exclude"),
-            ("/v1/popular?window=weekly", "window"), ("/v1/popular?window=trending&category=c1", "category"),
+            ("/v1/recommendations?user_id=u1&exclude=" + (0..<1000).map { "i\($0)" }.joined(separator: ","), "exclude"),
+            ("/v1/popular?window=weekly", "window"),
             ("/v1/items/i1/similar?cosine=maybe", "cosine"), ("/v1/items/i1/similar?k=-3", "k"),
         ]
         for (path, parameter) in bad {
@@ -197,6 +199,10 @@ final class QueryIntegrationTests: XCTestCase {
             XCTAssertEqual(answer.json["parameter"] as? String, parameter, path)
         }
         XCTAssertEqual(serve.request("GET", "/v1/recommendation?user_id=u1")?.status, 404)
+        let post = try XCTUnwrap(serve.request("POST", "/v1/recommendations?user_id=u1"))
+        XCTAssertEqual(post.status, 405, post.body)
+        XCTAssertEqual(post.headers["allow"], "GET")
+        XCTAssertEqual(serve.request("DELETE", "/healthz")?.headers["allow"], "GET")
         XCTAssertEqual(serve.metric("eddy_http_requests_total", [#"status="5"#]), 0, "no 5xx")
 
         // A replay into namespace v2 (its own application id; other events, so its state

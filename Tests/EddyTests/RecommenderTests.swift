@@ -146,6 +146,9 @@ final class RecommenderTests: XCTestCase {
         XCTAssertEqual(try recommender.popular(k: 2, trending: true), [Recommendation(item: "t", score: 1, reason: "trending"),
                                                                       Recommendation(item: "p", score: 0.25, reason: "trending")])
         XCTAssertEqual(try recommender.popular(k: 5, category: "c2").map(\.item), ["x", "s"])
+        // Trending in a category: t is not in the catalog, p is in c1.
+        XCTAssertEqual(try recommender.popular(k: 5, category: "c1", trending: true), [Recommendation(item: "p", score: 1, reason: "trending in c1")])
+        XCTAssertEqual(try recommender.popular(k: 5, category: "c9", trending: true), [])
     }
 }
 
