@@ -19,6 +19,7 @@ import EddyServe
 ///         max_inflight_bytes: 268435456               # request bodies held at once; then 503
 ///         event_type_field: event_type                # labels the metrics
 ///         partitions: 4                               # of the source topic, if serve creates it
+///       pipeline_metrics: ["http://127.0.0.1:19464/metrics"]   # eddy run processes the page at / shows
 ///       recommendations:                              # the query routes (on by default)
 ///         enabled: true
 ///         namespace: ""                               # until eddy promote names one (v2: keys v2:…)
@@ -44,7 +45,7 @@ public enum ServeConfigFile {
         var config = ServeConfig()
         guard case .mapping = root.node,
               let serve = try root.mapping(allowed: RuntimeConfigFile.sections)["serve"] else { return config }
-        let s = try serve.mapping(allowed: ["host", "port", "api_keys", "rate_limit", "ingest", "recommendations"])
+        let s = try serve.mapping(allowed: ["host", "port", "api_keys", "rate_limit", "ingest", "recommendations", "pipeline_metrics"])
         if let v = s["host"] { config.host = try v.nonEmptyString() }
         if let v = s["port"] { config.port = try RuntimeConfigFile.port(v, allowZero: true) }
         if let v = s["api_keys"] {
@@ -80,6 +81,13 @@ public enum ServeConfigFile {
             if let f = i["event_type_field"] { config.ingest.eventTypeField = try f.nonEmptyString() }
         }
         if let v = s["recommendations"] { config.recommendations = try recommendations(v) }
+        if let v = s["pipeline_metrics"] {
+            config.pipelineMetrics = try v.sequence().map { f in
+                let url = try f.string()
+                guard let endpoint = ServeConfig.MetricsEndpoint(url) else { throw f.error("expected http://IPv4:port[/path] (an eddy run's metrics), got '\(url)'") }
+                return endpoint
+            }
+        }
         return config
     }
 

@@ -95,6 +95,10 @@ enum OpenAPIDocument {
                                             parameters: [k, string("category", "Only items of this category."),
                                                          .object([("name", "window"), ("in", "query"), ("schema", .object([("type", "string"), ("enum", .array(["popular", "trending"]))]))])],
                                             responses: [("200", json("Popular items", ref("Popular"))), bad], r)))
+            items.append(("/", get("The live page: popular and trending items, a user's recommendations, an item's co-views, the pipelines' throughput and lag.",
+                                   responses: [("200", .object([("description", "HTML"), ("content", .object([("text/html", .object([("schema", text)]))]))]))])))
+            items.append(("/v1/pipeline", get("The eddy run processes of serve.pipeline_metrics: records processed, their rate, the consumer lag.",
+                                             responses: [("200", json("Each pipeline as last read", ref("Pipelines")))], r)))
             items.append(("/v1/sessions/{id}/features", get("A session's features as the session node keeps them.", parameters: [pathID("The session id (user:start)")],
                                                            responses: [("200", json("The session's features", ref("SessionFeatures"))), bad, unavailable], r)))
         }
@@ -166,6 +170,7 @@ enum OpenAPIDocument {
     private static let fallbackReason: JSONValue = .object([("type", "string"), ("enum", .array(["budget", "redis_error", "circuit_open"]))])
     private static let items: JSONValue = .object([("type", "array"), ("items", ref("Item"))])
     private static let anyObject: JSONValue = .object([("type", "object")])
+    private static func nullable(_ type: String) -> JSONValue { .object([("type", .string(type)), ("nullable", true)]) }
 
     /// A valid event: required fields non-empty strings, numbers or booleans; the timestamp
     /// epoch milliseconds, any number from 0 to the end of year 9999 (required unless serve
@@ -199,13 +204,17 @@ enum OpenAPIDocument {
         if r.recommendations {
             out += [
                 ("Item", object([("item", text), ("score", .object([("type", "number")])), ("reason", text)], required: ["item", "score", "reason"])),
-                ("Recommendations", object([("user_id", text), ("item_id", text), ("experiment", .object([("type", "string"), ("nullable", true)])),
+                ("Recommendations", object([("user_id", text), ("item_id", text), ("experiment", nullable("string")),
                                             ("variant", text), ("fallback", boolean), ("fallback_reason", fallbackReason), ("cached", boolean), ("items", items)],
                                            required: ["user_id", "experiment", "variant", "fallback", "cached", "items"])),
                 ("Similar", object([("item_id", text), ("cosine", boolean), ("items", items)], required: ["item_id", "cosine", "items"])),
                 ("Popular", object([("window", .object([("type", "string"), ("enum", .array(["popular", "trending"]))])), ("category", text),
                                     ("fallback", boolean), ("fallback_reason", fallbackReason), ("items", items)], required: ["window", "fallback", "items"])),
                 ("SessionFeatures", object([("session_id", text), ("features", anyObject)], required: ["session_id", "features"])),
+                ("Pipelines", object([("pipelines", .object([("type", "array"), ("items", object([
+                    ("url", text), ("up", boolean), ("application", nullable("string")), ("records_processed", nullable("integer")),
+                    ("records_per_second", nullable("number")), ("lag", nullable("integer")), ("error", nullable("string")),
+                ], required: ["url", "up", "application", "records_processed", "records_per_second", "lag", "error"]))]))], required: ["pipelines"])),
             ]
         }
         return out

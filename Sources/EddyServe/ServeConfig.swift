@@ -19,6 +19,31 @@ public struct ServeConfig: Sendable, Equatable {
     public var rateLimit: RateLimit?
     public var ingest = Ingest()
     public var recommendations = Recommendations()
+    /// The `eddy run` processes whose throughput and lag the live page at `/` shows.
+    public var pipelineMetrics: [MetricsEndpoint] = []
+
+    /// An `eddy run` process' metrics: `http://IPv4:port/path`.
+    public struct MetricsEndpoint: Sendable, Equatable {
+        public let host: String
+        public let port: Int
+        public let path: String
+        public var url: String { "http://\(host):\(port)\(path)" }
+
+        /// nil unless `url` is `http://` with an IPv4 address, a port and an optional path.
+        public init?(_ url: String) {
+            guard url.hasPrefix("http://") else { return nil }
+            let rest = url.dropFirst("http://".count)
+            let authority = rest.prefix { $0 != "/" }
+            let path = rest.dropFirst(authority.count)
+            let parts = authority.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count == 2, let port = Int(parts[1]), (1...65535).contains(port) else { return nil }
+            let octets = parts[0].split(separator: ".", omittingEmptySubsequences: false)
+            guard octets.count == 4, octets.allSatisfy({ UInt8($0) != nil }) else { return nil }
+            host = String(parts[0])
+            self.port = port
+            self.path = path.isEmpty ? "/metrics" : String(path)
+        }
+    }
 
     public struct RateLimit: Sendable, Equatable {
         public var eventsPerSecond: Double

@@ -11,6 +11,7 @@ public final class ServeServer: Sendable {
     private let http: HTTPServer
     private let ingest: IngestService?
     private let recommendations: RecommendationService?
+    private let pipelines: PipelineWatch?
     public var port: Int { http.port }
 
     /// Starts listening. `topology` is the one ingest validates for and whose user state
@@ -55,6 +56,13 @@ public final class ServeServer: Sendable {
             return Response(status: .ok, headers: [.contentType: MetricsEndpoint.contentType], body: .init(byteBuffer: ByteBuffer(string: text)))
         }
         recommendations.map { RecommendationRoutes(service: $0).add(to: router) }
+        let pipelines = recommendations == nil ? nil : PipelineWatch(config.pipelineMetrics)
+        if let pipelines {
+            router.get("/") { _, _ in
+                Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: LivePage.html)))
+            }
+            router.get("/v1/pipeline") { _, _ in Responses.json(.ok, pipelines.json) }
+        }
         features?.add(to: router)
         if let ingest { IngestRoutes(service: ingest, limiter: config.rateLimit.map(RateLimiter.init), keyedClients: !config.apiKeys.isEmpty).add(to: router) }
         do {
@@ -62,10 +70,12 @@ public final class ServeServer: Sendable {
         } catch {
             ingest?.close()
             recommendations?.stop()
+            pipelines?.stop()
             throw error
         }
         self.ingest = ingest
         self.recommendations = recommendations
+        self.pipelines = pipelines
     }
 
     /// Stops accepting, lets requests in flight finish, then closes the producer (which
@@ -74,6 +84,7 @@ public final class ServeServer: Sendable {
         http.stop()
         ingest?.close()
         recommendations?.stop()
+        pipelines?.stop()
     }
 }
 

@@ -29,7 +29,7 @@ final class OpenAPIIntegrationTests: XCTestCase {
         let expected: [String: String] = [
             "/healthz": "get", "/readyz": "get", "/metrics": "get", "/openapi.json": "get", "/v1/events": "post", "/v1/events:batch": "post",
             "/v1/users/{id}/features": "get", "/v1/recommendations": "get", "/v1/items/{id}/similar": "get", "/v1/popular": "get",
-            "/v1/sessions/{id}/features": "get",
+            "/v1/sessions/{id}/features": "get", "/": "get", "/v1/pipeline": "get",
         ]
         XCTAssertEqual(Set(paths.keys), Set(expected.keys))
         for (path, method) in expected { XCTAssertEqual(paths[path].map { Array($0.keys) }, [method], path) }
