@@ -60,8 +60,7 @@ public struct Recommender {
             let seeds = Array(seedItems.prefix(scoring.seeds))
             let totalWeight = seeds.indices.reduce(0.0) { $0 + pow(scoring.seedDecay, Double($1)) }
             var totals: [String: Double] = [:]
-            var neighbours: [[ScoredMember]] = []
-            for seed in seeds { neighbours.append(try state.top(keys.coView(seed), limit: scoring.neighboursPerSeed)) }
+            let neighbours = try state.tops(seeds.map(keys.coView), limit: scoring.neighboursPerSeed)
             if scoring.cosine {
                 let needed = Array(Set(seeds + neighbours.flatMap { $0.map(\.member) })).sorted()
                 for (item, score) in zip(needed, try state.scores(keys.coViewTotals, members: needed)) { if let score { totals[item] = score } }
@@ -89,8 +88,7 @@ public struct Recommender {
         var inCategory: [String: (share: Double, category: String)] = [:]
         if scoring.category > 0 {
             let favourites = try state.top(keys.categories(user), limit: scoring.categories)
-            for c in favourites {
-                let items = try state.top(keys.popularity(in: c.member), limit: scoring.itemsPerCategory)
+            for (c, items) in zip(favourites, try state.tops(favourites.map { keys.popularity(in: $0.member) }, limit: scoring.itemsPerCategory)) {
                 guard let top = items.first else { continue }
                 let affinity = exp2(c.score - favourites[0].score)
                 for item in items where !seen.contains(item.member) {
@@ -99,8 +97,10 @@ public struct Recommender {
                 }
             }
         }
-        let popular = scoring.popularity > 0 ? try state.top(keys.popularity, limit: scoring.popularCandidates) : []
-        let trending = scoring.trending > 0 ? try state.top(keys.trending, limit: scoring.popularCandidates) : []
+        let lists = try state.tops([scoring.popularity > 0 ? keys.popularity : nil, scoring.trending > 0 ? keys.trending : nil].compactMap { $0 },
+                                   limit: scoring.popularCandidates)
+        let popular = scoring.popularity > 0 ? lists[0] : []
+        let trending = scoring.trending > 0 ? lists[lists.count - 1] : []
         var candidates = Set(coView.keys).union(inCategory.keys)
         for member in popular + trending where !seen.contains(member.member) { candidates.insert(member.member) }
         let ordered = candidates.sorted()

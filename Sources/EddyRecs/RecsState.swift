@@ -6,11 +6,17 @@ public protocol RecsState {
     func list(_ key: String) throws -> [String]
     /// A zset's `limit` highest members, highest first (`ZREVRANGE key 0 limit-1 WITHSCORES`).
     func top(_ key: String, limit: Int) throws -> [ScoredMember]
+    /// `top` of several zsets at once (one round trip to Redis).
+    func tops(_ keys: [String], limit: Int) throws -> [[ScoredMember]]
     /// The scores of `members` in a zset, nil for those it lacks.
     func scores(_ key: String, members: [String]) throws -> [Double?]
     /// Hash fields `names` of each key (`HMGET`), nil where absent (every field of a key that
     /// does not exist).
     func fields(_ keys: [String], _ names: [String]) throws -> [[String?]]
+}
+
+extension RecsState {
+    public func tops(_ keys: [String], limit: Int) throws -> [[ScoredMember]] { try keys.map { try top($0, limit: limit) } }
 }
 
 public struct ScoredMember: Equatable, Sendable {

@@ -21,11 +21,14 @@ struct Generate: ParsableCommand {
     var catalogTopic: String?
     @Option(help: "Partitions when creating the catalog topic.") var catalogPartitions: Int = 1
     @Option(help: "Runtime config naming the broker.") var config: String = "configs/local.yaml"
+    @Option(help: "At most this many events per second (a steady feed for a running pipeline); default: as fast as possible.")
+    var rate: Double?
 
     func validate() throws {
         if out == nil && topic == nil && catalogTopic == nil {
             throw ValidationError("give --out FILE and/or --topic TOPIC, or --catalog-topic TOPIC")
         }
+        if let rate, !(rate > 0 && rate.isFinite) { throw ValidationError("--rate must be a positive number of events per second") }
         if events < 0 || users < 2 || items < 1 || categories < 1 || partitions < 1 || catalogPartitions < 1 {
             throw ValidationError("--events ≥ 0, --users ≥ 2, --items, --categories, --partitions and --catalog-partitions ≥ 1")
         }
@@ -49,7 +52,14 @@ struct Generate: ParsableCommand {
         let start = Date()
         var json: [UInt8] = []
         json.reserveCapacity(256)
-        for _ in 0..<events {
+        let clock = ContinuousClock(), began = clock.now
+        for n in 0..<events {
+            // Paced in steps of 1/100 s of events: sleeping per event would cost more than producing it.
+            if let rate, n % max(1, Int(rate / 100)) == 0 {
+                let due = began + .seconds(Double(n) / rate)
+                let wait = due - clock.now
+                if wait > .zero { Thread.sleep(forTimeInterval: Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18) }
+            }
             let event = generator.next()
             json.removeAll(keepingCapacity: true)
             event.appendJSON(to: &json)
