@@ -191,7 +191,10 @@ final class RecommendationService: Sendable {
             metrics.fallback(.budget)
             return .failure(.budget)
         case .failed(let error):
-            if error is RedisPool.Busy { failed(error) }  // refused before the call ran
+            // Refused before the call ran: only an unreachable Redis counts against it, not a full pool.
+            if let busy = error as? RedisPool.Busy {
+                if busy.unreachable { failed(error) } else { metrics.redisErrors.add(1, ordering: .relaxed) }
+            }
             metrics.fallback(.redisError)
             return .failure(.redisError)
         }

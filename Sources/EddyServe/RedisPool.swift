@@ -19,10 +19,16 @@ final class RedisPool: Sendable {
 
     struct Busy: Error, CustomStringConvertible {
         let description: String
+        /// Redis could not be reached (a failure of Redis), rather than the pool being full
+        /// or the caller having given up (a failure of load).
+        var unreachable = false
     }
 
     private struct Job {
         let admitted: ContinuousClock.Instant
+        /// Past this nobody waits for the answer (`run(within:)`): the call is skipped, so
+        /// an overloaded pool does not work through answers already given up on.
+        var deadline: ContinuousClock.Instant?
         /// Runs the call; whether the connection is still good afterwards.
         let run: @Sendable (RedisConnection?) -> Bool
         let refuse: @Sendable (Busy) -> Void
@@ -75,7 +81,7 @@ final class RedisPool: Sendable {
             let finish: @Sendable (Timed<T>) -> Void = { outcome in once.withLock { $0.take() }?.resume(returning: outcome) }
             let (seconds, attoseconds) = budget.components
             DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(seconds * 1_000_000_000 + attoseconds / 1_000_000_000))) { finish(.late) }
-            submit(body) { result in
+            submit(body, deadline: .now + budget) { result in
                 switch result {
                 case .success(let value): finish(.value(value))
                 case .failure(let error): finish(.failed(error))
@@ -84,11 +90,12 @@ final class RedisPool: Sendable {
         }
     }
 
-    private func submit<T: Sendable>(_ body: @escaping @Sendable (RedisConnection) throws -> T, done: @escaping @Sendable (Result<T, any Error>) -> Void) {
+    private func submit<T: Sendable>(_ body: @escaping @Sendable (RedisConnection) throws -> T, deadline: ContinuousClock.Instant? = nil,
+                                     done: @escaping @Sendable (Result<T, any Error>) -> Void) {
         let where_ = "\(endpoint.host):\(endpoint.port)"
-        let job = Job(admitted: .now, run: { connection in
+        let job = Job(admitted: .now, deadline: deadline, run: { connection in
             guard let connection else {
-                done(.failure(Busy(description: "cannot connect to Redis at \(where_)")))
+                done(.failure(Busy(description: "cannot connect to Redis at \(where_)", unreachable: true)))
                 return false
             }
             do {
@@ -117,6 +124,10 @@ final class RedisPool: Sendable {
             ready.wait()
             guard let job = queue.withLock({ q in q.jobs.isEmpty ? nil : q.jobs.removeFirst() }) else { continue }
             defer { queue.withLock { $0.admitted -= 1 } }
+            if let deadline = job.deadline, ContinuousClock.now > deadline {
+                job.refuse(Busy(description: "the caller stopped waiting"))
+                continue
+            }
             if ContinuousClock.now - job.admitted > maxWait {
                 job.refuse(Busy(description: "waited over \(maxWait) for a Redis connection (Redis is slow or gone)"))
                 continue

@@ -203,7 +203,7 @@ public final class StreamsRuntime: Sendable {
     }
 
     /// Says, when it grew, how many source records had a Kafka key other than their key
-    /// field's value: the one input Eddy cannot yet count right (DESIGN.md §4.3).
+    /// field's value: the one input Eddy cannot yet count right (docs/exactly-once.md §8).
     private func warnOfMismatchedKeys(_ last: inout Int) {
         let now = metrics.mismatchedKeyRecords.load(ordering: .relaxed)
         guard now > last else { return }

@@ -3,7 +3,7 @@ import Foundation
 import XCTest
 
 /// Records whose Kafka key is not their key field's value (a console producer without keys,
-/// a service keyed by session): Eddy cannot yet re-key them (DESIGN.md §4.3), so it counts
+/// a service keyed by session): Eddy cannot yet re-key them (docs/exactly-once.md §8), so it counts
 /// them and says so, instead of letting a user's counts split between tasks silently.
 final class KeyMismatchIntegrationTests: XCTestCase {
     func testRecordsKeyedOtherwiseAreCountedAndReported() throws {

@@ -112,7 +112,7 @@ final class StreamTask {
     /// Whether the record's Kafka key is its key field's value. A record keyed otherwise (or
     /// not at all) may sit in another partition than its key's other records: it is counted
     /// where it arrived, so a key's state can be split across tasks (re-keying such records
-    /// is not built yet: DESIGN.md §4.3); the metric and the log make that visible.
+    /// is not built yet: docs/exactly-once.md §8); the metric and the log make that visible.
     @inline(__always)
     static func keyMatches(_ key: UnsafeRawBufferPointer?, field: Int, of value: UnsafeRawBufferPointer, decodedBy decoder: RecordDecoder) -> Bool {
         guard let key else { return false }
