@@ -102,10 +102,8 @@ public enum ServeConfigFile {
             }
         }
         if let f = r["max_k"] { out.maxK = try f.positiveInt(atMost: 1000) }
-        if let f = r["k"] {
-            out.defaultK = try f.positiveInt()
-            guard out.defaultK <= out.maxK else { throw f.error("k (\(out.defaultK)) must not exceed max_k (\(out.maxK))") }
-        }
+        if let f = r["k"] { out.defaultK = try f.positiveInt() }
+        if out.defaultK > out.maxK { throw (r["k"] ?? r["max_k"]!).error("k (\(out.defaultK)) must not exceed max_k (\(out.maxK))") }
         if let f = r["budget"] {
             let ms = try f.durationMilliseconds()
             guard ms <= 60_000 else { throw f.error("at most 60s") }
@@ -113,7 +111,11 @@ public enum ServeConfigFile {
         }
         if let f = r["cache"] {
             let c = try f.mapping(allowed: ["ttl", "max_entries"])
-            if let t = c["ttl"] { out.cacheTTLSeconds = Int(try t.durationMilliseconds(allowZero: true) / 1000) }
+            if let t = c["ttl"] {
+                let ms = try t.durationMilliseconds(allowZero: true)
+                guard ms == 0 || ms >= 1000 else { throw t.error("a cache TTL is whole seconds (0s: no cache), got \(ms) ms") }
+                out.cacheTTLSeconds = Int(ms / 1000)
+            }
             if let m = c["max_entries"] { out.cacheMaxEntries = try m.positiveInt(atMost: 100_000_000) }
         }
         if let f = r["weights"] { out.scoring = try scoring(f, base: out.scoring) }

@@ -1,4 +1,4 @@
-/// What may be recommended, from the item catalog (`item:{id}` hashes, as
+/// What may be recommended, from the item catalog (`catalog:{id}` hashes, as
 /// `Topologies/catalog.yaml` materializes them): only items in stock, a margin floor,
 /// categories left out, a cap per category (diversity), and what to do with an item the
 /// catalog does not know. Applied to the ranked candidates in order, so the items kept are
@@ -59,7 +59,7 @@ public struct CatalogRow: Equatable, Sendable {
     /// The hash fields a row is read from, in `init(fields:)` order.
     public static let fieldNames = ["category", "in_stock", "margin"]
 
-    /// From `HMGET item:{id} category in_stock margin`; nil when the item has none of them.
+    /// From `HMGET catalog:{id} category in_stock margin`; nil when the item has none of them.
     public init?(fields: [String?]) {
         guard fields.count == 3, fields.contains(where: { $0 != nil }) else { return nil }
         category = fields[0]

@@ -140,11 +140,12 @@ public struct Recommender {
         return try select(Self.ranked(scored), k: k, rules: rules)
     }
 
-    /// The most popular items (of `category` when given and known), each scored 2^(its rank
-    /// − the top rank). Trending: by trend, and with a category among the 1000 most
-    /// trending items those the catalog puts in it (trending is kept for all items only).
+    /// The most popular items (of `category` when given and known — of all items when the
+    /// category has none, unless `onlyCategory`), each scored 2^(its rank − the top rank).
+    /// Trending: by trend, and with a category among the 1000 most trending items those the
+    /// catalog puts in it (trending is kept for all items only).
     public func popular(k: Int, category: String? = nil, trending: Bool = false, excluding: Set<String> = [],
-                        rules: BusinessRules = BusinessRules()) throws -> [Recommendation] {
+                        rules: BusinessRules = BusinessRules(), onlyCategory: Bool = false) throws -> [Recommendation] {
         guard k > 0 else { return [] }
         let wanted = Self.overRead(k, rules) + excluding.count
         var key = trending ? keys.trending : keys.popularity, reason = trending ? "trending" : "popular now"
@@ -158,7 +159,7 @@ public struct Recommender {
             members = try state.top(keys.popularity(in: category), limit: wanted)
             if !members.isEmpty { key = keys.popularity(in: category); reason = "popular in \(category)" }
         }
-        if members.isEmpty, category == nil || !trending { members = try state.top(key, limit: wanted) }
+        if members.isEmpty, category == nil || !(trending || onlyCategory) { members = try state.top(key, limit: wanted) }
         guard let top = members.first else { return [] }
         let scored = members.filter { !excluding.contains($0.member) }.map { Recommendation(item: $0.member, score: exp2($0.score - top.score), reason: reason) }
         return try select(Self.ranked(scored), k: k, rules: rules)

@@ -48,7 +48,8 @@ public struct RecsKeys: Sendable {
     public func popularity(in category: String) -> String { "\(prefix)item:popularity:\(category)" }
     public var trending: String { "\(prefix)item:trending" }
     /// An item's catalog row (`Topologies/catalog.yaml`): category, price, in_stock, margin.
-    public func item(_ item: String) -> String { "\(prefix)item:\(item)" }
+    /// Not `item:{id}`: an item named `popularity` or `trending` would be a zset's key.
+    public func item(_ item: String) -> String { "\(prefix)catalog:\(item)" }
     /// A session's features (`Topologies/recs.yaml`'s session node; the id is `user:start`).
     public func session(_ session: String) -> String { "\(prefix)session:\(session):features" }
     /// The user's count of cart events: a version that changes whenever their cart does.

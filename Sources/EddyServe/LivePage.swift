@@ -4,7 +4,10 @@
 /// (so a link or a test can open the page on a user); `?key=` is the API key when serve
 /// needs one. Text from the state is set as text, never as markup.
 enum LivePage {
-    static let html = #"""
+    /// The page, its lists `k` items long.
+    static func html(k: Int) -> String { template.replacingOccurrences(of: "k=10", with: "k=\(k)") }
+
+    private static let template = #"""
     <!doctype html>
     <html lang="en">
     <head>

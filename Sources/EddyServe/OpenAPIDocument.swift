@@ -22,6 +22,7 @@ enum OpenAPIDocument {
         var userKeyField: String?
         var recommendations: Bool
         var maxK: Int
+        var defaultK: Int
         var apiKeys: Bool
     }
 
@@ -79,7 +80,7 @@ enum OpenAPIDocument {
                                                         responses: [("200", json("The user's features", userFeatures(key))), bad, unavailable], r)))
         }
         if r.recommendations {
-            let k = integer("k", "How many items (default 20).", minimum: 1, maximum: r.maxK)
+            let k = integer("k", "How many items (default \(r.defaultK)).", minimum: 1, maximum: r.maxK)
             items.append(("/v1/recommendations", get("The user's top k: co-view of their recent items, their categories' and global popularity; seen and excluded items left out; business rules and a per-category cap; a reason per item. Cold users get popular items. Redis slow or failing: popular items with fallback true.",
                                                     parameters: [string("user_id", "The user id.", required: true), k,
                                                                  string("session_id", "Their session (user:start): a cold user gets its top category's popular items."),

@@ -113,11 +113,11 @@ final class PipelineWatch: Sendable {
         for line in text.split(separator: "\n") where !line.hasPrefix("#") {
             let name = line.prefix { $0 != "{" && $0 != " " }
             guard name == "eddy_records_processed_total" || name == "eddy_consumer_lag",
-                  let value = line.split(separator: " ").last.flatMap({ Double($0) }) else { continue }
+                  let number = line.split(separator: " ").last.flatMap({ Double($0) }), let value = Int(exactly: number.rounded()) else { continue }
             if application == nil, let range = line.range(of: #"application=""#) {
                 application = String(line[range.upperBound...].prefix { $0 != "\"" })
             }
-            if name == "eddy_records_processed_total" { processed = (processed ?? 0) + Int(value) } else { lag = (lag ?? 0) + Int(value) }
+            if name == "eddy_records_processed_total" { processed = (processed ?? 0) &+ value } else { lag = (lag ?? 0) &+ value }
         }
         return (application, processed, lag)
     }

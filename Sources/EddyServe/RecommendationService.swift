@@ -100,6 +100,7 @@ final class RecommendationService: Sendable {
             metrics.cacheLookup(hit: cached, enabled: cache != nil)
             answer = Answer(items: items, variant: variant.name, fallback: nil, cached: cached)
         case .failure(let reason):
+            metrics.fallback(reason)
             answer = Answer(items: fallbackItems(k: query.k, excluding: Set(query.exclude + [query.item].compactMap { $0 })),
                             variant: variant.name, fallback: reason, cached: false)
         }
@@ -107,17 +108,25 @@ final class RecommendationService: Sendable {
         return answer
     }
 
-    /// One answer on a pool thread: the cart version, the cache, else the recommender.
+    /// One answer on a pool thread: the cart version, the cache, else the recommender. A
+    /// cached answer is filtered by the user's recent items read in the same round trip:
+    /// an item seen since the answer was computed is left out (the answer may then hold
+    /// fewer than k items until the TTL or a cart event renews it).
     private func compute(_ query: Query, variant: ExperimentAssignment.Variant, _ connection: RedisConnection) throws -> ([Recommendation], Bool) {
         let state = RedisRecsState(connection)
         let keys = self.keys
         var cacheKey: String?
         if let cache {
-            let reply = try connection.send("GET", keys.cartVersion(query.user))
-            if let error = reply.firstError { throw RedisError("redis: \(error)") }
-            cacheKey = [keys.prefix, variant.name, query.user, query.session ?? "", query.item ?? "", query.category ?? "", String(query.k),
-                        query.exclude.sorted().joined(separator: ","), reply.string ?? "0"].joined(separator: "\u{1}")
-            if let hit = cache.get(cacheKey!, at: .now) { return (hit, true) }
+            let replies = try connection.pipeline([RedisCommand(["GET", keys.cartVersion(query.user)]), RedisCommand(["LRANGE", keys.recent(query.user), "0", "-1"])])
+            if let error = replies.lazy.compactMap(\.firstError).first { throw RedisError("redis: \(error)") }
+            // Each part with its length: ids may hold any character, so no separator is safe.
+            let parts = [keys.prefix, variant.name, query.user, query.session ?? "", query.item ?? "", query.category ?? "", String(query.k),
+                         query.exclude.sorted().joined(separator: ","), replies[0].string ?? "0"]
+            cacheKey = parts.map { "\($0.utf8.count):\($0)" }.joined()
+            if let hit = cache.get(cacheKey!, at: .now) {
+                let seen = Set(replies[1].strings)
+                return (hit.filter { !seen.contains($0.item) }, true)
+            }
         }
         var category = query.category
         if category == nil, let session = query.session {
@@ -133,7 +142,8 @@ final class RecommendationService: Sendable {
     /// snapshot was read).
     private func fallbackItems(k: Int, category: String? = nil, trending: Bool = false, excluding: Set<String>) -> [Recommendation] {
         let state = snapshot.state
-        return (try? Recommender(state: state, keys: state.contents.keys).popular(k: k, category: category, trending: trending, excluding: excluding, rules: config.rules)) ?? []
+        return (try? Recommender(state: state, keys: state.contents.keys).popular(k: k, category: category, trending: trending, excluding: excluding,
+                                                                            rules: config.rules, onlyCategory: category != nil)) ?? []
     }
 
     // MARK: similar and popular
@@ -148,10 +158,12 @@ final class RecommendationService: Sendable {
     /// Popular or trending items (of a category); from the snapshot when Redis cannot answer.
     func popular(k: Int, category: String?, trending: Bool) async -> (items: [Recommendation], fallback: FallbackReason?) {
         switch await guarded({ [self] connection in
-            try Recommender(state: RedisRecsState(connection), keys: keys).popular(k: k, category: category, trending: trending, rules: config.rules)
+            try Recommender(state: RedisRecsState(connection), keys: keys).popular(k: k, category: category, trending: trending, rules: config.rules, onlyCategory: true)
         }) {
         case .success(let items): return (items, nil)
-        case .failure(let reason): return (fallbackItems(k: k, trending: trending, excluding: []), reason)
+        case .failure(let reason):
+            metrics.fallback(reason)
+            return (fallbackItems(k: k, category: category, trending: trending, excluding: []), reason)
         }
     }
 
@@ -172,7 +184,6 @@ final class RecommendationService: Sendable {
     /// breaker hears how each call ended, also one that ended after the budget.
     private func guarded<T: Sendable>(_ body: @escaping @Sendable (RedisConnection) throws -> T) async -> Result<T, FallbackReason> {
         guard breaker.withLock({ $0.allows(at: .now) }) else {
-            metrics.fallback(.circuitOpen)
             return .failure(.circuitOpen)
         }
         let outcome = await redis.run(within: .milliseconds(config.budgetMs)) { [self] connection in
@@ -188,14 +199,12 @@ final class RecommendationService: Sendable {
         switch outcome {
         case .value(let value): return .success(value)
         case .late:
-            metrics.fallback(.budget)
             return .failure(.budget)
         case .failed(let error):
             // Refused before the call ran: only an unreachable Redis counts against it, not a full pool.
             if let busy = error as? RedisPool.Busy {
                 if busy.unreachable { failed(error) } else { metrics.redisErrors.add(1, ordering: .relaxed) }
             }
-            metrics.fallback(.redisError)
             return .failure(.redisError)
         }
     }

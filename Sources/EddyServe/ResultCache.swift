@@ -51,8 +51,12 @@ final class ResultCache: Sendable {
                 s.head += 1
                 if s.entries[oldest.key]?.sequence == oldest.sequence { s.entries[oldest.key] = nil }
             }
-            // Expired entries of keys never asked for again leave with their insertion.
-            if s.head > 1024, s.head * 2 > s.order.count {
+            // Insertions of keys put again (or evicted) are dropped once they are most of the
+            // list, so it stays within about twice the entries however often keys are put.
+            if s.order.count - s.head > 2 * s.entries.count + 1024 {
+                s.order = s.order[s.head...].filter { s.entries[$0.key]?.sequence == $0.sequence }
+                s.head = 0
+            } else if s.head > 1024, s.head * 2 > s.order.count {
                 s.order.removeFirst(s.head)
                 s.head = 0
             }
@@ -60,4 +64,6 @@ final class ResultCache: Sendable {
     }
 
     var count: Int { storage.withLock { $0.entries.count } }
+    /// Insertions remembered (for the test that keeps them bounded).
+    var remembered: Int { storage.withLock { $0.order.count - $0.head } }
 }

@@ -29,7 +29,7 @@ public final class ServeServer: Sendable {
         let recommendations = config.recommendations.enabled ? RecommendationService(config: config.recommendations, redis: pool, metrics: metrics, logger: logger) : nil
         // The document names every route (the metrics label requests by its paths).
         let served = OpenAPIDocument.Routes(ingest: ingest?.eventShape, userKeyField: topology?.source.keyField, recommendations: recommendations != nil,
-                                            maxK: config.recommendations.maxK, apiKeys: !config.apiKeys.isEmpty)
+                                            maxK: config.recommendations.maxK, defaultK: config.recommendations.defaultK, apiKeys: !config.apiKeys.isEmpty)
         let routes = OpenAPIDocument.paths(served)
         let openAPI = Responses.json(.ok, OpenAPIDocument.document(served))
         router.add(middleware: RequestMetricsMiddleware(metrics: metrics, routes: routes))
@@ -43,7 +43,7 @@ public final class ServeServer: Sendable {
                 return Responses.error(.serviceUnavailable, "the broker has not acknowledged events since its last failure", extra: [("status", "not ready")])
             }
             if recommendations != nil || features != nil {
-                guard case .value = await pool.run(within: .milliseconds(500), { try $0.send("PING") }) else {
+                guard case .value(let pong) = await pool.run(within: .milliseconds(500), { try $0.send("PING") }), pong.firstError == nil else {
                     return Responses.error(.serviceUnavailable, "Redis did not answer PING within 500 ms", extra: [("status", "not ready")])
                 }
             }
@@ -58,8 +58,9 @@ public final class ServeServer: Sendable {
         recommendations.map { RecommendationRoutes(service: $0).add(to: router) }
         let pipelines = recommendations == nil ? nil : PipelineWatch(config.pipelineMetrics)
         if let pipelines {
+            let page = LivePage.html(k: min(10, config.recommendations.maxK))
             router.get("/") { _, _ in
-                Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: LivePage.html)))
+                Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: page)))
             }
             router.get("/v1/pipeline") { _, _ in Responses.json(.ok, pipelines.json) }
         }

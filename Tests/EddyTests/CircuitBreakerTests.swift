@@ -53,4 +53,14 @@ final class CircuitBreakerTests: XCTestCase {
         XCTAssertTrue(b.allows(at: t0 + .seconds(2)))
         XCTAssertEqual(b.openings, 1)
     }
+
+    func testAProbeWhoseOutcomeNeverComesIsReplacedSoTheBreakerCannotStayHalfOpen() {
+        var b = CircuitBreaker(threshold: 1, openFor: .seconds(2), probeTimeout: .seconds(15))
+        b.failed(at: t0)
+        XCTAssertTrue(b.allows(at: t0 + .seconds(2)), "the probe (then skipped in the queue: no outcome)")
+        XCTAssertFalse(b.allows(at: t0 + .seconds(16)))
+        XCTAssertTrue(b.allows(at: t0 + .seconds(17)), "a new probe once the first cannot still be running")
+        b.succeeded()
+        XCTAssertFalse(b.isOpen)
+    }
 }

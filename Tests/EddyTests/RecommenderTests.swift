@@ -87,9 +87,9 @@ final class RecommenderTests: XCTestCase {
     /// The catalog of the rules tests: p out of stock, x's margin low, z unknown.
     private var withCatalog: DictionaryState {
         var s = state
-        s.hashes = ["item:p": ["category": "c1", "in_stock": "false", "margin": "0.3"],
-                    "item:y": ["category": "c1", "in_stock": "true", "margin": "0.3"],
-                    "item:x": ["category": "c2", "in_stock": "true", "margin": "0.05"]]
+        s.hashes = ["catalog:p": ["category": "c1", "in_stock": "false", "margin": "0.3"],
+                    "catalog:y": ["category": "c1", "in_stock": "true", "margin": "0.3"],
+                    "catalog:x": ["category": "c2", "in_stock": "true", "margin": "0.05"]]
         s.zsets["item:trending"] = ["t": 3, "p": 1]
         return s
     }

@@ -43,4 +43,12 @@ final class ResultCacheTests: XCTestCase {
         let kept = (0..<150).filter { cache.get("k\($0)", at: t0) != nil }
         XCTAssertEqual(Set(kept), Set((49_900..<50_000).map { $0 % 150 }))
     }
+
+    func testAnswersComputedAgainUnderCapacityDoNotGrowTheBookkeeping() {
+        let cache = ResultCache(ttl: .seconds(300), capacity: 100_000)
+        for i in 0..<200_000 { cache.put("user\(i % 1000)", items("x"), at: t0) }
+        XCTAssertEqual(cache.count, 1000)
+        XCTAssertLessThanOrEqual(cache.remembered, 2 * 1000 + 1024 + 1, "1000 keys put 200 times each")
+        XCTAssertEqual(cache.get("user7", at: t0), items("x"))
+    }
 }

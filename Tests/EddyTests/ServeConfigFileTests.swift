@@ -91,6 +91,8 @@ final class ServeConfigFileTests: XCTestCase {
             ("serve:\n  recommendations:\n    experiment: {name: e, variants: [{name: a}, {name: a}]}\n", "duplicate variant name 'a'"),
             ("serve:\n  recommendations:\n    experiment: {name: e, variants: [{name: a, popularity_only: true, weights: {co_view: 1}}]}\n", "weights or popularity_only, not both"),
             ("serve:\n  recommendations: {budget: 2m}\n", "field 'serve.recommendations.budget': at most 60s"),
+            ("serve:\n  recommendations: {max_k: 10}\n", "field 'serve.recommendations.max_k': k (20) must not exceed max_k (10)"),
+            ("serve:\n  recommendations:\n    cache: {ttl: 500ms}\n", "field 'serve.recommendations.cache.ttl': a cache TTL is whole seconds"),
         ]
         for (text, expected) in cases {
             XCTAssertThrowsError(try ServeConfigFile.parse(text, file: "c.yaml"), text) { error in
