@@ -38,13 +38,7 @@ final class LivePageIntegrationTests: XCTestCase {
         guard FileManager.default.isExecutableFile(atPath: Self.chromium) else { return XCTFail("Chromium is missing at \(Self.chromium): run scripts/setup") }
         let services = try LocalServices()
         defer { services.stop() }
-        let config = try services.writeRuntimeConfig(name: "page", commitIntervalMs: 200)
-        let gen = try EddyCLI.run(["generate", "--events", "6000", "--users", "200", "--items", "300", "--categories", "6", "--seed", "8",
-                                   "--topic", "clicks-page", "--partitions", "4", "--config", config])
-        XCTAssertEqual(gen.status, 0, gen.stderr)
-        let recs = try services.shippedTopology("recs", topic: "clicks-page")
-        let caughtUp = try EddyCLI.run(["run", recs, "--config", config, "--until-caught-up"])
-        XCTAssertEqual(caughtUp.status, 0, String(caughtUp.stderr.suffix(3000)))
+        let (config, recs, _) = try services.recsState(name: "page", topic: "clicks-page", events: 6000, users: 200, items: 300, categories: 6, seed: 8)
         let metricsPort = try LocalServices.freePort()
         let run = try EddyCLI.start(["run", recs, "--config", config, "--metrics-port", String(metricsPort)])
         defer { run.signal(SIGTERM); _ = try? run.wait(timeout: 30) }

@@ -12,13 +12,7 @@ final class OpenAPIIntegrationTests: XCTestCase {
         guard FileManager.default.isExecutableFile(atPath: st) else { return XCTFail("schemathesis is not installed at \(st): run scripts/setup") }
         let services = try LocalServices()
         defer { services.stop() }
-        let config = try services.writeRuntimeConfig(name: "openapi", commitIntervalMs: 200)
-        let gen = try EddyCLI.run(["generate", "--events", "3000", "--users", "100", "--items", "200", "--categories", "6", "--seed", "4",
-                                   "--topic", "clicks-openapi", "--partitions", "4", "--config", config])
-        XCTAssertEqual(gen.status, 0, gen.stderr)
-        let recs = try services.shippedTopology("recs", topic: "clicks-openapi")
-        let run = try EddyCLI.run(["run", recs, "--config", config, "--until-caught-up"])
-        XCTAssertEqual(run.status, 0, String(run.stderr.suffix(3000)))
+        let (_, recs, _) = try services.recsState(name: "openapi", topic: "clicks-openapi", events: 3000, users: 100, items: 200, categories: 6, seed: 4)
         let serve = try ServeProcess(config: try services.writeServeConfig(name: "serve", topology: recs))
         defer { _ = try? serve.stop() }
 

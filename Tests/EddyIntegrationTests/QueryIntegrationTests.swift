@@ -11,25 +11,15 @@ import XCTest
 final class QueryIntegrationTests: XCTestCase {
     private static let rules = "rules: {in_stock_only: true, min_margin: 0.1, max_per_category: 2}"
 
-    /// The services, a runtime config, and Redis filled by both topologies over `events`.
+    /// Redis filled by both topologies over `events`, and the generator's catalog.
     private func filledState(events: Int, seed: UInt64, topic: String, catalogTopic: String,
                              services: LocalServices) throws -> (config: String, catalog: [String: ItemCatalog.Row], recs: String) {
-        let config = try services.writeRuntimeConfig(name: "query", commitIntervalMs: 100)
-        let gen = try EddyCLI.run(["generate", "--events", String(events), "--users", "400", "--items", "300", "--categories", "8",
-                                   "--seed", String(seed), "--topic", topic, "--partitions", "4", "--catalog-topic", catalogTopic, "--config", config])
-        XCTAssertEqual(gen.status, 0, gen.stderr)
-        let recs = try services.shippedTopology("recs", topic: topic)
-        let catalogFile = services.workDir.appendingPathComponent("catalog-topology.yaml").path
-        try String(contentsOf: LocalServices.packageRoot.appendingPathComponent("Topologies/catalog.yaml"), encoding: .utf8)
-            .replacingOccurrences(of: "topic: catalog\n", with: "topic: \(catalogTopic)\n").write(toFile: catalogFile, atomically: true, encoding: .utf8)
-        for topology in [catalogFile, recs] {
-            let run = try EddyCLI.run(["run", topology, "--config", config, "--until-caught-up"])
-            XCTAssertEqual(run.status, 0, String(run.stderr.suffix(3000)))
-        }
+        let state = try services.recsState(name: "query", topic: topic, events: events, users: 400, items: 300, categories: 8, seed: seed,
+                                           catalogTopic: catalogTopic, commitIntervalMs: 100)
         var options = ClickstreamGenerator.Options()
         (options.users, options.items, options.categories, options.seed) = (400, 300, 8, seed)
         let catalog = Dictionary(uniqueKeysWithValues: ItemCatalog(options).rows.map { ($0.key, $0) })
-        return (config, catalog, recs)
+        return (state.config, catalog, state.recs)
     }
 
     private func serveConfig(_ services: LocalServices, recs: String, ingest: Bool, extra: String) throws -> String {

@@ -99,4 +99,30 @@ extension LocalServices {
         try text.write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
+
+    /// A runtime config (100–200 ms commits), generated events on `topic` (and the item
+    /// catalog on `catalogTopic`), and Redis filled by `Topologies/recs.yaml` (and
+    /// `catalog.yaml`) run over them until caught up.
+    func recsState(name: String, topic: String, events: Int, users: Int, items: Int, categories: Int, seed: UInt64,
+                   catalogTopic: String? = nil, commitIntervalMs: Int = 200) throws -> (config: String, recs: String, catalog: String?) {
+        let config = try writeRuntimeConfig(name: name, commitIntervalMs: commitIntervalMs)
+        var generate = ["generate", "--events", String(events), "--users", String(users), "--items", String(items), "--categories", String(categories),
+                        "--seed", String(seed), "--topic", topic, "--partitions", "4", "--config", config]
+        if let catalogTopic { generate += ["--catalog-topic", catalogTopic] }
+        let gen = try EddyCLI.run(generate)
+        guard gen.status == 0 else { throw ServiceError("eddy generate failed: \(gen.stderr)") }
+        let recs = try shippedTopology("recs", topic: topic)
+        var catalog: String?
+        if let catalogTopic {
+            let path = workDir.appendingPathComponent("catalog-topology.yaml").path
+            try String(contentsOf: Self.packageRoot.appendingPathComponent("Topologies/catalog.yaml"), encoding: .utf8)
+                .replacingOccurrences(of: "topic: catalog\n", with: "topic: \(catalogTopic)\n").write(toFile: path, atomically: true, encoding: .utf8)
+            catalog = path
+        }
+        for topology in [catalog, recs].compactMap({ $0 }) {
+            let run = try EddyCLI.run(["run", topology, "--config", config, "--until-caught-up"])
+            guard run.status == 0 else { throw ServiceError("eddy run \(topology) failed: \(run.stderr.suffix(3000))") }
+        }
+        return (config, recs, catalog)
+    }
 }
