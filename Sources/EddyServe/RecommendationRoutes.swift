@@ -44,7 +44,7 @@ struct RecommendationRoutes {
                     session: try parameters.id("session_id"), item: try parameters.id("item_id"), category: try parameters.id("category"),
                     exclude: try parameters.list("exclude", maxLength: Self.maxExcludeLength))
             } catch let error as Parameters.Invalid {
-                return Responses.error(.badRequest, error.message, extra: [("parameter", .string(error.parameter))])
+                return error.response
             }
             let answer = await service.recommend(query)
             var members: [(String, JSONValue)] = [("user_id", .string(query.user))]
@@ -64,13 +64,13 @@ struct RecommendationRoutes {
                 }
                 (item, k, cosine) = (id, try parameters.k(default: config.defaultK, max: config.maxK), try parameters.bool("cosine"))
             } catch let error as Parameters.Invalid {
-                return Responses.error(.badRequest, error.message, extra: [("parameter", .string(error.parameter))])
+                return error.response
             }
             switch await service.similar(item: item, k: k, cosine: cosine) {
             case .success(let items):
                 return Responses.json(.ok, .object([("item_id", .string(item)), ("cosine", .bool(cosine)), ("items", Self.json(items))]))
             case .failure(let reason):
-                return Responses.error(.serviceUnavailable, "Redis cannot answer now (\(reason.rawValue)); retry shortly", headers: [.retryAfter: "1"])
+                return Self.unavailable(reason)
             }
         }
         router.get("/v1/popular") { request, _ in
@@ -85,7 +85,7 @@ struct RecommendationRoutes {
                 case let other?: throw Parameters.Invalid(parameter: "window", message: "window must be popular or trending, got '\(other)'")
                 }
             } catch let error as Parameters.Invalid {
-                return Responses.error(.badRequest, error.message, extra: [("parameter", .string(error.parameter))])
+                return error.response
             }
             let answer = await service.popular(k: k, category: category, trending: trending)
             var members: [(String, JSONValue)] = [("window", .string(trending ? "trending" : "popular"))]
@@ -106,9 +106,14 @@ struct RecommendationRoutes {
             case .success(let fields):
                 return Responses.json(.ok, .object([("session_id", .string(id)), ("features", .object(fields.map { ($0.0, JSONValue.scalar($0.1)) }))]))
             case .failure(let reason):
-                return Responses.error(.serviceUnavailable, "Redis cannot answer now (\(reason.rawValue)); retry shortly", headers: [.retryAfter: "1"])
+                return Self.unavailable(reason)
             }
         }
+    }
+
+    /// 503 for the routes without a fallback.
+    static func unavailable(_ reason: RecommendationService.FallbackReason) -> Response {
+        Responses.error(.serviceUnavailable, "Redis cannot answer now (\(reason.rawValue)); retry shortly", headers: [.retryAfter: "1"])
     }
 
     static func json(_ items: [Recommendation]) -> JSONValue {
@@ -121,6 +126,9 @@ struct Parameters {
     struct Invalid: Error {
         let parameter: String
         let message: String
+
+        /// 400 naming the parameter.
+        var response: Response { Responses.error(.badRequest, message, extra: [("parameter", .string(parameter))]) }
     }
 
     /// The first value of each name.

@@ -13,13 +13,13 @@ final class QueryIntegrationTests: XCTestCase {
 
     /// Redis filled by both topologies over `events`, and the generator's catalog.
     private func filledState(events: Int, seed: UInt64, topic: String, catalogTopic: String,
-                             services: LocalServices) throws -> (config: String, catalog: [String: ItemCatalog.Row], recs: String) {
+                             services: LocalServices) throws -> (config: String, catalog: [String: ItemCatalog.Row], recs: String, catalogFile: String) {
         let state = try services.recsState(name: "query", topic: topic, events: events, users: 400, items: 300, categories: 8, seed: seed,
                                            catalogTopic: catalogTopic, commitIntervalMs: 100)
         var options = ClickstreamGenerator.Options()
         (options.users, options.items, options.categories, options.seed) = (400, 300, 8, seed)
         let catalog = Dictionary(uniqueKeysWithValues: ItemCatalog(options).rows.map { ($0.key, $0) })
-        return (state.config, catalog, state.recs)
+        return (state.config, catalog, state.recs, state.catalog!)
     }
 
     private func serveConfig(_ services: LocalServices, recs: String, ingest: Bool, extra: String) throws -> String {
@@ -81,8 +81,7 @@ final class QueryIntegrationTests: XCTestCase {
         continueAfterFailure = false
         let services = try LocalServices()
         defer { services.stop() }
-        let (config, catalog, recs) = try filledState(events: 20_000, seed: 9, topic: "clicks-query", catalogTopic: "catalog-query", services: services)
-        let catalogFile = services.workDir.appendingPathComponent("catalog-topology.yaml").path
+        let (config, catalog, recs, catalogFile) = try filledState(events: 20_000, seed: 9, topic: "clicks-query", catalogTopic: "catalog-query", services: services)
         let serve = try ServeProcess(config: try serveConfig(services, recs: recs, ingest: false, extra: """
               experiment:
                 name: exp
@@ -239,7 +238,7 @@ final class QueryIntegrationTests: XCTestCase {
         continueAfterFailure = false
         let services = try LocalServices()
         defer { services.stop() }
-        let (config, catalog, recs) = try filledState(events: 8_000, seed: 11, topic: "clicks-cache", catalogTopic: "catalog-cache", services: services)
+        let (config, catalog, recs, _) = try filledState(events: 8_000, seed: 11, topic: "clicks-cache", catalogTopic: "catalog-cache", services: services)
         let run = try EddyCLI.start(["run", recs, "--config", config])
         defer { run.signal(SIGTERM); _ = try? run.wait(timeout: 30) }
         let serve = try ServeProcess(config: try serveConfig(services, recs: recs, ingest: true, extra: "  budget: 80ms"))
