@@ -12,14 +12,16 @@ import Foundation
 ///     XCTAssertEqual(driver.redis["user:u1"], .hash(["count": "1", "sum_price": "9.5"]))
 ///
 /// It builds the same tasks a stream thread builds (`TaskBuilder`), one per source partition
-/// and one per partition of each repartition topic, over a RocksDB database in a fresh
-/// temporary directory (removed by `close()` or when the driver goes away). Records are
-/// decoded as the stream thread decodes them; a record that fails is a dead letter. A commit
-/// does what a stream thread's commit does, in memory: the stores' changelog records are
-/// captured, the re-keyed aggregates' partials go straight to the repartition tasks (the
-/// at-least-once path, which merges them at once; those tasks are committed in the same
-/// commit), the Redis view is rendered and applied to an in-memory Redis, and the state is
-/// written to RocksDB. Nothing is visible in `redis` before a commit, as in production.
+/// and one per partition of each repartition topic (a task per partition of each
+/// sub-topology), over a RocksDB database in a fresh temporary directory (removed by
+/// `close()` or when the driver goes away). Records are decoded as the stream thread
+/// decodes them; a record that fails is a dead letter. A commit does what a stream thread's
+/// commit does, in memory: the stores' changelog records are captured, what re-keying nodes
+/// send (partials, records) goes straight to the tasks of the next sub-topology, in
+/// sub-topology order (the at-least-once path, which delivers at once; those tasks are
+/// committed in the same commit), the Redis view is rendered and applied to an in-memory
+/// Redis, and the state is written to RocksDB. Nothing is visible in `redis` before a
+/// commit, as in production.
 ///
 /// Not thread-safe: use one driver from one thread.
 public final class TopologyTestDriver {
@@ -36,9 +38,9 @@ public final class TopologyTestDriver {
     private var directory: URL
     private var database: StateDatabase?
     private var builder: TaskBuilder!
-    private var sourceTasks: [StreamTask] = []
-    /// Per repartition topic (in `Repartitions.topics(of:)` order), a task per partition.
-    private var repartitionTasks: [[StreamTask]] = []
+    /// Per sub-topology, a task per partition (sub-topology 0's read the source).
+    private var tasks: [[StreamTask]] = []
+    private var sourceTasks: [StreamTask] { tasks.first ?? [] }
     /// The group's committed offsets (what the broker would keep across restarts).
     private var committedOffsets: [TopicPartition: Int64] = [:]
     private var model = TestRedisModel()
@@ -66,8 +68,7 @@ public final class TopologyTestDriver {
 
     /// Closes the database and removes its directory. The driver is unusable afterwards.
     public func close() {
-        sourceTasks = []
-        repartitionTasks = []
+        tasks = []
         builder = nil
         database?.close()
         database = nil
@@ -100,7 +101,7 @@ public final class TopologyTestDriver {
             let task = sourceTasks[Int(p)]
             let offset = task.nextOffset
             if let failure {
-                queue.add(key: nil, value: bytes, partition: p, offset: offset, sourceTopic: sourceTopic, reason: failure)
+                queue.add(key: nil, value: bytes, from: TopicPartition(sourceTopic, p), offset: offset, reason: failure)
             } else {
                 try key!.withUnsafeBytes { k in try task.process(value, decodedBy: decoder, key: k, offset: offset) }
             }
@@ -136,23 +137,23 @@ public final class TopologyTestDriver {
     // MARK: commit
 
     /// Commits every task, as a stream thread's commit does but in memory: changelog records
-    /// captured (`changelog`), re-keyed aggregates' partials merged by the repartition tasks
-    /// (committed in the same commit), dead letters kept (`deadLetters`), the Redis view
-    /// applied to the in-memory Redis (`redis`), the state written to RocksDB.
+    /// captured (`changelog`), what re-keying nodes send delivered to the next
+    /// sub-topology's tasks (committed in the same commit), dead letters kept
+    /// (`deadLetters`), the Redis view applied to the in-memory Redis (`redis`), the state
+    /// written to RocksDB.
     public func commit() throws {
         guard let database else { throw TopologyTestDriverError("the driver is closed") }
         let capture = ChangelogCapture()
-        for task in sourceTasks {
+        // Sub-topology order: a task's deliveries reach later sub-topologies only.
+        for task in tasks.joined() {
             try task.sendChanges(through: capture)
-            for combiner in task.combiners { try deliverPartials(of: combiner.table, from: task) }
+            for output in task.outputs { try deliver(output, from: task) }
         }
-        let all = sourceTasks + repartitionTasks.joined()
-        for task in repartitionTasks.joined() { try task.sendChanges(through: capture) }
+        let all = Array(tasks.joined())
         changelogOrder += capture.records
-        let sourcePartitions = Set(sourceTasks.map(\.partition.partition))
         committedDeadLetters += queue.pending.map { (reason: $0.category, value: String(decoding: $0.value, as: UTF8.self)) }
-        _ = queue.committed(for: sourcePartitions)
-        for task in sourceTasks where !task.combiners.isEmpty { task.clearCombiners() }
+        _ = queue.committed(for: Set(all.map(\.partition)))
+        for task in all where !task.outputs.isEmpty { task.clearOutputs() }
 
         var view = RedisViewWriter()
         let batch = StateWriteBatch()
@@ -169,23 +170,25 @@ public final class TopologyTestDriver {
         try database.write(batch)
     }
 
-    /// A combiner's partials to the repartition tasks owning their keys, merged at once (the
-    /// at-least-once intake); each downstream task's offset advances per record, as if read
-    /// from its repartition partition (an empty record to the partitions no key reached).
-    private func deliverPartials(of combiner: AggregateTable, from task: StreamTask) throws {
-        guard let t = Repartitions.topics(of: compiled).firstIndex(of: combiner.spec.repartitionTopic!) else { return }
-        let downstream = repartitionTasks[t]
+    /// What a re-keying node sent, to the tasks of its sub-topology owning its keys,
+    /// delivered at once (the at-least-once intake); each downstream task's offset advances
+    /// per record, as if read from its repartition partition (an empty record to the
+    /// partitions no key reached).
+    private func deliver(_ output: any RepartitionOutput, from task: StreamTask) throws {
+        guard let s = compiled.subtopology(reading: output.edge.topic) else { return }
+        let downstream = tasks[s]
         var reached = [Bool](repeating: false, count: partitions)
         let partial = InBandHeaders.Partial(attempt: CommitAttempt(life: 0, sequence: 0), upstream: task.partition.partition,
-                                            start: task.combinedSince, end: task.nextOffset)
-        try combiner.forEachDirty { key, value in
+                                            start: task.combinedSince, end: task.nextOffset, streamTime: task.streamTime)
+        try output.forEachRecord { key, value in
             let q = Int(Repartitions.partition(of: key, count: partitions))
             reached[q] = true
-            let target = downstream[q]
-            try key.withUnsafeBytes { k in try value.withUnsafeBytes { v in try target.intake!.add(partial, key: k, value: v) } }
-            target.nextOffset += 1
+            try key.withUnsafeBytes { k in try value.withUnsafeBytes { v in try downstream[q].receive(partial, key: k, value: v) } }
         }
-        for q in 0..<partitions where !reached[q] { downstream[q].nextOffset += 1 }
+        for q in 0..<partitions where !reached[q] {
+            try [UInt8]().withUnsafeBytes { try downstream[q].receive(partial, key: nil, value: $0) }
+        }
+        for task in downstream { try task.intake!.attemptsComplete(into: task) }
     }
 
     private func watermarkKey(_ tp: TopicPartition) -> [UInt8] {
@@ -276,14 +279,13 @@ public final class TopologyTestDriver {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let opened = try StateDatabase(path: directory.path, memoryBudgetBytes: Self.memoryBudgetBytes)
         database = opened
-        builder = TaskBuilder(topology: compiled, database: opened, usesMarkers: false, deadLetters: queue, metrics: metrics,
+        builder = TaskBuilder(topology: compiled, database: opened, usesMarkers: false, partitionCount: partitions, deadLetters: queue, metrics: metrics,
                               globalTables: globalTables)
     }
 
     private func dropTasks() {
-        sourceTasks = []
-        repartitionTasks = []
-        queue.discard(for: Set((0..<Int32(partitions)).map { $0 }))
+        queue.discard(for: Set(tasks.joined().map(\.partition)))
+        tasks = []
     }
 
     private func buildTasks() throws {
@@ -294,9 +296,8 @@ public final class TopologyTestDriver {
             for (store, _) in task.stores { store.markClean() }
             return task
         }
-        sourceTasks = try (0..<Int32(partitions)).map { try build(TopicPartition(sourceTopic, $0)) }
-        repartitionTasks = try Repartitions.topics(of: compiled).map { topic in
-            try (0..<Int32(partitions)).map { try build(TopicPartition(topic, $0)) }
+        tasks = try compiled.subtopologies.map { subtopology in
+            try (0..<Int32(partitions)).map { try build(TopicPartition(subtopology.topic, $0)) }
         }
     }
 }

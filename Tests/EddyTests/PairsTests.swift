@@ -204,8 +204,6 @@ final class PairsTests: XCTestCase {
     func testBadPairsConfigsNameTheField() {
         func error(_ nodes: String) -> String { configError(nodes: nodes) }
         let cases: [(String, String, String)] = [
-            (error("  - name: p\n    pairs: {group_by: [session_id]}\n"),
-             "nodes[0].pairs.group_by", "must include the source key 'user_id'"),
             (error("  - name: p\n    pairs: {group_by: [user_id], last: 0}\n"),
              "nodes[0].pairs.last", "must be positive"),
             (error("  - name: p\n    pairs: {group_by: [user_id], last: 5000}\n"),

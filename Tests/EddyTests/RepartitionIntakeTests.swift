@@ -8,10 +8,32 @@ import XCTest
 final class RepartitionIntakeTests: TemporaryDatabaseTestCase {
     private let spec = CompiledTopology.Aggregate(index: 0, name: "per_item", groupFields: [0], sumFields: [], repartitionTopic: "t", sinks: [])
 
-    private func makeIntake() throws -> RepartitionIntake {
-        let table = AggregateTable(spec: spec, columnFamily: try db.columnFamily("agg.per_item.0"), database: db)
+    /// What the intake releases merges into the aggregate's table, as a repartition task's
+    /// first node does.
+    private final class Table: RepartitionTarget {
+        let table: AggregateTable
+        init(_ table: AggregateTable) { self.table = table }
+
+        /// The watermark each time the intake said an upstream's stream time advanced.
+        var watermarks: [Int64] = []
+        weak var intake: RepartitionIntake?
+
+        func deliver(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws {
+            table.merge(value, into: try table.entry(for: Array(key)))
+        }
+
+        func upstreamTimeAdvanced() throws {
+            watermarks.append(intake!.watermark)
+        }
+    }
+
+    private var target: Table!
+
+    private func makeIntake(usesMarkers: Bool = true) throws -> RepartitionIntake {
+        target = Table(AggregateTable(spec: spec, columnFamily: try db.columnFamily("agg.per_item.0"), database: db))
         let store = KeyValueStore(name: "per_item-intake", columnFamily: try db.columnFamily("intake.per_item.0"), database: db)
-        let intake = RepartitionIntake(table: table, store: store, usesMarkers: true)
+        let intake = RepartitionIntake(store: store, usesMarkers: usesMarkers, upstreams: 2)
+        target.intake = intake
         intake.load()
         return intake
     }
@@ -22,30 +44,33 @@ final class RepartitionIntakeTests: TemporaryDatabaseTestCase {
         return out
     }
 
-    /// Sends `count` events of `item` as one partial of attempt (life, seq) from upstream 0.
-    private func send(_ intake: RepartitionIntake, life: UInt64, seq: UInt64, start: Int64, end: Int64, item: String? = "i1", count: Int64 = 1) throws {
-        let partial = InBandHeaders.Partial(attempt: CommitAttempt(life: life, sequence: seq), upstream: 0, start: start, end: end)
+    /// Sends `count` events of `item` as one partial of attempt (life, seq) from `upstream`,
+    /// its task at `streamTime`.
+    private func send(_ intake: RepartitionIntake, life: UInt64, seq: UInt64, start: Int64, end: Int64, item: String? = "i1", count: Int64 = 1,
+                      upstream: Int32 = 0, streamTime: Int64 = 0) throws {
+        let partial = InBandHeaders.Partial(attempt: CommitAttempt(life: life, sequence: seq), upstream: upstream, start: start, end: end,
+                                            streamTime: streamTime)
         let value = withUnsafeBytes(of: count.littleEndian, Array.init)
         if let item {
-            try key(item).withUnsafeBytes { k in try value.withUnsafeBytes { try intake.add(partial, key: k, value: $0) } }
+            try key(item).withUnsafeBytes { k in try value.withUnsafeBytes { try intake.add(partial, key: k, value: $0, into: target) } }
         } else {
-            try intake.add(partial, key: nil, value: UnsafeRawBufferPointer(start: nil, count: 0))
+            try intake.add(partial, key: nil, value: UnsafeRawBufferPointer(start: nil, count: 0), into: target)
         }
     }
 
     private func count(_ intake: RepartitionIntake, _ item: String = "i1") throws -> Int64 {
-        let e = try intake.table.entry(for: key(item))
-        return intake.table.counts[e]
+        let e = try target.table.entry(for: key(item))
+        return target.table.counts[e]
     }
 
     private func commit(_ intake: RepartitionIntake) throws {
         let batch = StateWriteBatch()
         intake.prepareCommit()
         intake.store!.writeChanges(to: batch)
-        intake.table.writeDirty(to: batch)
+        target.table.writeDirty(to: batch)
         try db.write(batch)
         intake.store!.markClean()
-        intake.table.markClean()
+        target.table.markClean()
     }
 
     func testMarkedAttemptsApplyOnceAndAMarkerDropsTheLifesOlderUnmarkedAttempts() throws {
@@ -53,10 +78,10 @@ final class RepartitionIntakeTests: TemporaryDatabaseTestCase {
         try send(intake, life: 1, seq: 1, start: 0, end: 10, count: 3)  // aborted
         try send(intake, life: 1, seq: 2, start: 0, end: 12, count: 4)  // its retry, committed
         XCTAssertEqual(try count(intake), 0, "nothing applies before a marker")
-        try intake.release(CommitAttempt(life: 1, sequence: 2))
+        try intake.release(CommitAttempt(life: 1, sequence: 2), into: target)
         XCTAssertEqual(try count(intake), 4)
         XCTAssertTrue(intake.isSettled, "the aborted attempt is dropped, not kept")
-        try intake.release(CommitAttempt(life: 1, sequence: 2))  // a marker seen twice
+        try intake.release(CommitAttempt(life: 1, sequence: 2), into: target)  // a marker seen twice
         XCTAssertEqual(try count(intake), 4)
     }
 
@@ -67,9 +92,9 @@ final class RepartitionIntakeTests: TemporaryDatabaseTestCase {
         // Life 2 committed 0..<60 (marked) and 60..<100, then died before its marker.
         try send(intake, life: 2, seq: 1, start: 0, end: 60, count: 60)
         try send(intake, life: 2, seq: 2, start: 60, end: 100, count: 40)
-        try intake.release(CommitAttempt(life: 2, sequence: 1))
+        try intake.release(CommitAttempt(life: 2, sequence: 1), into: target)
         // Life 3 found the group at 100.
-        try intake.resolve(upstream: 0, committed: 100)
+        try intake.resolve(upstream: 0, committed: 100, into: target)
         XCTAssertEqual(try count(intake), 100)
         XCTAssertTrue(intake.isSettled)
     }
@@ -78,11 +103,11 @@ final class RepartitionIntakeTests: TemporaryDatabaseTestCase {
         let intake = try makeIntake()
         try send(intake, life: 1, seq: 1, start: 0, end: 50, count: 50)  // aborted
         try send(intake, life: 1, seq: 2, start: 0, end: 50, count: 50)  // same range, committed
-        try intake.resolve(upstream: 0, committed: 50)
+        try intake.resolve(upstream: 0, committed: 50, into: target)
         XCTAssertEqual(try count(intake), 50)
         // Nothing committed at all: every pending attempt is dropped.
         try send(intake, life: 4, seq: 1, start: 50, end: 70, count: 20)
-        try intake.resolve(upstream: 0, committed: -1)
+        try intake.resolve(upstream: 0, committed: -1, into: target)
         XCTAssertEqual(try count(intake), 50)
         XCTAssertTrue(intake.isSettled)
     }
@@ -90,9 +115,9 @@ final class RepartitionIntakeTests: TemporaryDatabaseTestCase {
     func testRangesTheChainIsPastAreIgnoredAndEmptyPartialsAdvanceIt() throws {
         let intake = try makeIntake()
         try send(intake, life: 1, seq: 1, start: 0, end: 30, item: nil)  // no record for this partition
-        try intake.release(CommitAttempt(life: 1, sequence: 1))
+        try intake.release(CommitAttempt(life: 1, sequence: 1), into: target)
         try send(intake, life: 1, seq: 2, start: 30, end: 40, count: 2)
-        try intake.resolve(upstream: 0, committed: 40)
+        try intake.resolve(upstream: 0, committed: 40, into: target)
         XCTAssertEqual(try count(intake), 2)
         try send(intake, life: 9, seq: 1, start: 0, end: 40, count: 40)  // a stale copy
         XCTAssertTrue(intake.isSettled)
@@ -102,18 +127,47 @@ final class RepartitionIntakeTests: TemporaryDatabaseTestCase {
         do {
             let intake = try makeIntake()
             try send(intake, life: 1, seq: 1, start: 0, end: 10, count: 10)
-            try intake.release(CommitAttempt(life: 1, sequence: 1))
+            try intake.release(CommitAttempt(life: 1, sequence: 1), into: target)
             try send(intake, life: 1, seq: 2, start: 10, end: 25, count: 15)
             try commit(intake)
         }
         let reopened = try makeIntake()
         XCTAssertFalse(reopened.isSettled, "the unmarked attempt is still pending")
         XCTAssertEqual(try count(reopened), 10)
-        try reopened.resolve(upstream: 0, committed: 25)
+        try reopened.resolve(upstream: 0, committed: 25, into: target)
         XCTAssertEqual(try count(reopened), 25)
         try commit(reopened)
         let again = try makeIntake()
         XCTAssertTrue(again.isSettled, "the released attempt was deleted from the store")
         XCTAssertEqual(try count(again), 25)
+    }
+
+    func testWatermarkIsTheSlowestUpstreamOverAppliedAttemptsOnly() throws {
+        let intake = try makeIntake()
+        try send(intake, life: 1, seq: 1, start: 0, end: 10, upstream: 0, streamTime: 500)
+        try intake.release(CommitAttempt(life: 1, sequence: 1), into: target)
+        XCTAssertEqual(intake.watermark, .min, "upstream 1 has sent nothing: a session it could still extend must stay open")
+        try send(intake, life: 2, seq: 1, start: 0, end: 10, upstream: 1, streamTime: 300)
+        XCTAssertEqual(intake.watermark, .min, "a pending attempt may have aborted: its time does not count")
+        try send(intake, life: 2, seq: 2, start: 0, end: 12, upstream: 1, streamTime: 900)  // aborted: a marker for seq 3 drops it
+        try send(intake, life: 2, seq: 3, start: 0, end: 12, upstream: 1, streamTime: 400)
+        try intake.release(CommitAttempt(life: 2, sequence: 3), into: target)
+        XCTAssertEqual(intake.watermark, 400)
+        try commit(intake)
+        XCTAssertEqual(try makeIntake().watermark, 400, "the upstream times are state: a restored task resumes with them")
+    }
+
+    func testAtLeastOnceCountsAnAttemptsTimeOnlyOnceTheUpstreamsNextAttemptStarts() throws {
+        let intake = try makeIntake(usesMarkers: false)
+        try send(intake, life: 1, seq: 1, start: 0, end: 10, upstream: 0, streamTime: 100)
+        try send(intake, life: 1, seq: 1, start: 0, end: 10, upstream: 1, streamTime: 200)
+        XCTAssertEqual(intake.watermark, .min, "more of either attempt's records may follow")
+        try send(intake, life: 1, seq: 2, start: 10, end: 20, upstream: 0, streamTime: 300)
+        try send(intake, life: 1, seq: 2, start: 10, end: 20, upstream: 1, streamTime: 250)
+        XCTAssertEqual(intake.watermark, 100)
+        XCTAssertEqual(target.watermarks, [.min, 100])
+        try intake.attemptsComplete(into: target)
+        XCTAssertEqual(intake.watermark, 250)
+        XCTAssertEqual(try count(intake), 4, "every record counts at once")
     }
 }

@@ -16,9 +16,10 @@ struct CommitAttempt: Hashable, Sendable {
 /// - a marker record carries `eddy.marker`: attempts known to have committed (16 bytes
 ///   each). The marker for attempt N is written in a later transaction, after N's commit
 ///   returned, so even a marker that is itself in an aborted transaction tells the truth;
-/// - a repartition record carries `eddy.partial` instead: its attempt, the upstream (source)
-///   partition, and the upstream input range its partials cover (40 bytes: life, sequence,
-///   upstream partition, start, end);
+/// - a repartition record carries `eddy.partial` instead: its attempt, the upstream
+///   partition, the upstream input range its records cover, and the upstream task's stream
+///   time at the commit (48 bytes: life, sequence, upstream partition, start, end, stream
+///   time; 40-byte headers of earlier versions read with no stream time);
 /// - a resolution record carries `eddy.resolve`: a task's new owner tells the repartition
 ///   partitions where the group stands on the upstream partition (16 bytes: partition,
 ///   committed offset or -1), which settles the attempts of earlier owners left unmarked.
@@ -33,23 +34,28 @@ enum InBandHeaders {
         let upstream: Int32
         let start: Int64
         let end: Int64
+        /// The upstream task's event time when it committed the attempt: what the
+        /// downstream task's stream time is made of (`RepartitionIntake.watermark`).
+        let streamTime: Int64
     }
 
     static func encode(_ p: Partial) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(40)
+        out.reserveCapacity(48)
         append(p.attempt.life, to: &out)
         append(p.attempt.sequence, to: &out)
         append(UInt64(UInt32(bitPattern: p.upstream)), to: &out)
         append(UInt64(bitPattern: p.start), to: &out)
         append(UInt64(bitPattern: p.end), to: &out)
+        append(UInt64(bitPattern: p.streamTime), to: &out)
         return out
     }
 
     static func decodePartial(_ b: [UInt8]) -> Partial? {
-        guard b.count == 40 else { return nil }
+        guard b.count == 40 || b.count == 48 else { return nil }
         return Partial(attempt: CommitAttempt(life: read(b, 0), sequence: read(b, 8)), upstream: Int32(truncatingIfNeeded: read(b, 16)),
-                       start: Int64(bitPattern: read(b, 24)), end: Int64(bitPattern: read(b, 32)))
+                       start: Int64(bitPattern: read(b, 24)), end: Int64(bitPattern: read(b, 32)),
+                       streamTime: b.count == 48 ? Int64(bitPattern: read(b, 40)) : .min)
     }
 
     static func encodeResolution(upstream: Int32, committed: Int64) -> [UInt8] {

@@ -17,7 +17,8 @@ final class DeadLetterQueue {
         let value: [UInt8]
         let headers: [(String, [UInt8])]
         let category: String
-        let partition: Int32
+        /// The task's input partition the record came from.
+        let partition: TopicPartition
     }
 
     let topic: String
@@ -27,20 +28,22 @@ final class DeadLetterQueue {
 
     init(topic: String) { self.topic = topic }
 
-    func add(_ message: KafkaMessage, sourceTopic: String, reason: DeadLetterReason) {
-        add(key: message.key.map(Array.init), value: Array(message.value), partition: message.partition, offset: message.offset,
-            sourceTopic: sourceTopic, reason: reason)
+    func add(_ message: KafkaMessage, reason: DeadLetterReason) {
+        add(key: message.key.map(Array.init), value: Array(message.value), from: TopicPartition(message.topic, message.partition),
+            offset: message.offset, reason: reason)
     }
 
-    func add(key: [UInt8]?, value: [UInt8], partition: Int32, offset: Int64, sourceTopic: String, reason: DeadLetterReason) {
+    /// A record of input partition `partition` (the source's, or a repartition topic's for
+    /// a record re-keyed on its way to the node that refused it).
+    func add(key: [UInt8]?, value: [UInt8], from partition: TopicPartition, offset: Int64, reason: DeadLetterReason) {
         letters.append(Letter(
             key: key,
             value: value,
             headers: [
                 (Self.reasonHeader, Array(reason.message.utf8)),
                 (Self.categoryHeader, Array(reason.category.rawValue.utf8)),
-                (Self.topicHeader, Array(sourceTopic.utf8)),
-                (Self.partitionHeader, Array(String(partition).utf8)),
+                (Self.topicHeader, Array(partition.topic.utf8)),
+                (Self.partitionHeader, Array(String(partition.partition).utf8)),
                 (Self.offsetHeader, Array(String(offset).utf8)),
             ],
             category: reason.category.rawValue,
@@ -51,14 +54,14 @@ final class DeadLetterQueue {
     var pending: [(category: String, value: [UInt8])] { letters.map { ($0.category, $0.value) } }
 
     /// Sends the letters of `partitions` (the tasks being committed).
-    func send(for partitions: Set<Int32>, through producer: StreamProducer) throws {
+    func send(for partitions: Set<TopicPartition>, through producer: StreamProducer) throws {
         for letter in letters where partitions.contains(letter.partition) {
             try producer.send(topic: topic, key: letter.key, value: letter.value, headers: letter.headers)
         }
     }
 
     /// Once the attempt committed: forgets the letters sent, returns their count per reason.
-    func committed(for partitions: Set<Int32>) -> [String: Int] {
+    func committed(for partitions: Set<TopicPartition>) -> [String: Int] {
         var counts: [String: Int] = [:]
         for letter in letters where partitions.contains(letter.partition) { counts[letter.category, default: 0] += 1 }
         letters.removeAll { partitions.contains($0.partition) }
@@ -67,5 +70,5 @@ final class DeadLetterQueue {
 
     /// Drops the letters of partitions given up without a commit (their records are
     /// processed again by the next owner).
-    func discard(for partitions: Set<Int32>) { letters.removeAll { partitions.contains($0.partition) } }
+    func discard(for partitions: Set<TopicPartition>) { letters.removeAll { partitions.contains($0.partition) } }
 }

@@ -106,11 +106,12 @@ final class StreamProducer: ChangelogWriter {
                  headers: [(InBandHeaders.attempt, InBandHeaders.encode(attempt, inputEnd: inputEnd))], tag: changelog.tag)
     }
 
-    /// Sends a repartition record: partials of `key` (nil: none, the attempt only passes
-    /// through) covering upstream input `start..<end`.
-    func sendPartial(to repartition: InternalPartition, key: [UInt8]?, value: [UInt8], upstream: Int32, start: Int64, end: Int64) throws {
+    /// Sends a repartition record: partials or a record of `key` (nil: none, the attempt
+    /// only passes through) covering upstream input `start..<end`, the upstream task at
+    /// `streamTime`.
+    func sendPartial(to repartition: InternalPartition, key: [UInt8]?, value: [UInt8], upstream: Int32, start: Int64, end: Int64, streamTime: Int64) throws {
         touched.insert(repartition)
-        let header = InBandHeaders.encode(InBandHeaders.Partial(attempt: attempt, upstream: upstream, start: start, end: end))
+        let header = InBandHeaders.encode(InBandHeaders.Partial(attempt: attempt, upstream: upstream, start: start, end: end, streamTime: streamTime))
         try send(topic: repartition.topic, partition: repartition.partition, key: key, value: value,
                  headers: [(InBandHeaders.partial, header)], tag: repartition.tag)
     }

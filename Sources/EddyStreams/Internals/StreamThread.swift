@@ -208,9 +208,8 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             // A partition no longer ours, or a record from before a seek: not ours to process.
             guard let topic, Int(message.partition) < context.partitionCount,
                   let task = manager.taskLookup[topic][Int(message.partition)], message.offset >= task.nextOffset else { continue }
-            if let intake = task.intake {
-                try intake.receive(message)
-                task.nextOffset = message.offset + 1
+            if task.intake != nil {
+                try task.receive(message)
                 continue
             }
             received += 1
@@ -228,7 +227,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             do {
                 try decoder.decode(value)
             } catch {
-                deadLetters.add(message, sourceTopic: manager.sourceTopic, reason: error)
+                deadLetters.add(message, reason: error)
                 task.nextOffset = message.offset + 1
                 continue
             }
@@ -285,7 +284,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         }
         producer?.forget(changelogs)
         paused.forget(partitions)
-        deadLetters.discard(for: Set(partitions.filter { $0.topic == manager.sourceTopic }.map(\.partition)))
+        deadLetters.discard(for: Set(partitions))
         if !partitions.isEmpty { logger.info("revoked \(partitions.map(\.description).sorted())") }
     }
 }

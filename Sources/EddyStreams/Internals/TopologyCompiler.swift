@@ -13,11 +13,50 @@ struct CompiledTopology: Sendable {
         let name: String
         /// Index of the input node, or -1 for the source.
         let parent: Int
-        let kind: Kind
+        var kind: Kind
         /// Sinks fed per record (nodes that are not aggregates).
         let sinks: [CompiledSink]
         /// Output topics fed with every record the node forwards.
         var topicSinks: [CompiledTopicSink] = []
+        /// The sub-topology whose tasks run the node (own its state).
+        var subtopology = 0
+        /// Set on a node that re-keys: the stream reaches it through this topic, and it is
+        /// the first node of sub-topology `subtopology`.
+        var repartition: RepartitionEdge? = nil
+    }
+
+    /// Where the stream is re-keyed, in front of one node (Kafka Streams' repartition
+    /// topic): tasks of the parent's sub-topology send to `topic`, partitioned by the
+    /// node's group key, and the tasks of the node's sub-topology read it.
+    struct RepartitionEdge: Sendable {
+        enum Kind: Sendable {
+            /// An aggregate's partials, combined upstream between two commits (its merge is
+            /// associative), merged into its store downstream.
+            case partials
+            /// The records themselves (operators whose state depends on each record:
+            /// sessions, pairs), processed downstream as they were sent.
+            case records
+        }
+        let kind: Kind
+        let topic: String
+        /// Its place among the topology's repartition topics (`CompiledTopology.repartitions`).
+        let index: Int
+        /// The sub-topology whose tasks send to it: the parent's.
+        let upstream: Int
+        /// The node's group fields: records are partitioned by their values.
+        let groupFields: [Int]
+    }
+
+    /// A part of the topology between re-key points (Kafka Streams' sub-topology): its
+    /// tasks, one per partition of `topic`, run its nodes and own their stores.
+    struct Subtopology: Sendable {
+        let index: Int
+        /// The source topic (sub-topology 0), or the repartition topic feeding `rekeyNode`.
+        let topic: String
+        /// The node it starts at (nil: the source's sub-topology).
+        let rekeyNode: Int?
+        /// Its partition key: every record with the same values of these fields is in one task.
+        let key: [String]
     }
 
     struct Aggregate: Sendable {
@@ -61,19 +100,19 @@ struct CompiledTopology: Sendable {
         enum Role: Sendable {
             /// The table of aggregate `i`.
             case aggregate(Int)
-            /// The intake bookkeeping of re-keyed aggregate `i`.
-            case intake(Int)
+            /// The intake bookkeeping of the sub-topology started by re-key node `node`.
+            case intake(node: Int)
             /// The key-value store of node `i`.
             case keyValue(node: Int)
-            /// Stream time and timers.
+            /// Stream time and timers of a sub-topology's tasks.
             case timers
         }
         let index: Int
         /// Names the changelog topic (`<application>-<name>-changelog`).
         let name: String
         let role: Role
-        /// nil: the store lives in source tasks; else in the tasks of this repartition topic.
-        let repartitionTopic: String?
+        /// The sub-topology whose tasks hold the store.
+        let subtopology: Int
 
         /// The store's column family for one partition.
         func columnFamilyName(partition: Int32) -> String {
@@ -81,7 +120,7 @@ struct CompiledTopology: Sendable {
             case .aggregate: return "agg.\(name).\(partition)"
             case .intake: return "intake.\(name).\(partition)"
             case .keyValue: return "kv.\(name).\(partition)"
-            case .timers: return "timers.\(partition)"
+            case .timers: return subtopology == 0 ? "timers.\(partition)" : "timers.\(name).\(partition)"
             }
         }
     }
@@ -100,6 +139,12 @@ struct CompiledTopology: Sendable {
     /// Every store, in changelog order.
     let stores: [Store]
     let tables: [Table]
+    /// Sub-topology 0 reads the source; each further one a repartition topic.
+    let subtopologies: [Subtopology]
+    /// Every re-key point, in `RepartitionEdge.index` order: (node, edge).
+    var repartitions: [(node: Int, edge: RepartitionEdge)] {
+        nodes.indices.compactMap { i in nodes[i].repartition.map { (i, $0) } }
+    }
 
     /// Every output topic, once each, in `CompiledTopicSink.topicIndex` order.
     var outputTopics: [String] {
@@ -107,10 +152,8 @@ struct CompiledTopology: Sendable {
         return nodes.flatMap(\.topicSinks).map(\.topic).filter { seen.insert($0).inserted }
     }
 
-    /// Aggregates whose store lives in the source partitions' tasks.
-    var localAggregates: [Aggregate] { aggregates.filter { $0.repartitionTopic == nil } }
-    /// Aggregates re-keyed through a repartition topic, in aggregate order.
-    var repartitioned: [Aggregate] { aggregates.filter { $0.repartitionTopic != nil } }
+    /// The sub-topology whose tasks read `topic` (nil: no topic of this topology's).
+    func subtopology(reading topic: String) -> Int? { subtopologies.firstIndex { $0.topic == topic } }
 }
 
 /// An output topic with the key template and fields resolved against the node's records.
@@ -210,6 +253,8 @@ enum TopologyCompiler {
 
         var nodes: [CompiledTopology.Node] = []
         var aggregates: [CompiledTopology.Aggregate] = []
+        var subtopologies = [CompiledTopology.Subtopology(index: 0, topic: source.topic, rekeyNode: nil, key: [source.keyField])]
+        var repartitionCount = 0
         var schemas: [Schema] = []
         var indexByName: [String: Int] = [:]
         /// Per node: whether its records are source records (no session or aggregate above
@@ -234,21 +279,34 @@ enum TopologyCompiler {
                     let known = indexByName.keys.sorted().joined(separator: ", ")
                     throw TopologyError(at + [.key("input")], "unknown input '\(input)' (inputs must be declared earlier; known: \(known.isEmpty ? "none" : known))")
                 }
-                if case .aggregate(let a) = nodes[p].kind {
+                if case .aggregate = nodes[p].kind {
                     // A table's changes feed a further aggregate (KTable.groupBy().aggregate()):
                     // each change takes the row's old values back and adds its new ones.
                     guard case .aggregate = topology.nodes[p].operation, case .aggregate = node.operation else {
                         throw TopologyError(at + [.key("input")], "'\(input)' (\(Self.operationKey(topology.nodes[p].operation))) cannot feed a '\(Self.operationKey(node.operation))' node: the rows of an 'aggregate' feed only another 'aggregate' (count and sums can take a row's old values back when it changes; recent, decay and sessions cannot)")
                     }
-                    if aggregates[a].repartitionTopic != nil {
-                        throw TopologyError(at + [.key("input")], "'\(input)' is re-keyed through \(aggregates[a].repartitionTopic!) (its group lacks the source key '\(source.keyField)'); an aggregate of its rows needs sub-topologies after a repartition, not built yet")
-                    }
-                }
-                if case .session = nodes[p].kind, node.operation.groupBy != nil, !(node.operation.groupBy ?? []).contains(source.keyField) {
-                    throw TopologyError(at + [.key("input")], "closed sessions of '\(input)' can be aggregated only by a group that includes the source key '\(source.keyField)' (re-keying them comes with sub-topologies)")
                 }
                 parent = p
                 schema = schemas[p]
+            }
+            // A stateful node whose group lacks its sub-topology's key re-keys the stream: it
+            // starts a sub-topology of its own, read from a repartition topic.
+            let upstream = parent < 0 ? 0 : nodes[parent].subtopology
+            var subtopology = upstream
+            var rekeyed: RepartitionStart?
+            if let groupBy = node.operation.groupBy, !Set(groupBy).isSuperset(of: subtopologies[upstream].key) {
+                if node.name == Self.reservedNodeName {
+                    throw TopologyError(at + [.key("name")], "'\(Self.reservedNodeName)' names the topic that re-keys source records (\(Repartitions.topic(application: topology.application, node: Self.reservedNodeName))): name this node otherwise")
+                }
+                subtopology = subtopologies.count
+                let topic = Repartitions.topic(application: topology.application, node: node.name)
+                subtopologies.append(.init(index: subtopology, topic: topic, rekeyNode: i, key: groupBy))
+                let kind: CompiledTopology.RepartitionEdge.Kind
+                switch node.operation {
+                case .aggregate, .recent, .decay: kind = .partials
+                default: kind = .records
+                }
+                rekeyed = RepartitionStart(kind: kind, topic: topic, upstream: upstream)
             }
             let fromSource = parent < 0 || (readsSource[parent] && { switch nodes[parent].kind { case .aggregate, .session: return false; default: return true } }())
             // Each record here is one source record, so it can be dead-lettered: not one of
@@ -316,6 +374,9 @@ enum TopologyCompiler {
                     if name == source.keyField || name == source.timestampField {
                         throw TopologyError(fpath, "'\(name)' is the source's \(name == source.keyField ? "key" : "event time"); a join must not replace it")
                     }
+                    if subtopologies[subtopology].key.contains(name) {
+                        throw TopologyError(fpath, "'\(name)' is the key the stream is partitioned by here (re-keyed by [\(subtopologies[subtopology].key.joined(separator: ", "))]); a join must not replace it")
+                    }
                     if join.fields[..<j].contains(name) { throw TopologyError(fpath, "'\(name)' is listed twice") }
                     if let c = tables[t].columns.firstIndex(of: name) { columns.append(c) } else {
                         tables[t].columns.append(name)
@@ -334,9 +395,6 @@ enum TopologyCompiler {
             case .pairs(let pairs):
                 let ppath = at + [.key("pairs")]
                 if pairs.groupBy.isEmpty { throw TopologyError(ppath + [.key("group_by")], "lists no fields") }
-                if !pairs.groupBy.contains(source.keyField) {
-                    throw TopologyError(ppath + [.key("group_by")], "must include the source key '\(source.keyField)': pairs run in the source's tasks, over each group's items in arrival order")
-                }
                 if pairs.last <= 0 { throw TopologyError(ppath + [.key("last")], "must be positive") }
                 if pairs.last > Self.maxPairsLast { throw TopologyError(ppath + [.key("last")], "must be at most \(Self.maxPairsLast) (each record forwards two records per item kept)") }
                 if let within = pairs.withinMs, within <= 0 { throw TopologyError(ppath + [.key("within")], "must be positive") }
@@ -367,9 +425,6 @@ enum TopologyCompiler {
             case .session(let window):
                 let spath = at + [.key("session")]
                 if window.groupBy.isEmpty { throw TopologyError(spath + [.key("group_by")], "lists no fields") }
-                if !window.groupBy.contains(source.keyField) {
-                    throw TopologyError(spath + [.key("group_by")], "must include the source key '\(source.keyField)': session windows run in the source's tasks, on one partition's stream time")
-                }
                 if window.gapMs <= 0 { throw TopologyError(spath + [.key("gap")], "must be positive") }
                 if window.graceMs < 0 { throw TopologyError(spath + [.key("grace")], "must not be negative") }
                 var refs: [String: OutputRef] = [:]
@@ -457,9 +512,7 @@ enum TopologyCompiler {
                 // Children (a further aggregate) see the rows as records with those fields.
                 outSchema = .closed(Dictionary(uniqueKeysWithValues: order.map { ($0, OutputRef.field(fieldID($0))) }), order: order)
                 kind = .aggregate(aggregates.count)
-                if !groupBy.contains(source.keyField) {
-                    spec.repartitionTopic = Repartitions.topic(application: topology.application, node: node.name)
-                }
+                if let rekeyed { spec.repartitionTopic = rekeyed.topic }
                 aggregates.append(spec)
             }
 
@@ -534,7 +587,19 @@ enum TopologyCompiler {
                 kind = .session(spec)
                 sinks = []
             }
-            nodes.append(.init(name: node.name, parent: parent, kind: kind, sinks: sinks, topicSinks: topicSinks))
+            var compiledNode = CompiledTopology.Node(name: node.name, parent: parent, kind: kind, sinks: sinks, topicSinks: topicSinks, subtopology: subtopology)
+            if let rekeyed {
+                let groupFields: [Int]
+                switch kind {
+                case .aggregate(let a): groupFields = aggregates[a].groupFields
+                case .session(let spec): groupFields = spec.groupFields
+                case .pairs(let spec): groupFields = spec.groupFields
+                case .filter, .pass, .join: preconditionFailure("only stateful nodes re-key")
+                }
+                compiledNode.repartition = .init(kind: rekeyed.kind, topic: rekeyed.topic, index: repartitionCount, upstream: rekeyed.upstream, groupFields: groupFields)
+                repartitionCount += 1
+            }
+            nodes.append(compiledNode)
             schemas.append(outSchema)
             readsSource.append(fromSource)
             oneRecordPerSource.append(isSourceRecord)
@@ -557,13 +622,25 @@ enum TopologyCompiler {
             guard case .join(var spec) = node.kind else { continue }
             spec.required = spec.fieldIDs.filter { joinRequired[i]?.contains($0) == true }
             spec.numeric = spec.fieldIDs.filter { joinNumeric[i]?.contains($0) == true }
-            nodes[i] = .init(name: node.name, parent: node.parent, kind: .join(spec), sinks: node.sinks, topicSinks: node.topicSinks)
+            nodes[i].kind = .join(spec)
         }
         return CompiledTopology(topology: topology, fields: fields, keyField: keyField, timestampField: timestampField,
                                 requiredFields: required.filter { seen.insert($0).inserted },
                                 numericFields: Array(Set(numeric)).sorted(), nodes: nodes, aggregates: aggregates,
-                                stores: try stores(nodes: nodes, aggregates: aggregates, topology: topology), tables: tables)
+                                stores: try stores(nodes: nodes, aggregates: aggregates, topology: topology, subtopologies: subtopologies),
+                                tables: tables, subtopologies: subtopologies)
     }
+
+    /// What the loop knows of a re-key point before the node's group fields are resolved.
+    private struct RepartitionStart {
+        let kind: CompiledTopology.RepartitionEdge.Kind
+        let topic: String
+        let upstream: Int
+    }
+
+    /// `<application>-source-repartition` re-keys source records whose Kafka key is not
+    /// their key field: no node may take its name.
+    static let reservedNodeName = "source"
 
     /// Eddy's own topics (`<application>-…-changelog`, `-repartition`) and Kafka's
     /// (`__consumer_offsets`, `__transaction_state`) are no tables or outputs.
@@ -612,34 +689,39 @@ enum TopologyCompiler {
     static let maxPairsLast = 1_000
 
     /// The stores of every task, with names that must not collide (they name changelog topics).
-    private static func stores(nodes: [CompiledTopology.Node], aggregates: [CompiledTopology.Aggregate], topology: Topology) throws -> [CompiledTopology.Store] {
+    private static func stores(nodes: [CompiledTopology.Node], aggregates: [CompiledTopology.Aggregate], topology: Topology,
+                               subtopologies: [CompiledTopology.Subtopology]) throws -> [CompiledTopology.Store] {
         var stores: [CompiledTopology.Store] = []
         var owner: [String: Int] = [:]  // store name -> node index
-        func add(_ name: String, _ role: CompiledTopology.Store.Role, node: Int, repartitionTopic: String?) throws {
+        func add(_ name: String, _ role: CompiledTopology.Store.Role, node: Int) throws {
             if let other = owner[name] {
                 throw TopologyError([.key("nodes"), .index(node), .key("name")],
                                     "'\(topology.nodes[node].name)' needs a store named '\(name)', which node '\(topology.nodes[other].name)' also needs (both would write the changelog \(Changelogs.topic(application: topology.application, store: name))): rename one")
             }
             owner[name] = node
-            stores.append(.init(index: stores.count, name: name, role: role, repartitionTopic: repartitionTopic))
+            stores.append(.init(index: stores.count, name: name, role: role, subtopology: nodes[node].subtopology))
         }
-        var usesTimers: Int?
+        /// Per sub-topology, the first node that schedules timers.
+        var usesTimers: [Int: Int] = [:]
         for (i, node) in nodes.enumerated() {
             switch node.kind {
             case .aggregate(let a):
-                try add(aggregates[a].name, .aggregate(a), node: i, repartitionTopic: aggregates[a].repartitionTopic)
-                if let topic = aggregates[a].repartitionTopic { try add("\(aggregates[a].name)-intake", .intake(a), node: i, repartitionTopic: topic) }
+                try add(aggregates[a].name, .aggregate(a), node: i)
             case .session:
-                try add(node.name, .keyValue(node: i), node: i, repartitionTopic: nil)
-                usesTimers = usesTimers ?? i
+                try add(node.name, .keyValue(node: i), node: i)
+                usesTimers[node.subtopology] = usesTimers[node.subtopology] ?? i
             case .pairs(let spec):
-                try add(node.name, .keyValue(node: i), node: i, repartitionTopic: nil)
-                if spec.withinMs != nil { usesTimers = usesTimers ?? i }
+                try add(node.name, .keyValue(node: i), node: i)
+                if spec.withinMs != nil { usesTimers[node.subtopology] = usesTimers[node.subtopology] ?? i }
             case .filter, .pass, .join:
                 break
             }
+            if node.repartition != nil { try add("\(node.name)-intake", .intake(node: i), node: i) }
         }
-        if let node = usesTimers { try add("timers", .timers, node: node, repartitionTopic: nil) }
+        for (s, node) in usesTimers.sorted(by: { $0.key < $1.key }) {
+            // Sub-topology 0's keeps the name it had before sub-topologies (its changelog).
+            try add(s == 0 ? "timers" : "\(topology.nodes[subtopologies[s].rekeyNode!].name)-timers", .timers, node: node)
+        }
         return stores
     }
 

@@ -1,21 +1,22 @@
 /// An aggregate node (`aggregate`, `recent`, `decay`) in one task: groups records by its
 /// group fields into an `AggregateTable` and renders the dirty groups through its sinks.
 ///
-/// In a source task, an aggregate that re-keys (its group lacks the source key) holds a
-/// combiner instead of a store: partials gathered between two commits and sent to the
-/// repartition topic at commit; the repartition task's instance owns the store, fed by
-/// its `RepartitionIntake`, and renders the view.
+/// An aggregate that re-keys (its group lacks its sub-topology's key) has two halves: in
+/// the upstream sub-topology's tasks a combiner (`CombinerOutput`), partials gathered
+/// between two commits and sent to the repartition topic at commit; in the tasks of that
+/// topic the store, into which its `RepartitionIntake` merges the committed partials.
 ///
 /// With children (a further `aggregate` of its rows, as Kafka Streams'
-/// KTable.groupBy().aggregate()), each record's change of a row is forwarded as the row's
-/// old values, a retraction, then its new ones, as JSON records with the group fields and
-/// outputs: the child subtracts the one and adds the other. A group whose count falls to 0
-/// (a child's, after retractions) leaves Redis.
+/// KTable.groupBy().aggregate()), each change of a row — by a record or a merged partial —
+/// is forwarded as the row's old values, a retraction, then its new ones, as JSON records
+/// with the group fields and outputs: the child subtracts the one and adds the other. A
+/// group whose count falls to 0 (a child's, after retractions) leaves Redis.
 final class AggregateOperator: OperatorNode {
     let table: AggregateTable
     private let groupFields: [Int]
     private let sinks: [CompiledSink]
     private var keyBuffer: [UInt8] = []
+    private var scratch: [UInt8] = []
     /// For forwarding rows: `"name":` per group field, then per output; the rows' decoder.
     private let rowNames: [[UInt8]]
     private let rowDecoder: RecordDecoder
@@ -36,19 +37,32 @@ final class AggregateOperator: OperatorNode {
     /// Whether the table is a combiner whose partials go downstream at commit.
     var isCombiner: Bool { table.columnFamily == nil }
 
+    /// A combiner's partials, as its task's output to the repartition topic.
+    func output(_ edge: CompiledTopology.RepartitionEdge) -> CombinerOutput { CombinerOutput(edge: edge, table: table) }
+
     override var stores: [any StateStore] { isCombiner ? [] : [table] }
 
     override func process(_ record: Record, in task: StreamTask) throws {
         guard !children.isEmpty else { return try table.function.add(record, to: table, groupedBy: self) }
         let e = try table.entry(for: groupKey(record))
-        if table.counts[e] > 0 { try forwardRow(e, retraction: true, causedBy: record, in: task) }
+        if table.counts[e] > 0 { try forwardRow(e, retraction: true, at: record.timestamp, offset: record.offset, in: task) }
         try table.function.add(record, to: table, groupedBy: self)
-        if table.counts[e] > 0 { try forwardRow(e, retraction: false, causedBy: record, in: task) }
+        if table.counts[e] > 0 { try forwardRow(e, retraction: false, at: record.timestamp, offset: record.offset, in: task) }
+    }
+
+    /// Merges an upstream partial of group `key` (released by the task's intake); with
+    /// children, forwards the row's change as `process` does.
+    func merge(partial value: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer, offset: Int64, in task: StreamTask) throws {
+        let e = try table.entry(for: Array(key))
+        guard !children.isEmpty else { return table.merge(value, into: e) }
+        if table.counts[e] > 0 { try forwardRow(e, retraction: true, at: task.streamTime, offset: offset, in: task) }
+        table.merge(value, into: e)
+        if table.counts[e] > 0 { try forwardRow(e, retraction: false, at: task.streamTime, offset: offset, in: task) }
     }
 
     /// Forwards entry `e` as a record: its group values and its outputs (the compiler lets
     /// only `aggregate` — count and sums — have children).
-    private func forwardRow(_ e: Int, retraction: Bool, causedBy record: Record, in task: StreamTask) throws {
+    private func forwardRow(_ e: Int, retraction: Bool, at time: Int64, offset: Int64, in task: StreamTask) throws {
         row.removeAll(keepingCapacity: true)
         row.append(UInt8(ascii: "{"))
         var value: [UInt8] = []
@@ -66,24 +80,14 @@ final class AggregateOperator: OperatorNode {
         row.append(UInt8(ascii: "}"))
         try row.withUnsafeBytes { bytes in
             try rowDecoder.extract(bytes)
-            try forward(Record(value: bytes, fields: rowDecoder, timestamp: record.timestamp, offset: record.offset, retraction: retraction), in: task)
+            try forward(Record(value: bytes, fields: rowDecoder, timestamp: time, offset: offset, retraction: retraction), in: task)
         }
     }
 
-    /// The group key of `record`: each group field's value, unescaped, length-prefixed.
+    /// The group key of `record` (`GroupKey`), in a buffer reused for every record.
     @inline(__always)
     func groupKey(_ record: Record) -> [UInt8] {
-        keyBuffer.removeAll(keepingCapacity: true)
-        let fields = record.fields
-        for id in groupFields {
-            if fields.slots[id].escaped {
-                var decoded: [UInt8] = []
-                fields.appendValue(id, from: record.value, to: &decoded)
-                decoded.withUnsafeBufferPointer { appendLengthPrefixed($0, to: &keyBuffer) }
-            } else {
-                appendLengthPrefixed(fields.rawBytes(id, from: record.value), to: &keyBuffer)
-            }
-        }
+        GroupKey.build(groupFields, of: record, into: &keyBuffer, scratch: &scratch)
         return keyBuffer
     }
 
@@ -115,4 +119,21 @@ final class AggregateOperator: OperatorNode {
             }
         }
     }
+}
+
+/// A re-keying aggregate's partials, sent to its repartition topic at commit.
+final class CombinerOutput: RepartitionOutput {
+    let edge: CompiledTopology.RepartitionEdge
+    let table: AggregateTable
+
+    init(edge: CompiledTopology.RepartitionEdge, table: AggregateTable) {
+        self.edge = edge
+        self.table = table
+    }
+
+    var isEmpty: Bool { table.entryCount == 0 }
+    /// 0: a combiner's bytes count in the write-back cache's share (`WriteBackCacheShare`).
+    var pendingBytes: Int { 0 }
+    func forEachRecord(_ body: (_ key: [UInt8], _ value: [UInt8]) throws -> Void) rethrows { try table.forEachDirty(body) }
+    func clear() { table.removeAll() }
 }

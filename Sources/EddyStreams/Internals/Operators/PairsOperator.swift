@@ -150,18 +150,11 @@ final class PairsOperator: OperatorNode {
         return FieldSlot(start: Int32(quote + 1), length: Int32(length), kind: .string, escaped: length != text.count)
     }
 
-    /// The group key of `record`: each group field's value, unescaped, length-prefixed; a
-    /// copy of exactly its size, since the operator keeps it (see `AggregateTable.entry`).
+    /// The group key of `record` (`GroupKey`): a copy of exactly its size, since the
+    /// operator keeps it.
     private func groupKey(_ record: Record) -> [UInt8] {
-        keyBuffer.removeAll(keepingCapacity: true)
-        for id in spec.groupFields {
-            pair.removeAll(keepingCapacity: true)
-            record.fields.appendValue(id, from: record.value, to: &pair)
-            pair.withUnsafeBufferPointer { appendLengthPrefixed($0, to: &keyBuffer) }
-        }
-        return [UInt8](unsafeUninitializedCapacity: keyBuffer.count) { buffer, count in
-            count = buffer.initialize(fromContentsOf: keyBuffer)
-        }
+        GroupKey.build(spec.groupFields, of: record, into: &keyBuffer, scratch: &pair)
+        return GroupKey.copy(keyBuffer)
     }
 
     // MARK: encoding

@@ -61,6 +61,7 @@ final class SessionOperator: OperatorNode {
     /// commit.
     private var removalsWritten: [GroupKey: Int] = [:]
     private var keyBuffer: [UInt8] = []
+    private var scratch: [UInt8] = []
 
     init(index: Int, spec: Spec, store: KeyValueStore, timers: TaskTimers, topology: CompiledTopology) {
         self.spec = spec
@@ -99,10 +100,10 @@ final class SessionOperator: OperatorNode {
             start = min(start, s.start)
             end = max(end, s.end)
         }
-        if end < task.streamTime - spec.graceMs {
+        if end < task.recordStreamTime - spec.graceMs {
             if let changedBefore { changed[GroupKey(bytes: key)] = changedBefore }
             task.metrics.lateRecords.add(1, ordering: .relaxed)
-            task.deadLetter(DeadLetterReason(category: .late, message: "event time \(t) is more than the grace (\(spec.graceMs) ms) behind stream time \(task.streamTime) for its session (it would end at \(end))"))
+            task.deadLetter(DeadLetterReason(category: .late, message: "event time \(t) is more than the grace (\(spec.graceMs) ms) behind stream time \(task.recordStreamTime) for its session (it would end at \(end))"))
             return
         }
         var merged = Session(start: t, end: t)
@@ -147,18 +148,11 @@ final class SessionOperator: OperatorNode {
         group + withUnsafeBytes(of: UInt64(bitPattern: start).bigEndian, Array.init)
     }
 
-    /// The group key of `record`: each group field's value, unescaped, length-prefixed; a
-    /// copy of exactly its size, since the operator keeps it (see `AggregateTable.entry`).
+    /// The group key of `record` (`GroupKey`): a copy of exactly its size, since the
+    /// operator keeps it.
     private func groupKey(_ record: Record) -> [UInt8] {
-        keyBuffer.removeAll(keepingCapacity: true)
-        for id in spec.groupFields {
-            var value: [UInt8] = []
-            record.fields.appendValue(id, from: record.value, to: &value)
-            value.withUnsafeBufferPointer { appendLengthPrefixed($0, to: &keyBuffer) }
-        }
-        return [UInt8](unsafeUninitializedCapacity: keyBuffer.count) { buffer, count in
-            count = buffer.initialize(fromContentsOf: keyBuffer)
-        }
+        GroupKey.build(spec.groupFields, of: record, into: &keyBuffer, scratch: &scratch)
+        return GroupKey.copy(keyBuffer)
     }
 
     private func load(_ key: [UInt8]) throws -> Group {

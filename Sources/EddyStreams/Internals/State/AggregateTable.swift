@@ -279,13 +279,3 @@ func appendLengthPrefixed(_ bytes: UnsafeBufferPointer<UInt8>, to out: inout [UI
     out.append(UInt8(n & 0xff)); out.append(UInt8(n >> 8 & 0xff)); out.append(UInt8(n >> 16 & 0xff)); out.append(UInt8(n >> 24))
     out.append(contentsOf: bytes)
 }
-
-/// A group key in the write-back cache. Hashes its bytes in one call: `[UInt8]`'s own
-/// hashing feeds the hasher one byte at a time (perf: 9% of the thread's time).
-struct GroupKey: Hashable {
-    let bytes: [UInt8]
-
-    func hash(into hasher: inout Hasher) {
-        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
-    }
-}

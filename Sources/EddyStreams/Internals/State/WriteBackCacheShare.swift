@@ -37,7 +37,7 @@ final class WriteBackCacheShare {
                 used += store.bytes
                 overEntries = overEntries || store.entryCount >= maxEntries
             }
-            for combiner in task.combiners {
+            for case let combiner as CombinerOutput in task.outputs {
                 used += combiner.table.bytes
                 overEntries = overEntries || combiner.table.entryCount >= maxEntries
             }

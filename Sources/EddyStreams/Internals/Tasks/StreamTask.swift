@@ -7,35 +7,47 @@ import EddyState
 /// to, and the Redis writes waiting for the next commit. Owned by the stream thread the
 /// partition is assigned to, or by a `TopologyTestDriver`.
 ///
-/// A source task runs the topology's operators on a source partition. A repartition task
-/// owns one re-keyed aggregate's store for one repartition partition, fed through its intake.
-final class StreamTask {
+/// A task belongs to one sub-topology: a source task runs the nodes of sub-topology 0 on a
+/// source partition; a repartition task those of a later sub-topology on a partition of
+/// its repartition topic, fed through its intake. Nodes that re-key have their upstream
+/// half here (`outputs`, sent at commit) and run in the next sub-topology's tasks.
+final class StreamTask: RepartitionTarget {
     let partition: TopicPartition
     /// The task's operators by node number (nil: the node does not run in this task).
     let operators: [OperatorNode?]
-    /// The operators the source feeds.
+    /// The operators the input feeds: the source's children, or the re-keying node that
+    /// starts a repartition task's sub-topology.
     private let roots: [OperatorNode]
     /// Every store with its changelog partition, in the topology's store order.
     let stores: [(store: any StateStore, changelog: InternalPartition)]
-    /// Source tasks: aggregates whose partials go to a repartition topic at commit.
-    let combiners: [AggregateOperator]
-    /// Repartition tasks: what decides which upstream partials reach the store.
+    /// What goes to repartition topics at commit (combiners' partials, re-keyed records).
+    let outputs: [any RepartitionOutput]
+    /// Repartition tasks: what decides which upstream records are committed, and how the
+    /// first node takes them.
     let intake: RepartitionIntake?
+    private let intakeKind: CompiledTopology.RepartitionEdge.Kind?
+    /// Decodes the records a repartition task's intake releases.
+    private let releasedDecoder: RecordDecoder?
     /// Present when an operator of the topology schedules timers.
     let timers: TaskTimers?
     private let timestampField: Int
     private let deadLetters: DeadLetterQueue
-    private let sourceTopic: String
     let metrics: StreamsMetrics
 
-    /// Where the combiners' partials start: the input offset of the last commit (or open).
+    /// Where the outputs' records start: the input offset of the last commit (or open).
     var combinedSince: Int64
     /// The next offset to process; everything before it is in the stores or dead-lettered.
     var nextOffset: Int64
     /// `nextOffset` as of the last durable commit (nil: nothing committed yet).
     var committedOffset: Int64?
-    /// Event time: the largest record timestamp seen (ms).
+    /// Event time (ms), what fires timers: a source task's largest record timestamp; a
+    /// repartition task's is the time all its upstream partitions have reached
+    /// (`RepartitionIntake.watermark`).
     private(set) var streamTime: Int64
+    /// The stream time the record being processed is judged by (is it late?) and that a
+    /// record re-keyed onwards carries: a source task's stream time; in a repartition task
+    /// the stream time of the upstream task that sent the record, or a firing timer's time.
+    private(set) var recordStreamTime: Int64 = .min
     var pendingWrites = PendingRedisWrites()
     /// After a reset to a time: records with an older (record) timestamp are skipped until
     /// the first that is not.
@@ -63,19 +75,20 @@ final class StreamTask {
     private var mismatchedKeys = 0
     private let keyField: Int
 
-    init(partition: TopicPartition, operators: [OperatorNode?], roots: [OperatorNode],
-         stores: [(store: any StateStore, changelog: InternalPartition)], intake: RepartitionIntake?, timers: TaskTimers?,
-         topology: CompiledTopology, deadLetters: DeadLetterQueue, metrics: StreamsMetrics, nextOffset: Int64, committedOffset: Int64?) {
+    init(partition: TopicPartition, operators: [OperatorNode?], roots: [OperatorNode], outputs: [any RepartitionOutput],
+         stores: [(store: any StateStore, changelog: InternalPartition)], intake: (RepartitionIntake, CompiledTopology.RepartitionEdge.Kind)?,
+         timers: TaskTimers?, topology: CompiledTopology, deadLetters: DeadLetterQueue, metrics: StreamsMetrics, nextOffset: Int64, committedOffset: Int64?) {
         self.partition = partition
         self.operators = operators
         self.roots = roots
         self.stores = stores
-        combiners = operators.compactMap { ($0 as? AggregateOperator)?.isCombiner == true ? $0 as? AggregateOperator : nil }
-        self.intake = intake
+        self.outputs = outputs
+        self.intake = intake?.0
+        intakeKind = intake?.1
+        releasedDecoder = intake?.1 == .records ? RecordDecoder(topology) : nil
         self.timers = timers
         timestampField = topology.timestampField
         keyField = topology.keyField
-        sourceTopic = topology.topology.source.topic
         self.deadLetters = deadLetters
         self.metrics = metrics
         self.nextOffset = nextOffset
@@ -92,19 +105,77 @@ final class StreamTask {
     @inline(__always)
     func process(_ value: UnsafeRawBufferPointer, decodedBy decoder: RecordDecoder, key: UnsafeRawBufferPointer?, offset: Int64) throws {
         let time = decoder.int64(timestampField, from: value)
-        if time > streamTime { streamTime = time }
         if !Self.keyMatches(key, field: keyField, of: value, decodedBy: decoder) { mismatchedKeys += 1 }
-        input = (key, value, offset)
+        if time > streamTime { streamTime = time }
+        try run(Record(value: value, fields: decoder, timestamp: time, offset: offset), key: key, judgedBy: streamTime)
+    }
+
+    /// Feeds one record to the roots with `input` set (dead letters and output ids name
+    /// it), then fires the timers stream time made due.
+    @inline(__always)
+    private func run(_ record: Record, key: UnsafeRawBufferPointer?, judgedBy time: Int64) throws {
+        recordStreamTime = time
+        input = (key, record.value, record.offset)
         defer { input = nil }
-        let record = Record(value: value, fields: decoder, timestamp: time, offset: offset)
         for root in roots { try root.process(record, in: self) }
         if let timers, timers.hasDue(at: streamTime) { try fireTimers(timers) }
+    }
+
+    /// A repartition task takes one record of its partition (data, marker or resolution):
+    /// its intake delivers what it settles as committed (`deliver`).
+    func receive(_ message: KafkaMessage) throws {
+        receiving = message.offset
+        try intake!.receive(message, into: self)
+        nextOffset = message.offset + 1
+    }
+
+    /// The offset of the repartition record being received: what releases a record (its
+    /// marker, a resolution, or itself under at-least-once) is where it is processed.
+    private var receiving: Int64 = 0
+
+    /// Takes one committed upstream record, released by the intake: a partial merged into
+    /// the first node's store, or a record processed by the sub-topology from its first node.
+    func deliver(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws {
+        switch intakeKind {
+        case .partials:
+            try (roots[0] as! AggregateOperator).merge(partial: value, key: key, offset: receiving, in: self)
+        case .records:
+            guard let decoder = releasedDecoder, let record = RepartitionedRecord.decode(value) else { return }
+            try decoder.extract(record.json)
+            var released = Record(value: record.json, fields: decoder, timestamp: record.timestamp, offset: receiving)
+            released.retraction = record.retraction
+            try run(released, key: key, judgedBy: record.streamTime)
+        case nil:
+            preconditionFailure("a source task has no intake")
+        }
+    }
+
+    /// The intake's watermark moved: it is the stream time now, and fires what it made due.
+    /// What the timers write is the doing of the repartition record being received (output
+    /// ids and dead letters name its offset; a dead letter carries an empty value).
+    func upstreamTimeAdvanced() throws {
+        guard let w = intake?.watermark, w > streamTime else { return }
+        streamTime = w
+        guard let timers, timers.hasDue(at: streamTime) else { return }
+        input = (nil, UnsafeRawBufferPointer(start: nil, count: 0), receiving)
+        defer { input = nil }
+        try fireTimers(timers)
+    }
+
+    /// A test driver's repartition task takes one record without a broker: like one read
+    /// at the next offset of its partition (the driver's intake is at-least-once: it
+    /// delivers at once). An empty key: the upstream attempt sent nothing for this partition.
+    func receive(_ partial: InBandHeaders.Partial, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer) throws {
+        receiving = nextOffset
+        try intake!.add(partial, key: key, value: value, into: self)
+        nextOffset += 1
     }
 
     /// Fires due timers in (time, node, key) order; a timer a callback schedules that is
     /// already due fires in the same pass.
     private func fireTimers(_ timers: TaskTimers) throws {
         while let timer = timers.popDue(at: streamTime) {
+            recordStreamTime = timer.time
             try operators[timer.node]?.timerFired(key: timer.key, at: timer.time, in: self)
         }
     }
@@ -129,8 +200,7 @@ final class StreamTask {
     /// too late for its window).
     func deadLetter(_ reason: DeadLetterReason) {
         guard let input else { return }
-        deadLetters.add(key: input.key.map(Array.init), value: Array(input.value), partition: partition.partition, offset: input.offset,
-                        sourceTopic: sourceTopic, reason: reason)
+        deadLetters.add(key: input.key.map(Array.init), value: Array(input.value), from: partition, offset: input.offset, reason: reason)
     }
 
     /// Collects the per-record writes of a node's sinks, deduplicated to the last value per
@@ -191,7 +261,7 @@ final class StreamTask {
             }
             var n = topicRecordsOfInput[sink.topicIndex]
             if n.offset != input.offset { n = (input.offset, 0) }
-            let id = Array("\(sourceTopic)/\(partition.partition)/\(input.offset)/\(n.count)".utf8)
+            let id = Array("\(partition.topic)/\(partition.partition)/\(input.offset)/\(n.count)".utf8)
             topicRecordsOfInput[sink.topicIndex] = (input.offset, n.count + 1)
             topicRecordBytes += value.count + (key?.count ?? 0) + id.count
             topicRecords.append(TopicRecord(topic: sink.topic, key: key, value: value, id: id))
@@ -202,12 +272,12 @@ final class StreamTask {
 
     var hasUncommittedWork: Bool {
         rematerialize || committedOffset != nextOffset || !pendingWrites.isEmpty || !topicRecords.isEmpty || stores.contains { $0.store.hasChanges }
-            || combiners.contains { $0.table.entryCount > 0 } || intake?.hasChanges == true
+            || outputs.contains { !$0.isEmpty } || intake?.hasChanges == true
     }
 
     /// Whether a commit would change state or Redis, not only offsets.
     var changesState: Bool {
-        !pendingWrites.isEmpty || !topicRecords.isEmpty || stores.contains { $0.store.hasChanges } || combiners.contains { $0.table.entryCount > 0 }
+        !pendingWrites.isEmpty || !topicRecords.isEmpty || stores.contains { $0.store.hasChanges } || outputs.contains { !$0.isEmpty }
     }
 
     /// The commit's output-topic records (after the stores' changes). A keyed record goes
@@ -263,9 +333,12 @@ final class StreamTask {
         rematerialize = false
     }
 
-    /// After the combiners' partials are committed downstream.
-    func clearCombiners() {
-        for combiner in combiners { combiner.table.removeAll() }
+    /// Bytes waiting for the commit in output topics' and repartition topics' records.
+    var pendingBytes: Int { topicRecordBytes + outputs.reduce(0) { $0 + $1.pendingBytes } }
+
+    /// After the outputs' records are committed downstream.
+    func clearOutputs() {
+        for output in outputs { output.clear() }
         combinedSince = nextOffset
     }
 }

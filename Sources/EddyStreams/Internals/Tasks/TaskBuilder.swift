@@ -7,18 +7,21 @@ struct TaskBuilder {
     let topology: CompiledTopology
     let database: StateDatabase
     let usesMarkers: Bool
+    /// Partitions of every topic a task reads (source and repartition topics alike).
+    let partitionCount: Int
     let deadLetters: DeadLetterQueue
     let metrics: StreamsMetrics
     /// The thread's copies of the global tables (joins read them).
     let globalTables: [GlobalTable]
     private let changelogTopics: [String]
 
-    init(topology: CompiledTopology, database: StateDatabase, usesMarkers: Bool, deadLetters: DeadLetterQueue, metrics: StreamsMetrics,
+    init(topology: CompiledTopology, database: StateDatabase, usesMarkers: Bool, partitionCount: Int, deadLetters: DeadLetterQueue, metrics: StreamsMetrics,
          globalTables: [GlobalTable]) {
         self.topology = topology
         self.globalTables = globalTables
         self.database = database
         self.usesMarkers = usesMarkers
+        self.partitionCount = partitionCount
         self.deadLetters = deadLetters
         self.metrics = metrics
         changelogTopics = Changelogs.topics(of: topology)
@@ -26,14 +29,13 @@ struct TaskBuilder {
 
     var sourceTopic: String { topology.topology.source.topic }
 
-    /// The stores of the task of `tp`: a source partition's, or those of the re-keyed
-    /// aggregate a repartition partition feeds (its intake keeps bookkeeping only under
-    /// exactly-once).
+    /// The stores of the task of `tp`: those of the sub-topology reading its topic (an
+    /// intake keeps bookkeeping only under exactly-once).
     func stores(of tp: TopicPartition) -> [CompiledTopology.Store] {
-        guard tp.topic != sourceTopic else { return topology.stores.filter { $0.repartitionTopic == nil } }
+        guard let s = topology.subtopology(reading: tp.topic) else { return [] }
         return topology.stores.filter { store in
             if case .intake = store.role, !usesMarkers { return false }
-            return store.repartitionTopic == tp.topic
+            return store.subtopology == s
         }
     }
 
@@ -60,8 +62,10 @@ struct TaskBuilder {
     }
 
     /// Builds the task of `tp` over its stores, which must be restored already (a store
-    /// learns at creation whether its column family is empty).
+    /// learns at creation whether its column family is empty): the nodes of its
+    /// sub-topology, and the upstream halves of the nodes it feeds through repartition topics.
     func build(_ tp: TopicPartition, nextOffset: Int64, committedOffset: Int64?) throws -> StreamTask {
+        guard let s = topology.subtopology(reading: tp.topic) else { throw RuntimeError("\(tp.topic) is not an input of this topology") }
         var tables: [Int: AggregateTable] = [:]
         var keyValueStores: [Int: KeyValueStore] = [:]
         var stores: [(store: any StateStore, changelog: InternalPartition)] = []
@@ -72,7 +76,7 @@ struct TaskBuilder {
             let store: any StateStore
             switch spec.role {
             case .aggregate(let a):
-                if spec.repartitionTopic != nil { try refuseOldIntakeKeys(in: columnFamily) }
+                if topology.aggregates[a].repartitionTopic != nil { try refuseOldIntakeKeys(in: columnFamily) }
                 let table = AggregateTable(spec: topology.aggregates[a], columnFamily: columnFamily, database: database)
                 tables[a] = table
                 store = table
@@ -91,30 +95,49 @@ struct TaskBuilder {
             }
             stores.append((store, changelog(of: spec, partition: tp.partition)))
         }
+        // Re-keying aggregates fed from here: their combiners.
+        for (node, edge) in topology.repartitions where edge.upstream == s && edge.kind == .partials {
+            guard case .aggregate(let a) = topology.nodes[node].kind else { continue }
+            tables[a] = AggregateTable(combining: topology.aggregates[a])
+        }
+        let environment = OperatorEnvironment(topology: topology, tables: tables, keyValueStores: keyValueStores, timers: timers,
+                                              globalTables: globalTables, metrics: metrics)
         var operators = [OperatorNode?](repeating: nil, count: topology.nodes.count)
         var roots: [OperatorNode] = []
-        var intake: RepartitionIntake?
-        if tp.topic == sourceTopic {
-            for aggregate in topology.aggregates where aggregate.repartitionTopic != nil { tables[aggregate.index] = AggregateTable(combining: aggregate) }
-            let environment = OperatorEnvironment(topology: topology, tables: tables, keyValueStores: keyValueStores, timers: timers,
-                                                  globalTables: globalTables, metrics: metrics)
-            for (i, node) in topology.nodes.enumerated() {
-                let op = node.makeOperator(index: i, in: environment)
-                operators[i] = op
-                if node.parent < 0 { roots.append(op) } else { operators[node.parent]!.add(child: op) }
+        var outputs: [any RepartitionOutput] = []
+        for (i, node) in topology.nodes.enumerated() {
+            let op: OperatorNode
+            if let edge = node.repartition, edge.upstream == s {
+                // The upstream half of a node that re-keys: what is sent to its topic.
+                switch edge.kind {
+                case .partials:
+                    let combiner = node.makeOperator(index: i, in: environment) as! AggregateOperator
+                    outputs.append(combiner.output(edge))
+                    op = combiner
+                case .records:
+                    let sender = RecordRepartitionOperator(index: i, edge: edge)
+                    outputs.append(sender)
+                    op = sender
+                }
+            } else if node.subtopology == s {
+                op = node.makeOperator(index: i, in: environment)
+            } else {
+                continue
             }
-        } else {
-            // The re-keyed aggregate's downstream half: its store, fed by the intake.
-            let aggregate = topology.aggregates.first { $0.repartitionTopic == tp.topic }!
-            let i = topology.nodes.firstIndex { if case .aggregate(aggregate.index) = $0.kind { return true }; return false }!
-            let environment = OperatorEnvironment(topology: topology, tables: tables, keyValueStores: [:], timers: nil,
-                                                  globalTables: globalTables, metrics: metrics)
-            operators[i] = topology.nodes[i].makeOperator(index: i, in: environment)
-            let created = RepartitionIntake(table: tables[aggregate.index]!, store: intakeStore, usesMarkers: usesMarkers)
-            created.load()
-            intake = created
+            operators[i] = op
+            if node.subtopology == s && node.repartition != nil || node.parent < 0 {
+                roots.append(op)  // the sub-topology's first node, or a child of the source
+            } else {
+                operators[node.parent]!.add(child: op)
+            }
         }
-        return StreamTask(partition: tp, operators: operators, roots: roots, stores: stores, intake: intake, timers: timers,
+        var intake: (RepartitionIntake, CompiledTopology.RepartitionEdge.Kind)?
+        if let first = topology.subtopologies[s].rekeyNode, let edge = topology.nodes[first].repartition {
+            let created = RepartitionIntake(store: intakeStore, usesMarkers: usesMarkers, upstreams: partitionCount)
+            created.load()
+            intake = (created, edge.kind)
+        }
+        return StreamTask(partition: tp, operators: operators, roots: roots, outputs: outputs, stores: stores, intake: intake, timers: timers,
                           topology: topology, deadLetters: deadLetters, metrics: metrics, nextOffset: nextOffset, committedOffset: committedOffset)
     }
 }

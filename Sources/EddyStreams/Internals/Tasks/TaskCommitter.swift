@@ -6,8 +6,8 @@ import Logging
 
 /// Commits a stream thread's tasks, in the order the crash tests prove (docs/exactly-once.md):
 ///
-/// 1. Kafka: changelog records of every changed store key, output-topic records, the
-///    combiners' partials, dead letters and the input offsets, in one transaction (exactly-once) or flushed then
+/// 1. Kafka: changelog records of every changed store key, output-topic records, what
+///    re-keying nodes send downstream (partials, records), dead letters and the input offsets, in one transaction (exactly-once) or flushed then
 ///    committed (at-least-once). From here the attempt is durable.
 /// 2. Redis view (absolute commands, fenced by input position): a crash before it is
 ///    repaired by restore, which writes the keys of the changelog tail again.
@@ -126,7 +126,7 @@ final class TaskCommitter {
         let dirtyTasks = manager.tasks.values.filter(\.hasUncommittedWork)
         guard !dirtyTasks.isEmpty || producer.owesRepartitionRecords || (markAll && producer.owesMarkers) else { return false }
         let start = ContinuousClock.now
-        let sourcePartitions = Set(dirtyTasks.filter { $0.intake == nil }.map(\.partition.partition))
+        let inputPartitions = Set(dirtyTasks.map(\.partition))
         // Whether the attempt changes state or Redis (not only offsets): fault points care.
         let changesState = dirtyTasks.contains(where: \.changesState)
         do {
@@ -137,9 +137,9 @@ final class TaskCommitter {
             for task in dirtyTasks {
                 try task.sendChanges(through: producer)
                 try task.sendTopicRecords(through: producer, partitionCounts: context.outputPartitionCounts)
-                for combiner in task.combiners { try sendPartials(of: combiner.table, task: task, producer: producer) }
+                for output in task.outputs { try send(output, of: task, through: producer) }
             }
-            try deadLetters.send(for: sourcePartitions, through: producer)
+            try deadLetters.send(for: inputPartitions, through: producer)
             if changesState, faults.isArmed(at: .beforeKafkaCommit) {
                 try producer.flush()  // the records reach the broker, in a transaction that never commits
                 faults.maybeCrash(at: .beforeKafkaCommit)
@@ -149,12 +149,12 @@ final class TaskCommitter {
             producer.abort()
             throw error
         }
-        for task in dirtyTasks where !task.combiners.isEmpty { task.clearCombiners() }
+        for task in dirtyTasks where !task.outputs.isEmpty { task.clearOutputs() }
         for repartition in manager.repartitionPartitions {
             if let end = producer.checkpoint(of: repartition) { context.tracker.wrote(repartition.topicPartition, upTo: end) }
         }
         if changesState { faults.maybeCrash(at: .afterKafkaCommit) }
-        context.metrics.addDeadLetters(deadLetters.committed(for: sourcePartitions))
+        context.metrics.addDeadLetters(deadLetters.committed(for: inputPartitions))
         let kafkaDone = ContinuousClock.now
 
         // The previous tail is written: its entries may leave the cache, RocksDB has them.
@@ -191,24 +191,20 @@ final class TaskCommitter {
         return true
     }
 
-    /// Sends a combiner's partials to the partitions owning their keys, and an empty record
-    /// to every other partition: each committed attempt reaches every downstream task, so
-    /// each sees an unbroken chain of upstream ranges (`RepartitionIntake`).
-    private func sendPartials(of combiner: AggregateTable, task: StreamTask, producer: StreamProducer) throws {
-        let topic = combiner.spec.repartitionTopic!
+    /// Sends what a re-keying node gathered to the partitions owning their keys, and an
+    /// empty record to every other partition: each committed attempt reaches every
+    /// downstream task, so each sees an unbroken chain of upstream ranges (`RepartitionIntake`).
+    private func send(_ output: any RepartitionOutput, of task: StreamTask, through producer: StreamProducer) throws {
         let count = context.partitionCount
         var reached = [Bool](repeating: false, count: count)
-        func partition(_ q: Int32) -> InternalPartition {
-            InternalPartition(store: combiner.spec.index, topic: topic, partition: q, isRepartition: true)
-        }
         let upstream = task.partition.partition
-        try combiner.forEachDirty { key, value in
+        try output.forEachRecord { key, value in
             let q = Repartitions.partition(of: key, count: count)
             reached[Int(q)] = true
-            try producer.sendPartial(to: partition(q), key: key, value: value, upstream: upstream, start: task.combinedSince, end: task.nextOffset)
+            try producer.sendPartial(to: output.edge.partition(q), key: key, value: value, upstream: upstream, start: task.combinedSince, end: task.nextOffset, streamTime: task.streamTime)
         }
         for q in 0..<count where !reached[q] {
-            try producer.sendPartial(to: partition(Int32(q)), key: nil, value: [], upstream: upstream, start: task.combinedSince, end: task.nextOffset)
+            try producer.sendPartial(to: output.edge.partition(Int32(q)), key: nil, value: [], upstream: upstream, start: task.combinedSince, end: task.nextOffset, streamTime: task.streamTime)
         }
     }
 

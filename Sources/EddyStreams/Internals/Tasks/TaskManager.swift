@@ -45,13 +45,11 @@ final class TaskManager {
         self.logger = logger
         let topology = context.topology
         globalTables = GlobalTable.copies(of: topology)
-        builder = TaskBuilder(topology: topology, database: context.database, usesMarkers: context.config.processingGuarantee == .exactlyOnce,
+        builder = TaskBuilder(topology: topology, database: context.database, usesMarkers: context.config.processingGuarantee == .exactlyOnce, partitionCount: context.partitionCount,
                               deadLetters: deadLetters, metrics: context.metrics, globalTables: globalTables)
         offsets = try context.database.columnFamily("offsets")
         topics = [topology.topology.source.topic] + Repartitions.topics(of: topology)
-        repartitionPartitions = topology.repartitioned.flatMap { spec in
-            (0..<Int32(context.partitionCount)).map { InternalPartition(store: spec.index, topic: spec.repartitionTopic!, partition: $0, isRepartition: true) }
-        }
+        repartitionPartitions = topology.repartitions.flatMap { _, edge in (0..<Int32(context.partitionCount)).map(edge.partition) }
         taskLookup = Array(repeating: Array(repeating: nil, count: context.partitionCount), count: topics.count)
     }
 
@@ -61,8 +59,9 @@ final class TaskManager {
     /// Partitions paused until their task is open.
     var restoringPartitions: Set<TopicPartition> { Set(restoring.map(\.partition)) }
 
-    /// Output-topic records wait in their tasks until the commit: this many commit early.
-    var outputsPileUp: Bool { tasks.values.reduce(0) { $0 + $1.topicRecordBytes } > TopicRecord.pendingBytesLimit }
+    /// Output-topic and repartition records wait in their tasks until the commit: this many
+    /// commit early.
+    var outputsPileUp: Bool { tasks.values.reduce(0) { $0 + $1.pendingBytes } > TopicRecord.pendingBytesLimit }
 
     /// The topic index of a partition this thread may be assigned (nil: not one of its topics).
     func topicIndex(of tp: TopicPartition) -> Int? { topics.firstIndex(of: tp.topic) }
@@ -220,10 +219,11 @@ final class TaskManager {
                 stale += staleInTask
             }
             if restored, let offset = r.committed { writeBatch.put(offsets, key: Self.inputKey(tp), value: encodeOffset(offset)) }
-            if tp.topic == sourceTopic {
-                // Earlier owners may have left attempts unmarked downstream: say where the group stands.
-                for repartition in repartitionPartitions {
-                    producer.oweResolution(on: repartition, upstream: tp.partition, committed: r.committed)
+            // Earlier owners may have left attempts unmarked downstream: say where the group stands.
+            let s = context.topology.subtopology(reading: tp.topic)
+            for (_, edge) in context.topology.repartitions where edge.upstream == s {
+                for q in 0..<Int32(context.partitionCount) {
+                    producer.oweResolution(on: edge.partition(q), upstream: tp.partition, committed: r.committed)
                 }
             }
             task.openedWithState = r.committed != nil

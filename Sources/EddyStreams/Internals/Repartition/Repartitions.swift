@@ -1,14 +1,14 @@
-/// The repartition topics of a topology's re-keyed aggregates,
-/// `<application>-<node>-repartition`, with the source's partition count. Upstream (source)
-/// tasks send their partial aggregates there at each commit, to the partition that owns the
-/// group key; downstream tasks, one per repartition partition, own the aggregate's store.
+/// The repartition topics of a topology's re-key points, `<application>-<node>-repartition`,
+/// with the source's partition count. Tasks of the upstream sub-topology send there at each
+/// commit (partials or records, `RepartitionOutput`), to the partition that owns the group
+/// key; the tasks of the node's sub-topology, one per partition, read it.
 enum Repartitions: InternalTopics {
     static func topic(application: String, node: String) -> String { "\(application)-\(node)-repartition" }
 
     /// Records are needed only until the downstream task has committed past them.
     static let topicConfigs = ["cleanup.policy": "delete", "retention.ms": String(7 * 24 * 3600 * 1000)]
 
-    static func topics(of topology: CompiledTopology) -> [String] { topology.repartitioned.map { $0.repartitionTopic! } }
+    static func topics(of topology: CompiledTopology) -> [String] { topology.repartitions.map(\.edge.topic) }
 
     /// The partition owning a group key: FNV-1a of its bytes, the same in every process.
     static func partition(of key: [UInt8], count: Int) -> Int32 {

@@ -1,12 +1,20 @@
 import EddyKafka
 import EddyState
 
-/// The downstream side of one repartition partition: decides which upstream partials are
-/// committed and adds each committed one to the store exactly once, on any broker — also on
-/// one that delivers records of aborted transactions (Tansu 0.6.0).
+/// Where an intake hands the records it releases: the task's first node (an aggregate's
+/// store merges partials; other nodes process records).
+protocol RepartitionTarget: AnyObject {
+    func deliver(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws
+    /// An upstream task's stream time advanced (`RepartitionIntake.watermark` may have).
+    func upstreamTimeAdvanced() throws
+}
+
+/// The downstream side of one repartition partition: decides which upstream records
+/// (partials or records) are committed and delivers each committed one exactly once, on any
+/// broker — also on one that delivers records of aborted transactions (Tansu 0.6.0).
 ///
 /// Every upstream attempt that commits an upstream partition's offsets writes to every
-/// repartition partition: its partials for that partition's keys (or one empty record),
+/// repartition partition: its records for that partition's keys (or one empty record),
 /// headed with the attempt and the upstream input range `start..<end` they cover. So, per
 /// upstream partition, the committed attempts seen here form one unbroken chain of ranges.
 /// The intake keeps `applied[upstream]`, the end of the last applied range, and holds an
@@ -20,7 +28,14 @@ import EddyState
 ///   can be unmarked; it ends at C and starts where the chain stands (`start == applied`;
 ///   with nothing applied yet, the earliest start). It is applied; the rest aborted.
 ///
-/// Pending records and `applied` are state, in the intake's own store (its column family
+/// Event time: each attempt carries its upstream task's stream time at the commit. Once the
+/// attempt is applied, that is `streamTimes[upstream]`; the task's stream time (what fires
+/// its timers) is the smallest over all upstream partitions, `watermark`, so a session
+/// closes only when no upstream can still send a record that is on time for it, however
+/// the upstream tasks interleave. An upstream partition that has sent nothing yet holds it
+/// at its minimum (as a Flink watermark without idleness).
+///
+/// Pending records, `applied` and the stream times are state, in the intake's own store (its column family
 /// and changelog, beside the aggregate's), so the task's state is a function of the
 /// repartition offset the group has committed, like any other task's state: restore, the
 /// Redis fence and changelog resolution work unchanged. Owned by the task's stream thread.
@@ -33,23 +48,37 @@ final class RepartitionIntake {
     private struct Pending {
         let start: Int64
         let end: Int64
+        let streamTime: Int64
         /// Records back to back: key length (4, little-endian), key, value length, value.
         var records: [UInt8] = []
         var changed = true
     }
 
-    let table: AggregateTable
     /// Where the pending attempts and the applied positions are kept (exactly-once only:
-    /// at-least-once applies every partial at once and keeps nothing).
+    /// at-least-once delivers every record at once and keeps nothing).
     let store: KeyValueStore?
     private let usesMarkers: Bool
     private var pending: [Source: Pending] = [:]
     private var applied: [Int32: Int64] = [:]
+    private var streamTimes: [Int32: Int64] = [:]
+    /// At-least-once: per upstream, the attempt being received and its stream time. Its
+    /// records may still be coming; the next attempt's first record says it is whole.
+    private var receiving: [Int32: (attempt: CommitAttempt, streamTime: Int64)] = [:]
+    private let upstreams: Int32
 
-    init(table: AggregateTable, store: KeyValueStore?, usesMarkers: Bool) {
-        self.table = table
+    /// `upstreams`: the upstream sub-topology's partition count.
+    init(store: KeyValueStore?, usesMarkers: Bool, upstreams: Int) {
         self.store = store
         self.usesMarkers = usesMarkers
+        self.upstreams = Int32(upstreams)
+    }
+
+    /// The event time every upstream partition has reached (`.min` until each has
+    /// committed an attempt with records of its own).
+    var watermark: Int64 {
+        var w = Int64.max
+        for u in 0..<upstreams { w = min(w, streamTimes[u] ?? .min) }
+        return w
     }
 
     /// Reads the pending attempts and applied positions from the store.
@@ -58,11 +87,14 @@ final class RepartitionIntake {
             guard let kind = key.withUnsafeBytes(IntakeKeys.kind) else { continue }
             switch kind {
             case .applied(let upstream):
-                if let offset = decodeOffset(value) { applied[upstream] = offset }
+                guard value.count == 16, let end = decodeOffset(Array(value[0..<8])), let time = decodeOffset(Array(value[8..<16])) else { continue }
+                applied[upstream] = end
+                streamTimes[upstream] = time
             case .pending(let attempt, let upstream):
-                guard value.count >= 16, let start = decodeOffset(Array(value[0..<8])), let end = decodeOffset(Array(value[8..<16])) else { continue }
-                var entry = Pending(start: start, end: end)
-                entry.records = Array(value[16...])
+                guard value.count >= 24, let start = decodeOffset(Array(value[0..<8])), let end = decodeOffset(Array(value[8..<16])),
+                      let time = decodeOffset(Array(value[16..<24])) else { continue }
+                var entry = Pending(start: start, end: end, streamTime: time)
+                entry.records = Array(value[24...])
                 entry.changed = false
                 pending[Source(attempt: attempt, upstream: upstream)] = entry
             }
@@ -74,29 +106,32 @@ final class RepartitionIntake {
 
     var hasChanges: Bool { store?.hasChanges == true || pending.values.contains { $0.changed } }
 
-    /// Takes one repartition record: data (partials), a marker or a resolution.
-    func receive(_ message: KafkaMessage) throws {
+    /// Takes one repartition record: data (partials or records), a marker or a resolution;
+    /// what it settles as committed goes to `target`.
+    func receive(_ message: KafkaMessage, into target: any RepartitionTarget) throws {
         if let header = message.header(InBandHeaders.partial) {
             guard let partial = InBandHeaders.decodePartial(header) else { return }
-            try add(partial, key: message.key, value: message.value)
+            try add(partial, key: message.key, value: message.value, into: target)
         } else if message.header(InBandHeaders.marker) != nil {
-            for attempt in InBandHeaders.decodeMarker(Array(message.value)) ?? [] { try release(attempt) }
+            for attempt in InBandHeaders.decodeMarker(Array(message.value)) ?? [] { try release(attempt, into: target) }
         } else if message.header(InBandHeaders.resolution) != nil {
             guard let r = InBandHeaders.decodeResolution(Array(message.value)) else { return }
-            try resolve(upstream: r.upstream, committed: r.committed)
+            try resolve(upstream: r.upstream, committed: r.committed, into: target)
         }
     }
 
-    func add(_ partial: InBandHeaders.Partial, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer) throws {
+    func add(_ partial: InBandHeaders.Partial, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer, into target: any RepartitionTarget) throws {
         guard usesMarkers else {
             // At-least-once: no transactions, no markers; every record counts.
-            if let key, key.count > 0 { try merge(key, value) }
+            if let open = receiving[partial.upstream], open.attempt != partial.attempt { try advance(partial.upstream, to: open.streamTime, target) }
+            receiving[partial.upstream] = (partial.attempt, partial.streamTime)
+            if let key, key.count > 0 { try target.deliver(key: key, value: value) }
             return
         }
         // A range the chain is already past can never be applied.
         if let at = applied[partial.upstream], partial.end <= at { return }
         let source = Source(attempt: partial.attempt, upstream: partial.upstream)
-        var entry = pending.removeValue(forKey: source) ?? Pending(start: partial.start, end: partial.end)
+        var entry = pending.removeValue(forKey: source) ?? Pending(start: partial.start, end: partial.end, streamTime: partial.streamTime)
         if let key, key.count > 0 {
             appendLengthPrefixed(key.assumingMemoryBound(to: UInt8.self), to: &entry.records)
             appendLengthPrefixed(value.assumingMemoryBound(to: UInt8.self), to: &entry.records)
@@ -105,36 +140,50 @@ final class RepartitionIntake {
         pending[source] = entry
     }
 
-    func release(_ attempt: CommitAttempt) throws {
+    func release(_ attempt: CommitAttempt, into target: any RepartitionTarget) throws {
         for source in pending.keys where source.attempt.life == attempt.life {
             if source.attempt == attempt {
-                try apply(source)
+                try apply(source, into: target)
             } else if source.attempt.sequence < attempt.sequence {
                 drop(source)
             }
         }
     }
 
-    func resolve(upstream: Int32, committed: Int64) throws {
+    func resolve(upstream: Int32, committed: Int64, into target: any RepartitionTarget) throws {
         let from = pending.filter { $0.key.upstream == upstream }
         let chain = applied[upstream]
         let candidates = from.filter { source in source.value.end == committed && (chain == nil || source.value.start == chain) }
-        if let last = candidates.min(by: { $0.value.start < $1.value.start }) { try apply(last.key) }
+        if let last = candidates.min(by: { $0.value.start < $1.value.start }) { try apply(last.key, into: target) }
         for source in from.keys where pending[source] != nil { drop(source) }
     }
 
-    private func apply(_ source: Source) throws {
+    private func apply(_ source: Source, into target: any RepartitionTarget) throws {
         guard let entry = remove(source), entry.end > applied[source.upstream] ?? .min else { return }
         try entry.records.withUnsafeBytes { all in
             var p = 0
             while p < all.count {
                 let key = Self.field(all, &p)
                 let value = Self.field(all, &p)
-                try merge(key, value)
+                try target.deliver(key: key, value: value)
             }
         }
         applied[source.upstream] = entry.end
-        store?.put(IntakeKeys.applied(source.upstream), encodeOffset(entry.end))
+        store?.put(IntakeKeys.applied(source.upstream), encodeOffset(entry.end) + encodeOffset(entry.streamTime))
+        try advance(source.upstream, to: entry.streamTime, target)
+    }
+
+    /// At-least-once, delivered whole attempts (the test driver): takes the attempts
+    /// received so far as complete.
+    func attemptsComplete(into target: any RepartitionTarget) throws {
+        for (upstream, open) in receiving { try advance(upstream, to: open.streamTime, target) }
+        receiving.removeAll()
+    }
+
+    private func advance(_ upstream: Int32, to time: Int64, _ target: any RepartitionTarget) throws {
+        guard time > streamTimes[upstream] ?? .min else { return }
+        streamTimes[upstream] = time
+        try target.upstreamTimeAdvanced()
     }
 
     private func drop(_ source: Source) {
@@ -147,16 +196,11 @@ final class RepartitionIntake {
         return entry
     }
 
-    private func merge(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws {
-        let e = try table.entry(for: Array(key))
-        table.merge(value, into: e)
-    }
-
     /// Puts the pending attempts that changed into the store: call before the store's
     /// changes are sent.
     func prepareCommit() {
         for (source, entry) in pending where entry.changed {
-            var value = encodeOffset(entry.start) + encodeOffset(entry.end)
+            var value = encodeOffset(entry.start) + encodeOffset(entry.end) + encodeOffset(entry.streamTime)
             value.append(contentsOf: entry.records)
             store?.put(IntakeKeys.pending(source.attempt, source.upstream), value)
             pending[source]!.changed = false
@@ -170,8 +214,9 @@ final class RepartitionIntake {
     }
 }
 
-/// The keys of an intake's store: per upstream partition the end of the last applied range,
-/// and the pending attempts.
+/// The keys of an intake's store: per upstream partition the end of the last applied range
+/// and its stream time, and the pending attempts (their range and stream time, then their
+/// records).
 enum IntakeKeys {
     static let prefix: [UInt8] = [0xFF, 0xFF, 0xFF, 0xFF]
 

@@ -1,0 +1,44 @@
+/// The upstream half of a node that re-keys records (a session or pairs node whose group
+/// lacks its sub-topology's key): it keeps the records that reach the node, keyed by the
+/// node's group, until the commit sends them to the node's repartition topic
+/// (`RepartitionOutput`); the node itself runs in the tasks of that topic, on the records in
+/// the order they arrive there. Records are copied once, into one buffer per commit.
+final class RecordRepartitionOperator: OperatorNode, RepartitionOutput {
+    let edge: CompiledTopology.RepartitionEdge
+    /// Keys and values back to back, with their end offsets.
+    private var bytes: [UInt8] = []
+    private var ends: [(keyEnd: Int, valueEnd: Int)] = []
+    private var keyBuffer: [UInt8] = []
+    private var scratch: [UInt8] = []
+    private var value: [UInt8] = []
+
+    init(index: Int, edge: CompiledTopology.RepartitionEdge) {
+        self.edge = edge
+        super.init(index: index, recordSinks: [])
+    }
+
+    override func process(_ record: Record, in task: StreamTask) throws {
+        GroupKey.build(edge.groupFields, of: record, into: &keyBuffer, scratch: &scratch)
+        RepartitionedRecord.encode(record, streamTime: task.recordStreamTime, into: &value)
+        bytes.append(contentsOf: keyBuffer)
+        let keyEnd = bytes.count
+        bytes.append(contentsOf: value)
+        ends.append((keyEnd, bytes.count))
+    }
+
+    var isEmpty: Bool { ends.isEmpty }
+    var pendingBytes: Int { bytes.count }
+
+    func forEachRecord(_ body: (_ key: [UInt8], _ value: [UInt8]) throws -> Void) rethrows {
+        var start = 0
+        for end in ends {
+            try body(Array(bytes[start..<end.keyEnd]), Array(bytes[end.keyEnd..<end.valueEnd]))
+            start = end.valueEnd
+        }
+    }
+
+    func clear() {
+        bytes.removeAll(keepingCapacity: true)
+        ends.removeAll(keepingCapacity: true)
+    }
+}
