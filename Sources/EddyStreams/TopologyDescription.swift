@@ -8,15 +8,15 @@ extension Topology {
 
     /// A human-readable description of the graph, or Mermaid / Graphviz DOT source.
     public func describe(_ format: DescriptionFormat = .text) -> String {
+        // A topology that does not compile is described node by node (`validate` says why).
+        let compiled = try? TopologyCompiler.compile(self)
         switch format {
-        case .text: return textDescription
-        case .mermaid: return graph(header: "flowchart LR", edge: { "  \($0) --> \($1)" }, node: { "  \($0)[\"\($1)\"]" }, footer: nil)
-        case .dot: return graph(header: "digraph \"\(application)\" {\n  rankdir=LR;", edge: { "  \"\($0)\" -> \"\($1)\";" },
-                                node: { "  \"\($0)\" [shape=box, label=\"\($1.replacingOccurrences(of: "\"", with: "'"))\"];" }, footer: "}")
+        case .text: return textDescription(compiled)
+        case .mermaid, .dot: return graph(format, compiled)
         }
     }
 
-    private var textDescription: String {
+    private func textDescription(_ compiled: CompiledTopology?) -> String {
         var lines = ["Topology \(application)" + (namespace.map { " (Redis keys in namespace \($0))" } ?? ""),
                      "  source: topic \(source.topic), key \(source.keyField), event time \(source.timestampField)"
                         + (source.requiredFields.isEmpty ? "" : ", requires \(source.requiredFields.joined(separator: ", "))"),
@@ -24,44 +24,84 @@ extension Topology {
         for table in tables {
             lines.append("  table \(table.name): topic \(table.topic), keyed by record key, loaded whole by every stream thread and kept current")
         }
-        for node in nodes {
-            lines.append("  \(node.name) <- \(node.input ?? "source"): \(describe(node))")
-            for sink in node.sinks { lines.append("    -> redis \(Self.describe(sink))") }
-            for sink in node.topicSinks { lines.append("    -> topic \(Self.describe(sink))") }
+        for (index, members) in subtopologyMembers(compiled) {
+            if let index, let compiled { lines.append("  " + subtopologyTitle(compiled.subtopologies[index], compiled)) }
+            let indent = index == nil ? "  " : "    "
+            for node in members {
+                lines.append("\(indent)\(node.name) <- \(node.input ?? "source"): \(describe(node, compiled))")
+                for sink in node.sinks { lines.append("\(indent)  -> redis \(Self.describe(sink))") }
+                for sink in node.topicSinks { lines.append("\(indent)  -> topic \(Self.describe(sink))") }
+            }
         }
         return lines.joined(separator: "\n")
     }
 
-    private func graph(header: String, edge: (String, String) -> String, node: (String, String) -> String, footer: String?) -> String {
-        var lines = [header, node("source", "source: \(source.topic)\\nkey \(source.keyField)")]
+    /// The nodes by sub-topology (in order), or all under nil when the topology does not compile.
+    private func subtopologyMembers(_ compiled: CompiledTopology?) -> [(index: Int?, nodes: [Node])] {
+        guard let compiled else { return [(nil, nodes)] }
+        return compiled.subtopologies.map { s in (s.index, nodes.indices.filter { compiled.nodes[$0].subtopology == s.index }.map { nodes[$0] }) }
+    }
+
+    /// "sub-topology 1: a task per partition of <topic> (keyed by device_id), …".
+    private func subtopologyTitle(_ s: CompiledTopology.Subtopology, _ compiled: CompiledTopology) -> String {
+        var title = "sub-topology \(s.index): a task per partition of \(s.topic) (keyed by \(s.key.joined(separator: ", ")))"
+        if let node = s.rekeyNode, let edge = compiled.nodes[node].repartition {
+            title += edge.kind == .records ? ", records re-keyed by sub-topology \(edge.upstream)" : ", partials combined by sub-topology \(edge.upstream)"
+        }
+        return title
+    }
+
+    /// Mermaid and DOT: the nodes of each sub-topology in a group (a subgraph, a cluster),
+    /// an edge through a repartition topic labelled with it.
+    private func graph(_ format: DescriptionFormat, _ compiled: CompiledTopology?) -> String {
+        let mermaid = format == .mermaid
+        func node(_ id: String, _ label: String) -> String {
+            mermaid ? "  \(id)[\"\(label)\"]" : "  \"\(id)\" [shape=box, label=\"\(label.replacingOccurrences(of: "\"", with: "'"))\"];"
+        }
+        func edge(_ from: String, _ to: String, _ label: String? = nil) -> String {
+            if mermaid { return "  \(from) -->" + (label.map { "|\($0)|" } ?? "") + " \(to)" }
+            return "  \"\(from)\" -> \"\(to)\"" + (label.map { " [label=\"\($0)\"]" } ?? "") + ";"
+        }
+        var lines = [mermaid ? "flowchart LR" : "digraph \"\(application)\" {\n  rankdir=LR;", node("source", "source: \(source.topic)\\nkey \(source.keyField)")]
         for table in tables { lines.append(node("table_\(table.name)", "table \(table.name)\\ntopic \(table.topic)")) }
-        for n in nodes {
-            lines.append(node(n.name, "\(n.name)\\n\(describe(n))"))
-            lines.append(edge(n.input ?? "source", n.name))
-            if case .join(let join) = n.operation { lines.append(edge("table_\(join.table)", n.name)) }
-            for (i, sink) in n.sinks.enumerated() {
-                let id = "\(n.name)_redis\(i)"
-                lines.append(node(id, "redis \(sink.kind.rawValue)\\n\(sink.key)"))
-                lines.append(edge(n.name, id))
+        var edges: [String] = []
+        for (index, members) in subtopologyMembers(compiled) {
+            if let index, let compiled {
+                let title = subtopologyTitle(compiled.subtopologies[index], compiled).replacingOccurrences(of: "\"", with: "'")
+                lines.append(mermaid ? "  subgraph sub\(index)[\"\(title)\"]" : "  subgraph cluster_\(index) {\n    label=\"\(title)\";")
             }
-            for (i, sink) in n.topicSinks.enumerated() {
-                let id = "\(n.name)_topic\(i)"
-                lines.append(node(id, "topic \(sink.topic)"))
-                lines.append(edge(n.name, id))
+            for n in members {
+                lines.append(node(n.name, "\(n.name)\\n\(describe(n, compiled))"))
+                let i = nodes.firstIndex { $0.name == n.name }!
+                edges.append(edge(n.input ?? "source", n.name, compiled?.nodes[i].repartition?.topic))
+                if case .join(let join) = n.operation { edges.append(edge("table_\(join.table)", n.name)) }
+                for (i, sink) in n.sinks.enumerated() {
+                    let id = "\(n.name)_redis\(i)"
+                    lines.append(node(id, "redis \(sink.kind.rawValue)\\n\(sink.key)"))
+                    edges.append(edge(n.name, id))
+                }
+                for (i, sink) in n.topicSinks.enumerated() {
+                    let id = "\(n.name)_topic\(i)"
+                    lines.append(node(id, "topic \(sink.topic)"))
+                    edges.append(edge(n.name, id))
+                }
             }
+            if index != nil { lines.append(mermaid ? "  end" : "  }") }
         }
-        if let footer { lines.append(footer) }
+        lines += edges
+        if !mermaid { lines.append("}") }
         return lines.joined(separator: "\n")
     }
 
-    /// The node's operation; a re-keyed aggregate names its repartition topic.
-    private func describe(_ node: Node) -> String {
+    /// The node's operation; a re-keyed node names its repartition topic.
+    private func describe(_ node: Node, _ compiled: CompiledTopology?) -> String {
         var text = Self.describe(node.operation)
         if let input = node.input, case .aggregate? = nodes.first(where: { $0.name == input })?.operation {
             text += " of \(input)'s rows (each change takes the old row back)"
         }
-        if let groupBy = node.operation.groupBy, !groupBy.contains(source.keyField) {
-            return text + ", re-keyed through \(Repartitions.topic(application: application, node: node.name))"
+        if let compiled, let i = nodes.firstIndex(where: { $0.name == node.name }),
+           let edge = compiled.nodes[i].repartition {
+            return text + ", re-keyed through \(edge.topic) (\(edge.kind == .records ? "its records" : "partials combined upstream"))"
         }
         return text
     }
