@@ -20,7 +20,9 @@ final class CrashIntegrationTests: XCTestCase {
     }
 
     /// Session windows (state, stream time and timers in changelogs; closed sessions
-    /// forwarded to a per-user count): every session closes exactly once.
+    /// forwarded to a per-user count) after a join with a catalog table, and visits per item
+    /// (sessions re-keyed as records through a repartition topic, counted per item): every
+    /// session and visit closes exactly once, in Redis and in the output topics.
     func testSessionsKilledRepeatedlyLoseAndDuplicateNoSession() throws {
         try crashTest(processes: 1, sessions: true)
     }
@@ -158,10 +160,10 @@ final class CrashIntegrationTests: XCTestCase {
         let differences = try reference.differences(in: try services.redis())
         XCTAssertEqual(differences, [])
         if let workload {
-            // The closed sessions' output topic, read as the docs tell a consumer on a broker
+            // The output topics of closed sessions and visits, read as the docs tell a consumer on a broker
             // that delivers aborted transactions (Tansu 0.6.0) to.
-            let topic = try workload.compareTopic(services: services, skippingRepeats: true)
-            print("output topic: \(topic.records) records read (aborted attempts' included), \(workload.closed.count) sessions closed, \(topic.lost) lost, \(topic.duplicated) duplicated after skipping repeated ids")
+            let topic = try workload.compareTopics(services: services, skippingRepeats: true)
+            print("output topics: \(topic.records) records read (aborted attempts' included), \(workload.closed.count) sessions and \(workload.itemVisits.count) item visits closed, \(topic.lost) lost, \(topic.duplicated) duplicated after skipping repeated ids")
             XCTAssertEqual(topic.lost, 0)
             XCTAssertEqual(topic.duplicated, 0)
             XCTAssertEqual(topic.wrong, [])

@@ -27,6 +27,7 @@ final class SessionsIntegrationTests: XCTestCase {
         print("sessions: \(workload.closed.count) closed, \(workload.open.count) open, \(workload.late) late records")
         XCTAssertGreaterThan(workload.late, 0, "the input has records beyond grace")
         XCTAssertGreaterThan(workload.closed.count, 100)
+        XCTAssertGreaterThan(workload.itemVisits.count, 100, "visits per item close too")
         XCTAssertGreaterThan(workload.open.count, 0)
         XCTAssertEqual(late, workload.late, "every late record dead-lettered once, with reason late")
         let redis = try services.redis()
@@ -34,9 +35,9 @@ final class SessionsIntegrationTests: XCTestCase {
         let check = try workload.compare(with: redis)
         XCTAssertEqual(check.lost, 0)
         XCTAssertEqual(check.duplicated, 0)
-        // The output topic, read by a plain read_committed consumer: every closed session once.
-        let written = try workload.compareTopic(services: services, skippingRepeats: false)
-        XCTAssertEqual(written.records, workload.closed.count)
+        // The output topics, read by a plain read_committed consumer: every closed session and item visit once.
+        let written = try workload.compareTopics(services: services, skippingRepeats: false)
+        XCTAssertEqual(written.records, workload.closed.count + workload.itemVisits.count)
         XCTAssertEqual(written.lost, 0)
         XCTAssertEqual(written.duplicated, 0)
         XCTAssertEqual(written.wrong, [])
