@@ -44,7 +44,7 @@ public final class StreamsMetrics: Sendable {
     /// Global-table records that could not be rows (no key, not a JSON object), summed over threads.
     public let invalidTableRecords = Atomic<Int>(0)
     /// Source records whose Kafka key was not their key field's value (or absent).
-    public let mismatchedKeyRecords = Atomic<Int>(0)
+    public let rekeyedSourceRecords = Atomic<Int>(0)
     /// Records a join found no table row for (dropped, passed with nulls or dead-lettered).
     public let joinMisses = Atomic<Int>(0)
     /// What the stream threads' write-back caches hold now (their estimate, bytes), per batch.
@@ -151,8 +151,8 @@ public final class StreamsMetrics: Sendable {
             one("eddy_table_updates_total", .counter, "Global-table records applied after the start's load, summed over stream threads (each keeps a copy of every table).", count(tableUpdates)),
             one("eddy_table_invalid_records_total", .counter, "Global-table records skipped (no key, or a value that is not a JSON object), summed over stream threads.",
                 count(invalidTableRecords)),
-            one("eddy_mismatched_key_records_total", .counter, "Source records whose Kafka key is not their key field's value (or none): counted in the partition they arrived in, so a key's state may be split across tasks.",
-                count(mismatchedKeyRecords)),
+            one("eddy_rekeyed_source_records_total", .counter, "Source records whose Kafka key is not their key field's value (or none), re-keyed through <application>-source-repartition to the task of their key.",
+                count(rekeyedSourceRecords)),
             one("eddy_join_misses_total", .counter, "Records a join found no table row for (dropped, passed with nulls or dead-lettered, as configured).",
                 count(joinMisses)),
             MetricFamily(name: "eddy_consumer_lag", kind: .gauge, help: "Records between the committed position and the partition's high watermark.",

@@ -17,8 +17,8 @@ public final class StreamsRuntime: Sendable {
         public let deadLettersByReason: [String: Int]
         public let redisWrites: Int
         public let commits: Int
-        /// Source records whose Kafka key was not their key field's value.
-        public let mismatchedKeyRecords: Int
+        /// Source records whose Kafka key was not their key field's value, re-keyed.
+        public let rekeyedSourceRecords: Int
         /// From start to stop, including startup and the consumer-group join.
         public let seconds: Double
         /// From the first record received to the stop: the throughput that matters for a
@@ -157,7 +157,7 @@ public final class StreamsRuntime: Sendable {
         logger.info("\(threads.count) stream thread(s) started; \(partitions) partition(s); state in \(statePath)")
 
         var lastCount = 0
-        var lastMismatched = 0
+        var lastRekeyed = 0
         var lastReport = Date()
         var lastTrim = Date()
         while !context.stopRequested {
@@ -172,7 +172,7 @@ public final class StreamsRuntime: Sendable {
                 let count = metrics.recordsIn.load(ordering: .relaxed)
                 let rate = Double(count - lastCount) / Date().timeIntervalSince(lastReport)
                 logger.info("processed \(count) records (\(Int(rate))/s), lag \(metrics.totalLag.map(String.init) ?? "not yet known"), dead letters \(metrics.deadLetterTotal)")
-                warnOfMismatchedKeys(&lastMismatched)
+                reportRekeyedRecords(&lastRekeyed)
                 let rocksdb = database.memoryUsage
                 logger.info("memory: write-back caches \(metrics.writeBackCacheBytes.load(ordering: .relaxed) >> 20) MB, RocksDB block cache \(rocksdb.blockCache >> 20) MB, memtables \(rocksdb.memtables >> 20) MB (budget \(config.memoryBudgetMB) MB)")
                 export.publish(metrics.families(application: topology.application))
@@ -186,7 +186,7 @@ public final class StreamsRuntime: Sendable {
         for thread in threads where thread.finished.wait(timeout: deadline) == .timedOut {
             throw RuntimeError("stream thread \(thread.id) did not commit and close within \(Int(shutdownTimeout)) s")
         }
-        warnOfMismatchedKeys(&lastMismatched)
+        reportRekeyedRecords(&lastRekeyed)
         // Processing ends when the last commit is done (threads finished), not before.
         let seconds = Date().timeIntervalSince(started)
         let first = metrics.firstRecordNanos.load(ordering: .relaxed)
@@ -198,17 +198,17 @@ public final class StreamsRuntime: Sendable {
                        deadLetters: metrics.deadLetterTotal, deadLettersByReason: metrics.deadLettersByReason,
                        redisWrites: metrics.redisWrites.load(ordering: .relaxed),
                        commits: metrics.commits.load(ordering: .relaxed),
-                       mismatchedKeyRecords: metrics.mismatchedKeyRecords.load(ordering: .relaxed), seconds: seconds,
+                       rekeyedSourceRecords: metrics.rekeyedSourceRecords.load(ordering: .relaxed), seconds: seconds,
                        processingSeconds: processingSeconds)
     }
 
     /// Says, when it grew, how many source records had a Kafka key other than their key
-    /// field's value: the one input Eddy cannot yet count right (docs/exactly-once.md §8).
-    private func warnOfMismatchedKeys(_ last: inout Int) {
-        let now = metrics.mismatchedKeyRecords.load(ordering: .relaxed)
+    /// field's value: they are counted right, at the cost of one more trip through Kafka.
+    private func reportRekeyedRecords(_ last: inout Int) {
+        let now = metrics.rekeyedSourceRecords.load(ordering: .relaxed)
         guard now > last else { return }
         last = now
-        logger.warning("\(now) source record(s) so far had a Kafka key other than their \(topology.source.keyField) (or none): each is counted in the partition it arrived in, so a \(topology.source.keyField)'s state can be split between tasks and their Redis writes overwrite each other. Produce \(topology.source.topic) keyed by \(topology.source.keyField) (eddy_mismatched_key_records_total)")
+        logger.info("\(now) source record(s) so far had a Kafka key other than their \(topology.source.keyField) (or none): re-keyed through \(Repartitions.topic(application: topology.application, node: TopologyCompiler.reservedNodeName)) to the task of their \(topology.source.keyField), one more trip through Kafka each; produce \(topology.source.topic) keyed by \(topology.source.keyField) to save it (eddy_rekeyed_source_records_total)")
     }
 
     /// Serves /metrics and /healthz on the HTTP server's threads (NIO's event loops and

@@ -20,7 +20,8 @@ extension Topology {
         var lines = ["Topology \(application)" + (namespace.map { " (Redis keys in namespace \($0))" } ?? ""),
                      "  source: topic \(source.topic), key \(source.keyField), event time \(source.timestampField)"
                         + (source.requiredFields.isEmpty ? "" : ", requires \(source.requiredFields.joined(separator: ", "))"),
-                     "  dead letters: \(deadLetterTopic) (records over \(source.maxValueBytes) bytes, invalid JSON/UTF-8, missing or mistyped fields, event times outside 1970-9999)"]
+                     "  dead letters: \(deadLetterTopic) (records over \(source.maxValueBytes) bytes, invalid JSON/UTF-8, missing or mistyped fields, event times outside 1970-9999)",
+                     "  re-keying: records whose Kafka key is not their \(source.keyField) (or none) go through \(Repartitions.topic(application: application, node: TopologyCompiler.reservedNodeName)) to the task of their \(source.keyField)"]
         for table in tables {
             lines.append("  table \(table.name): topic \(table.topic), keyed by record key, loaded whole by every stream thread and kept current")
         }

@@ -77,12 +77,24 @@ public final class TopologyTestDriver {
 
     // MARK: input
 
-    /// Pushes one source record (JSON text) into `partition`; by default, with more than one
-    /// partition, the one `Repartitions.partition(of:count:)` gives for its key field's value
-    /// (partition 0 for a record that does not decode). It is decoded as the stream thread
+    /// Pushes one source record (JSON text), keyed by its key field's value, into
+    /// `partition`; by default the one Kafka's default partitioner (murmur2) gives that value,
+    /// as a producer keyed by it would (partition 0 for a record that does not decode). It is decoded as the stream thread
     /// decodes it — a record that fails is a dead letter with its reason — and processed by
     /// the partition's task, whose offset advances by one.
     public func pipe(_ json: String, partition: Int32? = nil) throws {
+        try pipe(json, partition: partition, kafkaKey: nil, keyedByField: true)
+    }
+
+    /// Pushes one source record as a producer that keys it otherwise does: with Kafka key
+    /// `key` (nil: none) into `partition`. A key other than the key field's value makes the
+    /// task re-key the record: at the next commit it reaches the task of its key field's
+    /// value and is processed there.
+    public func pipe(_ json: String, key: String?, partition: Int32) throws {
+        try pipe(json, partition: partition, kafkaKey: key.map { Array($0.utf8) }, keyedByField: false)
+    }
+
+    private func pipe(_ json: String, partition: Int32?, kafkaKey: [UInt8]?, keyedByField: Bool) throws {
         guard database != nil else { throw TopologyTestDriverError("the driver is closed") }
         if let partition, !(0..<Int32(partitions)).contains(partition) {
             throw TopologyTestDriverError("partition \(partition) out of range 0..<\(partitions)")
@@ -97,13 +109,18 @@ public final class TopologyTestDriver {
                 decoder.appendValue(compiled.keyField, from: value, to: &k)
                 key = k
             }
-            let p = partition ?? (partitions == 1 ? 0 : key.map { Repartitions.partition(of: $0, count: partitions) } ?? 0)
+            let p = partition ?? (partitions == 1 ? 0 : key.map { KafkaKeyPartitioner.partition(of: $0, count: partitions) } ?? 0)
             let task = sourceTasks[Int(p)]
             let offset = task.nextOffset
             if let failure {
                 queue.add(key: nil, value: bytes, from: TopicPartition(sourceTopic, p), offset: offset, reason: failure)
             } else {
-                try key!.withUnsafeBytes { k in try task.process(value, decodedBy: decoder, key: k, offset: offset) }
+                let sent = keyedByField ? key : kafkaKey
+                if let sent {
+                    try sent.withUnsafeBytes { k in try task.process(value, decodedBy: decoder, key: k, offset: offset) }
+                } else {
+                    try task.process(value, decodedBy: decoder, key: nil, offset: offset)
+                }
             }
             task.nextOffset = offset + 1
         }
@@ -129,6 +146,9 @@ public final class TopologyTestDriver {
     /// Table records that could not be rows (no key, not a JSON object), over all tables.
     public var invalidTableRecords: Int { globalTables.map(\.invalidRecords).reduce(0, +) }
 
+    /// Source records re-keyed so far (Kafka key not their key field's value), counted at commits.
+    public var rekeyedSourceRecords: Int { metrics.rekeyedSourceRecords.load(ordering: .relaxed) }
+
     /// Pushes the records in order, each to its default partition.
     public func pipe(_ records: [String]) throws {
         for record in records { try pipe(record) }
@@ -144,6 +164,8 @@ public final class TopologyTestDriver {
     public func commit() throws {
         guard let database else { throw TopologyTestDriverError("the driver is closed") }
         let capture = ChangelogCapture()
+        // Source records keyed otherwise first: they reach source tasks, before any sends.
+        for task in tasks[0] { try deliverRekeyed(from: task) }
         // Sub-topology order: a task's deliveries reach later sub-topologies only.
         for task in tasks.joined() {
             try task.sendChanges(through: capture)
@@ -161,9 +183,10 @@ public final class TopologyTestDriver {
         for task in all {
             for r in task.topicRecords { committedTopicRecords[r.topic, default: []].append(r) }
             committedOffsets[task.partition] = task.nextOffset
+            if let rekeyed = task.rekeyedPartition { committedOffsets[rekeyed] = task.rekeyedNextOffset }
             try task.renderView(into: &view)
-            view.fence(watermark: watermarkKey(task.partition), offset: task.nextOffset, wholeState: task.rematerialize)
-            batch.put(offsets, key: TaskManager.inputKey(task.partition), value: encodeOffset(task.nextOffset))
+            view.fence(watermark: watermarkKey(task.partition), offset: task.position, wholeState: task.rematerialize)
+            batch.put(offsets, key: TaskManager.inputKey(task.partition), value: encodeOffset(task.position))
             task.writeState(to: batch)
         }
         try model.apply(view)
@@ -176,19 +199,29 @@ public final class TopologyTestDriver {
     /// partitions no key reached).
     private func deliver(_ output: any RepartitionOutput, from task: StreamTask) throws {
         guard let s = compiled.subtopology(reading: output.edge.topic) else { return }
-        let downstream = tasks[s]
+        try deliver(output, from: task, start: task.combinedSince, to: tasks[s], rekeyed: false)
+    }
+
+    /// What a source task re-keyed, to the source tasks owning the keys (nothing when it
+    /// has nothing, as `TaskCommitter` sends).
+    private func deliverRekeyed(from task: StreamTask) throws {
+        guard let output = task.rekeyOutput, !output.isEmpty else { return }
+        try deliver(output, from: task, start: output.since, to: tasks[0], rekeyed: true)
+    }
+
+    private func deliver(_ output: any RepartitionOutput, from task: StreamTask, start: Int64, to downstream: [StreamTask], rekeyed: Bool) throws {
         var reached = [Bool](repeating: false, count: partitions)
         let partial = InBandHeaders.Partial(attempt: CommitAttempt(life: 0, sequence: 0), upstream: task.partition.partition,
-                                            start: task.combinedSince, end: task.nextOffset, streamTime: task.streamTime)
+                                            start: start, end: task.position, streamTime: task.streamTime)
         try output.forEachRecord { key, value in
-            let q = Int(Repartitions.partition(of: key, count: partitions))
+            let q = Int(output.partition(of: key, count: partitions))
             reached[q] = true
-            try key.withUnsafeBytes { k in try value.withUnsafeBytes { v in try downstream[q].receive(partial, key: k, value: v) } }
+            try key.withUnsafeBytes { k in try value.withUnsafeBytes { v in try downstream[q].receive(partial, key: k, value: v, rekeyed: rekeyed) } }
         }
         for q in 0..<partitions where !reached[q] {
-            try [UInt8]().withUnsafeBytes { try downstream[q].receive(partial, key: nil, value: $0) }
+            try [UInt8]().withUnsafeBytes { try downstream[q].receive(partial, key: nil, value: $0, rekeyed: rekeyed) }
         }
-        for task in downstream { try task.intake!.attemptsComplete(into: task) }
+        for task in downstream { try (rekeyed ? task.rekeyIntake! : task.intake!).attemptsComplete(into: task) }
     }
 
     private func watermarkKey(_ tp: TopicPartition) -> [UInt8] {
@@ -284,14 +317,16 @@ public final class TopologyTestDriver {
     }
 
     private func dropTasks() {
-        queue.discard(for: Set(tasks.joined().map(\.partition)))
+        queue.discard(for: Set(tasks.joined().flatMap { [$0.partition] + ($0.rekeyedPartition.map { [$0] } ?? []) }))
         tasks = []
     }
 
     private func buildTasks() throws {
         func build(_ tp: TopicPartition) throws -> StreamTask {
             let committed = committedOffsets[tp]
-            let task = try builder.build(tp, nextOffset: committed ?? 0, committedOffset: committed)
+            let rekeyed = builder.rekeyedPartner(of: tp).flatMap { committedOffsets[$0] }
+            let task = try builder.build(tp, nextOffset: committed ?? 0, rekeyedNextOffset: rekeyed ?? 0,
+                                         committedPosition: committed.map { $0 + (rekeyed ?? 0) })
             task.openedWithState = committed != nil
             for (store, _) in task.stores { store.markClean() }
             return task

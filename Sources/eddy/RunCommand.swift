@@ -61,7 +61,7 @@ struct Run: ParsableCommand {
                 "records_in": summary.recordsIn, "records_processed": summary.recordsProcessed,
                 "dead_letters": summary.deadLetters, "dead_letters_by_reason": summary.deadLettersByReason,
                 "redis_writes": summary.redisWrites, "commits": summary.commits,
-                "mismatched_key_records": summary.mismatchedKeyRecords,
+                "rekeyed_source_records": summary.rekeyedSourceRecords,
                 "seconds": summary.seconds, "processing_seconds": summary.processingSeconds,
                 "records_per_second": summary.recordsPerSecond,
             ]

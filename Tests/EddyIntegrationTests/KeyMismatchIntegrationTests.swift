@@ -1,34 +1,90 @@
 import EddyKafka
+import EddyTestSupport
 import Foundation
 import XCTest
 
-/// Records whose Kafka key is not their key field's value (a console producer without keys,
-/// a service keyed by session): Eddy cannot yet re-key them (docs/exactly-once.md §8), so it counts
-/// them and says so, instead of letting a user's counts split between tasks silently.
+/// Records whose Kafka key is not their key field's value — no key (a console producer),
+/// another key (a service keyed by session) — against the real broker and Redis: the same
+/// events produced keyed by user, unkeyed and keyed by session give the same `eddy dump`,
+/// equal to a plain count per user; the re-keyed records are counted in the run's summary.
 final class KeyMismatchIntegrationTests: XCTestCase {
-    func testRecordsKeyedOtherwiseAreCountedAndReported() throws {
+    private static let partitions = 4
+
+    private struct Event {
+        let user: String, session: Int, item: Int, price: Int, time: Int64
+        var json: [UInt8] {
+            // JSON-escaped user id (a backslash in one of them).
+            let escaped = user.replacingOccurrences(of: "\\", with: "\\\\")
+            return Array(#"{"user_id":"\#(escaped)","session_id":"s\#(session)","item_id":"i\#(item)","price":\#(price),"ts":\#(time)}"#.utf8)
+        }
+    }
+
+    func testTheSameEventsKeyedUnkeyedOrKeyedBySessionGiveTheSameDump() throws {
+        continueAfterFailure = false
         let services = try LocalServices()
         defer { services.stop() }
-        let topic = "clicks-keys"
-        let topology = try userCountsTopology(application: "counts-keys", topic: topic, in: services.workDir)
-        let config = try services.writeRuntimeConfig(name: "keys")
-        // Generated events are keyed by user_id: none of them may count.
-        let gen = try EddyCLI.run(["generate", "--events", "3000", "--users", "200", "--seed", "8", "--topic", topic,
-                                   "--partitions", "4", "--out", services.workDir.appendingPathComponent("keys.jsonl").path, "--config", config])
-        XCTAssertEqual(gen.status, 0, gen.stderr)
-        let producer = try KafkaProducer(config: services.kafkaConfig)
-        func event(_ user: String, session: String) -> [UInt8] {
-            Array(#"{"user_id":"\#(user)","session_id":"\#(session)","event_type":"view","item_id":"i1","ts":1767225600000}"#.utf8)
+        var random = TestRandom(seed: 8)
+        var time: Int64 = 1_767_225_600_000
+        let events = (0..<6_000).map { i -> Event in
+            time += Int64(1 + random.below(20_000))
+            let user = random.below(10) == 0 ? "u\\\(random.below(5))" : "u\(random.below(300))"
+            return Event(user: user, session: i / 5, item: random.below(40), price: 1 + random.below(99), time: time)
         }
-        for i in 0..<40 { try producer.send(topic: topic, key: nil, value: event("u\(i)", session: "s\(i)")) }
-        for i in 0..<25 { try producer.send(topic: topic, key: Array("s\(i)".utf8), value: event("u\(i)", session: "s\(i)")) }
-        for i in 0..<10 { try producer.send(topic: topic, key: Array("u\\\(i)".utf8), value: event("u\\\\\(i)", session: "s")) }  // an escaped key field, keyed right
-        try producer.flush()
-        let run = try EddyCLI.run(["run", topology, "--config", config, "--until-caught-up", "--json"])
-        XCTAssertEqual(run.status, 0, run.stderr)
-        let summary = try runSummary(run.stdout)
-        XCTAssertEqual(summary["records_processed"] as? Int, 3000 + 40 + 25 + 10)
-        XCTAssertEqual(summary["mismatched_key_records"] as? Int, 65)
-        XCTAssertTrue(run.stderr.contains("65 source record(s) so far had a Kafka key other than their user_id"), String(run.stderr.suffix(2000)))
+        let admin = try KafkaAdmin(config: services.kafkaConfig)
+        let producer = try KafkaProducer(config: services.kafkaConfig)
+        let config = try services.writeRuntimeConfig(name: "keys", commitIntervalMs: 200, threads: 2)
+        var dumps: [String: [String]] = [:]
+        for keying in ["user", "none", "session"] {
+            let topic = "clicks-keyed-by-\(keying)"
+            try admin.createTopic(topic, partitions: Self.partitions)
+            for e in events {
+                let key: [UInt8]? = keying == "user" ? Array(e.user.utf8) : keying == "session" ? Array("s\(e.session)".utf8) : nil
+                try producer.send(topic: topic, key: key, value: e.json)
+            }
+            try producer.flush()
+            let topology = services.workDir.appendingPathComponent("keys-\(keying).yaml").path
+            try """
+                application: keys-\(keying)
+                namespace: \(keying)
+                source: {topic: \(topic), key: user_id, timestamp: ts}
+                nodes:
+                  - name: per_user
+                    aggregate: {group_by: [user_id], sum: [price]}
+                    to_redis: {type: hash, key: "user:{user_id}"}
+                  - name: last_items
+                    recent: {group_by: [user_id], field: item_id, size: 3}
+                    to_redis: {type: string, key: "user:{user_id}:last", value: recent}
+                  - name: sessions
+                    session: {group_by: [user_id], gap: 10m, grace: 1d}
+                    to_redis: {type: hash, key: "session:{session_id}"}
+                  - name: closed
+                    input: sessions
+                    aggregate: {group_by: [user_id], sum: [events]}
+                    to_redis: {type: hash, key: "user:{user_id}:closed"}
+                  - name: per_item
+                    aggregate: {group_by: [item_id]}
+                    to_redis: {type: hash, key: "item:{item_id}"}
+                """.write(toFile: topology, atomically: true, encoding: .utf8)
+            let run = try EddyCLI.run(["run", topology, "--config", config, "--until-caught-up", "--json"])
+            XCTAssertEqual(run.status, 0, String(run.stderr.suffix(3000)))
+            let summary = try runSummary(run.stdout)
+            XCTAssertEqual(summary["records_processed"] as? Int, events.count, keying)
+            XCTAssertEqual(summary["rekeyed_source_records"] as? Int, keying == "user" ? 0 : events.count, keying)
+            if keying != "user" {
+                XCTAssertTrue(run.stderr.contains("source record(s) so far had a Kafka key other than their user_id (or none): re-keyed through keys-\(keying)-source-repartition"),
+                              String(run.stderr.suffix(2000)))
+            }
+            let dump = try EddyCLI.run(["dump", topology, "--config", config])
+            XCTAssertEqual(dump.status, 0, dump.stderr)
+            dumps[keying] = dump.stdout.split(separator: "\n").map { String($0.dropFirst(keying.count + 1)) }.sorted()
+        }
+        // The reference: a plain count and sum per user.
+        var perUser: [String: (count: Int, price: Int)] = [:]
+        for e in events { perUser[e.user, default: (0, 0)].count += 1; perUser[e.user]!.price += e.price }
+        let expected = perUser.map { "user:\($0.key) hash count=\($0.value.count) sum_price=\($0.value.price)" }.sorted()
+        XCTAssertEqual(dumps["user"]!.filter { $0.hasPrefix("user:") && $0.contains(" hash count=") && !$0.contains(":closed ") }, expected)
+        XCTAssertGreaterThan(dumps["user"]!.filter { $0.hasPrefix("session:") }.count, 0, "some sessions are open")
+        XCTAssertEqual(dumps["none"], dumps["user"], "unkeyed")
+        XCTAssertEqual(dumps["session"], dumps["user"], "keyed by session")
     }
 }

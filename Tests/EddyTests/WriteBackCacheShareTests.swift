@@ -113,7 +113,7 @@ extension StreamTask {
             application: "app", source: .init(topic: partition.topic, keyField: "user_id", timestampField: "ts"),
             nodes: [.init(name: table.spec.name, input: nil, operation: .recent(groupBy: ["user_id"], field: "item_id", size: 20))]))
         let changelog = InternalPartition(store: 0, topic: "app-\(table.spec.name)-changelog", partition: partition.partition)
-        self.init(partition: partition, operators: [], roots: [], outputs: [], stores: [(table, changelog)], intake: nil, timers: nil, topology: topology,
-                  deadLetters: DeadLetterQueue(topic: "app-dlq"), metrics: StreamsMetrics(), nextOffset: 0, committedOffset: nil)
+        self.init(partition: partition, operators: [], roots: [], outputs: [], stores: [(table, changelog)], intake: nil, rekey: nil, timers: nil, topology: topology,
+                  deadLetters: DeadLetterQueue(topic: "app-dlq"), metrics: StreamsMetrics(), nextOffset: 0, committedPosition: nil)
     }
 }

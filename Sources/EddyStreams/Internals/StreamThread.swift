@@ -20,6 +20,8 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
     private let deadLetters: DeadLetterQueue
     private let decoder: RecordDecoder
     private let manager: TaskManager
+    /// `manager.topics`' index of the source repartition topic.
+    private let rekeyedTopicIndex: Int
     private let committer: TaskCommitter
     /// librdkafka topic handle → topic index, learnt on first sight (no string per record).
     private var topicIndexes: [(handle: OpaquePointer, index: Int)] = []
@@ -53,6 +55,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
                                          maxEntries: config.cacheMaxEntries, metrics: context.metrics)
         watch = ThreadWatch(metrics: context.metrics, logger: logger)
         manager = try TaskManager(context: context, redis: redis, tail: tail, faults: faults, deadLetters: deadLetters, logger: logger)
+        rekeyedTopicIndex = manager.rekeyedTopicIndex
         committer = TaskCommitter(threadID: id, context: context, manager: manager, tail: tail, deadLetters: deadLetters,
                                   cacheShare: cacheShare, faults: faults, logger: logger)
     }
@@ -124,7 +127,10 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
                 committing += ContinuousClock.now - t2
             }
             if context.untilCaughtUp {
-                for task in manager.tasks.values where task.intake != nil { context.tracker.consumed(task.partition, upTo: task.nextOffset) }
+                for task in manager.tasks.values {
+                    if task.intake != nil { context.tracker.consumed(task.partition, upTo: task.nextOffset) }
+                    if let rekeyed = task.rekeyedPartition { context.tracker.consumed(rekeyed, upTo: task.rekeyedNextOffset) }
+                }
                 context.tracker.setSettled(thread: id, isSettled)
                 if context.tracker.allCaughtUp { context.requestStop() }
             }
@@ -176,7 +182,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
     /// every source partition at its end, the run is done once every thread is settled.
     private var isSettled: Bool {
         tail.isIdle && !manager.isRestoring && !(producer?.owesRepartitionRecords ?? false)
-            && manager.tasks.values.allSatisfy { !$0.hasUncommittedWork && $0.intake?.isSettled != false }
+            && manager.tasks.values.allSatisfy { !$0.hasUncommittedWork && $0.intake?.isSettled != false && $0.rekeyIntake?.isSettled != false }
     }
 
     // MARK: processing
@@ -207,7 +213,13 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             }
             // A partition no longer ours, or a record from before a seek: not ours to process.
             guard let topic, Int(message.partition) < context.partitionCount,
-                  let task = manager.taskLookup[topic][Int(message.partition)], message.offset >= task.nextOffset else { continue }
+                  let task = manager.taskLookup[topic][Int(message.partition)] else { continue }
+            if topic == rekeyedTopicIndex {
+                // A source record re-keyed to this source task.
+                if message.offset >= task.rekeyedNextOffset { try task.receiveRekeyed(message) }
+                continue
+            }
+            guard message.offset >= task.nextOffset else { continue }
             if task.intake != nil {
                 try task.receive(message)
                 continue
@@ -248,7 +260,10 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         do {
             // The group's position is the truth under both guarantees: exactly-once commits
             // it with the changelog records, at-least-once after them.
-            start = manager.assign(owned, committed: try consumer!.committed(owned))
+            // A source task also needs where the group stands on its partition of the source
+            // repartition topic (assigned with it by the range assignor).
+            let partners = manager.rekeyedPartners(of: owned).filter { !owned.contains($0) }
+            start = manager.assign(owned, committed: try consumer!.committed(owned + partners))
         } catch {
             committer.failed = true
             context.requestStop(failure: "thread \(id): cannot read the group's offsets for \(owned): \(error)")

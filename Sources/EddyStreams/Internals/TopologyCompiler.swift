@@ -36,6 +36,10 @@ struct CompiledTopology: Sendable {
             /// The records themselves (operators whose state depends on each record:
             /// sessions, pairs), processed downstream as they were sent.
             case records
+            /// Source records whose Kafka key is not their key field's value, sent to the
+            /// partition Kafka's partitioner gives that value (`KafkaKeyPartitioner`) and
+            /// processed there by the source's task as if they had arrived keyed.
+            case sourceRecords
         }
         let kind: Kind
         let topic: String
@@ -100,7 +104,8 @@ struct CompiledTopology: Sendable {
         enum Role: Sendable {
             /// The table of aggregate `i`.
             case aggregate(Int)
-            /// The intake bookkeeping of the sub-topology started by re-key node `node`.
+            /// The intake bookkeeping of the sub-topology started by re-key node `node`
+            /// (-1: of the source's tasks, for `sourceRekey`).
             case intake(node: Int)
             /// The key-value store of node `i`.
             case keyValue(node: Int)
@@ -145,6 +150,12 @@ struct CompiledTopology: Sendable {
     var repartitions: [(node: Int, edge: RepartitionEdge)] {
         nodes.indices.compactMap { i in nodes[i].repartition.map { (i, $0) } }
     }
+    /// `<application>-source-repartition`: the source's tasks send it the records keyed
+    /// otherwise than by their key field, and read it back (partition p with source
+    /// partition p), so such records are counted in the task of their key.
+    let sourceRekey: RepartitionEdge
+    /// Every repartition topic's edge: the nodes' (`repartitions`), then `sourceRekey`.
+    var repartitionEdges: [RepartitionEdge] { repartitions.map(\.edge) + [sourceRekey] }
 
     /// Every output topic, once each, in `CompiledTopicSink.topicIndex` order.
     var outputTopics: [String] {
@@ -628,7 +639,9 @@ enum TopologyCompiler {
                                 requiredFields: required.filter { seen.insert($0).inserted },
                                 numericFields: Array(Set(numeric)).sorted(), nodes: nodes, aggregates: aggregates,
                                 stores: try stores(nodes: nodes, aggregates: aggregates, topology: topology, subtopologies: subtopologies),
-                                tables: tables, subtopologies: subtopologies)
+                                tables: tables, subtopologies: subtopologies,
+                                sourceRekey: .init(kind: .sourceRecords, topic: Repartitions.topic(application: topology.application, node: Self.reservedNodeName),
+                                                   index: repartitionCount, upstream: 0, groupFields: [keyField]))
     }
 
     /// What the loop knows of a re-key point before the node's group fields are resolved.
@@ -718,6 +731,12 @@ enum TopologyCompiler {
             }
             if node.repartition != nil { try add("\(node.name)-intake", .intake(node: i), node: i) }
         }
+        // The source's tasks' intake of re-keyed source records.
+        if let other = owner["source-intake"] {
+            throw TopologyError([.key("nodes"), .index(other), .key("name")], "the store 'source-intake' keeps the source's re-keyed records (\(Changelogs.topic(application: topology.application, store: "source-intake"))): rename this node")
+        }
+        owner["source-intake"] = -1
+        stores.append(.init(index: stores.count, name: "source-intake", role: .intake(node: -1), subtopology: 0))
         for (s, node) in usesTimers.sorted(by: { $0.key < $1.key }) {
             // Sub-topology 0's keeps the name it had before sub-topologies (its changelog).
             try add(s == 0 ? "timers" : "\(topology.nodes[subtopologies[s].rekeyNode!].name)-timers", .timers, node: node)

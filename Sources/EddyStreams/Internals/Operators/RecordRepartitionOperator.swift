@@ -5,9 +5,7 @@
 /// the order they arrive there. Records are copied once, into one buffer per commit.
 final class RecordRepartitionOperator: OperatorNode, RepartitionOutput {
     let edge: CompiledTopology.RepartitionEdge
-    /// Keys and values back to back, with their end offsets.
-    private var bytes: [UInt8] = []
-    private var ends: [(keyEnd: Int, valueEnd: Int)] = []
+    private var records = KeyedRecordBuffer()
     private var keyBuffer: [UInt8] = []
     private var scratch: [UInt8] = []
     private var value: [UInt8] = []
@@ -20,25 +18,15 @@ final class RecordRepartitionOperator: OperatorNode, RepartitionOutput {
     override func process(_ record: Record, in task: StreamTask) throws {
         GroupKey.build(edge.groupFields, of: record, into: &keyBuffer, scratch: &scratch)
         RepartitionedRecord.encode(record, streamTime: task.recordStreamTime, into: &value)
-        bytes.append(contentsOf: keyBuffer)
-        let keyEnd = bytes.count
-        bytes.append(contentsOf: value)
-        ends.append((keyEnd, bytes.count))
+        records.append(key: keyBuffer, value: value)
     }
 
-    var isEmpty: Bool { ends.isEmpty }
-    var pendingBytes: Int { bytes.count }
+    var isEmpty: Bool { records.isEmpty }
+    var pendingBytes: Int { records.byteCount }
 
     func forEachRecord(_ body: (_ key: [UInt8], _ value: [UInt8]) throws -> Void) rethrows {
-        var start = 0
-        for end in ends {
-            try body(Array(bytes[start..<end.keyEnd]), Array(bytes[end.keyEnd..<end.valueEnd]))
-            start = end.valueEnd
-        }
+        try records.forEach(body)
     }
 
-    func clear() {
-        bytes.removeAll(keepingCapacity: true)
-        ends.removeAll(keepingCapacity: true)
-    }
+    func clear() { records.removeAll() }
 }

@@ -14,6 +14,13 @@ protocol RepartitionOutput: AnyObject {
     func forEachRecord(_ body: (_ key: [UInt8], _ value: [UInt8]) throws -> Void) rethrows
     /// Forgets what was sent, once the attempt carrying it committed.
     func clear()
+    /// The partition of the topic that owns `key`.
+    func partition(of key: [UInt8], count: Int) -> Int32
+}
+
+extension RepartitionOutput {
+    /// A group key's partition: `Repartitions.partition(of:count:)`.
+    func partition(of key: [UInt8], count: Int) -> Int32 { Repartitions.partition(of: key, count: count) }
 }
 
 /// A record crossing a repartition topic: the JSON the re-keying node would have
@@ -26,11 +33,15 @@ enum RepartitionedRecord {
     static let headerBytes = 17
 
     static func encode(_ record: Record, streamTime: Int64, into out: inout [UInt8]) {
+        encode(json: record.value, timestamp: record.timestamp, streamTime: streamTime, retraction: record.retraction, into: &out)
+    }
+
+    static func encode(json: UnsafeRawBufferPointer, timestamp: Int64, streamTime: Int64, retraction: Bool = false, into out: inout [UInt8]) {
         out.removeAll(keepingCapacity: true)
-        out.append(record.retraction ? 1 : 0)
-        withUnsafeBytes(of: record.timestamp.littleEndian) { out.append(contentsOf: $0) }
+        out.append(retraction ? 1 : 0)
+        withUnsafeBytes(of: timestamp.littleEndian) { out.append(contentsOf: $0) }
         withUnsafeBytes(of: streamTime.littleEndian) { out.append(contentsOf: $0) }
-        out.append(contentsOf: record.value.bindMemory(to: UInt8.self))
+        out.append(contentsOf: json.bindMemory(to: UInt8.self))
     }
 
     /// The parts of an encoded value; nil when it is too short to be one.

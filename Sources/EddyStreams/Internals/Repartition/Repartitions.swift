@@ -8,7 +8,7 @@ enum Repartitions: InternalTopics {
     /// Records are needed only until the downstream task has committed past them.
     static let topicConfigs = ["cleanup.policy": "delete", "retention.ms": String(7 * 24 * 3600 * 1000)]
 
-    static func topics(of topology: CompiledTopology) -> [String] { topology.repartitions.map(\.edge.topic) }
+    static func topics(of topology: CompiledTopology) -> [String] { topology.repartitionEdges.map(\.topic) }
 
     /// The partition owning a group key: FNV-1a of its bytes, the same in every process.
     static func partition(of key: [UInt8], count: Int) -> Int32 {

@@ -11,6 +11,13 @@ import EddyState
 /// source partition; a repartition task those of a later sub-topology on a partition of
 /// its repartition topic, fed through its intake. Nodes that re-key have their upstream
 /// half here (`outputs`, sent at commit) and run in the next sub-topology's tasks.
+///
+/// A source task has a second input: partition p of `<application>-source-repartition`,
+/// where every source task sends the records whose Kafka key is not their key field
+/// (`SourceRekeyOutput`), and from which this task takes those whose key is its own
+/// (`rekeyIntake`). Its position — what changelog records, the Redis fence, the local
+/// checkpoint and its outputs' ranges name — is then the sum of its two next offsets
+/// (`position`): it grows whenever either input advances, and the group commits both.
 final class StreamTask: RepartitionTarget {
     let partition: TopicPartition
     /// The task's operators by node number (nil: the node does not run in this task).
@@ -26,20 +33,37 @@ final class StreamTask: RepartitionTarget {
     /// first node takes them.
     let intake: RepartitionIntake?
     private let intakeKind: CompiledTopology.RepartitionEdge.Kind?
-    /// Decodes the records a repartition task's intake releases.
+    /// Decodes the records an intake releases (a repartition task's, or re-keyed source records).
     private let releasedDecoder: RecordDecoder?
+    /// Source tasks: the records this task re-keys, sent at the commit.
+    let rekeyOutput: SourceRekeyOutput?
+    /// Source tasks: what decides which re-keyed records are committed (`deliver`).
+    let rekeyIntake: RepartitionIntake?
+    /// Source tasks: the partition of the source repartition topic this task reads.
+    let rekeyedPartition: TopicPartition?
+    /// The next offset to read from `rekeyedPartition` (0 without one).
+    var rekeyedNextOffset: Int64
+    /// Whether the record being run was re-keyed to this task (output ids and dead letters
+    /// name the source repartition partition and offset).
+    private var runningRekeyed = false
+    /// Records re-keyed since the last commit (`eddy_rekeyed_source_records_total`).
+    private var rekeyedRecords = 0
+    private var rekeyKey: [UInt8] = []
     /// Present when an operator of the topology schedules timers.
     let timers: TaskTimers?
     private let timestampField: Int
     private let deadLetters: DeadLetterQueue
     let metrics: StreamsMetrics
 
-    /// Where the outputs' records start: the input offset of the last commit (or open).
+    /// Where the outputs' records start: the position of the last commit (or open).
     var combinedSince: Int64
     /// The next offset to process; everything before it is in the stores or dead-lettered.
     var nextOffset: Int64
-    /// `nextOffset` as of the last durable commit (nil: nothing committed yet).
-    var committedOffset: Int64?
+    /// How far the task has processed its inputs: `nextOffset`, plus `rekeyedNextOffset`
+    /// for a source task. It only grows, and equal positions mean equal state.
+    var position: Int64 { nextOffset + rekeyedNextOffset }
+    /// `position` as of the last durable commit (nil: nothing committed yet).
+    var committedPosition: Int64?
     /// Event time (ms), what fires timers: a source task's largest record timestamp; a
     /// repartition task's is the time all its upstream partitions have reached
     /// (`RepartitionIntake.watermark`).
@@ -70,14 +94,12 @@ final class StreamTask: RepartitionTarget {
     /// for it (the last part of `eddy.id` counts per topic, so a node writing another topic
     /// cannot shift them).
     private var topicRecordsOfInput: [(offset: Int64, count: Int)]
-    /// Records since the last commit whose Kafka key is not their key field's value (added
-    /// to `eddy_mismatched_key_records_total` at the commit).
-    private var mismatchedKeys = 0
     private let keyField: Int
 
     init(partition: TopicPartition, operators: [OperatorNode?], roots: [OperatorNode], outputs: [any RepartitionOutput],
          stores: [(store: any StateStore, changelog: InternalPartition)], intake: (RepartitionIntake, CompiledTopology.RepartitionEdge.Kind)?,
-         timers: TaskTimers?, topology: CompiledTopology, deadLetters: DeadLetterQueue, metrics: StreamsMetrics, nextOffset: Int64, committedOffset: Int64?) {
+         rekey: (output: SourceRekeyOutput, intake: RepartitionIntake, partition: TopicPartition, nextOffset: Int64)?,
+         timers: TaskTimers?, topology: CompiledTopology, deadLetters: DeadLetterQueue, metrics: StreamsMetrics, nextOffset: Int64, committedPosition: Int64?) {
         self.partition = partition
         self.operators = operators
         self.roots = roots
@@ -85,15 +107,19 @@ final class StreamTask: RepartitionTarget {
         self.outputs = outputs
         self.intake = intake?.0
         intakeKind = intake?.1
-        releasedDecoder = intake?.1 == .records ? RecordDecoder(topology) : nil
+        releasedDecoder = intake?.1 == .records || rekey != nil ? RecordDecoder(topology) : nil
+        rekeyOutput = rekey?.output
+        rekeyIntake = rekey?.intake
+        rekeyedPartition = rekey?.partition
+        rekeyedNextOffset = rekey?.nextOffset ?? 0
         self.timers = timers
         timestampField = topology.timestampField
         keyField = topology.keyField
         self.deadLetters = deadLetters
         self.metrics = metrics
         self.nextOffset = nextOffset
-        self.committedOffset = committedOffset
-        combinedSince = nextOffset
+        self.committedPosition = committedPosition
+        combinedSince = nextOffset + (rekey?.nextOffset ?? 0)
         streamTime = timers?.storedStreamTime ?? .min
         topicRecordsOfInput = Array(repeating: (-1, 0), count: topology.outputTopics.count)
     }
@@ -101,11 +127,18 @@ final class StreamTask: RepartitionTarget {
     // MARK: processing
 
     /// Runs the topology on one decoded source record, then fires the timers its event
-    /// time made due.
+    /// time made due. A record keyed otherwise than by its key field is re-keyed instead:
+    /// held for the source repartition topic (the task of its key processes it).
     @inline(__always)
     func process(_ value: UnsafeRawBufferPointer, decodedBy decoder: RecordDecoder, key: UnsafeRawBufferPointer?, offset: Int64) throws {
         let time = decoder.int64(timestampField, from: value)
-        if !Self.keyMatches(key, field: keyField, of: value, decodedBy: decoder) { mismatchedKeys += 1 }
+        if let rekeyOutput, !Self.keyMatches(key, field: keyField, of: value, decodedBy: decoder) {
+            rekeyKey.removeAll(keepingCapacity: true)
+            decoder.appendValue(keyField, from: value, to: &rekeyKey)
+            rekeyOutput.add(key: rekeyKey, json: value, timestamp: time, streamTime: streamTime)
+            rekeyedRecords += 1
+            return
+        }
         if time > streamTime { streamTime = time }
         try run(Record(value: value, fields: decoder, timestamp: time, offset: offset), key: key, judgedBy: streamTime)
     }
@@ -129,6 +162,14 @@ final class StreamTask: RepartitionTarget {
         nextOffset = message.offset + 1
     }
 
+    /// A source task takes one record of its partition of the source repartition topic:
+    /// its intake delivers the re-keyed records it settles as committed (`deliver`).
+    func receiveRekeyed(_ message: KafkaMessage) throws {
+        receiving = message.offset
+        try rekeyIntake!.receive(message, into: self)
+        rekeyedNextOffset = message.offset + 1
+    }
+
     /// The offset of the repartition record being received: what releases a record (its
     /// marker, a resolution, or itself under at-least-once) is where it is processed.
     private var receiving: Int64 = 0
@@ -146,7 +187,15 @@ final class StreamTask: RepartitionTarget {
             released.retraction = record.retraction
             try run(released, key: key, judgedBy: record.streamTime)
         case nil:
-            preconditionFailure("a source task has no intake")
+            // A source task: a record re-keyed to it, processed as a source record keyed right.
+            guard let decoder = releasedDecoder, let record = RepartitionedRecord.decode(value) else { return }
+            try decoder.extract(record.json)
+            if record.timestamp > streamTime { streamTime = record.timestamp }
+            runningRekeyed = true
+            defer { runningRekeyed = false }
+            try run(Record(value: record.json, fields: decoder, timestamp: record.timestamp, offset: receiving), key: key, judgedBy: streamTime)
+        case .sourceRecords:
+            preconditionFailure("no sub-topology reads the source repartition topic")
         }
     }
 
@@ -165,10 +214,17 @@ final class StreamTask: RepartitionTarget {
     /// A test driver's repartition task takes one record without a broker: like one read
     /// at the next offset of its partition (the driver's intake is at-least-once: it
     /// delivers at once). An empty key: the upstream attempt sent nothing for this partition.
-    func receive(_ partial: InBandHeaders.Partial, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer) throws {
-        receiving = nextOffset
-        try intake!.add(partial, key: key, value: value, into: self)
-        nextOffset += 1
+    /// `rekeyed`: a source task's record of the source repartition topic.
+    func receive(_ partial: InBandHeaders.Partial, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer, rekeyed: Bool = false) throws {
+        if rekeyed {
+            receiving = rekeyedNextOffset
+            try rekeyIntake!.add(partial, key: key, value: value, into: self)
+            rekeyedNextOffset += 1
+        } else {
+            receiving = nextOffset
+            try intake!.add(partial, key: key, value: value, into: self)
+            nextOffset += 1
+        }
     }
 
     /// Fires due timers in (time, node, key) order; a timer a callback schedules that is
@@ -181,9 +237,8 @@ final class StreamTask: RepartitionTarget {
     }
 
     /// Whether the record's Kafka key is its key field's value. A record keyed otherwise (or
-    /// not at all) may sit in another partition than its key's other records: it is counted
-    /// where it arrived, so a key's state can be split across tasks (re-keying such records
-    /// is not built yet: docs/exactly-once.md §8); the metric and the log make that visible.
+    /// not at all) may sit in another partition than its key's other records, so it is
+    /// re-keyed (`SourceRekeyOutput`).
     @inline(__always)
     static func keyMatches(_ key: UnsafeRawBufferPointer?, field: Int, of value: UnsafeRawBufferPointer, decodedBy decoder: RecordDecoder) -> Bool {
         guard let key else { return false }
@@ -200,7 +255,7 @@ final class StreamTask: RepartitionTarget {
     /// too late for its window).
     func deadLetter(_ reason: DeadLetterReason) {
         guard let input else { return }
-        deadLetters.add(key: input.key.map(Array.init), value: Array(input.value), from: partition, offset: input.offset, reason: reason)
+        deadLetters.add(key: input.key.map(Array.init), value: Array(input.value), from: inputPartition, offset: input.offset, reason: reason)
     }
 
     /// Collects the per-record writes of a node's sinks, deduplicated to the last value per
@@ -261,7 +316,7 @@ final class StreamTask: RepartitionTarget {
             }
             var n = topicRecordsOfInput[sink.topicIndex]
             if n.offset != input.offset { n = (input.offset, 0) }
-            let id = Array("\(partition.topic)/\(partition.partition)/\(input.offset)/\(n.count)".utf8)
+            let id = Array("\(inputPartition.topic)/\(inputPartition.partition)/\(input.offset)/\(n.count)".utf8)
             topicRecordsOfInput[sink.topicIndex] = (input.offset, n.count + 1)
             topicRecordBytes += value.count + (key?.count ?? 0) + id.count
             topicRecords.append(TopicRecord(topic: sink.topic, key: key, value: value, id: id))
@@ -271,8 +326,8 @@ final class StreamTask: RepartitionTarget {
     // MARK: commit
 
     var hasUncommittedWork: Bool {
-        rematerialize || committedOffset != nextOffset || !pendingWrites.isEmpty || !topicRecords.isEmpty || stores.contains { $0.store.hasChanges }
-            || outputs.contains { !$0.isEmpty } || intake?.hasChanges == true
+        rematerialize || committedPosition != position || !pendingWrites.isEmpty || !topicRecords.isEmpty || stores.contains { $0.store.hasChanges }
+            || outputs.contains { !$0.isEmpty } || intake?.hasChanges == true || rekeyIntake?.hasChanges == true
     }
 
     /// Whether a commit would change state or Redis, not only offsets.
@@ -297,12 +352,13 @@ final class StreamTask: RepartitionTarget {
         for op in operators { try op?.prepareCommit() }
         if let timers { timers.prepareCommit(streamTime: streamTime) }
         intake?.prepareCommit()
+        rekeyIntake?.prepareCommit()
         for (store, changelog) in stores {
             // Owed markers go out with the task's offsets even when the store did not
             // change (all records filtered): the group moves past their end.
             try changelogs.writeMarkerIfOwed(changelog)
             try store.forEachChange { key, value in
-                try changelogs.sendChange(to: changelog, key: key, value: value, inputEnd: nextOffset)
+                try changelogs.sendChange(to: changelog, key: key, value: value, inputEnd: position)
             }
         }
     }
@@ -322,11 +378,11 @@ final class StreamTask: RepartitionTarget {
             store.markClean()
         }
         for op in operators { op?.committed() }
-        if mismatchedKeys > 0 {
-            metrics.mismatchedKeyRecords.add(mismatchedKeys, ordering: .relaxed)
-            mismatchedKeys = 0
+        if rekeyedRecords > 0 {
+            metrics.rekeyedSourceRecords.add(rekeyedRecords, ordering: .relaxed)
+            rekeyedRecords = 0
         }
-        committedOffset = nextOffset
+        committedPosition = position
         pendingWrites.removeAll()
         topicRecords.removeAll()
         topicRecordBytes = 0
@@ -338,9 +394,14 @@ final class StreamTask: RepartitionTarget {
 
     /// After the outputs' records are committed downstream.
     func clearOutputs() {
+        rekeyOutput?.committed(at: position)
         for output in outputs { output.clear() }
-        combinedSince = nextOffset
+        combinedSince = position
     }
+
+    /// The partition whose offset the record being run has: the source repartition
+    /// partition for a re-keyed record, else the task's.
+    private var inputPartition: TopicPartition { runningRekeyed ? rekeyedPartition! : partition }
 }
 
 /// Where a task's changelog records go: the thread's transactional producer, or a test

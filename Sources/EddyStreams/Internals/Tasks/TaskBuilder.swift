@@ -61,10 +61,18 @@ struct TaskBuilder {
         }
     }
 
+    /// The partition of the source repartition topic that the task of source partition
+    /// `tp` reads (nil: `tp` is no source partition).
+    func rekeyedPartner(of tp: TopicPartition) -> TopicPartition? {
+        tp.topic == sourceTopic ? TopicPartition(topology.sourceRekey.topic, tp.partition) : nil
+    }
+
     /// Builds the task of `tp` over its stores, which must be restored already (a store
     /// learns at creation whether its column family is empty): the nodes of its
-    /// sub-topology, and the upstream halves of the nodes it feeds through repartition topics.
-    func build(_ tp: TopicPartition, nextOffset: Int64, committedOffset: Int64?) throws -> StreamTask {
+    /// sub-topology, and the upstream halves of the nodes it feeds through repartition
+    /// topics. A source task also re-keys: `rekeyedNextOffset` is where it reads its
+    /// partition of the source repartition topic.
+    func build(_ tp: TopicPartition, nextOffset: Int64, rekeyedNextOffset: Int64 = 0, committedPosition: Int64?) throws -> StreamTask {
         guard let s = topology.subtopology(reading: tp.topic) else { throw RuntimeError("\(tp.topic) is not an input of this topology") }
         var tables: [Int: AggregateTable] = [:]
         var keyValueStores: [Int: KeyValueStore] = [:]
@@ -118,6 +126,8 @@ struct TaskBuilder {
                     let sender = RecordRepartitionOperator(index: i, edge: edge)
                     outputs.append(sender)
                     op = sender
+                case .sourceRecords:
+                    preconditionFailure("no node re-keys to the source repartition topic")
                 }
             } else if node.subtopology == s {
                 op = node.makeOperator(index: i, in: environment)
@@ -132,12 +142,18 @@ struct TaskBuilder {
             }
         }
         var intake: (RepartitionIntake, CompiledTopology.RepartitionEdge.Kind)?
+        var rekey: (output: SourceRekeyOutput, intake: RepartitionIntake, partition: TopicPartition, nextOffset: Int64)?
+        let created = RepartitionIntake(store: intakeStore, usesMarkers: usesMarkers, upstreams: partitionCount)
         if let first = topology.subtopologies[s].rekeyNode, let edge = topology.nodes[first].repartition {
-            let created = RepartitionIntake(store: intakeStore, usesMarkers: usesMarkers, upstreams: partitionCount)
             created.load()
             intake = (created, edge.kind)
+        } else if let partner = rekeyedPartner(of: tp) {
+            created.load()
+            let output = SourceRekeyOutput(edge: topology.sourceRekey, since: nextOffset + rekeyedNextOffset)
+            outputs.append(output)
+            rekey = (output, created, partner, rekeyedNextOffset)
         }
-        return StreamTask(partition: tp, operators: operators, roots: roots, outputs: outputs, stores: stores, intake: intake, timers: timers,
-                          topology: topology, deadLetters: deadLetters, metrics: metrics, nextOffset: nextOffset, committedOffset: committedOffset)
+        return StreamTask(partition: tp, operators: operators, roots: roots, outputs: outputs, stores: stores, intake: intake, rekey: rekey, timers: timers,
+                          topology: topology, deadLetters: deadLetters, metrics: metrics, nextOffset: nextOffset, committedPosition: committedPosition)
     }
 }

@@ -126,7 +126,7 @@ final class TaskCommitter {
         let dirtyTasks = manager.tasks.values.filter(\.hasUncommittedWork)
         guard !dirtyTasks.isEmpty || producer.owesRepartitionRecords || (markAll && producer.owesMarkers) else { return false }
         let start = ContinuousClock.now
-        let inputPartitions = Set(dirtyTasks.map(\.partition))
+        let inputPartitions = Set(dirtyTasks.flatMap { [$0.partition] + ($0.rekeyedPartition.map { [$0] } ?? []) })
         // Whether the attempt changes state or Redis (not only offsets): fault points care.
         let changesState = dirtyTasks.contains(where: \.changesState)
         do {
@@ -144,7 +144,7 @@ final class TaskCommitter {
                 try producer.flush()  // the records reach the broker, in a transaction that never commits
                 faults.maybeCrash(at: .beforeKafkaCommit)
             }
-            try producer.commit(offsets: Dictionary(uniqueKeysWithValues: dirtyTasks.map { ($0.partition, $0.nextOffset) }), consumer: consumer)
+            try producer.commit(offsets: Self.offsets(of: dirtyTasks), consumer: consumer)
         } catch {
             producer.abort()
             throw error
@@ -168,7 +168,7 @@ final class TaskCommitter {
                 let wholeState = task.rematerialize
                 if wholeState { context.metrics.rematerializedTasks.add(1, ordering: .relaxed) }
                 try task.renderView(into: &view)
-                view.fence(watermark: manager.watermarkKey(task.partition), offset: task.nextOffset, wholeState: wholeState)
+                view.fence(watermark: manager.watermarkKey(task.partition), offset: task.position, wholeState: wholeState)
             }
         } catch {
             // The attempt is committed in Kafka; a restart restores it from the changelogs
@@ -178,8 +178,8 @@ final class TaskCommitter {
             return true
         }
         for task in dirtyTasks {
-            if task.firstFencedOffset == nil { task.firstFencedOffset = task.nextOffset }
-            writeBatch.put(manager.offsets, key: TaskManager.inputKey(task.partition), value: encodeOffset(task.nextOffset))
+            if task.firstFencedOffset == nil { task.firstFencedOffset = task.position }
+            writeBatch.put(manager.offsets, key: TaskManager.inputKey(task.partition), value: encodeOffset(task.position))
             task.writeState(to: writeBatch)
             for (_, changelog) in task.stores {
                 manager.putChangelogPosition(changelog, checkpoint: producer.checkpoint(of: changelog), owed: producer.owed(on: changelog), into: writeBatch)
@@ -194,18 +194,36 @@ final class TaskCommitter {
     /// Sends what a re-keying node gathered to the partitions owning their keys, and an
     /// empty record to every other partition: each committed attempt reaches every
     /// downstream task, so each sees an unbroken chain of upstream ranges (`RepartitionIntake`).
+    /// The source repartition topic is the exception: an attempt with nothing for it sends
+    /// nothing there (`SourceRekeyOutput`).
     private func send(_ output: any RepartitionOutput, of task: StreamTask, through producer: StreamProducer) throws {
+        var start = task.combinedSince
+        if let rekey = output as? SourceRekeyOutput {
+            if rekey.isEmpty { return }
+            start = rekey.since
+        }
         let count = context.partitionCount
         var reached = [Bool](repeating: false, count: count)
         let upstream = task.partition.partition
         try output.forEachRecord { key, value in
-            let q = Repartitions.partition(of: key, count: count)
+            let q = output.partition(of: key, count: count)
             reached[Int(q)] = true
-            try producer.sendPartial(to: output.edge.partition(q), key: key, value: value, upstream: upstream, start: task.combinedSince, end: task.nextOffset, streamTime: task.streamTime)
+            try producer.sendPartial(to: output.edge.partition(q), key: key, value: value, upstream: upstream, start: start, end: task.position, streamTime: task.streamTime)
         }
         for q in 0..<count where !reached[q] {
-            try producer.sendPartial(to: output.edge.partition(Int32(q)), key: nil, value: [], upstream: upstream, start: task.combinedSince, end: task.nextOffset, streamTime: task.streamTime)
+            try producer.sendPartial(to: output.edge.partition(Int32(q)), key: nil, value: [], upstream: upstream, start: start, end: task.position, streamTime: task.streamTime)
         }
+    }
+
+    /// The group offsets a commit moves: each task's input partition, and a source task's
+    /// partition of the source repartition topic.
+    static func offsets(of tasks: [StreamTask]) -> [TopicPartition: Int64] {
+        var offsets: [TopicPartition: Int64] = [:]
+        for task in tasks {
+            offsets[task.partition] = task.nextOffset
+            if let rekeyed = task.rekeyedPartition { offsets[rekeyed] = task.rekeyedNextOffset }
+        }
+        return offsets
     }
 
     /// Tasks whose watermark Redis does not have write their whole state in the next

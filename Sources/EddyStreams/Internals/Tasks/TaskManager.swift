@@ -31,7 +31,12 @@ final class TaskManager {
     /// An assigned partition whose task is not open yet.
     private struct Restoring {
         let partition: TopicPartition
+        /// The group's committed offsets: of the partition, and for a source task of its
+        /// partition of the source repartition topic.
         let committed: Int64?
+        let rekeyedCommitted: Int64?
+        /// Where the committed state stands (`StreamTask.position`).
+        var committedPosition: Int64? { committed.map { $0 + (rekeyedCommitted ?? 0) } }
     }
     private var restoring: [Restoring] = []
     /// The restore under way and what it needs to open the tasks it restores.
@@ -49,15 +54,23 @@ final class TaskManager {
                               deadLetters: deadLetters, metrics: context.metrics, globalTables: globalTables)
         offsets = try context.database.columnFamily("offsets")
         topics = [topology.topology.source.topic] + Repartitions.topics(of: topology)
-        repartitionPartitions = topology.repartitions.flatMap { _, edge in (0..<Int32(context.partitionCount)).map(edge.partition) }
+        repartitionPartitions = topology.repartitionEdges.flatMap { edge in (0..<Int32(context.partitionCount)).map(edge.partition) }
         taskLookup = Array(repeating: Array(repeating: nil, count: context.partitionCount), count: topics.count)
     }
 
     var sourceTopic: String { builder.sourceTopic }
     var isRestoring: Bool { !restoring.isEmpty }
     var isIdle: Bool { tasks.isEmpty && restoring.isEmpty }
-    /// Partitions paused until their task is open.
-    var restoringPartitions: Set<TopicPartition> { Set(restoring.map(\.partition)) }
+    /// Partitions paused until their task is open (a source task's two inputs).
+    var restoringPartitions: Set<TopicPartition> {
+        Set(restoring.flatMap { [$0.partition] + (builder.rekeyedPartner(of: $0.partition).map { [$0] } ?? []) })
+    }
+
+    /// The source repartition topic's partitions read by the source tasks of `partitions`.
+    func rekeyedPartners(of partitions: [TopicPartition]) -> [TopicPartition] { partitions.compactMap(builder.rekeyedPartner) }
+
+    /// Index of the source repartition topic in `topics`.
+    var rekeyedTopicIndex: Int { topics.firstIndex(of: context.topology.sourceRekey.topic)! }
 
     /// Output-topic and repartition records wait in their tasks until the commit: this many
     /// commit early.
@@ -76,11 +89,17 @@ final class TaskManager {
     // MARK: assignment
 
     /// Registers the partitions' tasks as restoring; returns where each starts. The
-    /// partitions stay paused until `restoreStep` opens their task.
+    /// partitions stay paused until `restoreStep` opens their task. A partition of the
+    /// source repartition topic is the source task's second input, not a task: `committed`
+    /// also holds the committed offsets of the source tasks' partners.
     func assign(_ partitions: [TopicPartition], committed: [TopicPartition: Int64]) -> [TopicPartition: Int64] {
         var start: [TopicPartition: Int64] = [:]
         for tp in partitions {
-            restoring.append(Restoring(partition: tp, committed: committed[tp]))
+            if tp.topic == context.topology.sourceRekey.topic {
+                start[tp] = committed[tp] ?? KafkaOffset.beginning
+                continue
+            }
+            restoring.append(Restoring(partition: tp, committed: committed[tp], rekeyedCommitted: builder.rekeyedPartner(of: tp).flatMap { committed[$0] }))
             start[tp] = committed[tp] ?? context.replayStart(of: tp)?.offset ?? KafkaOffset.beginning
         }
         return start
@@ -101,8 +120,9 @@ final class TaskManager {
             restore = nil
         }
         for tp in partitions {
+            if let index = topicIndex(of: tp) { taskLookup[index][Int(tp.partition)] = nil }
             guard let task = tasks.removeValue(forKey: tp) else { continue }
-            taskLookup[topicIndex(of: tp)!][Int(tp.partition)] = nil
+            if let partner = task.rekeyedPartition { taskLookup[topicIndex(of: partner)!][Int(partner.partition)] = nil }
             for (_, changelog) in task.stores { changelogs.insert(changelog) }
         }
         return changelogs
@@ -145,7 +165,7 @@ final class TaskManager {
         for r in restoring {
             let tp = r.partition
             let localOffset = try context.database.get(offsets, key: Self.inputKey(tp)).flatMap(decodeOffset)
-            let current = localOffset != nil && localOffset == r.committed
+            let current = localOffset != nil && localOffset == r.committedPosition
             var redisWatermark: Int64?
             if redisReachable {
                 do {
@@ -169,7 +189,7 @@ final class TaskManager {
                     let checkpoint = try context.database.get(offsets, key: Changelogs.checkpointKey(changelog)).flatMap(decodeOffset) ?? 0
                     target = targets.count
                     targets.append(.init(changelog: changelog, columnFamily: try builder.columnFamily(of: spec, partition: tp.partition), checkpoint: checkpoint,
-                                         committedInputOffset: r.committed, redisWatermark: redisWatermark))
+                                         committedInputOffset: r.committedPosition, redisWatermark: redisWatermark))
                 }
                 stores.append(.init(changelog: changelog, target: target))
             }
@@ -195,7 +215,8 @@ final class TaskManager {
         for (r, stores) in zip(plan.partitions, plan.storesOf) {
             let tp = r.partition
             let replay = context.replayStart(of: tp)
-            let task = try builder.build(tp, nextOffset: r.committed ?? replay?.offset ?? 0, committedOffset: r.committed)
+            let task = try builder.build(tp, nextOffset: r.committed ?? replay?.offset ?? 0, rekeyedNextOffset: r.rekeyedCommitted ?? 0,
+                                         committedPosition: r.committedPosition)
             var nothingCommitted = true
             var restored = false, staleInTask = 0
             for (store, (taskStore, _)) in zip(stores, task.stores) {
@@ -215,15 +236,15 @@ final class TaskManager {
             }
             if staleInTask > 0 {
                 try task.renderView(into: &view)
-                view.fence(watermark: watermarkKey(tp), offset: r.committed ?? 0)
+                view.fence(watermark: watermarkKey(tp), offset: r.committedPosition ?? 0)
                 stale += staleInTask
             }
-            if restored, let offset = r.committed { writeBatch.put(offsets, key: Self.inputKey(tp), value: encodeOffset(offset)) }
+            if restored, let position = r.committedPosition { writeBatch.put(offsets, key: Self.inputKey(tp), value: encodeOffset(position)) }
             // Earlier owners may have left attempts unmarked downstream: say where the group stands.
             let s = context.topology.subtopology(reading: tp.topic)
-            for (_, edge) in context.topology.repartitions where edge.upstream == s {
+            for edge in context.topology.repartitionEdges where edge.upstream == s {
                 for q in 0..<Int32(context.partitionCount) {
-                    producer.oweResolution(on: edge.partition(q), upstream: tp.partition, committed: r.committed)
+                    producer.oweResolution(on: edge.partition(q), upstream: tp.partition, committed: r.committedPosition)
                 }
             }
             task.openedWithState = r.committed != nil
@@ -240,6 +261,7 @@ final class TaskManager {
             for op in task.operators { op?.committed() }
             tasks[task.partition] = task
             taskLookup[topicIndex(of: task.partition)!][Int(task.partition.partition)] = task
+            if let partner = task.rekeyedPartition { taskLookup[topicIndex(of: partner)!][Int(partner.partition)] = task }
         }
         // Written like any commit's tail, while processing begins: the next commit waits for
         // it, and a Redis outage pauses input until it is written.
