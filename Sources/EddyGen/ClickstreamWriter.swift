@@ -1,15 +1,18 @@
 import EddyKafka
 import Foundation
 
-/// Writes generated events to a JSONL file and/or a Kafka topic (keyed by user id).
+/// Writes generated events to a JSONL file and/or a Kafka topic (keyed by user id, or
+/// without keys as a console producer sends).
 public final class ClickstreamWriter {
     private var file: FileHandle?
     private var fileBuffer: [UInt8] = []
     private let producer: KafkaProducer?
     private let topic: String?
+    private let keyed: Bool
 
     /// Creates `topic` with `partitions` if it does not exist.
-    public init(outputPath: String?, topic: String?, partitions: Int, kafka: KafkaConfig?) throws {
+    public init(outputPath: String?, topic: String?, partitions: Int, kafka: KafkaConfig?, keyed: Bool = true) throws {
+        self.keyed = keyed
         if let outputPath {
             guard FileManager.default.createFile(atPath: outputPath, contents: nil),
                   let handle = FileHandle(forWritingAtPath: outputPath) else {
@@ -33,7 +36,7 @@ public final class ClickstreamWriter {
             if fileBuffer.count >= 1 << 20 { flushFile() }
         }
         if let producer, let topic {
-            try producer.send(topic: topic, key: Array(event.userKey.utf8), value: json)
+            try producer.send(topic: topic, key: keyed ? Array(event.userKey.utf8) : nil, value: json)
         }
     }
 

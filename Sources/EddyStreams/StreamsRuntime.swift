@@ -110,6 +110,13 @@ public final class StreamsRuntime: Sendable {
         }
         try Changelogs.create(for: compiled, partitions: partitions, admin: admin)
         try Repartitions.create(for: compiled, partitions: partitions, admin: admin)
+        // A task reads partition p of its topics together (the range assignor gives them to
+        // one member): a repartition topic made with another partition count breaks that.
+        for topic in Repartitions.topics(of: compiled) {
+            if let count = try admin.partitionCount(topic), count != partitions {
+                throw RuntimeError("\(topic) has \(count) partition(s) but \(source) has \(partitions): its tasks would not meet their keys; delete it (or run `eddy reset`) so Eddy creates it with \(partitions)")
+            }
+        }
         do {
             let ping = try RedisConnection(host: config.redisHost, port: config.redisPort, timeoutMs: config.redisTimeoutMs, credentials: config.redisCredentials).send("PING")
             if let error = ping.firstError { throw RedisError(error) }

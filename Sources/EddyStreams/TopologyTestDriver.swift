@@ -174,7 +174,7 @@ public final class TopologyTestDriver {
         let all = Array(tasks.joined())
         changelogOrder += capture.records
         committedDeadLetters += queue.pending.map { (reason: $0.category, value: String(decoding: $0.value, as: UTF8.self)) }
-        _ = queue.committed(for: Set(all.map(\.partition)))
+        _ = queue.committed(for: Set(all.flatMap { [$0.partition] + ($0.rekeyedPartition.map { [$0] } ?? []) }))
         for task in all where !task.outputs.isEmpty { task.clearOutputs() }
 
         var view = RedisViewWriter()
@@ -202,17 +202,16 @@ public final class TopologyTestDriver {
         try deliver(output, from: task, start: task.combinedSince, to: tasks[s], rekeyed: false)
     }
 
-    /// What a source task re-keyed, to the source tasks owning the keys (nothing when it
-    /// has nothing, as `TaskCommitter` sends).
+    /// What a source task re-keyed, to the source tasks owning the keys.
     private func deliverRekeyed(from task: StreamTask) throws {
-        guard let output = task.rekeyOutput, !output.isEmpty else { return }
-        try deliver(output, from: task, start: output.since, to: tasks[0], rekeyed: true)
+        guard let output = task.rekeyOutput else { return }
+        try deliver(output, from: task, start: task.combinedSince, to: tasks[0], rekeyed: true)
     }
 
     private func deliver(_ output: any RepartitionOutput, from task: StreamTask, start: Int64, to downstream: [StreamTask], rekeyed: Bool) throws {
         var reached = [Bool](repeating: false, count: partitions)
         let partial = InBandHeaders.Partial(attempt: CommitAttempt(life: 0, sequence: 0), upstream: task.partition.partition,
-                                            start: start, end: task.position, streamTime: task.streamTime)
+                                            start: start, end: task.position, streamTime: task.streamTime, rekeyedEnd: task.rekeyedNextOffset)
         try output.forEachRecord { key, value in
             let q = Int(output.partition(of: key, count: partitions))
             reached[q] = true
@@ -326,7 +325,7 @@ public final class TopologyTestDriver {
             let committed = committedOffsets[tp]
             let rekeyed = builder.rekeyedPartner(of: tp).flatMap { committedOffsets[$0] }
             let task = try builder.build(tp, nextOffset: committed ?? 0, rekeyedNextOffset: rekeyed ?? 0,
-                                         committedPosition: committed.map { $0 + (rekeyed ?? 0) })
+                                         committedOffset: committed)
             task.openedWithState = committed != nil
             for (store, _) in task.stores { store.markClean() }
             return task
@@ -368,7 +367,7 @@ private final class ChangelogCapture: ChangelogWriter {
 
     func writeMarkerIfOwed(_ changelog: InternalPartition) throws {}
 
-    func sendChange(to changelog: InternalPartition, key: [UInt8], value: [UInt8]?, inputEnd: Int64) throws {
+    func sendChange(to changelog: InternalPartition, key: [UInt8], value: [UInt8]?, inputEnd: Int64, rekeyedEnd: Int64) throws {
         records.append((changelog, key, value))
     }
 }

@@ -17,6 +17,7 @@ struct Generate: ParsableCommand {
     @Option(help: "Write JSON lines to this file.") var out: String?
     @Option(help: "Produce to this topic (keyed by user_id), created if missing.") var topic: String?
     @Option(help: "Partitions when creating the topic.") var partitions: Int = 4
+    @Flag(help: "Produce without Kafka keys (as a console producer does; eddy run re-keys such records).") var unkeyed = false
     @Option(help: "Also write the item catalog to this topic (one row per item, keyed by item_id), created compacted if missing.")
     var catalogTopic: String?
     @Option(help: "Partitions when creating the catalog topic.") var catalogPartitions: Int = 1
@@ -48,7 +49,7 @@ struct Generate: ParsableCommand {
         }
         guard out != nil || topic != nil else { return }
         var generator = ClickstreamGenerator(options)
-        let writer = try ClickstreamWriter(outputPath: out, topic: topic, partitions: partitions, kafka: kafka)
+        let writer = try ClickstreamWriter(outputPath: out, topic: topic, partitions: partitions, kafka: kafka, keyed: !unkeyed)
         let start = Date()
         var json: [UInt8] = []
         json.reserveCapacity(256)

@@ -13,6 +13,8 @@ struct UserCountsReference {
     var itemWeight: [String: Int] = [:]
     /// Whether Redis should hold the per-item keys too.
     var items = false
+    /// How far (relative) a float sum may be from the reference's, added in file order.
+    var sumTolerance = 0.0
     static let weights = ["view": 1, "click": 3, "cart": 5, "purchase": 10]
 
     init(jsonl path: String) throws {
@@ -52,7 +54,8 @@ struct UserCountsReference {
                     diffs.append("user:\(user):counts count \(counts["count"] ?? "nil") != \(count[user]!)")
                 }
                 let expectedSum = sumPrice[user] ?? 0
-                if counts["sum_price"].flatMap(Double.init) != expectedSum {
+                let sum = counts["sum_price"].flatMap(Double.init)
+                if sum.map({ abs($0 - expectedSum) > sumTolerance * max(1, abs(expectedSum)) }) ?? true {
                     diffs.append("user:\(user):counts sum_price \(counts["sum_price"] ?? "nil") != \(expectedSum)")
                 }
                 let expectedTypes = byType[user]!.mapValues(String.init)

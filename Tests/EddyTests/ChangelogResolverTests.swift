@@ -60,6 +60,21 @@ final class ChangelogResolverTests: XCTestCase {
         XCTAssertEqual(resolver.dropped, 1)
     }
 
+    /// A source task's position is the sum of its two input offsets: an aborted attempt can
+    /// end at the committed position having read the inputs in other proportions (here 3
+    /// source records where the committed one read 1 and 2 re-keyed ones).
+    func testAnAbortedAttemptAtTheCommittedPositionButAnotherSourceRepartitionOffsetIsDropped() {
+        var resolver = ChangelogResolver(usesMarkers: true)
+        Array("u1".utf8).withUnsafeBytes { k in
+            Array("aborted".utf8).withUnsafeBytes { v in resolver.add(key: k, value: v, inputEnd: 153, rekeyedEnd: 50, of: a, release: collect) }
+            Array("committed".utf8).withUnsafeBytes { v in resolver.add(key: k, value: v, inputEnd: 153, rekeyedEnd: 52, of: zombie, release: collect) }
+        }
+        let resolved = resolver.finish(committedInputOffset: 153, committedRekeyedOffset: 52, release: collect)
+        XCTAssertEqual(released, ["u1=committed@153"])
+        XCTAssertEqual(resolved, [zombie])
+        XCTAssertEqual(resolver.dropped, 1)
+    }
+
     func testAtLeastOnceReleasesEveryRecordInOrder() {
         var resolver = ChangelogResolver(usesMarkers: false)
         add(&resolver, "u1", "1", inputEnd: 10, of: a)

@@ -47,9 +47,9 @@ final class RepartitionIntakeTests: TemporaryDatabaseTestCase {
     /// Sends `count` events of `item` as one partial of attempt (life, seq) from `upstream`,
     /// its task at `streamTime`.
     private func send(_ intake: RepartitionIntake, life: UInt64, seq: UInt64, start: Int64, end: Int64, item: String? = "i1", count: Int64 = 1,
-                      upstream: Int32 = 0, streamTime: Int64 = 0) throws {
+                      upstream: Int32 = 0, streamTime: Int64 = 0, rekeyedEnd: Int64 = 0) throws {
         let partial = InBandHeaders.Partial(attempt: CommitAttempt(life: life, sequence: seq), upstream: upstream, start: start, end: end,
-                                            streamTime: streamTime)
+                                            streamTime: streamTime, rekeyedEnd: rekeyedEnd)
         let value = withUnsafeBytes(of: count.littleEndian, Array.init)
         if let item {
             try key(item).withUnsafeBytes { k in try value.withUnsafeBytes { try intake.add(partial, key: k, value: $0, into: target) } }
@@ -97,6 +97,21 @@ final class RepartitionIntakeTests: TemporaryDatabaseTestCase {
         try intake.resolve(upstream: 0, committed: 100, into: target)
         XCTAssertEqual(try count(intake), 100)
         XCTAssertTrue(intake.isSettled)
+    }
+
+    /// A source task's position is the sum of its two input offsets: two attempts can end at
+    /// the same position having read different records; the resolution names both offsets.
+    func testResolutionTellsApartAttemptsEndingAtTheSamePositionWithOtherSourceRepartitionOffsets() throws {
+        let intake = try makeIntake()
+        try send(intake, life: 1, seq: 1, start: 150, end: 153, count: 3, rekeyedEnd: 50)  // aborted: 3 source records
+        try send(intake, life: 2, seq: 1, start: 150, end: 153, count: 7, rekeyedEnd: 52)  // committed: 1 source, 2 re-keyed
+        try intake.resolve(upstream: 0, committed: 153, rekeyedCommitted: 52, into: target)
+        XCTAssertEqual(try count(intake), 7)
+        XCTAssertTrue(intake.isSettled)
+        try commit(intake)
+        XCTAssertEqual(InBandHeaders.decodePartial(InBandHeaders.encode(InBandHeaders.Partial(
+            attempt: CommitAttempt(life: 1, sequence: 2), upstream: 3, start: 4, end: 5, streamTime: 6, rekeyedEnd: 7)))?.rekeyedEnd, 7)
+        XCTAssertEqual(InBandHeaders.decodeResolution(InBandHeaders.encodeResolution(upstream: 1, committed: 9, rekeyedCommitted: 4))?.rekeyedCommitted, 4)
     }
 
     func testResolutionWithNothingAppliedTakesTheEarliestStartAndIdenticalRetriesOnce() throws {

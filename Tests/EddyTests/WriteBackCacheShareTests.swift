@@ -114,6 +114,6 @@ extension StreamTask {
             nodes: [.init(name: table.spec.name, input: nil, operation: .recent(groupBy: ["user_id"], field: "item_id", size: 20))]))
         let changelog = InternalPartition(store: 0, topic: "app-\(table.spec.name)-changelog", partition: partition.partition)
         self.init(partition: partition, operators: [], roots: [], outputs: [], stores: [(table, changelog)], intake: nil, rekey: nil, timers: nil, topology: topology,
-                  deadLetters: DeadLetterQueue(topic: "app-dlq"), metrics: StreamsMetrics(), nextOffset: 0, committedPosition: nil)
+                  deadLetters: DeadLetterQueue(topic: "app-dlq"), metrics: StreamsMetrics(), nextOffset: 0, committedOffset: nil)
     }
 }

@@ -37,6 +37,10 @@ enum InBandHeaders {
         /// The upstream task's event time when it committed the attempt: what the
         /// downstream task's stream time is made of (`RepartitionIntake.watermark`).
         let streamTime: Int64
+        /// A source task's offset in its source repartition partition at `end` (0: none):
+        /// two attempts with the same `end` (a sum of two offsets) differ here when they
+        /// read their two inputs in different proportions.
+        var rekeyedEnd: Int64 = 0
     }
 
     static func encode(_ p: Partial) -> [UInt8] {
@@ -48,40 +52,49 @@ enum InBandHeaders {
         append(UInt64(bitPattern: p.start), to: &out)
         append(UInt64(bitPattern: p.end), to: &out)
         append(UInt64(bitPattern: p.streamTime), to: &out)
+        if p.rekeyedEnd != 0 { append(UInt64(bitPattern: p.rekeyedEnd), to: &out) }
         return out
     }
 
     static func decodePartial(_ b: [UInt8]) -> Partial? {
-        guard b.count == 40 || b.count == 48 else { return nil }
+        guard b.count == 40 || b.count == 48 || b.count == 56 else { return nil }
         return Partial(attempt: CommitAttempt(life: read(b, 0), sequence: read(b, 8)), upstream: Int32(truncatingIfNeeded: read(b, 16)),
                        start: Int64(bitPattern: read(b, 24)), end: Int64(bitPattern: read(b, 32)),
-                       streamTime: b.count == 48 ? Int64(bitPattern: read(b, 40)) : .min)
+                       streamTime: b.count >= 48 ? Int64(bitPattern: read(b, 40)) : .min,
+                       rekeyedEnd: b.count == 56 ? Int64(bitPattern: read(b, 48)) : 0)
     }
 
-    static func encodeResolution(upstream: Int32, committed: Int64) -> [UInt8] {
+    /// A resolution: where the group stands on an upstream task's input (its position and,
+    /// for a source task, its source repartition offset).
+    static func encodeResolution(upstream: Int32, committed: Int64, rekeyedCommitted: Int64 = 0) -> [UInt8] {
         var out: [UInt8] = []
         append(UInt64(UInt32(bitPattern: upstream)), to: &out)
         append(UInt64(bitPattern: committed), to: &out)
+        if rekeyedCommitted != 0 { append(UInt64(bitPattern: rekeyedCommitted), to: &out) }
         return out
     }
 
-    static func decodeResolution(_ b: [UInt8]) -> (upstream: Int32, committed: Int64)? {
-        guard b.count == 16 else { return nil }
-        return (Int32(truncatingIfNeeded: read(b, 0)), Int64(bitPattern: read(b, 8)))
+    static func decodeResolution(_ b: [UInt8]) -> (upstream: Int32, committed: Int64, rekeyedCommitted: Int64)? {
+        guard b.count == 16 || b.count == 24 else { return nil }
+        return (Int32(truncatingIfNeeded: read(b, 0)), Int64(bitPattern: read(b, 8)), b.count == 24 ? Int64(bitPattern: read(b, 16)) : 0)
     }
 
-    static func encode(_ attempt: CommitAttempt, inputEnd: Int64) -> [UInt8] {
+    /// A changelog record's header: its attempt and the task's position after it (and, for
+    /// a source task, its source repartition offset: `Partial.rekeyedEnd`).
+    static func encode(_ attempt: CommitAttempt, inputEnd: Int64, rekeyedEnd: Int64 = 0) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(24)
+        out.reserveCapacity(32)
         append(attempt.life, to: &out)
         append(attempt.sequence, to: &out)
         append(UInt64(bitPattern: inputEnd), to: &out)
+        if rekeyedEnd != 0 { append(UInt64(bitPattern: rekeyedEnd), to: &out) }
         return out
     }
 
-    static func decodeAttempt(_ bytes: [UInt8]) -> (attempt: CommitAttempt, inputEnd: Int64)? {
-        guard bytes.count == 24 else { return nil }
-        return (CommitAttempt(life: read(bytes, 0), sequence: read(bytes, 8)), Int64(bitPattern: read(bytes, 16)))
+    static func decodeAttempt(_ bytes: [UInt8]) -> (attempt: CommitAttempt, inputEnd: Int64, rekeyedEnd: Int64)? {
+        guard bytes.count == 24 || bytes.count == 32 else { return nil }
+        return (CommitAttempt(life: read(bytes, 0), sequence: read(bytes, 8)), Int64(bitPattern: read(bytes, 16)),
+                bytes.count == 32 ? Int64(bitPattern: read(bytes, 24)) : 0)
     }
 
     static func encode(marking attempts: [CommitAttempt]) -> [UInt8] {

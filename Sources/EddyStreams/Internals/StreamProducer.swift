@@ -26,10 +26,11 @@ final class StreamProducer: ChangelogWriter {
     private var inTransaction = false
     /// Attempts known to have committed, per internal partition, not yet marked there.
     private var unmarked: [InternalPartition: [CommitAttempt]] = [:]
-    /// Resolutions to send (upstream partition, its committed offset or -1) per repartition
-    /// partition, in every attempt until one commits: hidden if aborted (on Kafka), and the
-    /// owner's partials must not arrive downstream before it.
-    private var unresolved: [InternalPartition: [(upstream: Int32, committed: Int64)]] = [:]
+    /// Resolutions to send (upstream partition, its committed position or -1, and a source
+    /// task's committed source repartition offset) per repartition partition, in every
+    /// attempt until one commits: hidden if aborted (on Kafka), and the owner's partials
+    /// must not arrive downstream before it.
+    private var unresolved: [InternalPartition: [(upstream: Int32, committed: Int64, rekeyedCommitted: Int64)]] = [:]
     private var resolvedThisAttempt = false
     /// Internal partitions written in the current attempt, and those it marked.
     private var touched: Set<InternalPartition> = []
@@ -100,18 +101,18 @@ final class StreamProducer: ChangelogWriter {
 
     /// Sends a changelog record (a store key's value as of input offset `inputEnd`; nil: a
     /// tombstone).
-    func sendChange(to changelog: InternalPartition, key: [UInt8], value: [UInt8]?, inputEnd: Int64) throws {
+    func sendChange(to changelog: InternalPartition, key: [UInt8], value: [UInt8]?, inputEnd: Int64, rekeyedEnd: Int64) throws {
         touched.insert(changelog)
         try send(topic: changelog.topic, partition: changelog.partition, key: key, value: value,
-                 headers: [(InBandHeaders.attempt, InBandHeaders.encode(attempt, inputEnd: inputEnd))], tag: changelog.tag)
+                 headers: [(InBandHeaders.attempt, InBandHeaders.encode(attempt, inputEnd: inputEnd, rekeyedEnd: rekeyedEnd))], tag: changelog.tag)
     }
 
     /// Sends a repartition record: partials or a record of `key` (nil: none, the attempt
     /// only passes through) covering upstream input `start..<end`, the upstream task at
     /// `streamTime`.
-    func sendPartial(to repartition: InternalPartition, key: [UInt8]?, value: [UInt8], upstream: Int32, start: Int64, end: Int64, streamTime: Int64) throws {
+    func sendPartial(to repartition: InternalPartition, key: [UInt8]?, value: [UInt8], upstream: Int32, start: Int64, end: Int64, rekeyedEnd: Int64, streamTime: Int64) throws {
         touched.insert(repartition)
-        let header = InBandHeaders.encode(InBandHeaders.Partial(attempt: attempt, upstream: upstream, start: start, end: end, streamTime: streamTime))
+        let header = InBandHeaders.encode(InBandHeaders.Partial(attempt: attempt, upstream: upstream, start: start, end: end, streamTime: streamTime, rekeyedEnd: rekeyedEnd))
         try send(topic: repartition.topic, partition: repartition.partition, key: key, value: value,
                  headers: [(InBandHeaders.partial, header)], tag: repartition.tag)
     }
@@ -131,9 +132,9 @@ final class StreamProducer: ChangelogWriter {
     }
 
     /// A newly opened upstream task tells every repartition partition where the group stands.
-    func oweResolution(on repartition: InternalPartition, upstream: Int32, committed: Int64?) {
+    func oweResolution(on repartition: InternalPartition, upstream: Int32, committed: Int64?, rekeyedCommitted: Int64) {
         guard guarantee == .exactlyOnce else { return }
-        unresolved[repartition, default: []].append((upstream, committed ?? -1))
+        unresolved[repartition, default: []].append((upstream, committed ?? -1, rekeyedCommitted))
     }
 
     /// Sends the owed resolutions; call before any partial of the attempt.
@@ -141,7 +142,7 @@ final class StreamProducer: ChangelogWriter {
         for (repartition, resolutions) in unresolved {
             for r in resolutions {
                 try send(topic: repartition.topic, partition: repartition.partition, key: nil,
-                         value: InBandHeaders.encodeResolution(upstream: r.upstream, committed: r.committed),
+                         value: InBandHeaders.encodeResolution(upstream: r.upstream, committed: r.committed, rekeyedCommitted: r.rekeyedCommitted),
                          headers: [(InBandHeaders.resolution, [])], tag: repartition.tag)
             }
         }

@@ -43,7 +43,7 @@ struct CompiledTopology: Sendable {
         }
         let kind: Kind
         let topic: String
-        /// Its place among the topology's repartition topics (`CompiledTopology.repartitions`).
+        /// Its place among the topology's repartition topics (`CompiledTopology.repartitionEdges`).
         let index: Int
         /// The sub-topology whose tasks send to it: the parent's.
         let upstream: Int

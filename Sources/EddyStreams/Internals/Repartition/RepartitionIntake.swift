@@ -49,6 +49,8 @@ final class RepartitionIntake {
         let start: Int64
         let end: Int64
         let streamTime: Int64
+        /// `InBandHeaders.Partial.rekeyedEnd`: tells apart attempts with the same `end`.
+        let rekeyedEnd: Int64
         /// Records back to back: key length (4, little-endian), key, value length, value.
         var records: [UInt8] = []
         var changed = true
@@ -91,10 +93,10 @@ final class RepartitionIntake {
                 applied[upstream] = end
                 streamTimes[upstream] = time
             case .pending(let attempt, let upstream):
-                guard value.count >= 24, let start = decodeOffset(Array(value[0..<8])), let end = decodeOffset(Array(value[8..<16])),
-                      let time = decodeOffset(Array(value[16..<24])) else { continue }
-                var entry = Pending(start: start, end: end, streamTime: time)
-                entry.records = Array(value[24...])
+                guard value.count >= 32, let start = decodeOffset(Array(value[0..<8])), let end = decodeOffset(Array(value[8..<16])),
+                      let time = decodeOffset(Array(value[16..<24])), let rekeyedEnd = decodeOffset(Array(value[24..<32])) else { continue }
+                var entry = Pending(start: start, end: end, streamTime: time, rekeyedEnd: rekeyedEnd)
+                entry.records = Array(value[32...])
                 entry.changed = false
                 pending[Source(attempt: attempt, upstream: upstream)] = entry
             }
@@ -116,7 +118,7 @@ final class RepartitionIntake {
             for attempt in InBandHeaders.decodeMarker(Array(message.value)) ?? [] { try release(attempt, into: target) }
         } else if message.header(InBandHeaders.resolution) != nil {
             guard let r = InBandHeaders.decodeResolution(Array(message.value)) else { return }
-            try resolve(upstream: r.upstream, committed: r.committed, into: target)
+            try resolve(upstream: r.upstream, committed: r.committed, rekeyedCommitted: r.rekeyedCommitted, into: target)
         }
     }
 
@@ -131,7 +133,7 @@ final class RepartitionIntake {
         // A range the chain is already past can never be applied.
         if let at = applied[partial.upstream], partial.end <= at { return }
         let source = Source(attempt: partial.attempt, upstream: partial.upstream)
-        var entry = pending.removeValue(forKey: source) ?? Pending(start: partial.start, end: partial.end, streamTime: partial.streamTime)
+        var entry = pending.removeValue(forKey: source) ?? Pending(start: partial.start, end: partial.end, streamTime: partial.streamTime, rekeyedEnd: partial.rekeyedEnd)
         if let key, key.count > 0 {
             appendLengthPrefixed(key.assumingMemoryBound(to: UInt8.self), to: &entry.records)
             appendLengthPrefixed(value.assumingMemoryBound(to: UInt8.self), to: &entry.records)
@@ -150,10 +152,14 @@ final class RepartitionIntake {
         }
     }
 
-    func resolve(upstream: Int32, committed: Int64, into target: any RepartitionTarget) throws {
+    /// `committed` and `rekeyedCommitted`: the upstream task's committed position and source
+    /// repartition offset (the attempt that ends there is the last committed one).
+    func resolve(upstream: Int32, committed: Int64, rekeyedCommitted: Int64 = 0, into target: any RepartitionTarget) throws {
         let from = pending.filter { $0.key.upstream == upstream }
         let chain = applied[upstream]
-        let candidates = from.filter { source in source.value.end == committed && (chain == nil || source.value.start == chain) }
+        let candidates = from.filter { source in
+            source.value.end == committed && source.value.rekeyedEnd == rekeyedCommitted && (chain == nil || source.value.start == chain)
+        }
         if let last = candidates.min(by: { $0.value.start < $1.value.start }) { try apply(last.key, into: target) }
         for source in from.keys where pending[source] != nil { drop(source) }
     }
@@ -200,7 +206,7 @@ final class RepartitionIntake {
     /// changes are sent.
     func prepareCommit() {
         for (source, entry) in pending where entry.changed {
-            var value = encodeOffset(entry.start) + encodeOffset(entry.end) + encodeOffset(entry.streamTime)
+            var value = encodeOffset(entry.start) + encodeOffset(entry.end) + encodeOffset(entry.streamTime) + encodeOffset(entry.rekeyedEnd)
             value.append(contentsOf: entry.records)
             store?.put(IntakeKeys.pending(source.attempt, source.upstream), value)
             pending[source]!.changed = false

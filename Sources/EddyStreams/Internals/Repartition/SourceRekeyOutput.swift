@@ -4,23 +4,12 @@
 /// partition Kafka's default partitioner gives it — where the records produced keyed by it
 /// are. The task of that source partition reads the partition back and processes them as
 /// its own (`StreamTask.receiveRekeyed`).
-///
-/// Unlike a node's output it sends nothing at a commit that has nothing for it: every source
-/// task reads this topic, so an empty record to every partition at every commit would make
-/// every task commit again, forever. The range of an attempt that sends therefore starts
-/// where the last attempt that sent ended (`since`), so each reader still sees an unbroken
-/// chain of ranges per upstream task (`RepartitionIntake`).
 final class SourceRekeyOutput: RepartitionOutput {
     let edge: CompiledTopology.RepartitionEdge
     private var records = KeyedRecordBuffer()
     private var value: [UInt8] = []
-    /// The task's position after the last commit that sent records (the next range's start).
-    private(set) var since: Int64
 
-    init(edge: CompiledTopology.RepartitionEdge, since: Int64) {
-        self.edge = edge
-        self.since = since
-    }
+    init(edge: CompiledTopology.RepartitionEdge) { self.edge = edge }
 
     /// Holds one source record: its key field's value, its JSON and event time, and the
     /// task's stream time.
@@ -37,12 +26,6 @@ final class SourceRekeyOutput: RepartitionOutput {
     }
 
     func partition(of key: [UInt8], count: Int) -> Int32 { KafkaKeyPartitioner.partition(of: key, count: count) }
-
-    /// The attempt committed with the task at `position`: what it sent is delivered.
-    func committed(at position: Int64) {
-        if !records.isEmpty { since = position }
-        records.removeAll()
-    }
 
     func clear() { records.removeAll() }
 }

@@ -3,12 +3,15 @@
 /// end resolves the attempts still unmarked.
 ///
 /// An attempt is unmarked at the end when it aborted, or when it committed and the process
-/// stopped before a later transaction could carry its marker. The group's committed offset
-/// of the task's input partition tells them apart: a committed attempt is the last one, and
-/// the group is exactly at its input end. An aborted attempt that happens to end at the
-/// same input offset holds the same values (processing is deterministic and starts from
-/// committed state), so releasing it too is harmless. Every other unmarked attempt is
-/// dropped. Under at-least-once there are no markers and every record is released in order.
+/// stopped before a later transaction could carry its marker. The group's committed
+/// position of the task tells them apart: a committed attempt is the last one, and the group
+/// is exactly at its end. An aborted attempt that happens to end at the same position read
+/// the same input records (for a source task the position is the sum of two offsets, so its
+/// source repartition offset must match too) and holds the same values (processing starts
+/// from committed state; with two inputs their interleaving may differ, and the later,
+/// committed attempt's values are released last), so releasing it too is harmless. Every
+/// other unmarked attempt is dropped. Under at-least-once there are no markers and every
+/// record is released in order.
 ///
 /// Records waiting for their marker are copied into one byte buffer per attempt (no
 /// allocation per record: restore is bound by per-record costs); released records are
@@ -21,12 +24,15 @@ struct ChangelogResolver {
     private struct Pending {
         var bytes: [UInt8] = []
         var records: [(keyEnd: Int, valueEnd: Int, inputEnd: Int64)] = []
+        /// The last record's source repartition offset (`InBandHeaders.Partial.rekeyedEnd`).
+        var rekeyedEnd: Int64 = 0
 
-        mutating func append(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, inputEnd: Int64) {
+        mutating func append(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, inputEnd: Int64, rekeyedEnd: Int64) {
             bytes.append(contentsOf: key)
             let keyEnd = bytes.count
             bytes.append(contentsOf: value)
             records.append((keyEnd, bytes.count, inputEnd))
+            self.rekeyedEnd = rekeyedEnd
         }
 
         func release(_ release: Release) rethrows {
@@ -50,11 +56,11 @@ struct ChangelogResolver {
 
     init(usesMarkers: Bool) { self.usesMarkers = usesMarkers }
 
-    mutating func add(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, inputEnd: Int64, of attempt: CommitAttempt,
+    mutating func add(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, inputEnd: Int64, rekeyedEnd: Int64 = 0, of attempt: CommitAttempt,
                       release: Release) rethrows {
         if !usesMarkers || marked.contains(attempt) { return try release(key, value, inputEnd) }
         if pending[attempt] == nil { order.append(attempt) }
-        pending[attempt, default: Pending()].append(key: key, value: value, inputEnd: inputEnd)
+        pending[attempt, default: Pending()].append(key: key, value: value, inputEnd: inputEnd, rekeyedEnd: rekeyedEnd)
     }
 
     mutating func mark(_ attempts: [CommitAttempt], release: Release) rethrows {
@@ -63,13 +69,15 @@ struct ChangelogResolver {
         }
     }
 
-    /// Releases the unmarked attempts that end at `committedInputOffset` and drops the
-    /// rest; returns the attempts released that way (they need a marker of their own).
-    mutating func finish(committedInputOffset: Int64?, release: Release) rethrows -> [CommitAttempt] {
+    /// Releases the unmarked attempts that end at `committedInputOffset` (and, for a source
+    /// task, at `committedRekeyedOffset` in its source repartition partition: a position is a
+    /// sum of two offsets) and drops the rest; returns the attempts released that way (they
+    /// need a marker of their own).
+    mutating func finish(committedInputOffset: Int64?, committedRekeyedOffset: Int64 = 0, release: Release) rethrows -> [CommitAttempt] {
         var resolved: [CommitAttempt] = []
         for attempt in order {
             guard let records = pending.removeValue(forKey: attempt), let last = records.records.last else { continue }
-            if last.inputEnd == committedInputOffset {
+            if last.inputEnd == committedInputOffset && records.rekeyedEnd == committedRekeyedOffset {
                 try records.release(release)
                 resolved.append(attempt)
             } else {

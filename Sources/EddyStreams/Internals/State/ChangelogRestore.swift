@@ -17,9 +17,12 @@ final class ChangelogRestore {
         let columnFamily: ColumnFamily
         /// Where the local state stopped (0: from the beginning).
         let checkpoint: Int64
-        /// The group's committed offset of the task's input partition.
+        /// The task's committed position (its input partition's committed offset, plus for a
+        /// source task its source repartition partition's).
         let committedInputOffset: Int64?
-        /// The input offset the task's Redis view was last written at.
+        /// A source task's committed source repartition offset (0: none).
+        var committedRekeyedOffset: Int64 = 0
+        /// The position the task's Redis view was last written at.
         let redisWatermark: Int64?
     }
 
@@ -218,8 +221,8 @@ final class ChangelogRestore {
                 lastAdvance = .now
                 // Data records (the common case) first: one header lookup each.
                 if let header = message.header(InBandHeaders.attempt) {
-                    if let (attempt, inputEnd) = InBandHeaders.decodeAttempt(header), let key = message.key {
-                        try r.resolver.add(key: key, value: message.value, inputEnd: inputEnd, of: attempt) { try release(key: $0, value: $1, inputEnd: $2, into: r) }
+                    if let (attempt, inputEnd, rekeyedEnd) = InBandHeaders.decodeAttempt(header), let key = message.key {
+                        try r.resolver.add(key: key, value: message.value, inputEnd: inputEnd, rekeyedEnd: rekeyedEnd, of: attempt) { try release(key: $0, value: $1, inputEnd: $2, into: r) }
                     }
                 } else if message.header(InBandHeaders.marker) != nil, let attempts = InBandHeaders.decodeMarker(Array(message.value)) {
                     try r.resolver.mark(attempts) { try release(key: $0, value: $1, inputEnd: $2, into: r) }
@@ -238,7 +241,9 @@ final class ChangelogRestore {
 
     private func finish() throws -> [Outcome] {
         for r in restores {
-            r.outcome.resolved = try r.resolver.finish(committedInputOffset: r.target.committedInputOffset) { try release(key: $0, value: $1, inputEnd: $2, into: r) }
+            r.outcome.resolved = try r.resolver.finish(committedInputOffset: r.target.committedInputOffset, committedRekeyedOffset: r.target.committedRekeyedOffset) {
+                try release(key: $0, value: $1, inputEnd: $2, into: r)
+            }
             r.outcome.dropped = r.resolver.dropped
             r.outcome.end = r.end!
             r.outcome.staleInRedis = Array(r.stale)

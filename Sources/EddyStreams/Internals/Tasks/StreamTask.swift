@@ -48,6 +48,9 @@ final class StreamTask: RepartitionTarget {
     private var runningRekeyed = false
     /// Records re-keyed since the last commit (`eddy_rekeyed_source_records_total`).
     private var rekeyedRecords = 0
+    /// Whether a re-keyed record was released to this task since the last commit (it
+    /// needs a commit; see `hasUncommittedWork`).
+    private var deliveredRekeyed = false
     private var rekeyKey: [UInt8] = []
     /// Present when an operator of the topology schedules timers.
     let timers: TaskTimers?
@@ -60,10 +63,12 @@ final class StreamTask: RepartitionTarget {
     /// The next offset to process; everything before it is in the stores or dead-lettered.
     var nextOffset: Int64
     /// How far the task has processed its inputs: `nextOffset`, plus `rekeyedNextOffset`
-    /// for a source task. It only grows, and equal positions mean equal state.
+    /// for a source task. It only grows along the committed chain; two attempts with the
+    /// same position are told apart by `rekeyedNextOffset` (carried next to it in changelog
+    /// and repartition headers).
     var position: Int64 { nextOffset + rekeyedNextOffset }
-    /// `position` as of the last durable commit (nil: nothing committed yet).
-    var committedPosition: Int64?
+    /// `nextOffset` as of the last durable commit (nil: nothing committed yet).
+    var committedOffset: Int64?
     /// Event time (ms), what fires timers: a source task's largest record timestamp; a
     /// repartition task's is the time all its upstream partitions have reached
     /// (`RepartitionIntake.watermark`).
@@ -93,13 +98,13 @@ final class StreamTask: RepartitionTarget {
     /// Per output topic: the source offset it last wrote a record for, and how many it wrote
     /// for it (the last part of `eddy.id` counts per topic, so a node writing another topic
     /// cannot shift them).
-    private var topicRecordsOfInput: [(offset: Int64, count: Int)]
+    private var topicRecordsOfInput: [(offset: Int64, rekeyed: Bool, count: Int)]
     private let keyField: Int
 
     init(partition: TopicPartition, operators: [OperatorNode?], roots: [OperatorNode], outputs: [any RepartitionOutput],
          stores: [(store: any StateStore, changelog: InternalPartition)], intake: (RepartitionIntake, CompiledTopology.RepartitionEdge.Kind)?,
          rekey: (output: SourceRekeyOutput, intake: RepartitionIntake, partition: TopicPartition, nextOffset: Int64)?,
-         timers: TaskTimers?, topology: CompiledTopology, deadLetters: DeadLetterQueue, metrics: StreamsMetrics, nextOffset: Int64, committedPosition: Int64?) {
+         timers: TaskTimers?, topology: CompiledTopology, deadLetters: DeadLetterQueue, metrics: StreamsMetrics, nextOffset: Int64, committedOffset: Int64?) {
         self.partition = partition
         self.operators = operators
         self.roots = roots
@@ -118,10 +123,10 @@ final class StreamTask: RepartitionTarget {
         self.deadLetters = deadLetters
         self.metrics = metrics
         self.nextOffset = nextOffset
-        self.committedPosition = committedPosition
+        self.committedOffset = committedOffset
         combinedSince = nextOffset + (rekey?.nextOffset ?? 0)
         streamTime = timers?.storedStreamTime ?? .min
-        topicRecordsOfInput = Array(repeating: (-1, 0), count: topology.outputTopics.count)
+        topicRecordsOfInput = Array(repeating: (-1, false, 0), count: topology.outputTopics.count)
     }
 
     // MARK: processing
@@ -192,6 +197,7 @@ final class StreamTask: RepartitionTarget {
             try decoder.extract(record.json)
             if record.timestamp > streamTime { streamTime = record.timestamp }
             runningRekeyed = true
+            deliveredRekeyed = true
             defer { runningRekeyed = false }
             try run(Record(value: record.json, fields: decoder, timestamp: record.timestamp, offset: receiving), key: key, judgedBy: streamTime)
         case .sourceRecords:
@@ -315,9 +321,9 @@ final class StreamTask: RepartitionTarget {
                 continue
             }
             var n = topicRecordsOfInput[sink.topicIndex]
-            if n.offset != input.offset { n = (input.offset, 0) }
+            if n.offset != input.offset || n.rekeyed != runningRekeyed { n = (input.offset, runningRekeyed, 0) }
             let id = Array("\(inputPartition.topic)/\(inputPartition.partition)/\(input.offset)/\(n.count)".utf8)
-            topicRecordsOfInput[sink.topicIndex] = (input.offset, n.count + 1)
+            topicRecordsOfInput[sink.topicIndex] = (input.offset, runningRekeyed, n.count + 1)
             topicRecordBytes += value.count + (key?.count ?? 0) + id.count
             topicRecords.append(TopicRecord(topic: sink.topic, key: key, value: value, id: id))
         }
@@ -325,9 +331,16 @@ final class StreamTask: RepartitionTarget {
 
     // MARK: commit
 
+    /// Whether the task needs a commit. Progress on the source repartition partition alone
+    /// (markers, empty records, records still waiting for their marker) does not: every
+    /// source task's commit writes to every partition of that topic, so if reading them
+    /// called for a commit, source tasks would make each other commit forever. That
+    /// progress is committed with the task's next commit (the intake's state with its
+    /// offset), or read again after a restart.
     var hasUncommittedWork: Bool {
-        rematerialize || committedPosition != position || !pendingWrites.isEmpty || !topicRecords.isEmpty || stores.contains { $0.store.hasChanges }
-            || outputs.contains { !$0.isEmpty } || intake?.hasChanges == true || rekeyIntake?.hasChanges == true
+        rematerialize || committedOffset != nextOffset || !pendingWrites.isEmpty || !topicRecords.isEmpty
+            || stores.contains { $0.store.hasChanges && $0.store !== rekeyIntake?.store }
+            || outputs.contains { !$0.isEmpty } || intake?.hasChanges == true || deliveredRekeyed
     }
 
     /// Whether a commit would change state or Redis, not only offsets.
@@ -358,7 +371,7 @@ final class StreamTask: RepartitionTarget {
             // change (all records filtered): the group moves past their end.
             try changelogs.writeMarkerIfOwed(changelog)
             try store.forEachChange { key, value in
-                try changelogs.sendChange(to: changelog, key: key, value: value, inputEnd: position)
+                try changelogs.sendChange(to: changelog, key: key, value: value, inputEnd: position, rekeyedEnd: rekeyedNextOffset)
             }
         }
     }
@@ -382,7 +395,8 @@ final class StreamTask: RepartitionTarget {
             metrics.rekeyedSourceRecords.add(rekeyedRecords, ordering: .relaxed)
             rekeyedRecords = 0
         }
-        committedPosition = position
+        committedOffset = nextOffset
+        deliveredRekeyed = false
         pendingWrites.removeAll()
         topicRecords.removeAll()
         topicRecordBytes = 0
@@ -394,7 +408,6 @@ final class StreamTask: RepartitionTarget {
 
     /// After the outputs' records are committed downstream.
     func clearOutputs() {
-        rekeyOutput?.committed(at: position)
         for output in outputs { output.clear() }
         combinedSince = position
     }
@@ -408,7 +421,7 @@ final class StreamTask: RepartitionTarget {
 /// driver's capture.
 protocol ChangelogWriter {
     func writeMarkerIfOwed(_ changelog: InternalPartition) throws
-    func sendChange(to changelog: InternalPartition, key: [UInt8], value: [UInt8]?, inputEnd: Int64) throws
+    func sendChange(to changelog: InternalPartition, key: [UInt8], value: [UInt8]?, inputEnd: Int64, rekeyedEnd: Int64) throws
 }
 
 /// A record for an output topic (`Topology.TopicSink`).

@@ -72,7 +72,7 @@ struct TaskBuilder {
     /// sub-topology, and the upstream halves of the nodes it feeds through repartition
     /// topics. A source task also re-keys: `rekeyedNextOffset` is where it reads its
     /// partition of the source repartition topic.
-    func build(_ tp: TopicPartition, nextOffset: Int64, rekeyedNextOffset: Int64 = 0, committedPosition: Int64?) throws -> StreamTask {
+    func build(_ tp: TopicPartition, nextOffset: Int64, rekeyedNextOffset: Int64 = 0, committedOffset: Int64?) throws -> StreamTask {
         guard let s = topology.subtopology(reading: tp.topic) else { throw RuntimeError("\(tp.topic) is not an input of this topology") }
         var tables: [Int: AggregateTable] = [:]
         var keyValueStores: [Int: KeyValueStore] = [:]
@@ -143,17 +143,17 @@ struct TaskBuilder {
         }
         var intake: (RepartitionIntake, CompiledTopology.RepartitionEdge.Kind)?
         var rekey: (output: SourceRekeyOutput, intake: RepartitionIntake, partition: TopicPartition, nextOffset: Int64)?
-        let created = RepartitionIntake(store: intakeStore, usesMarkers: usesMarkers, upstreams: partitionCount)
+        // A repartition task's intake, or a source task's for records re-keyed to it.
+        let reading = RepartitionIntake(store: intakeStore, usesMarkers: usesMarkers, upstreams: partitionCount)
+        reading.load()
         if let first = topology.subtopologies[s].rekeyNode, let edge = topology.nodes[first].repartition {
-            created.load()
-            intake = (created, edge.kind)
+            intake = (reading, edge.kind)
         } else if let partner = rekeyedPartner(of: tp) {
-            created.load()
-            let output = SourceRekeyOutput(edge: topology.sourceRekey, since: nextOffset + rekeyedNextOffset)
+            let output = SourceRekeyOutput(edge: topology.sourceRekey)
             outputs.append(output)
-            rekey = (output, created, partner, rekeyedNextOffset)
+            rekey = (output, reading, partner, rekeyedNextOffset)
         }
         return StreamTask(partition: tp, operators: operators, roots: roots, outputs: outputs, stores: stores, intake: intake, rekey: rekey, timers: timers,
-                          topology: topology, deadLetters: deadLetters, metrics: metrics, nextOffset: nextOffset, committedPosition: committedPosition)
+                          topology: topology, deadLetters: deadLetters, metrics: metrics, nextOffset: nextOffset, committedOffset: committedOffset)
     }
 }

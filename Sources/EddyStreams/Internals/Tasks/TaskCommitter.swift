@@ -194,24 +194,18 @@ final class TaskCommitter {
     /// Sends what a re-keying node gathered to the partitions owning their keys, and an
     /// empty record to every other partition: each committed attempt reaches every
     /// downstream task, so each sees an unbroken chain of upstream ranges (`RepartitionIntake`).
-    /// The source repartition topic is the exception: an attempt with nothing for it sends
-    /// nothing there (`SourceRekeyOutput`).
     private func send(_ output: any RepartitionOutput, of task: StreamTask, through producer: StreamProducer) throws {
-        var start = task.combinedSince
-        if let rekey = output as? SourceRekeyOutput {
-            if rekey.isEmpty { return }
-            start = rekey.since
-        }
+        let start = task.combinedSince
         let count = context.partitionCount
         var reached = [Bool](repeating: false, count: count)
         let upstream = task.partition.partition
         try output.forEachRecord { key, value in
             let q = output.partition(of: key, count: count)
             reached[Int(q)] = true
-            try producer.sendPartial(to: output.edge.partition(q), key: key, value: value, upstream: upstream, start: start, end: task.position, streamTime: task.streamTime)
+            try producer.sendPartial(to: output.edge.partition(q), key: key, value: value, upstream: upstream, start: start, end: task.position, rekeyedEnd: task.rekeyedNextOffset, streamTime: task.streamTime)
         }
         for q in 0..<count where !reached[q] {
-            try producer.sendPartial(to: output.edge.partition(Int32(q)), key: nil, value: [], upstream: upstream, start: start, end: task.position, streamTime: task.streamTime)
+            try producer.sendPartial(to: output.edge.partition(Int32(q)), key: nil, value: [], upstream: upstream, start: start, end: task.position, rekeyedEnd: task.rekeyedNextOffset, streamTime: task.streamTime)
         }
     }
 

@@ -120,7 +120,7 @@ final class TaskManager {
             restore = nil
         }
         for tp in partitions {
-            if let index = topicIndex(of: tp) { taskLookup[index][Int(tp.partition)] = nil }
+            if let index = topicIndex(of: tp), Int(tp.partition) < context.partitionCount { taskLookup[index][Int(tp.partition)] = nil }
             guard let task = tasks.removeValue(forKey: tp) else { continue }
             if let partner = task.rekeyedPartition { taskLookup[topicIndex(of: partner)!][Int(partner.partition)] = nil }
             for (_, changelog) in task.stores { changelogs.insert(changelog) }
@@ -189,7 +189,7 @@ final class TaskManager {
                     let checkpoint = try context.database.get(offsets, key: Changelogs.checkpointKey(changelog)).flatMap(decodeOffset) ?? 0
                     target = targets.count
                     targets.append(.init(changelog: changelog, columnFamily: try builder.columnFamily(of: spec, partition: tp.partition), checkpoint: checkpoint,
-                                         committedInputOffset: r.committedPosition, redisWatermark: redisWatermark))
+                                         committedInputOffset: r.committedPosition, committedRekeyedOffset: r.rekeyedCommitted ?? 0, redisWatermark: redisWatermark))
                 }
                 stores.append(.init(changelog: changelog, target: target))
             }
@@ -216,7 +216,7 @@ final class TaskManager {
             let tp = r.partition
             let replay = context.replayStart(of: tp)
             let task = try builder.build(tp, nextOffset: r.committed ?? replay?.offset ?? 0, rekeyedNextOffset: r.rekeyedCommitted ?? 0,
-                                         committedPosition: r.committedPosition)
+                                         committedOffset: r.committed)
             var nothingCommitted = true
             var restored = false, staleInTask = 0
             for (store, (taskStore, _)) in zip(stores, task.stores) {
@@ -244,7 +244,7 @@ final class TaskManager {
             let s = context.topology.subtopology(reading: tp.topic)
             for edge in context.topology.repartitionEdges where edge.upstream == s {
                 for q in 0..<Int32(context.partitionCount) {
-                    producer.oweResolution(on: edge.partition(q), upstream: tp.partition, committed: r.committedPosition)
+                    producer.oweResolution(on: edge.partition(q), upstream: tp.partition, committed: r.committedPosition, rekeyedCommitted: r.rekeyedCommitted ?? 0)
                 }
             }
             task.openedWithState = r.committed != nil
