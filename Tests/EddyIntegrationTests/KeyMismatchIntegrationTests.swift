@@ -43,28 +43,7 @@ final class KeyMismatchIntegrationTests: XCTestCase {
             }
             try producer.flush()
             let topology = services.workDir.appendingPathComponent("keys-\(keying).yaml").path
-            try """
-                application: keys-\(keying)
-                namespace: \(keying)
-                source: {topic: \(topic), key: user_id, timestamp: ts}
-                nodes:
-                  - name: per_user
-                    aggregate: {group_by: [user_id], sum: [price]}
-                    to_redis: {type: hash, key: "user:{user_id}"}
-                  - name: last_items
-                    recent: {group_by: [user_id], field: item_id, size: 3}
-                    to_redis: {type: string, key: "user:{user_id}:last", value: recent}
-                  - name: sessions
-                    session: {group_by: [user_id], gap: 10m, grace: 1d}
-                    to_redis: {type: hash, key: "session:{session_id}"}
-                  - name: closed
-                    input: sessions
-                    aggregate: {group_by: [user_id], sum: [events]}
-                    to_redis: {type: hash, key: "user:{user_id}:closed"}
-                  - name: per_item
-                    aggregate: {group_by: [item_id]}
-                    to_redis: {type: hash, key: "item:{item_id}"}
-                """.write(toFile: topology, atomically: true, encoding: .utf8)
+            try keyedAnyWayTopology(application: "keys-\(keying)", topic: topic, namespace: keying).write(toFile: topology, atomically: true, encoding: .utf8)
             let run = try EddyCLI.run(["run", topology, "--config", config, "--until-caught-up", "--json"])
             XCTAssertEqual(run.status, 0, String(run.stderr.suffix(3000)))
             let summary = try runSummary(run.stdout)

@@ -11,29 +11,7 @@ import XCTest
 final class SourceRekeyTests: XCTestCase {
     private static let partitions = 4
 
-    /// Per-user counts and sums, each user's last items, sessions per user closed into a
-    /// per-user tally, and a count per item (re-keyed by a node, as partials).
-    private static let topology = """
-        application: a
-        source: {topic: clicks, key: user_id, timestamp: ts}
-        nodes:
-          - name: per_user
-            aggregate: {group_by: [user_id], sum: [price]}
-            to_redis: {type: hash, key: "user:{user_id}"}
-          - name: last_items
-            recent: {group_by: [user_id], field: item_id, size: 3}
-            to_redis: {type: string, key: "user:{user_id}:last", value: recent}
-          - name: sessions
-            session: {group_by: [user_id], gap: 10m, grace: 1d}
-            to_redis: {type: hash, key: "session:{session_id}"}
-          - name: closed
-            input: sessions
-            aggregate: {group_by: [user_id], sum: [events]}
-            to_redis: {type: hash, key: "user:{user_id}:closed"}
-          - name: per_item
-            aggregate: {group_by: [item_id]}
-            to_redis: {type: hash, key: "item:{item_id}"}
-        """
+    private static let topology = keyedAnyWayTopology(application: "a", topic: "clicks")
 
     private struct Event {
         let user: Int, session: Int, item: Int, price: Int, time: Int64
