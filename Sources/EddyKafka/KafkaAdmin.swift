@@ -1,6 +1,7 @@
 import CRdKafka
 
-/// Topic administration: create topics with explicit configs, read partition counts.
+/// Topic administration: create topics with explicit configs, read partition counts, delete
+/// records below an offset.
 public final class KafkaAdmin {
     let handle: OpaquePointer
 
@@ -57,6 +58,34 @@ public final class KafkaAdmin {
             let msg = rd_kafka_topic_result_error_string(list[i]).map { String(cString: $0) } ?? ""
             throw KafkaError(code: err.rawValue, message: "\(operation): \(String(cString: rd_kafka_err2str(err))) \(msg)")
         }
+    }
+
+    /// Deletes the records before each offset (Kafka's DeleteRecords: the partition's start
+    /// moves up to it); returns the partitions' new start offsets. A partition's own error
+    /// throws, naming it.
+    @discardableResult
+    public func deleteRecords(before offsets: [TopicPartition: Int64], timeoutMs: Int32 = 15_000) throws -> [TopicPartition: Int64] {
+        guard !offsets.isEmpty else { return [:] }
+        let list = makePartitionList(offsets.map { ($0.key, $0.value) })
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        var request: OpaquePointer? = rd_kafka_DeleteRecords_new(list)
+        defer { rd_kafka_DeleteRecords_destroy(request) }
+        let queue = rd_kafka_queue_new(handle)!
+        defer { rd_kafka_queue_destroy(queue) }
+        rd_kafka_DeleteRecords(handle, &request, 1, nil, queue)
+        guard let event = rd_kafka_queue_poll(queue, timeoutMs) else {
+            throw KafkaError(code: -1, message: "delete records: no answer from the broker in \(timeoutMs) ms")
+        }
+        defer { rd_kafka_event_destroy(event) }
+        try KafkaError.check(rd_kafka_event_error(event), "delete records")
+        guard let result = rd_kafka_event_DeleteRecords_result(event), let done = rd_kafka_DeleteRecords_result_offsets(result) else { return [:] }
+        var starts: [TopicPartition: Int64] = [:]
+        for e in UnsafeBufferPointer(start: done.pointee.elems, count: Int(done.pointee.cnt)) {
+            let tp = TopicPartition(String(cString: e.topic), e.partition)
+            try KafkaError.check(e.err, "delete records of \(tp)")
+            starts[tp] = e.offset
+        }
+        return starts
     }
 
     /// The partition count of `topic`, or nil if the broker does not know it.

@@ -64,6 +64,9 @@ public struct RuntimeConfig: Equatable, Sendable {
     public var cacheMaxEntries = 1_000_000
     public var threads = 1
     public var commitIntervalMs = 1_000
+    /// How often a stream thread deletes what its group has committed past in the
+    /// repartition topics it reads (they keep records with no time limit otherwise).
+    public var repartitionPurgeIntervalMs = 30_000
     /// Records fetched per poll (one batch through the topology).
     public var pollBatchSize = 4_096
     /// Port for Prometheus `/metrics` on 127.0.0.1; nil turns the endpoint off.

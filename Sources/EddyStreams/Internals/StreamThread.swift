@@ -138,6 +138,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         }
         batch.release()
         commitUntilDone(markAll: true)
+        committer.finishPurge()
         if !tail.isIdle {
             // Redis did not take the last commit in time: its changes are in Kafka, and the
             // next start restores them from the changelogs and writes them to Redis.

@@ -5,8 +5,10 @@
 enum Repartitions: InternalTopics {
     static func topic(application: String, node: String) -> String { "\(application)-\(node)-repartition" }
 
-    /// Records are needed only until the downstream task has committed past them.
-    static let topicConfigs = ["cleanup.policy": "delete", "retention.ms": String(7 * 24 * 3600 * 1000)]
+    /// Records are needed until the downstream task has committed past them, however long
+    /// that takes: no time limit; the stream threads delete them once committed past
+    /// (`RepartitionPurge`).
+    static let topicConfigs = ["cleanup.policy": "delete", "retention.ms": "-1"]
 
     static func topics(of topology: CompiledTopology) -> [String] { topology.repartitionEdges.map(\.topic) }
 

@@ -35,9 +35,13 @@ final class TaskCommitter {
     private var kafkaOutageStart: ContinuousClock.Instant?
     /// How long a stop or a rebalance waits for Redis to take a pending commit tail.
     private static let tailGraceOnStop = Duration.seconds(5)
+    /// Deletes what the commits moved past in the repartition topics the thread reads.
+    private let purge: RepartitionPurge
 
     init(threadID: Int, context: RuntimeContext, manager: TaskManager, tail: CommitTail, deadLetters: DeadLetterQueue,
          cacheShare: WriteBackCacheShare, faults: FaultInjection, logger: Logger) {
+        purge = RepartitionPurge(deleter: KafkaRecordDeleter(kafka: KafkaConfig(context.config.kafkaClientProperties)),
+                                 interval: .milliseconds(context.config.repartitionPurgeIntervalMs), logger: logger, name: "eddy-repartition-purge-\(threadID)")
         self.threadID = threadID
         self.context = context
         self.manager = manager
@@ -47,6 +51,9 @@ final class TaskCommitter {
         self.faults = faults
         self.logger = logger
     }
+
+    /// At the thread's stop, after its last commit.
+    func finishPurge() { purge.finish() }
 
     /// Commits, retrying a few times. A failed attempt is aborted and leaves everything
     /// dirty, so nothing is lost: the next attempt sends it again. After a few failures it
@@ -127,6 +134,7 @@ final class TaskCommitter {
         guard !dirtyTasks.isEmpty || producer.owesRepartitionRecords || (markAll && producer.owesMarkers) else { return false }
         let start = ContinuousClock.now
         let inputPartitions = Set(dirtyTasks.flatMap { [$0.partition] + ($0.rekeyedPartition.map { [$0] } ?? []) })
+        let committedOffsets = Self.offsets(of: dirtyTasks)
         // Whether the attempt changes state or Redis (not only offsets): fault points care.
         let changesState = dirtyTasks.contains(where: \.changesState)
         do {
@@ -144,11 +152,12 @@ final class TaskCommitter {
                 try producer.flush()  // the records reach the broker, in a transaction that never commits
                 faults.maybeCrash(at: .beforeKafkaCommit)
             }
-            try producer.commit(offsets: Self.offsets(of: dirtyTasks), consumer: consumer)
+            try producer.commit(offsets: committedOffsets, consumer: consumer)
         } catch {
             producer.abort()
             throw error
         }
+        purge.committed(committedOffsets.filter { $0.key.topic != manager.sourceTopic })
         for task in dirtyTasks where !task.outputs.isEmpty { task.clearOutputs() }
         for repartition in manager.repartitionPartitions {
             if let end = producer.checkpoint(of: repartition) { context.tracker.wrote(repartition.topicPartition, upTo: end) }
