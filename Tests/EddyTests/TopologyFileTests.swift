@@ -243,8 +243,10 @@ final class TopologyFileTests: XCTestCase {
         XCTAssertEqual(config.redisPort, 16379)
         XCTAssertEqual(config.sessionTimeoutMs, 6000)
         XCTAssertThrowsError(try RuntimeConfigFile.parse("runtime:\n  thread: 2\n", file: "c.yaml")) {
-            XCTAssertEqual(($0 as? ConfigError)?.description, "c.yaml:2:3: field 'runtime.thread': unknown field 'thread' (expected one of: threads, commit_interval_ms, poll_batch_size, instance_id)")
+            XCTAssertEqual(($0 as? ConfigError)?.description, "c.yaml:2:3: field 'runtime.thread': unknown field 'thread' (expected one of: threads, commit_interval_ms, poll_batch_size, instance_id, repartition_purge_interval_ms)")
         }
+        XCTAssertEqual(try RuntimeConfigFile.parse("runtime: {repartition_purge_interval_ms: 250}\n", file: "c.yaml").repartitionPurgeIntervalMs, 250)
+        XCTAssertThrowsError(try RuntimeConfigFile.parse("runtime: {repartition_purge_interval_ms: 0}\n", file: "c.yaml"))
         XCTAssertThrowsError(try RuntimeConfigFile.parse("redis: {port: 99999}\n", file: "c.yaml")) {
             XCTAssertTrue(($0 as? ConfigError)?.description.contains("field 'redis.port'") ?? false)
         }
