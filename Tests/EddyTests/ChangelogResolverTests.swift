@@ -75,6 +75,82 @@ final class ChangelogResolverTests: XCTestCase {
         XCTAssertEqual(resolver.dropped, 1)
     }
 
+    func testAThroughMarkerReleasesItsLifesAttemptsButTheAbortedOnes() {
+        var resolver = ChangelogResolver(usesMarkers: true)
+        let c = CommitAttempt(life: 1, sequence: 3)
+        add(&resolver, "u1", "1", inputEnd: 10, of: a)
+        add(&resolver, "u1", "aborted", inputEnd: 20, of: b)
+        add(&resolver, "u2", "3", inputEnd: 20, of: c)
+        add(&resolver, "u9", "z", inputEnd: 20, of: zombie)
+        resolver.mark(.through(life: 1, sequence: 3, aborted: [2]), release: collect)
+        add(&resolver, "u3", "3", inputEnd: 20, of: c)  // after its marker: released at once
+        XCTAssertEqual(resolver.finish(committedInputOffset: 30, release: collect), [])
+        XCTAssertEqual(released, ["u1=1@10", "u2=3@20", "u3=3@20"])
+        XCTAssertEqual(resolver.dropped, 2)
+        let marking = InBandHeaders.Marking.through(life: 9, sequence: 40, aborted: [3, 17])
+        XCTAssertEqual(InBandHeaders.decodeMarking(InBandHeaders.encode(marking)), marking)
+        XCTAssertEqual(InBandHeaders.decodeMarking(InBandHeaders.encode(marking: [a, b])), .attempts([a, b]))
+    }
+
+    /// A changelog written as `StreamProducer` writes it — two lives, every seventh attempt
+    /// aborted, `Marking.through` per life, the second life naming the first one's last
+    /// attempt it resolved — compacted as Kafka does (aborted transactions' records gone,
+    /// then the last record per key): the restore gives the committed state, and the
+    /// compacted log keeps one marker per life (plus the resolved one), not one per commit.
+    func testACompactedChangelogRestoresTheCommittedStateAndKeepsOneMarkerPerLife() throws {
+        struct Entry { let key: String; let value: String; let attempt: CommitAttempt; let inputEnd: Int64; let marker: InBandHeaders.Marking?; let aborted: Bool }
+        var log: [Entry] = []
+        var committed: [String: String] = [:]
+        var input: Int64 = 0
+        var owedResolved: CommitAttempt?
+        for life in [UInt64(1), 2] {
+            var aborted: [UInt64] = []
+            var owesOwn = false
+            for seq in UInt64(1)...60 {
+                let attempt = CommitAttempt(life: life, sequence: seq)
+                let aborts = seq % 7 == 0 || (life == 1 && seq == 60)  // life 1 dies in its last attempt
+                if owesOwn {
+                    log.append(Entry(key: "eddy.marker.\(life)", value: "", attempt: attempt, inputEnd: 0,
+                                     marker: .through(life: life, sequence: seq - 1, aborted: aborted), aborted: aborts))
+                }
+                if let r = owedResolved {
+                    log.append(Entry(key: "eddy.marker.\(r.life).resolved", value: "", attempt: attempt, inputEnd: 0, marker: .attempts([r]), aborted: aborts))
+                }
+                let end = input + 10
+                for k in 0..<3 { log.append(Entry(key: "k\((Int(seq) * 3 + k) % 11)", value: "\(life).\(seq).\(k)", attempt: attempt, inputEnd: end, marker: nil, aborted: aborts)) }
+                if aborts {
+                    aborted.append(seq)
+                } else {
+                    for k in 0..<3 { committed["k\((Int(seq) * 3 + k) % 11)"] = "\(life).\(seq).\(k)" }
+                    input = end
+                    owesOwn = true
+                    owedResolved = nil
+                }
+                if life == 1 && seq == 59 { owesOwn = false }  // dies before marking 59: the next life resolves it
+            }
+            if life == 1 { owedResolved = CommitAttempt(life: 1, sequence: 59) }
+        }
+        func restore(_ entries: [Entry]) throws -> [String: String] {
+            var state: [String: String] = [:]
+            var resolver = ChangelogResolver(usesMarkers: true)
+            let apply: ChangelogResolver.Release = { k, v, _ in state[String(decoding: k, as: UTF8.self)] = String(decoding: v, as: UTF8.self) }
+            for e in entries {
+                if let m = e.marker { try resolver.mark(m, release: apply); continue }
+                try Array(e.key.utf8).withUnsafeBytes { k in try Array(e.value.utf8).withUnsafeBytes { v in try resolver.add(key: k, value: v, inputEnd: e.inputEnd, of: e.attempt, release: apply) } }
+            }
+            _ = try resolver.finish(committedInputOffset: input, release: apply)
+            return state
+        }
+        XCTAssertEqual(try restore(log), committed, "the whole log, aborted records included (as Tansu delivers them)")
+        var compacted: [Entry] = []
+        var last: [String: Int] = [:]
+        let live = log.filter { !$0.aborted }
+        for (i, e) in live.enumerated() { last[e.key] = i }
+        for (i, e) in live.enumerated() where last[e.key] == i { compacted.append(e) }
+        XCTAssertEqual(try restore(compacted), committed, "compacted")
+        XCTAssertEqual(compacted.filter { $0.marker != nil }.map(\.key).sorted(), ["eddy.marker.1", "eddy.marker.1.resolved", "eddy.marker.2"])
+    }
+
     func testAtLeastOnceReleasesEveryRecordInOrder() {
         var resolver = ChangelogResolver(usesMarkers: false)
         add(&resolver, "u1", "1", inputEnd: 10, of: a)

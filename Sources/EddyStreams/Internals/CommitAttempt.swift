@@ -14,8 +14,10 @@ struct CommitAttempt: Hashable, Sendable {
 /// - every data record carries `eddy.attempt`: its attempt and the input offset the task had
 ///   reached (24 bytes, little-endian: life, sequence, input end);
 /// - a marker record carries `eddy.marker`: attempts known to have committed (16 bytes
-///   each). The marker for attempt N is written in a later transaction, after N's commit
-///   returned, so even a marker that is itself in an aborted transaction tells the truth;
+///   each), or on changelogs every attempt of its life up to a sequence but the aborted
+///   ones (`Marking.through`, keyed by the life so it compacts). The marker for attempt N
+///   is written in a later transaction, after N's commit returned, so even a marker that
+///   is itself in an aborted transaction tells the truth;
 /// - a repartition record carries `eddy.partial` instead: its attempt, the upstream
 ///   partition, the upstream input range its records cover, and the upstream task's stream
 ///   time at the commit (48 bytes: life, sequence, upstream partition, start, end, stream
@@ -110,6 +112,45 @@ enum InBandHeaders {
     static func decodeMarker(_ bytes: [UInt8]) -> [CommitAttempt]? {
         guard bytes.count % 16 == 0 else { return nil }
         return stride(from: 0, to: bytes.count, by: 16).map { CommitAttempt(life: read(bytes, $0), sequence: read(bytes, $0 + 8)) }
+    }
+
+    /// What a marker says committed: the attempts it names, or — on changelogs, where
+    /// markers must compact — every attempt of one life up to a sequence except the aborted
+    /// ones it lists (each such marker of a life includes what its earlier ones said, so the
+    /// one compaction keeps, the last, is enough).
+    enum Marking: Equatable {
+        case attempts([CommitAttempt])
+        case through(life: UInt64, sequence: UInt64, aborted: [UInt64])
+
+        func covers(_ a: CommitAttempt) -> Bool {
+            switch self {
+            case .attempts(let list): return list.contains(a)
+            case .through(let life, let sequence, let aborted): return a.life == life && a.sequence <= sequence && !aborted.contains(a.sequence)
+            }
+        }
+    }
+
+    /// `.through` is 0xC1, life, sequence, the aborted count (4 bytes), the aborted
+    /// sequences: 21 + 8k bytes, never a multiple of 16 like a list of attempts.
+    static func encode(_ marking: Marking) -> [UInt8] {
+        switch marking {
+        case .attempts(let list): return encode(marking: list)
+        case .through(let life, let sequence, let aborted):
+            var out: [UInt8] = [0xC1]
+            append(life, to: &out)
+            append(sequence, to: &out)
+            withUnsafeBytes(of: UInt32(aborted.count).littleEndian) { out.append(contentsOf: $0) }
+            for s in aborted { append(s, to: &out) }
+            return out
+        }
+    }
+
+    static func decodeMarking(_ bytes: [UInt8]) -> Marking? {
+        if let list = decodeMarker(bytes) { return .attempts(list) }
+        guard bytes.count >= 21, bytes[0] == 0xC1 else { return nil }
+        let count = Int(bytes.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 17, as: UInt32.self)) })
+        guard bytes.count == 21 + 8 * count else { return nil }
+        return .through(life: read(bytes, 1), sequence: read(bytes, 9), aborted: (0..<count).map { read(bytes, 21 + 8 * $0) })
     }
 
     private static func append(_ v: UInt64, to out: inout [UInt8]) {

@@ -23,6 +23,8 @@ final class StreamProducer: ChangelogWriter {
     /// This producer's life: random, so two lives never share attempt ids.
     let life = UInt64.random(in: 1...UInt64.max)
     private var sequence: UInt64 = 1
+    /// This life's attempts that aborted (rare: a failed commit), left out of its markers.
+    private var abortedSequences: [UInt64] = []
     private var inTransaction = false
     /// Attempts known to have committed, per internal partition, not yet marked there.
     private var unmarked: [InternalPartition: [CommitAttempt]] = [:]
@@ -167,12 +169,30 @@ final class StreamProducer: ChangelogWriter {
     }
 
     /// A marker is not data: the attempt that carries it owes no marker for it.
+    ///
+    /// On a repartition partition (deleted by time and purge, never compacted) the marker
+    /// names the attempts, under a key of its own. On a changelog it must compact away: this
+    /// life's attempts are marked by one `Marking.through` keyed by the life (every attempt
+    /// of the life so far but the aborted ones; each supersedes the last), so a compacted
+    /// changelog keeps one marker per life, not one per commit; attempts of earlier lives
+    /// that a restore resolved are named under a key per earlier life (one per restart).
     func writeMarkerIfOwed(_ changelog: InternalPartition) throws {
         guard guarantee == .exactlyOnce, let attempts = unmarked[changelog], !attempts.isEmpty,
               markedThisAttempt.insert(changelog).inserted else { return }
-        try send(topic: changelog.topic, partition: changelog.partition,
-                 key: Array("eddy.marker.\(life).\(sequence)".utf8), value: InBandHeaders.encode(marking: attempts),
-                 headers: [(InBandHeaders.marker, [])], tag: changelog.tag)
+        func marker(_ key: String, _ marking: InBandHeaders.Marking) throws {
+            try send(topic: changelog.topic, partition: changelog.partition, key: Array(key.utf8), value: InBandHeaders.encode(marking),
+                     headers: [(InBandHeaders.marker, [])], tag: changelog.tag)
+        }
+        if changelog.isRepartition { return try marker("eddy.marker.\(life).\(sequence)", .attempts(attempts)) }
+        if attempts.contains(where: { $0.life == life }) {
+            // Every attempt before the current one has committed or aborted: the marker
+            // covers them all, so it never says less than an earlier one of this life.
+            let through = sequence - 1
+            try marker("eddy.marker.\(life)", .through(life: life, sequence: through, aborted: abortedSequences.filter { $0 <= through }))
+        }
+        for (earlier, theirs) in Dictionary(grouping: attempts.filter { $0.life != life }, by: \.life) {
+            try marker("eddy.marker.\(earlier).resolved", .attempts(theirs))
+        }
     }
 
     /// Commits the attempt: `offsets` (next input offsets) become the group's position
@@ -218,6 +238,7 @@ final class StreamProducer: ChangelogWriter {
         markedThisAttempt.removeAll()
         touched.removeAll()
         resolvedThisAttempt = false
+        abortedSequences.append(sequence)
         sequence += 1
     }
 

@@ -115,6 +115,7 @@ final class RepartitionIntake {
             guard let partial = InBandHeaders.decodePartial(header) else { return }
             try add(partial, key: message.key, value: message.value, into: target)
         } else if message.header(InBandHeaders.marker) != nil {
+            // Repartition markers name their attempts (`StreamProducer.writeMarkerIfOwed`).
             for attempt in InBandHeaders.decodeMarker(Array(message.value)) ?? [] { try release(attempt, into: target) }
         } else if message.header(InBandHeaders.resolution) != nil {
             guard let r = InBandHeaders.decodeResolution(Array(message.value)) else { return }

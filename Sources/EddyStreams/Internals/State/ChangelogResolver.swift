@@ -49,6 +49,8 @@ struct ChangelogResolver {
 
     private let usesMarkers: Bool
     private var marked: Set<CommitAttempt> = []
+    /// Per life, the last `Marking.through` read: it covers that life's earlier ones.
+    private var markedThrough: [UInt64: InBandHeaders.Marking] = [:]
     private var pending: [CommitAttempt: Pending] = [:]
     /// Unmarked attempts in the order their first record appeared.
     private var order: [CommitAttempt] = []
@@ -58,14 +60,28 @@ struct ChangelogResolver {
 
     mutating func add(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, inputEnd: Int64, rekeyedEnd: Int64 = 0, of attempt: CommitAttempt,
                       release: Release) rethrows {
-        if !usesMarkers || marked.contains(attempt) { return try release(key, value, inputEnd) }
+        if !usesMarkers || marked.contains(attempt) || markedThrough[attempt.life]?.covers(attempt) == true { return try release(key, value, inputEnd) }
         if pending[attempt] == nil { order.append(attempt) }
         pending[attempt, default: Pending()].append(key: key, value: value, inputEnd: inputEnd, rekeyedEnd: rekeyedEnd)
     }
 
     mutating func mark(_ attempts: [CommitAttempt], release: Release) rethrows {
-        for attempt in attempts where marked.insert(attempt).inserted {
-            try pending.removeValue(forKey: attempt)?.release(release)
+        try mark(.attempts(attempts), release: release)
+    }
+
+    /// Releases what the marker says committed, attempt by attempt in the order they
+    /// appeared (a life's attempts appear in sequence order).
+    mutating func mark(_ marking: InBandHeaders.Marking, release: Release) rethrows {
+        switch marking {
+        case .attempts(let attempts):
+            for attempt in attempts where marked.insert(attempt).inserted {
+                try pending.removeValue(forKey: attempt)?.release(release)
+            }
+        case .through(let life, _, _):
+            markedThrough[life] = marking
+            for attempt in order where pending[attempt] != nil && marking.covers(attempt) {
+                try pending.removeValue(forKey: attempt)!.release(release)
+            }
         }
     }
 

@@ -224,8 +224,8 @@ final class ChangelogRestore {
                     if let (attempt, inputEnd, rekeyedEnd) = InBandHeaders.decodeAttempt(header), let key = message.key {
                         try r.resolver.add(key: key, value: message.value, inputEnd: inputEnd, rekeyedEnd: rekeyedEnd, of: attempt) { try release(key: $0, value: $1, inputEnd: $2, into: r) }
                     }
-                } else if message.header(InBandHeaders.marker) != nil, let attempts = InBandHeaders.decodeMarker(Array(message.value)) {
-                    try r.resolver.mark(attempts) { try release(key: $0, value: $1, inputEnd: $2, into: r) }
+                } else if message.header(InBandHeaders.marker) != nil, let marking = InBandHeaders.decodeMarking(Array(message.value)) {
+                    try r.resolver.mark(marking) { try release(key: $0, value: $1, inputEnd: $2, into: r) }
                 }
             }
             let now = ContinuousClock.now
