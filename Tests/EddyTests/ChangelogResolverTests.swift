@@ -82,12 +82,12 @@ final class ChangelogResolverTests: XCTestCase {
         add(&resolver, "u1", "aborted", inputEnd: 20, of: b)
         add(&resolver, "u2", "3", inputEnd: 20, of: c)
         add(&resolver, "u9", "z", inputEnd: 20, of: zombie)
-        resolver.mark(.through(life: 1, sequence: 3, aborted: [2]), release: collect)
+        resolver.mark(.through(life: 1, sequence: 3, aborted: [2...2]), release: collect)
         add(&resolver, "u3", "3", inputEnd: 20, of: c)  // after its marker: released at once
         XCTAssertEqual(resolver.finish(committedInputOffset: 30, release: collect), [])
         XCTAssertEqual(released, ["u1=1@10", "u2=3@20", "u3=3@20"])
         XCTAssertEqual(resolver.dropped, 2)
-        let marking = InBandHeaders.Marking.through(life: 9, sequence: 40, aborted: [3, 17])
+        let marking = InBandHeaders.Marking.through(life: 9, sequence: 40, aborted: [3...3, 17...21])
         XCTAssertEqual(InBandHeaders.decodeMarking(InBandHeaders.encode(marking)), marking)
         XCTAssertEqual(InBandHeaders.decodeMarking(InBandHeaders.encode(marking: [a, b])), .attempts([a, b]))
     }
@@ -104,7 +104,7 @@ final class ChangelogResolverTests: XCTestCase {
         var input: Int64 = 0
         var owedResolved: CommitAttempt?
         for life in [UInt64(1), 2] {
-            var aborted: [UInt64] = []
+            var aborted: [ClosedRange<UInt64>] = []
             var owesOwn = false
             for seq in UInt64(1)...60 {
                 let attempt = CommitAttempt(life: life, sequence: seq)
@@ -114,12 +114,12 @@ final class ChangelogResolverTests: XCTestCase {
                                      marker: .through(life: life, sequence: seq - 1, aborted: aborted), aborted: aborts))
                 }
                 if let r = owedResolved {
-                    log.append(Entry(key: "eddy.marker.\(r.life).resolved", value: "", attempt: attempt, inputEnd: 0, marker: .attempts([r]), aborted: aborts))
+                    log.append(Entry(key: "eddy.marker.\(r.life).\(r.sequence)", value: "", attempt: attempt, inputEnd: 0, marker: .attempts([r]), aborted: aborts))
                 }
                 let end = input + 10
                 for k in 0..<3 { log.append(Entry(key: "k\((Int(seq) * 3 + k) % 11)", value: "\(life).\(seq).\(k)", attempt: attempt, inputEnd: end, marker: nil, aborted: aborts)) }
                 if aborts {
-                    aborted.append(seq)
+                    aborted.append(seq...seq)
                 } else {
                     for k in 0..<3 { committed["k\((Int(seq) * 3 + k) % 11)"] = "\(life).\(seq).\(k)" }
                     input = end
@@ -148,7 +148,7 @@ final class ChangelogResolverTests: XCTestCase {
         for (i, e) in live.enumerated() { last[e.key] = i }
         for (i, e) in live.enumerated() where last[e.key] == i { compacted.append(e) }
         XCTAssertEqual(try restore(compacted), committed, "compacted")
-        XCTAssertEqual(compacted.filter { $0.marker != nil }.map(\.key).sorted(), ["eddy.marker.1", "eddy.marker.1.resolved", "eddy.marker.2"])
+        XCTAssertEqual(compacted.filter { $0.marker != nil }.map(\.key).sorted(), ["eddy.marker.1", "eddy.marker.1.59", "eddy.marker.2"])
     }
 
     func testAtLeastOnceReleasesEveryRecordInOrder() {

@@ -1,9 +1,10 @@
 /// The changelog topics of a topology's stores, `<application>-<store>-changelog`, one
 /// partition per input partition (task). Local RocksDB state is a cache of them.
 enum Changelogs: InternalTopics {
-    /// Compacted: restore needs only the latest value per key, and markers have unique
-    /// keys so they stay. (A broker that compacts without hiding aborted records could
-    /// keep an aborted value over a committed one; Tansu 0.6.0 does not compact.)
+    /// Compacted: restore needs only the latest value per key; markers are keyed so that
+    /// one per producer life stays (`StreamProducer.writeMarkerIfOwed`). (A broker that
+    /// compacts without removing aborted records could keep an aborted value over a
+    /// committed one.)
     static let topicConfigs = ["cleanup.policy": "compact"]
 
     static func topic(application: String, store: String) -> String { "\(application)-\(store)-changelog" }

@@ -120,18 +120,21 @@ enum InBandHeaders {
     /// one compaction keeps, the last, is enough).
     enum Marking: Equatable {
         case attempts([CommitAttempt])
-        case through(life: UInt64, sequence: UInt64, aborted: [UInt64])
+        /// `aborted`: runs of aborted sequences (a broker outage aborts consecutive attempts:
+        /// one run, not one entry per attempt).
+        case through(life: UInt64, sequence: UInt64, aborted: [ClosedRange<UInt64>])
 
         func covers(_ a: CommitAttempt) -> Bool {
             switch self {
             case .attempts(let list): return list.contains(a)
-            case .through(let life, let sequence, let aborted): return a.life == life && a.sequence <= sequence && !aborted.contains(a.sequence)
+            case .through(let life, let sequence, let aborted):
+                return a.life == life && a.sequence <= sequence && !aborted.contains { $0.contains(a.sequence) }
             }
         }
     }
 
-    /// `.through` is 0xC1, life, sequence, the aborted count (4 bytes), the aborted
-    /// sequences: 21 + 8k bytes, never a multiple of 16 like a list of attempts.
+    /// `.through` is 0xC1, life, sequence, the count of aborted runs (4 bytes), each run's
+    /// first and last sequence: 21 + 16k bytes, never a multiple of 16 like a list of attempts.
     static func encode(_ marking: Marking) -> [UInt8] {
         switch marking {
         case .attempts(let list): return encode(marking: list)
@@ -140,7 +143,10 @@ enum InBandHeaders {
             append(life, to: &out)
             append(sequence, to: &out)
             withUnsafeBytes(of: UInt32(aborted.count).littleEndian) { out.append(contentsOf: $0) }
-            for s in aborted { append(s, to: &out) }
+            for run in aborted {
+                append(run.lowerBound, to: &out)
+                append(run.upperBound, to: &out)
+            }
             return out
         }
     }
@@ -149,8 +155,14 @@ enum InBandHeaders {
         if let list = decodeMarker(bytes) { return .attempts(list) }
         guard bytes.count >= 21, bytes[0] == 0xC1 else { return nil }
         let count = Int(bytes.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 17, as: UInt32.self)) })
-        guard bytes.count == 21 + 8 * count else { return nil }
-        return .through(life: read(bytes, 1), sequence: read(bytes, 9), aborted: (0..<count).map { read(bytes, 21 + 8 * $0) })
+        guard bytes.count == 21 + 16 * count else { return nil }
+        var runs: [ClosedRange<UInt64>] = []
+        for i in 0..<count {
+            let first = read(bytes, 21 + 16 * i), last = read(bytes, 29 + 16 * i)
+            guard first <= last else { return nil }
+            runs.append(first...last)
+        }
+        return .through(life: read(bytes, 1), sequence: read(bytes, 9), aborted: runs)
     }
 
     private static func append(_ v: UInt64, to out: inout [UInt8]) {

@@ -23,8 +23,9 @@ final class StreamProducer: ChangelogWriter {
     /// This producer's life: random, so two lives never share attempt ids.
     let life = UInt64.random(in: 1...UInt64.max)
     private var sequence: UInt64 = 1
-    /// This life's attempts that aborted (rare: a failed commit), left out of its markers.
-    private var abortedSequences: [UInt64] = []
+    /// This life's aborted attempts that had written to an internal partition, as runs of
+    /// consecutive sequences (an outage aborts a run): left out of its changelog markers.
+    private var abortedRuns: [ClosedRange<UInt64>] = []
     private var inTransaction = false
     /// Attempts known to have committed, per internal partition, not yet marked there.
     private var unmarked: [InternalPartition: [CommitAttempt]] = [:]
@@ -174,8 +175,8 @@ final class StreamProducer: ChangelogWriter {
     /// names the attempts, under a key of its own. On a changelog it must compact away: this
     /// life's attempts are marked by one `Marking.through` keyed by the life (every attempt
     /// of the life so far but the aborted ones; each supersedes the last), so a compacted
-    /// changelog keeps one marker per life, not one per commit; attempts of earlier lives
-    /// that a restore resolved are named under a key per earlier life (one per restart).
+    /// changelog keeps one marker per life, not one per commit; an attempt of an earlier
+    /// life that a restore resolved is named under its own key (one per unclean hand-over).
     func writeMarkerIfOwed(_ changelog: InternalPartition) throws {
         guard guarantee == .exactlyOnce, let attempts = unmarked[changelog], !attempts.isEmpty,
               markedThisAttempt.insert(changelog).inserted else { return }
@@ -188,10 +189,11 @@ final class StreamProducer: ChangelogWriter {
             // Every attempt before the current one has committed or aborted: the marker
             // covers them all, so it never says less than an earlier one of this life.
             let through = sequence - 1
-            try marker("eddy.marker.\(life)", .through(life: life, sequence: through, aborted: abortedSequences.filter { $0 <= through }))
+            try marker("eddy.marker.\(life)", .through(life: life, sequence: through, aborted: abortedRuns))
         }
-        for (earlier, theirs) in Dictionary(grouping: attempts.filter { $0.life != life }, by: \.life) {
-            try marker("eddy.marker.\(earlier).resolved", .attempts(theirs))
+        // One key per resolved attempt: whoever marks it again writes the same record.
+        for attempt in attempts where attempt.life != life {
+            try marker("eddy.marker.\(attempt.life).\(attempt.sequence)", .attempts([attempt]))
         }
     }
 
@@ -235,10 +237,16 @@ final class StreamProducer: ChangelogWriter {
             }
             inTransaction = false
         }
+        if guarantee == .exactlyOnce, !touched.isEmpty {
+            if let last = abortedRuns.last, last.upperBound + 1 == sequence {
+                abortedRuns[abortedRuns.count - 1] = last.lowerBound...sequence
+            } else {
+                abortedRuns.append(sequence...sequence)
+            }
+        }
         markedThisAttempt.removeAll()
         touched.removeAll()
         resolvedThisAttempt = false
-        abortedSequences.append(sequence)
         sequence += 1
     }
 

@@ -10,13 +10,14 @@ import Synchronization
 /// record before a committed offset is never read again (the intake's pending attempts are
 /// in its store, not in the topic). Runs at most every `interval`, after a commit, on a
 /// queue of its own: a slow or refusing broker delays the next purge, never the thread.
-/// A broker that refuses `refusalsToGiveUp` purges in a row (Tansu 0.6.0 drops the
-/// connection on DeleteRecords) is not asked again by this process, which says so once.
+/// After failures it backs off — twice as long after each failure in a row, up to an hour
+/// — and logs the first few and then every tenth (Tansu 0.6.0 drops the connection on
+/// every DeleteRecords; a broker restarting refuses for a while).
 ///
 /// `@unchecked Sendable`: `last` and `pending` are touched only by the stream thread;
-/// `refusals` only on `queue`; `busy` and `gaveUp` are atomic.
+/// `failures` only on `queue`; `busy` and `backoffUntil` are atomic.
 final class RepartitionPurge: @unchecked Sendable {
-    static let refusalsToGiveUp = 3
+    static let longestBackoff = Duration.seconds(3600)
     private let deleter: any RecordDeleter
     private let interval: Duration
     private let logger: Logger
@@ -24,9 +25,11 @@ final class RepartitionPurge: @unchecked Sendable {
     private var last: ContinuousClock.Instant?
     /// Committed offsets not purged yet, by repartition partition.
     private var pending: [TopicPartition: Int64] = [:]
-    private var refusals = 0
+    private var failures = 0
     private let busy = Atomic<Bool>(false)
-    private let gaveUp = Atomic<Bool>(false)
+    /// Nanoseconds on `clock` before which no purge is tried (after failures).
+    private let backoffUntil = Atomic<Int64>(0)
+    private let started = ContinuousClock.now
 
     init(deleter: any RecordDeleter, interval: Duration, logger: Logger, name: String) {
         self.deleter = deleter
@@ -37,10 +40,10 @@ final class RepartitionPurge: @unchecked Sendable {
 
     /// A commit moved these repartition partitions' committed offsets.
     func committed(_ offsets: [TopicPartition: Int64]) {
-        guard !gaveUp.load(ordering: .relaxed) else { return }
         for (tp, offset) in offsets where offset > 0 { pending[tp] = offset }
         let now = ContinuousClock.now
         if let last, now - last < interval { return }
+        guard !backingOff(now) else { return }
         guard !pending.isEmpty, busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return }
         last = now
         let offsets = pending
@@ -53,26 +56,35 @@ final class RepartitionPurge: @unchecked Sendable {
 
     /// At the thread's stop: what the last commits moved past, purged before it returns.
     func finish() {
-        let offsets = gaveUp.load(ordering: .relaxed) ? [:] : pending
+        let offsets = backingOff(.now) ? [:] : pending
         pending.removeAll()
         queue.sync { if !offsets.isEmpty { purge(offsets) } }
     }
 
+    private func backingOff(_ now: ContinuousClock.Instant) -> Bool {
+        (now - started).nanoseconds < backoffUntil.load(ordering: .relaxed)
+    }
+
     private func purge(_ offsets: [TopicPartition: Int64]) {
-        guard !gaveUp.load(ordering: .relaxed) else { return }
         do {
             try deleter.deleteRecords(before: offsets)
-            refusals = 0
+            failures = 0
             logger.debug("purged \(offsets.count) repartition partition(s) up to their committed offsets")
         } catch {
-            refusals += 1
-            if refusals >= Self.refusalsToGiveUp {
-                gaveUp.store(true, ordering: .relaxed)
-                logger.warning("the broker refused to delete committed repartition records \(refusals) times in a row (\(error)): this process stops asking; the repartition topics keep every record (retention.ms=-1) until `eddy reset` empties them")
-            } else {
-                logger.warning("purging repartition topics up to their committed offsets failed (the next purge deletes up to later offsets): \(error)")
+            failures += 1
+            let wait = min(max(interval, .seconds(1)) * (1 << min(failures - 1, 20)), Self.longestBackoff)
+            backoffUntil.store((ContinuousClock.now - started).nanoseconds + wait.nanoseconds, ordering: .relaxed)
+            if failures <= 3 || failures % 10 == 0 {
+                logger.warning("purging repartition topics up to their committed offsets failed \(failures) time(s) in a row (next try in \(wait.seconds) s; the topics keep their records meanwhile, nothing is lost): \(error)")
             }
         }
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (s, attos) = components
+        return s * 1_000_000_000 + attos / 1_000_000_000
     }
 }
 

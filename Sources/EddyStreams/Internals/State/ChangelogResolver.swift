@@ -54,6 +54,10 @@ struct ChangelogResolver {
     private var pending: [CommitAttempt: Pending] = [:]
     /// Unmarked attempts in the order their first record appeared.
     private var order: [CommitAttempt] = []
+    /// The same per life, so a life's marker looks at that life's pending attempts only
+    /// (a restore reads about one marker per commit: scanning `order` for each would cost
+    /// markers × attempts).
+    private var orderByLife: [UInt64: [CommitAttempt]] = [:]
     private(set) var dropped = 0
 
     init(usesMarkers: Bool) { self.usesMarkers = usesMarkers }
@@ -61,7 +65,10 @@ struct ChangelogResolver {
     mutating func add(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, inputEnd: Int64, rekeyedEnd: Int64 = 0, of attempt: CommitAttempt,
                       release: Release) rethrows {
         if !usesMarkers || marked.contains(attempt) || markedThrough[attempt.life]?.covers(attempt) == true { return try release(key, value, inputEnd) }
-        if pending[attempt] == nil { order.append(attempt) }
+        if pending[attempt] == nil {
+            order.append(attempt)
+            orderByLife[attempt.life, default: []].append(attempt)
+        }
         pending[attempt, default: Pending()].append(key: key, value: value, inputEnd: inputEnd, rekeyedEnd: rekeyedEnd)
     }
 
@@ -79,9 +86,11 @@ struct ChangelogResolver {
             }
         case .through(let life, _, _):
             markedThrough[life] = marking
-            for attempt in order where pending[attempt] != nil && marking.covers(attempt) {
-                try pending.removeValue(forKey: attempt)!.release(release)
+            var waiting: [CommitAttempt] = []
+            for attempt in orderByLife[life] ?? [] where pending[attempt] != nil {
+                if marking.covers(attempt) { try pending.removeValue(forKey: attempt)!.release(release) } else { waiting.append(attempt) }
             }
+            orderByLife[life] = waiting
         }
     }
 
@@ -101,6 +110,7 @@ struct ChangelogResolver {
             }
         }
         order.removeAll()
+        orderByLife.removeAll()
         return resolved
     }
 }
