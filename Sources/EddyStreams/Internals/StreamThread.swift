@@ -138,7 +138,6 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         }
         batch.release()
         commitUntilDone(markAll: true)
-        committer.finishPurge()
         if !tail.isIdle {
             // Redis did not take the last commit in time: its changes are in Kafka, and the
             // next start restores them from the changelogs and writes them to Redis.

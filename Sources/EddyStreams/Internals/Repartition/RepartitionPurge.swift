@@ -9,7 +9,8 @@ import Synchronization
 /// retention loses nothing, and the purge keeps them as short as their slowest reader: a
 /// record before a committed offset is never read again (the intake's pending attempts are
 /// in its store, not in the topic). Runs at most every `interval`, after a commit, on a
-/// queue of its own: a slow or refusing broker delays the next purge, never the thread.
+/// queue of its own: a slow or refusing broker delays the next purge, never the thread —
+/// nor its stop (what the last commits moved past is purged by the next run).
 /// After failures it backs off — twice as long after each failure in a row, up to an hour
 /// — and logs the first few and then every tenth (Tansu 0.6.0 drops the connection on
 /// every DeleteRecords; a broker restarting refuses for a while).
@@ -52,13 +53,6 @@ final class RepartitionPurge: @unchecked Sendable {
             defer { busy.store(false, ordering: .releasing) }
             purge(offsets)
         }
-    }
-
-    /// At the thread's stop: what the last commits moved past, purged before it returns.
-    func finish() {
-        let offsets = backingOff(.now) ? [:] : pending
-        pending.removeAll()
-        queue.sync { if !offsets.isEmpty { purge(offsets) } }
     }
 
     private func backingOff(_ now: ContinuousClock.Instant) -> Bool {

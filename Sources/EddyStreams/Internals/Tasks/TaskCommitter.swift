@@ -52,9 +52,6 @@ final class TaskCommitter {
         self.logger = logger
     }
 
-    /// At the thread's stop, after its last commit.
-    func finishPurge() { purge.finish() }
-
     /// Commits, retrying a few times. A failed attempt is aborted and leaves everything
     /// dirty, so nothing is lost: the next attempt sends it again. After a few failures it
     /// returns to polling (a lost partition is then revoked); a fenced producer or a
