@@ -22,4 +22,7 @@ public enum ConfigLimits {
     /// only hide an outage (Eddy retries after a time-out anyway), and the values become
     /// Durations and timevals, which must not overflow.
     public static let maxStepTimeoutMs = 3_600_000
+    /// `runtime.stop_timeout_ms`: at least 6 s. The last commit's Redis writes get 5 s of
+    /// it (`TaskCommitter.tailGraceOnStop`); the Kafka steps before them need the rest.
+    public static let minStopTimeoutMs = 6_000
 }

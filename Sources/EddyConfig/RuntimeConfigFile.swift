@@ -11,7 +11,8 @@ import Foundation
 ///             transaction_step_timeout_ms: 15000, properties: {}}
 ///     redis: {host: 127.0.0.1, port: 16379, timeout_ms: 5000, user: eddy, password: {env: EDDY_REDIS_PASSWORD}}
 ///     state: {dir: state, memory_mb: 256, cache_max_entries: 1000000}
-///     runtime: {threads: 1, commit_interval_ms: 1000, poll_batch_size: 4096, instance_id: web-1, repartition_purge_interval_ms: 30000}
+///     runtime: {threads: 1, commit_interval_ms: 1000, poll_batch_size: 4096, instance_id: web-1, repartition_purge_interval_ms: 30000,
+///              stop_timeout_ms: 25000}
 ///     processing: {guarantee: exactly_once}
 ///     metrics: {port: 19464, log_interval_s: 5}
 ///     serve: {…}   (eddy serve: ServeConfigFile)
@@ -50,10 +51,11 @@ public enum RuntimeConfigFile {
             if let v = state["memory_mb"] { config.memoryBudgetMB = try v.positiveInt(atMost: ConfigLimits.maxMemoryMB) }
             if let v = state["cache_max_entries"] { config.cacheMaxEntries = try v.positiveInt() }
         }
-        if let runtime = try top["runtime"]?.mapping(allowed: ["threads", "commit_interval_ms", "poll_batch_size", "instance_id", "repartition_purge_interval_ms"]) {
+        if let runtime = try top["runtime"]?.mapping(allowed: ["threads", "commit_interval_ms", "poll_batch_size", "instance_id", "repartition_purge_interval_ms", "stop_timeout_ms"]) {
             if let v = runtime["threads"] { config.threads = try v.positiveInt(atMost: ConfigLimits.maxThreads) }
             if let v = runtime["commit_interval_ms"] { config.commitIntervalMs = try v.positiveInt() }
             if let v = runtime["repartition_purge_interval_ms"] { config.repartitionPurgeIntervalMs = try v.positiveInt() }
+            if let v = runtime["stop_timeout_ms"] { config.stopTimeoutMs = try v.positiveInt(atLeast: ConfigLimits.minStopTimeoutMs, atMost: ConfigLimits.maxStepTimeoutMs) }
             if let v = runtime["poll_batch_size"] { config.pollBatchSize = try v.positiveInt(atMost: ConfigLimits.maxPollBatchSize) }
             if let v = runtime["instance_id"] {
                 let id = try v.string()

@@ -89,9 +89,10 @@ struct YAMLField {
         return value
     }
 
-    func positiveInt(atMost limit: Int = .max) throws -> Int {
+    func positiveInt(atLeast floor: Int = 1, atMost limit: Int = .max) throws -> Int {
         let value = try int()
         if value <= 0 { throw error("must be positive, got \(value)") }
+        if value < floor { throw error("must be at least \(floor), got \(value)") }
         if value > limit { throw error("must be at most \(limit), got \(value)") }
         return value
     }

@@ -67,6 +67,15 @@ public struct RuntimeConfig: Equatable, Sendable {
     /// How often a stream thread deletes what its group has committed past in the
     /// repartition topics it reads (they keep records with no time limit otherwise).
     public var repartitionPurgeIntervalMs = 30_000
+    /// The longest a stop (SIGTERM, SIGINT, `requestStop`) takes. A transactional step still
+    /// waiting for an unreachable broker is abandoned at `stopTimeoutMs` minus the last
+    /// commit's 5 s for Redis, whatever its own `transactionStepTimeoutMs` says: a step that
+    /// began just before the stop, then a replacement producer's init, could otherwise hold
+    /// the stop for two step time-outs and more. What was not committed then is processed
+    /// again by the next start. 25 s leaves room under the usual 30 s grace period of a
+    /// service manager (Kubernetes' terminationGracePeriodSeconds, systemd's TimeoutStopSec
+    /// is 90 s).
+    public var stopTimeoutMs = 25_000
     /// Records fetched per poll (one batch through the topology).
     public var pollBatchSize = 4_096
     /// Port for Prometheus `/metrics` on 127.0.0.1; nil turns the endpoint off.

@@ -27,8 +27,9 @@ public final class StreamsRuntime: Sendable {
         public var recordsPerSecond: Double { processingSeconds > 0 ? Double(recordsIn) / processingSeconds : 0 }
     }
 
-    /// How long threads get to commit and close after a stop request.
-    public static let shutdownTimeout: TimeInterval = 10
+    /// What threads get past `RuntimeConfig.stopTimeoutMs` (which bounds their last commit)
+    /// to close their consumers and return.
+    static let closeMargin: TimeInterval = 5
 
     public let topology: Topology
     public let config: RuntimeConfig
@@ -187,11 +188,12 @@ public final class StreamsRuntime: Sendable {
                 lastReport = Date()
             }
         }
-        // A last commit may wait out a transactional step's deadline, then Redis.
-        let shutdownTimeout = Self.shutdownTimeout + 2 * Double(config.transactionStepTimeoutMs) / 1000
-        let deadline = DispatchTime.now() + shutdownTimeout
+        // The last commits end by runtime.stop_timeout_ms (Kafka steps are cut short, Redis
+        // gets its share of it); closing follows.
+        let stopTimeout = Double(config.stopTimeoutMs) / 1000 + Self.closeMargin
+        let deadline = DispatchTime.now() + stopTimeout
         for thread in threads where thread.finished.wait(timeout: deadline) == .timedOut {
-            throw RuntimeError("stream thread \(thread.id) did not commit and close within \(Int(shutdownTimeout)) s")
+            throw RuntimeError("stream thread \(thread.id) did not commit and close within \(Int(stopTimeout)) s (runtime.stop_timeout_ms and \(Int(Self.closeMargin)) s to close)")
         }
         reportRekeyedRecords(&lastRekeyed)
         // Processing ends when the last commit is done (threads finished), not before.

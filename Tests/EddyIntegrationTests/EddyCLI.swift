@@ -75,10 +75,17 @@ struct EddyCLI {
             if process.isRunning {
                 process.terminate()
                 process.waitUntilExit()
-                throw ServiceError("eddy did not finish within \(Int(timeout)) s; stderr:\n\(stderr.suffix(3000))")
+                throw ServiceError("eddy did not finish within \(Int(timeout)) s; stderr:\n\(EddyCLI.logTail(stderr))")
             }
             return Result(status: process.terminationStatus,
                           stdout: (try? String(contentsOf: stdoutURL, encoding: .utf8)) ?? "", stderr: stderr)
         }
+    }
+
+    /// The end of an `eddy` log without librdkafka's own lines (`%6|…`), which an outage
+    /// repeats many times a second and which would hide Eddy's in a failure message.
+    static func logTail(_ log: String, _ characters: Int = 3000) -> String {
+        String(log.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.hasPrefix("%") }
+            .joined(separator: "\n").suffix(characters))
     }
 }

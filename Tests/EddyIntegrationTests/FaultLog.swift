@@ -25,6 +25,9 @@ enum FaultLog {
     /// and say so.
     /// "thread 0: stopped with the last commit not yet in Redis (Redis unavailable); the next start writes it from the changelogs"
     static let stoppedWithCommitUnwritten = "the last commit not yet in Redis"
+    /// …and while the broker cannot take it, too.
+    /// "thread 0: stopped with input not committed (Kafka did not take the last commit within runtime.stop_timeout_ms); the next start processes it again from the last commit"
+    static let stoppedWithInputUncommitted = "stopped with input not committed"
     /// `--until-caught-up` whose commit Redis keeps refusing must end non-zero and say so
     /// (not 0 with Redis incomplete, nor wait for good).
     /// "thread 0: cannot write the final state to Redis: it has refused the last commit for 30.0 s: …"
@@ -45,7 +48,8 @@ enum FaultLog {
     static func stopReason(during kind: Fault.Kind) -> String? {
         switch kind {
         case .redisRestart, .redisRestartEmpty, .redisFull, .redisBlackhole: stoppedWithCommitUnwritten
-        case .brokerDrop, .metricsResets: nil
+        case .brokerDrop: stoppedWithInputUncommitted
+        case .metricsResets: nil
         }
     }
 

@@ -8,7 +8,9 @@ final class FaultScenario {
     let services: LocalServices
     let application: String
     private let topology: String
-    private let config: String
+    private let name: String
+    private var config: String
+    private let stopTimeoutMs: Int?
     let metricsPort: Int
     private let feeder: EventFeeder
     /// The current life of `eddy run`, if one was started.
@@ -26,12 +28,14 @@ final class FaultScenario {
 
     /// Services, topic and config of their own; the first chunk of events is on the topic
     /// (which it creates) when this returns.
-    init(name: String, firstChunk: Int) throws {
+    init(name: String, firstChunk: Int, commitIntervalMs: Int = 200, stopTimeoutMs: Int? = nil) throws {
         services = try LocalServices(faultProxies: true)
+        self.name = name
+        self.stopTimeoutMs = stopTimeoutMs
         application = "fault-\(name)"
         let topic = "clicks-\(name)"
         topology = try userCountsTopology(application: application, topic: topic, in: services.workDir)
-        config = try services.writeRuntimeConfig(name: name, commitIntervalMs: 200)
+        config = try services.writeRuntimeConfig(name: name, commitIntervalMs: commitIntervalMs, stopTimeoutMs: stopTimeoutMs)
         metricsPort = try LocalServices.freePort()
         feeder = EventFeeder(topic: topic, config: config, dir: services.workDir)
         feeder.produce(firstChunk)
@@ -44,6 +48,11 @@ final class FaultScenario {
             _ = try? eddy.wait(timeout: 10)
         }
         services.stop()
+    }
+
+    /// The next lives commit every `milliseconds` (same services, state and stop time-out).
+    func commitEvery(milliseconds: Int) throws {
+        config = try services.writeRuntimeConfig(name: name, commitIntervalMs: milliseconds, stopTimeoutMs: stopTimeoutMs)
     }
 
     /// Starts a new life of `eddy run`; by default waits (up to 30 s) until it was assigned
@@ -137,11 +146,16 @@ final class FaultScenario {
         if sigterm { try startEddy() }
     }
 
-    private func terminate(during kind: Fault.Kind) throws {
-        guard let eddy else { return }
+    /// Sends SIGTERM to the current life during a fault of `kind`: it must exit by itself
+    /// within `limit` seconds, and say why if non-zero. Returns its exit status.
+    @discardableResult
+    func terminate(during kind: Fault.Kind, within limit: TimeInterval = 30) throws -> Int32 {
+        guard let eddy else { throw ServiceError("no eddy run was started") }
         sigterms += 1
+        let signalled = Date()
         eddy.signal(SIGTERM)
-        let result = try eddy.wait(timeout: 30)
+        let result = try eddy.wait(timeout: limit)
+        print("SIGTERM during \(kind.rawValue): exited with status \(result.status) after \(String(format: "%.1f", Date().timeIntervalSince(signalled))) s")
         logs.append(result.stderr)
         // Earlier faults of this life whose outage had not ended for it yet when it was
         // stopped (a transactional step waits out its 15 s deadline after a short broker
@@ -150,11 +164,24 @@ final class FaultScenario {
             reported.remove(earlier)
         }
         XCTAssertEqual(eddy.process.terminationReason, .exit,
-                       "SIGTERM during a fault: eddy ended by \(eddy.ending); its log:\n\(result.stderr.suffix(3000))")
+                       "SIGTERM during a fault: eddy ended by \(eddy.ending); its log:\n\(EddyCLI.logTail(result.stderr))")
         if result.status != 0, let reason = FaultLog.stopReason(during: kind) {
             XCTAssertTrue(result.stderr.contains(reason),
-                          "SIGTERM during \(kind.rawValue): exit status \(result.status) without \"\(reason)\"; its log:\n\(result.stderr.suffix(3000))")
+                          "SIGTERM during \(kind.rawValue): exit status \(result.status) without \"\(reason)\"; its log:\n\(EddyCLI.logTail(result.stderr))")
         }
+        return result.status
+    }
+
+    /// Waits (at most 30 s) until the current life has consumed `count` source records
+    /// (its `eddy_records_in_total`).
+    func waitForConsumed(_ count: Int) throws {
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            let metrics = httpGet(port: metricsPort, path: "/metrics") ?? ""
+            if let n = FaultLog.counter("eddy_records_in_total", application: application, in: metrics), Int(n) >= count { return }
+            usleep(100_000)
+        }
+        throw ServiceError("eddy did not consume \(count) records within 30 s; its log:\n\(EddyCLI.logTail(currentLog))")
     }
 
     /// Waits (at most `timeout`, and while Redis keeps gaining events: a hung process fails
@@ -172,7 +199,7 @@ final class FaultScenario {
             if lost < fewestLost { (fewestLost, lastProgress) = (lost, Date()) }
             sleep(1)
         }
-        XCTAssertTrue(eddy.isRunning, "eddy stopped (\(eddy.ending)); its log:\n\(eddy.stderr.suffix(4000))")
+        XCTAssertTrue(eddy.isRunning, "eddy stopped (\(eddy.ending)); its log:\n\(EddyCLI.logTail(eddy.stderr, 4000))")
         // An outage may be reported after the data is complete (a step that waits out its
         // deadline): the reports get 30 s more.
         var missing: [String] = []
@@ -182,11 +209,11 @@ final class FaultScenario {
                                        metrics: httpGet(port: metricsPort, path: "/metrics") ?? "", application: application)
             if !missing.isEmpty { sleep(1) }
         } while !missing.isEmpty && eddy.isRunning && Date() < reportDeadline
-        XCTAssertEqual(missing, [], "the log's last lines:\n\(eddy.stderr.suffix(3000))")
+        XCTAssertEqual(missing, [], "the log's last lines:\n\(EddyCLI.logTail(eddy.stderr))")
         if eddy.isRunning {
             eddy.signal(SIGTERM)
             let stopped = try eddy.wait(timeout: 30)
-            XCTAssertEqual(stopped.status, 0, String(stopped.stderr.suffix(3000)))
+            XCTAssertEqual(stopped.status, 0, EddyCLI.logTail(stopped.stderr))
         }
         logs.append(eddy.stderr)
         try check(reference)
@@ -205,7 +232,7 @@ final class FaultScenario {
         XCTAssertEqual(check.duplicated, 0)
         XCTAssertEqual(differences, [])
         if !differences.isEmpty || check.lost > 0 {
-            print("--- last lives' logs ---\n" + logs.suffix(2).map { String($0.suffix(4000)) }.joined(separator: "\n---\n"))
+            print("--- last lives' logs ---\n" + logs.suffix(2).map { EddyCLI.logTail($0, 4000) }.joined(separator: "\n---\n"))
         }
     }
 }

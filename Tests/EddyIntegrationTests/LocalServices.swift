@@ -126,13 +126,14 @@ final class LocalServices {
 
     /// Static members get longer sessions (`RuntimeConfig.staticSessionFloorMs` says why).
     func writeRuntimeConfig(name: String, commitIntervalMs: Int = 500, threads: Int = 1, staticMembership: Bool = false,
-                            guarantee: String = "exactly_once", instanceId: String? = nil, redisPort: Int? = nil) throws -> String {
+                            guarantee: String = "exactly_once", instanceId: String? = nil, redisPort: Int? = nil,
+                            stopTimeoutMs: Int? = nil) throws -> String {
         let path = workDir.appendingPathComponent("\(name).yaml").path
         let text = """
             kafka: {bootstrap_servers: "\(bootstrap)", session_timeout_ms: \(staticMembership ? 20000 : 6000), static_membership: \(staticMembership)}
             redis: {host: 127.0.0.1, port: \(redisPort ?? redisClientPort)}
             state: {dir: "\(workDir.appendingPathComponent("state-\(name)").path)", memory_mb: 64}
-            runtime: {threads: \(threads), commit_interval_ms: \(commitIntervalMs)\(instanceId.map { ", instance_id: \($0)" } ?? "")}
+            runtime: {threads: \(threads), commit_interval_ms: \(commitIntervalMs)\(instanceId.map { ", instance_id: \($0)" } ?? "")\(stopTimeoutMs.map { ", stop_timeout_ms: \($0)" } ?? "")}
             processing: {guarantee: \(guarantee)}
             metrics: {port: 0, log_interval_s: 2}
             """

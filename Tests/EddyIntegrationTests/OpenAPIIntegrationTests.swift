@@ -42,7 +42,7 @@ final class OpenAPIIntegrationTests: XCTestCase {
         fuzz.arguments = ["--config-file", settings, "run", "http://127.0.0.1:\(serve.port)/openapi.json", "--max-examples", "40", "--seed", "7", "--no-shrink",
                           "--request-timeout", "10", "--output-truncate", "true"]  // not --max-time: it makes fuzzing run the whole time
         let output = services.workDir.appendingPathComponent("schemathesis.txt")
-        FileManager.default.createFile(atPath: output.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
         let handle = try FileHandle(forWritingTo: output)
         fuzz.standardOutput = handle
         fuzz.standardError = handle

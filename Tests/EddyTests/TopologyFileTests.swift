@@ -179,6 +179,7 @@ final class TopologyFileTests: XCTestCase {
             ("runtime:\n  poll_batch_size: 9223372036854775807\n", "c.yaml:2:3: field 'runtime.poll_batch_size': must be at most 1048576, got 9223372036854775807"),
             ("runtime:\n  threads: 100000\n", "c.yaml:2:3: field 'runtime.threads': must be at most 256, got 100000"),
             ("kafka:\n  session_timeout_ms: 3600001\n", "c.yaml:2:3: field 'kafka.session_timeout_ms': must be at most 3600000, got 3600001"),
+            ("runtime:\n  stop_timeout_ms: 3000\n", "c.yaml:2:3: field 'runtime.stop_timeout_ms': must be at least 6000, got 3000"),
         ]
         for (yaml, expected) in cases {
             XCTAssertThrowsError(try RuntimeConfigFile.parse(yaml, file: "c.yaml"), yaml) {
@@ -243,9 +244,10 @@ final class TopologyFileTests: XCTestCase {
         XCTAssertEqual(config.redisPort, 16379)
         XCTAssertEqual(config.sessionTimeoutMs, 6000)
         XCTAssertThrowsError(try RuntimeConfigFile.parse("runtime:\n  thread: 2\n", file: "c.yaml")) {
-            XCTAssertEqual(($0 as? ConfigError)?.description, "c.yaml:2:3: field 'runtime.thread': unknown field 'thread' (expected one of: threads, commit_interval_ms, poll_batch_size, instance_id, repartition_purge_interval_ms)")
+            XCTAssertEqual(($0 as? ConfigError)?.description, "c.yaml:2:3: field 'runtime.thread': unknown field 'thread' (expected one of: threads, commit_interval_ms, poll_batch_size, instance_id, repartition_purge_interval_ms, stop_timeout_ms)")
         }
         XCTAssertEqual(try RuntimeConfigFile.parse("runtime: {repartition_purge_interval_ms: 250}\n", file: "c.yaml").repartitionPurgeIntervalMs, 250)
+        XCTAssertEqual(try RuntimeConfigFile.parse("runtime: {stop_timeout_ms: 9000}\n", file: "c.yaml").stopTimeoutMs, 9000)
         XCTAssertThrowsError(try RuntimeConfigFile.parse("runtime: {repartition_purge_interval_ms: 0}\n", file: "c.yaml"))
         XCTAssertThrowsError(try RuntimeConfigFile.parse("redis: {port: 99999}\n", file: "c.yaml")) {
             XCTAssertTrue(($0 as? ConfigError)?.description.contains("field 'redis.port'") ?? false)

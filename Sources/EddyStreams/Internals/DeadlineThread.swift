@@ -9,20 +9,36 @@ import Dispatch
 /// times with exactly-once on a 3–15 s broker outage). A call that misses its deadline is
 /// left running on this thread with its producer: the caller abandons both and starts a
 /// new producer, and whatever the stuck call returns later is dropped.
+///
+/// A stop cuts every wait short (`cutShort`): a step that began before the stop keeps its
+/// own deadline only while that ends before the stop's.
 final class DeadlineThread: Sendable {
     private let queue: DispatchQueue
+    private let cutShort: @Sendable () -> ContinuousClock.Instant?
 
-    init(name: String) { queue = DispatchQueue(label: name) }
+    /// `cutShort`: when to give up whatever the step's own deadline (nil: not yet known);
+    /// asked before each call and every 100 ms while one runs.
+    init(name: String, cutShort: @escaping @Sendable () -> ContinuousClock.Instant? = { nil }) {
+        queue = DispatchQueue(label: name)
+        self.cutShort = cutShort
+    }
 
     /// Runs `body` here and returns its result; throws `StepTimedOut` if it has not returned
-    /// within `timeout` (it goes on running, and nothing waits for it any more).
+    /// within `timeout` or by the cut (it goes on running, and nothing waits for it any
+    /// more). Past the cut, `body` does not start at all.
     func run<T>(_ step: String, timeout: Duration, _ body: @escaping () throws -> T) throws -> T {
+        let own = ContinuousClock.now + timeout
+        if let cut = cutShort(), cut <= .now { throw StepTimedOut(step: step, timeout: timeout, cutByStop: true) }
         let call = Call(body)
         queue.async { call.run() }
-        guard call.done.wait(timeout: .now() + timeout.timeInterval) == .success else {
-            throw StepTimedOut(step: step, timeout: timeout)
+        while true {
+            let cut = cutShort()
+            let end = min(own, cut ?? own)
+            let now = ContinuousClock.now
+            if now >= end { throw StepTimedOut(step: step, timeout: timeout, cutByStop: end < own) }
+            let wake = min(end - now, .milliseconds(100))
+            if call.done.wait(timeout: .now() + wake.timeInterval) == .success { return try call.result!.get() }
         }
-        return try call.result!.get()
     }
 
     /// One call and its outcome. `@unchecked Sendable`: `body` runs once, on the deadline
@@ -42,9 +58,13 @@ final class DeadlineThread: Sendable {
     }
 }
 
-/// A blocking step that missed the deadline Eddy gives it.
+/// A blocking step that missed the deadline Eddy gives it, or that a stop cut short.
 struct StepTimedOut: Error, CustomStringConvertible {
     let step: String
     let timeout: Duration
-    var description: String { "\(step) did not finish within \(timeout.seconds) s" }
+    var cutByStop = false
+    var description: String {
+        cutByStop ? "\(step) given up: the stop's time for Kafka is over (runtime.stop_timeout_ms)"
+            : "\(step) did not finish within \(timeout.seconds) s"
+    }
 }

@@ -4,8 +4,8 @@ import Logging
 import Synchronization
 
 /// What the stream threads of one process share. `Sendable`: immutable except for the stop
-/// flag (atomic) and the failure message (Mutex); the database, metrics and tracker are
-/// Sendable themselves.
+/// flag (atomic), the stop deadline and the failure message (Mutexes); the database,
+/// metrics and tracker are Sendable themselves.
 final class RuntimeContext: Sendable {
     let topology: CompiledTopology
     let config: RuntimeConfig
@@ -26,6 +26,7 @@ final class RuntimeContext: Sendable {
     let logger: Logger
     private let stopFlag = Atomic<Bool>(false)
     private let failureMessage = Mutex<String?>(nil)
+    private let kafkaStopDeadline = Mutex<ContinuousClock.Instant?>(nil)
 
     init(topology: CompiledTopology, config: RuntimeConfig, partitionCount: Int, tablePartitionCounts: [Int], outputPartitionCounts: [String: Int], database: StateDatabase, metrics: StreamsMetrics,
          tracker: CatchUpTracker, untilCaughtUp: Bool, rematerialize: Bool, replayStart: ReplayStart?, logger: Logger) {
@@ -50,11 +51,19 @@ final class RuntimeContext: Sendable {
 
     var stopRequested: Bool { stopFlag.load(ordering: .relaxed) }
 
-    /// Asks every thread to commit and stop; a failure message makes the run fail.
+    /// Asks every thread to commit and stop; a failure message makes the run fail. The
+    /// first request starts the stop's clock (`RuntimeConfig.stopTimeoutMs`).
     func requestStop(failure: String? = nil) {
         if let failure { failureMessage.withLock { if $0 == nil { $0 = failure } } }
+        let deadline = ContinuousClock.now + .milliseconds(config.stopTimeoutMs) - TaskCommitter.tailGraceOnStop
+        kafkaStopDeadline.withLock { if $0 == nil { $0 = deadline } }
         stopFlag.store(true, ordering: .relaxed)
     }
+
+    /// When a stop gives up waiting for Kafka: its blocking transactional steps are
+    /// abandoned then, so the last commit's Redis writes still fit in the stop's time.
+    /// nil until a stop is requested.
+    var stopDeadlineForKafka: ContinuousClock.Instant? { kafkaStopDeadline.withLock { $0 } }
 
     var failure: String? { failureMessage.withLock { $0 } }
 }

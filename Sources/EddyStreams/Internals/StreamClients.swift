@@ -9,7 +9,8 @@ enum StreamClients {
         let config = context.config
         return try StreamProducer(config: KafkaConfig(config.memoryBudget.producerProperties(config.kafkaClientProperties)), guarantee: config.processingGuarantee,
                                   transactionalId: "\(context.topology.topology.application)-\(config.resolvedInstanceId)-\(id)",
-                                  stepTimeout: .milliseconds(config.transactionStepTimeoutMs), metrics: context.metrics, logger: logger)
+                                  stepTimeout: .milliseconds(config.transactionStepTimeoutMs),
+                                  stopDeadline: { [context] in context.stopDeadlineForKafka }, metrics: context.metrics, logger: logger)
     }
 
     /// The thread's group consumer of the source and repartition topics.

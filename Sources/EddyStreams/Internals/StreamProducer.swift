@@ -16,6 +16,8 @@ final class StreamProducer: ChangelogWriter {
     /// Where `producer`'s blocking transactional calls run, under `stepTimeout`.
     private var steps: DeadlineThread
     private let stepTimeout: Duration
+    /// When a stop gives its steps up, whatever `stepTimeout` says (nil: no stop yet).
+    private let stopDeadline: @Sendable () -> ContinuousClock.Instant?
     /// The last transactional call missed its deadline: `producer` is abandoned.
     private var needsNewProducer = false
     private let metrics: StreamsMetrics
@@ -40,7 +42,7 @@ final class StreamProducer: ChangelogWriter {
     private var markedThisAttempt: Set<InternalPartition> = []
 
     init(config: KafkaConfig, guarantee: ProcessingGuarantee, transactionalId: String, stepTimeout: Duration,
-         metrics: StreamsMetrics, logger: Logger) throws {
+         stopDeadline: @escaping @Sendable () -> ContinuousClock.Instant?, metrics: StreamsMetrics, logger: Logger) throws {
         var config = config
         // Oversized input records must fit in the dead-letter topic too.
         config["message.max.bytes"] = config["message.max.bytes"] ?? "16777216"
@@ -49,19 +51,20 @@ final class StreamProducer: ChangelogWriter {
         self.config = config
         self.guarantee = guarantee
         self.stepTimeout = stepTimeout
+        self.stopDeadline = stopDeadline
         self.metrics = metrics
         self.logger = logger
-        (producer, steps) = try Self.start(config, guarantee: guarantee, stepTimeout: stepTimeout)
+        (producer, steps) = try Self.start(config, guarantee: guarantee, stepTimeout: stepTimeout, stopDeadline: stopDeadline)
     }
 
     /// A new producer and the thread its blocking calls run on. Under exactly-once it
     /// registers the transactional id, which fences any older producer with it (a zombie
     /// of this instance, or this thread's own abandoned producer): from here on that one
     /// can no longer commit.
-    private static func start(_ config: KafkaConfig, guarantee: ProcessingGuarantee,
-                              stepTimeout: Duration) throws -> (KafkaProducer, DeadlineThread) {
+    private static func start(_ config: KafkaConfig, guarantee: ProcessingGuarantee, stepTimeout: Duration,
+                              stopDeadline: @escaping @Sendable () -> ContinuousClock.Instant?) throws -> (KafkaProducer, DeadlineThread) {
         let producer = try KafkaProducer(config: config)
-        let steps = DeadlineThread(name: "eddy-producer-\(config["transactional.id"] ?? "idempotent")")
+        let steps = DeadlineThread(name: "eddy-producer-\(config["transactional.id"] ?? "idempotent")", cutShort: stopDeadline)
         if guarantee == .exactlyOnce {
             try steps.run("init transactions", timeout: stepTimeout) { try producer.initTransactions() }
         }
@@ -76,8 +79,12 @@ final class StreamProducer: ChangelogWriter {
             try steps.run(name, timeout: stepTimeout) { try body(producer) }
         } catch let timedOut as StepTimedOut {
             needsNewProducer = true
-            metrics.transactionTimeouts.add(1, ordering: .relaxed)
-            logger.warning("\(timedOut) (broker unreachable?): abandoning the producer; a new one with the same transactional id replaces it and fences the old one, and the attempt counts as aborted")
+            if timedOut.cutByStop {
+                logger.warning("\(timedOut): abandoning the producer and the attempt (it counts as aborted; the next start processes its input again)")
+            } else {
+                metrics.transactionTimeouts.add(1, ordering: .relaxed)
+                logger.warning("\(timedOut) (broker unreachable?): abandoning the producer; a new one with the same transactional id replaces it and fences the old one, and the attempt counts as aborted")
+            }
             throw timedOut
         }
     }
@@ -85,7 +92,7 @@ final class StreamProducer: ChangelogWriter {
     /// After an abandoned producer: starts its replacement (throws while the broker is unreachable).
     private func replaceProducerIfNeeded() throws {
         guard needsNewProducer else { return }
-        (producer, steps) = try Self.start(config, guarantee: guarantee, stepTimeout: stepTimeout)
+        (producer, steps) = try Self.start(config, guarantee: guarantee, stepTimeout: stepTimeout, stopDeadline: stopDeadline)
         needsNewProducer = false
         logger.notice("a new producer replaced the abandoned one")
     }

@@ -137,16 +137,21 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             watch.warnIfUnassignedTooLong(idle: manager.isIdle)
         }
         batch.release()
-        commitUntilDone(markAll: true)
+        let committed = commitUntilDone(markAll: true)
         if !tail.isIdle {
             // Redis did not take the last commit in time: its changes are in Kafka, and the
             // next start restores them from the changelogs and writes them to Redis.
             tail.abandon()
             committer.failed = true
             context.requestStop(failure: "thread \(id): stopped with the last commit not yet in Redis (Redis unavailable); the next start writes it from the changelogs")
+        } else if !committed && !committer.failed {
+            // Nothing of it is in Kafka or Redis, and RocksDB holds only committed attempts.
+            context.requestStop(failure: "thread \(id): stopped with input not committed (Kafka did not take the last commit within runtime.stop_timeout_ms); the next start processes it again from the last commit")
         }
         logger.info("time spent: waiting for records \(polling.seconds) s, processing \(processing.seconds) s, committing \(committing.seconds) s")
-        if context.config.leaveGroupOnClose {
+        // Leaving runs the revoke callback, which commits: not against a broker that just
+        // refused the last commit.
+        if context.config.leaveGroupOnClose && committed {
             consumer!.close()  // revokes the assignment: commits (nothing left) and leaves the group
         } else {
             consumer!.stopWithoutLeaving()  // everything is committed; see RuntimeConfig.leaveGroupOnClose
@@ -154,9 +159,10 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
         consumer = nil
     }
 
-    private func commitUntilDone(markAll: Bool = false) {
-        committer.commitUntilDone(producer: producer, consumer: consumer, markAll: markAll)
-        watch.committed()
+    @discardableResult
+    private func commitUntilDone(markAll: Bool = false) -> Bool {
+        defer { watch.committed() }
+        return committer.commitUntilDone(producer: producer, consumer: consumer, markAll: markAll)
     }
 
     /// How long `--until-caught-up` waits for Redis to take a commit. A long-running process

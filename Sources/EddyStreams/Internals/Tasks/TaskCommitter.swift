@@ -34,7 +34,7 @@ final class TaskCommitter {
     /// Since when commits fail because the broker cannot be reached (nil: they do not).
     private var kafkaOutageStart: ContinuousClock.Instant?
     /// How long a stop or a rebalance waits for Redis to take a pending commit tail.
-    private static let tailGraceOnStop = Duration.seconds(5)
+    static let tailGraceOnStop = Duration.seconds(5)
     /// Deletes what the commits moved past in the repartition topics the thread reads.
     private let purge: RepartitionPurge
 
@@ -58,20 +58,23 @@ final class TaskCommitter {
     /// commit that keeps failing stops the thread with an error. `markAll` also writes the
     /// markers owed for earlier attempts (before a stop or giving partitions up), so the next
     /// reader of those changelogs has nothing to resolve.
-    func commitUntilDone(producer: StreamProducer?, consumer: KafkaConsumer?, markAll: Bool = false) {
+    /// Returns whether everything is committed to Kafka (false: an outage, a pending Redis
+    /// tail, or a failure).
+    @discardableResult
+    func commitUntilDone(producer: StreamProducer?, consumer: KafkaConsumer?, markAll: Bool = false) -> Bool {
         for attempt in 1...3 {
             do {
                 if try commit(producer: producer, consumer: consumer, markAll: markAll) { endKafkaOutage() }
                 failedCommits = 0
-                return
+                return !failed
             } catch let error as KafkaError where error.isFatal {
                 failed = true
                 context.requestStop(failure: "thread \(threadID): the producer was fenced (another process runs with instance id '\(context.config.resolvedInstanceId)'?) and stops without writing again: \(error)")
-                return
+                return false
             } catch let pending as CommitTailPending {
                 // Redis is down: the loop pauses input until the tail is written (CommitTail).
                 logger.warning("\(pending)")
-                return
+                return false
             } catch {
                 failedCommits += 1
                 context.metrics.commitFailures.add(1, ordering: .relaxed)
@@ -88,7 +91,7 @@ final class TaskCommitter {
                 if failedCommits >= Self.maxFailedCommits && !Self.isTransient(error) {
                     failed = true
                     context.requestStop(failure: "thread \(threadID): \(failedCommits) commits in a row failed, last: \(error)")
-                    return
+                    return false
                 }
                 // A step that missed its deadline has waited long already: back to polling.
                 if error is StepTimedOut || (context.stopRequested && attempt >= 2) { break }
@@ -96,6 +99,7 @@ final class TaskCommitter {
             }
         }
         logger.error("commit not done yet; uncommitted records stay pending (or are processed again after a restart)")
+        return false
     }
 
     private func endKafkaOutage() {
