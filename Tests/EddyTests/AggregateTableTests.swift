@@ -28,7 +28,7 @@ final class AggregateTableTests: XCTestCase {
             for i in 0..<1_000 {
                 let e = try table.entry(for: key("u\(i % 10)", "view"))
                 table.add(count: 1, to: e)
-                table.add(0.1, sum: 0, to: e)
+                table.add(FixedPointSum(0.1, fractionBits: SumsFunction.fractionBits), fixed: 0, to: e)
             }
             XCTAssertEqual(table.dirty.count, 10)
             let batch = StateWriteBatch()
@@ -47,7 +47,9 @@ final class AggregateTableTests: XCTestCase {
         let table = AggregateTable(spec: spec, columnFamily: try db.columnFamily("agg.per_user.0"), database: db)
         let e = try table.entry(for: key("u7", "view"))
         XCTAssertEqual(table.counts[e], 100)
-        XCTAssertEqual(table.sum(0, of: e), (0..<100).reduce(0.0) { s, _ in s + 0.1 })
+        // Exact: 100 × 0.1 (0.1000000000000000055… as a double) is 10.00000000000000055…,
+        // which rounds to 10; adding the doubles gives 9.99999999999998.
+        XCTAssertEqual(table.fixed(0, of: e).double(fractionBits: SumsFunction.fractionBits), 10)
         var group: [UInt8] = []
         table.groupValue(1, of: e, into: &group)
         XCTAssertEqual(String(decoding: group, as: UTF8.self), "view")

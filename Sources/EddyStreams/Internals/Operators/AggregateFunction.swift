@@ -11,6 +11,9 @@ protocol AggregateFunction: AnyObject {
     var recentLimit: Int { get }
     /// Whether each value is kept once (`recent` with `distinct`).
     var recentDistinct: Bool { get }
+    /// Numbers per entry in the layout an older Eddy wrote, which `merge` still reads
+    /// (stored state and partials from before an upgrade); nil: the layout never changed.
+    var legacySumsPerEntry: Int? { get }
     /// Adds `record` to its group, or skips it; `aggregate.groupKey` is the group's key.
     func add(_ record: Record, to table: AggregateTable, groupedBy aggregate: AggregateOperator) throws
     /// Adds an encoded value of the right size to entry `e`.
@@ -22,6 +25,7 @@ protocol AggregateFunction: AnyObject {
 extension AggregateFunction {
     var recentLimit: Int { 0 }
     var recentDistinct: Bool { false }
+    var legacySumsPerEntry: Int? { nil }
 }
 
 extension CompiledTopology.Aggregate.Function {

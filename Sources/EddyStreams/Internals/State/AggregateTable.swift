@@ -12,9 +12,10 @@ import Foundation
 /// Without a column family it is a combiner: the partial aggregates an upstream task
 /// gathers between two commits for a repartitioned aggregate, sent downstream at commit.
 ///
-/// Stored value layout (little-endian): count (Int64), then `sumsPerEntry` Float64s (the
-/// sums; a decay's score and time), then for a recent-values aggregate its values, oldest
-/// first, each as its event time (Int64), a 4-byte length and its bytes.
+/// Stored value layout (little-endian): count (Int64), then `sumsPerEntry` 8-byte numbers
+/// (Float64s, or the two halves of a `FixedPointSum`: a sum's total, a decay's time and
+/// frame sums), then for a recent-values aggregate its values, oldest first, each as its
+/// event time (Int64), a 4-byte length and its bytes.
 /// Stored key: the group values, each as a 4-byte length and its bytes.
 final class AggregateTable: StateStore {
     let spec: CompiledTopology.Aggregate
@@ -102,8 +103,29 @@ final class AggregateTable: StateStore {
     }
 
     @inline(__always) func add(count: Int64, to e: Int) { counts[e] &+= count }
-    @inline(__always) func add(_ value: Double, sum j: Int, to e: Int) { sums[e * sumsPerEntry + j] += value }
     @inline(__always) func sum(_ j: Int, of e: Int) -> Double { sums[e * sumsPerEntry + j] }
+
+    /// The `FixedPointSum` in numbers j and j+1 of entry `e` (its low and high 64 bits, as
+    /// the bit patterns of the two slots: they are only ever copied, never computed with).
+    @inline(__always)
+    func fixed(_ j: Int, of e: Int) -> FixedPointSum {
+        let i = e * sumsPerEntry + j
+        return FixedPointSum(low: sums[i].bitPattern, high: sums[i + 1].bitPattern)
+    }
+
+    @inline(__always)
+    func set(_ value: FixedPointSum, fixed j: Int, of e: Int) {
+        let i = e * sumsPerEntry + j
+        sums[i] = Double(bitPattern: value.low)
+        sums[i + 1] = Double(bitPattern: value.high)
+    }
+
+    @inline(__always)
+    func add(_ term: FixedPointSum, fixed j: Int, to e: Int) {
+        var sum = fixed(j, of: e)
+        sum += term
+        set(sum, fixed: j, of: e)
+    }
 
     /// Adds one value at event time `time` to a recent-values entry.
     @inline(__always)
@@ -150,10 +172,12 @@ final class AggregateTable: StateStore {
     }
 
     /// Adds an encoded value (a stored value, or a combiner's partial) to entry `e`;
-    /// ignores a value of the wrong size.
+    /// ignores a value of the wrong size. A function whose layout changed also takes its
+    /// earlier one (`legacySumsPerEntry`: state and partials written by an older Eddy).
     func merge(_ value: UnsafeRawBufferPointer, into e: Int) {
         let fixed = 8 * (1 + sumsPerEntry)
-        guard value.count == fixed || recentLimit > 0 && value.count > fixed else { return }
+        let legacy = function.legacySumsPerEntry.map { 8 * (1 + $0) }
+        guard value.count == fixed || value.count == legacy || recentLimit > 0 && value.count > fixed else { return }
         function.merge(value, into: e, of: self)
     }
 
@@ -164,7 +188,16 @@ final class AggregateTable: StateStore {
 
     /// The j-th number after the count of an encoded value.
     static func number(_ j: Int, in value: UnsafeRawBufferPointer) -> Double {
-        Double(bitPattern: UInt64(littleEndian: value.loadUnaligned(fromByteOffset: 8 * (1 + j), as: UInt64.self)))
+        Double(bitPattern: word(j, in: value))
+    }
+
+    /// The `FixedPointSum` in numbers j and j+1 of an encoded value.
+    static func fixed(_ j: Int, in value: UnsafeRawBufferPointer) -> FixedPointSum {
+        FixedPointSum(low: word(j, in: value), high: word(j + 1, in: value))
+    }
+
+    private static func word(_ j: Int, in value: UnsafeRawBufferPointer) -> UInt64 {
+        UInt64(littleEndian: value.loadUnaligned(fromByteOffset: 8 * (1 + j), as: UInt64.self))
     }
 
     /// Merges the recent values of an encoded value into entry `e`.
