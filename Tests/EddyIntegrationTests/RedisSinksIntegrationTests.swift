@@ -25,14 +25,14 @@ final class RedisSinksIntegrationTests: XCTestCase {
 
         // Reference: events per user, spend per (user, category), the user's last event.
         var events: [String: Int] = [:]
-        var spend: [String: [String: Double]] = [:]
+        var spend: [String: [String: ExactDoubleSum]] = [:]
         var last: [String: [String: String]] = [:]
         for line in try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n") {
             let e = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
             let user = e["user_id"] as! String
             events[user, default: 0] += 1
             if e["event_type"] as? String == "purchase" {
-                spend[user, default: [:]][e["category"] as! String, default: 0] += e["price"] as! Double
+                spend[user, default: [:]][e["category"] as! String, default: ExactDoubleSum()].add(e["price"] as! Double)
             }
             last[user] = ["user_id": user, "item_id": e["item_id"] as! String, "event_type": e["event_type"] as! String,
                           "ts": "\((e["ts"] as! NSNumber).int64Value)"]
@@ -44,7 +44,7 @@ final class RedisSinksIntegrationTests: XCTestCase {
             XCTAssertEqual(UserCountsReference.hash(try redis.send("HGETALL", "user:\(user):last")), last[user]!, user)
             let zset = try redis.send("ZRANGE", "user:\(user):spend", "0", "-1", "WITHSCORES").strings
             let scores = Dictionary(uniqueKeysWithValues: stride(from: 0, to: zset.count - 1, by: 2).map { (zset[$0], Double(zset[$0 + 1])!) })
-            XCTAssertEqual(scores, spend[user] ?? [:], user)
+            XCTAssertEqual(scores, spend[user]?.mapValues(\.value) ?? [:], user)
         }
         XCTAssertFalse(spend.isEmpty)
     }

@@ -6,15 +6,14 @@ import Foundation
 /// JSONSerialization over the generated JSONL, plain dictionaries.
 struct UserCountsReference {
     var count: [String: Int] = [:]
-    var sumPrice: [String: Double] = [:]
+    /// Exact sums, rounded once (as Eddy's are: `ExactDoubleSum`).
+    private(set) var sumPrice: [String: Double] = [:]
     var byType: [String: [String: Int]] = [:]
     /// Per item: events, and weighted events (view 1, click 3, cart 5, purchase 10).
     var itemCount: [String: Int] = [:]
     var itemWeight: [String: Int] = [:]
     /// Whether Redis should hold the per-item keys too.
     var items = false
-    /// How far (relative) a float sum may be from the reference's, added in file order.
-    var sumTolerance = 0.0
     static let weights = ["view": 1, "click": 3, "cart": 5, "purchase": 10]
 
     init(jsonl path: String) throws {
@@ -23,6 +22,7 @@ struct UserCountsReference {
 
     init(jsonl paths: [String]) throws {
         let text = try paths.map { try String(contentsOfFile: $0, encoding: .utf8) }.joined()
+        var prices: [String: ExactDoubleSum] = [:]
         for line in text.split(separator: "\n") {
             let event = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
             let user = event["user_id"] as! String
@@ -32,8 +32,9 @@ struct UserCountsReference {
             let item = event["item_id"] as! String
             itemCount[item, default: 0] += 1
             itemWeight[item, default: 0] += Self.weights[type]!
-            if let price = event["price"] as? Double { sumPrice[user, default: 0] += price }
+            if let price = event["price"] as? Double { prices[user, default: ExactDoubleSum()].add(price) }
         }
+        sumPrice = prices.mapValues(\.value)
     }
 
     var totalEvents: Int { count.values.reduce(0, +) }
@@ -55,7 +56,7 @@ struct UserCountsReference {
                 }
                 let expectedSum = sumPrice[user] ?? 0
                 let sum = counts["sum_price"].flatMap(Double.init)
-                if sum.map({ abs($0 - expectedSum) > sumTolerance * max(1, abs(expectedSum)) }) ?? true {
+                if sum != expectedSum {
                     diffs.append("user:\(user):counts sum_price \(counts["sum_price"] ?? "nil") != \(expectedSum)")
                 }
                 let expectedTypes = byType[user]!.mapValues(String.init)
