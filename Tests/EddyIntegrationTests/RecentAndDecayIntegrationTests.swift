@@ -62,8 +62,8 @@ final class RecentAndDecayIntegrationTests: XCTestCase {
         var checked = 0
         for i in stride(from: 0, to: ranked.count - 1, by: 2) {
             guard let p = popularity[ranked[i]], let rank = Double(ranked[i + 1]) else { return XCTFail("unexpected member \(ranked[i])") }
-            // Records of one item from different users are applied in another order than the
-            // input file's: the same sum up to rounding.
+            // The reference decays and adds in file order, rounding at every step (Eddy's
+            // frame sums are exact): the same value up to that rounding.
             XCTAssertEqual(rank, log2(p.score) + p.last / halfLife, accuracy: 1e-9, ranked[i])
             checked += 1
         }
