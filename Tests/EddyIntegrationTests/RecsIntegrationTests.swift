@@ -6,16 +6,13 @@ import Foundation
 import XCTest
 
 /// `Topologies/recs.yaml` against the real broker and Redis: every key family it writes
-/// equals a brute-force reference (`RecsReference`) — recent items, popularity, trending,
-/// popularity per category, users' categories, co-view and its totals — and `eddy recommend` answers from
+/// equals a brute-force reference (`RecsExpectedState`) — recent items, popularity,
+/// trending, popularity per category, users' categories, co-view and its totals, cart
+/// versions — and `eddy recommend` answers from
 /// that state: k items, none the user has seen, best first, each co-view reason naming
 /// one of the user's items that has the item as a neighbour; a cold user gets the most
 /// popular items of the category asked for.
 final class RecsIntegrationTests: XCTestCase {
-    private static let hour = 3_600_000.0, day = 86_400_000.0, week = 7 * 86_400_000.0
-    private static let popularityWeights = ["view": 1.0, "click": 3.0, "cart": 5.0, "purchase": 10.0]
-    private static let coViewWeights = ["view": 1.0, "click": 2.0, "cart": 4.0, "purchase": 8.0]
-
     func testEveryKeyFamilyMatchesTheReferenceAndRecommendationsComeFromIt() throws {
         continueAfterFailure = false
         let services = try LocalServices()
@@ -31,39 +28,16 @@ final class RecsIntegrationTests: XCTestCase {
 
         let decoder = JSONDecoder()
         let all = try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").map { try decoder.decode(RecsReference.Event.self, from: Data($0.utf8)) }
-        let events = all.filter { Self.popularityWeights[$0.event_type] != nil }
+        let expected = RecsExpectedState(all)
         let redis = try services.redis()
 
-        // user:recent:{user}: the last 50 distinct items, newest first, expiring within 24 h.
-        let recent = RecsReference.recentDistinct(events, size: 50)
-        var wrongLists: [String] = []
-        for (user, items) in recent where try redis.send("LRANGE", "user:recent:\(user)", "0", "-1").strings != items { wrongLists.append(user) }
-        XCTAssertEqual(wrongLists, [])
+        // user:recent:{user} (the last 50 distinct items, newest first), popularity (1 h),
+        // trending (against 1 d), popularity per category, users' categories, co-view (7 d)
+        // and its totals, cart versions.
+        XCTAssertEqual(try expected.differences(in: redis, limit: 20), [])
+        let recent = expected.recent, coView = expected.coView
         guard case .integer(let ttl) = try redis.send("TTL", "user:recent:\(recent.keys.sorted()[0])") else { return XCTFail("no TTL") }
         XCTAssertTrue((86_000...86_400).contains(ttl), "TTL \(ttl)")
-
-        // Popularity (1 h), trending (against 1 d), popularity per category, co-view (7 d).
-        var byItem: [String: [RecsReference.Contribution]] = [:], byCategory: [String: [String: [RecsReference.Contribution]]] = [:]
-        for e in events {
-            byItem[e.item_id, default: []].append((Self.popularityWeights[e.event_type]!, e.ts))
-            byCategory[e.category!, default: [:]][e.item_id, default: []].append((Self.popularityWeights[e.event_type]!, e.ts))
-        }
-        XCTAssertEqual(try zsetDifferences(redis, pattern: "item:popularity", expected: ["item:popularity": byItem.mapValues { RecsReference.rank($0, halfLifeMs: Self.hour) }]), [])
-        XCTAssertEqual(try zsetDifferences(redis, pattern: "item:trending", expected: ["item:trending": byItem.mapValues {
-            RecsReference.rank($0, halfLifeMs: Self.hour) - RecsReference.rank($0, halfLifeMs: Self.day)
-        }]), [])
-        XCTAssertEqual(try zsetDifferences(redis, pattern: "item:popularity:*", expected: Dictionary(uniqueKeysWithValues: byCategory.map { category, items in
-            ("item:popularity:\(category)", items.mapValues { RecsReference.rank($0, halfLifeMs: Self.hour) })
-        })), [])
-        var byUserCategory: [String: [String: [RecsReference.Contribution]]] = [:]
-        for e in events { byUserCategory["user:categories:\(e.user_id)", default: [:]][e.category!, default: []].append((Self.popularityWeights[e.event_type]!, e.ts)) }
-        XCTAssertEqual(try zsetDifferences(redis, pattern: "user:categories:*", expected: byUserCategory.mapValues { $0.mapValues { RecsReference.rank($0, halfLifeMs: Self.week) } }), [])
-        var coView = RecsReference.coView(RecsReference.pairs(events, last: 20, withinMs: 1_800_000), weights: Self.coViewWeights, halfLifeMs: Self.week)
-            .mapKeys { "co_view:\($0)" }
-        var totals: [String: [RecsReference.Contribution]] = [:]
-        for e in events { totals[e.item_id, default: []].append((Self.coViewWeights[e.event_type]!, e.ts)) }
-        coView["co_view:totals"] = totals.mapValues { RecsReference.rank($0, halfLifeMs: Self.week) }
-        XCTAssertEqual(try zsetDifferences(redis, pattern: "co_view:*", expected: coView), [])
         // Sessions: one features hash per session still open or closed less than 1 h ago.
         guard case .array(let sessionKeys) = try redis.send("KEYS", "session:*:features") else { return XCTFail("KEYS") }
         XCTAssertGreaterThan(sessionKeys.count, 100)
@@ -82,10 +56,10 @@ final class RecsIntegrationTests: XCTestCase {
                 XCTAssertNotNil(coView["co_view:\(seed)"]?[r.item], "\(user): \(r.item) is no neighbour of \(seed)")
             }
         }
-        let category = byCategory.keys.sorted()[0]
+        let category = expected.categoryPopularity.keys.sorted()[0]
         let cold = try EddyCLI.run(["recommend", "--user", "nobody", "-k", "3", "--category", category, "--config", config])
         XCTAssertEqual(cold.status, 0, cold.stderr)
-        let best = byCategory[category]!.mapValues { RecsReference.rank($0, halfLifeMs: Self.hour) }.sorted { $0.value > $1.value }.prefix(3).map(\.key)
+        let best = expected.categoryPopularity[category]!.sorted { $0.value > $1.value }.prefix(3).map(\.key)
         XCTAssertEqual(try decoder.decode([Recommendation].self, from: Data(cold.stdout.utf8)).map(\.item), best)
         XCTAssertEqual(try decoder.decode([Recommendation].self, from: Data(cold.stdout.utf8)).map(\.reason), Array(repeating: "popular in \(category)", count: 3))
     }
