@@ -25,6 +25,8 @@ final class DecayFunction: AggregateFunction {
     var legacySumsPerEntry: Int? { trendHalfLifeMs == nil ? 2 : 3 }
     private let weightField: Int
     private let weights: [([UInt8], Double)]
+    private let frames: Frames
+    private let trendFrames: Frames?
 
     static let frameHalfLives = 32.0
     static let fractionBits = 88
@@ -35,6 +37,8 @@ final class DecayFunction: AggregateFunction {
     init(_ spec: CompiledTopology.Aggregate, halfLifeMs: Double, trendHalfLifeMs: Double? = nil) {
         self.halfLifeMs = halfLifeMs
         self.trendHalfLifeMs = trendHalfLifeMs
+        frames = Frames(halfLife: halfLifeMs)
+        trendFrames = trendHalfLifeMs.map(Frames.init)
         sumsPerEntry = trendHalfLifeMs == nil ? 5 : 9
         weightField = spec.weightField ?? 0
         weights = spec.weights
@@ -62,39 +66,62 @@ final class DecayFunction: AggregateFunction {
             return
         }
         let time = AggregateTable.number(Self.time, in: value)
-        moveToLatest(time, e, table)
-        merge(AggregateTable.fixed(Self.sums, in: value), AggregateTable.fixed(Self.sums + 2, in: value), of: time, halfLifeMs,
-              into: Self.sums, of: e, table)
-        if let trendHalfLifeMs {
-            merge(AggregateTable.fixed(Self.trendSums, in: value), AggregateTable.fixed(Self.trendSums + 2, in: value), of: time, trendHalfLifeMs,
-                  into: Self.trendSums, of: e, table)
-        }
+        let last = moveToLatest(time, e, table)
+        merge(value, Self.sums, of: time, frames, into: e, last: last, table)
+        if let trendFrames { merge(value, Self.trendSums, of: time, trendFrames, into: e, last: last, table) }
         table.add(count: count, to: e)
     }
 
     /// Adds `count` records of weight `score` (`long` on the trend's half-life) as of event
-    /// time `time` to entry `e`.
+    /// time `time` to entry `e`: one term to the sum of its frame (if that is one of the two
+    /// kept), after shifting the entry's sums to a later frame if `time` is in one.
     @inline(__always)
     func add(_ score: Double, at time: Double, count: Int64, long: Double, to e: Int, of table: AggregateTable) {
-        moveToLatest(time, e, table)
-        merge(Self.term(score, time, halfLifeMs), .zero, of: time, halfLifeMs, into: Self.sums, of: e, table)
-        if let trendHalfLifeMs {
-            merge(Self.term(long, time, trendHalfLifeMs), .zero, of: time, trendHalfLifeMs, into: Self.trendSums, of: e, table)
-        }
+        let last = moveToLatest(time, e, table)
+        add(score, at: time, frames, Self.sums, to: e, last: last, table)
+        if let trendFrames { add(long, at: time, trendFrames, Self.trendSums, to: e, last: last, table) }
         table.add(count: count, to: e)
     }
 
-    /// Makes `time` the entry's latest time if it is later, shifting its frame sums along.
     @inline(__always)
-    private func moveToLatest(_ time: Double, _ e: Int, _ table: AggregateTable) {
-        guard table.counts[e] != 0 else { return table.set(time, sum: Self.time, of: e) }
-        let last = table.sum(Self.time, of: e)
-        guard time > last else { return }
-        table.set(time, sum: Self.time, of: e)
-        shift(Self.sums, of: e, by: Self.frame(time, halfLifeMs) - Self.frame(last, halfLifeMs), table)
-        if let trendHalfLifeMs { shift(Self.trendSums, of: e, by: Self.frame(time, trendHalfLifeMs) - Self.frame(last, trendHalfLifeMs), table) }
+    private func add(_ weight: Double, at time: Double, _ frames: Frames, _ j: Int, to e: Int, last: Double?, _ table: AggregateTable) {
+        let n = frames.frame(time)
+        let latest = last.map { Swift.max($0, time) } ?? time
+        let latestFrame = latest == time ? n : frames.frame(latest)
+        if let last, time > last { shift(j, of: e, by: n - frames.frame(last), table) }
+        let behind = latestFrame - n
+        guard behind <= 1 else { return }
+        table.add(frames.term(weight, time, frame: n), fixed: behind == 0 ? j : j + 2, to: e)
     }
 
+    /// Adds the frame sums at `j` of an encoded value whose latest time is `time`.
+    private func merge(_ value: UnsafeRawBufferPointer, _ j: Int, of time: Double, _ frames: Frames, into e: Int, last: Double?, _ table: AggregateTable) {
+        let n = frames.frame(time)
+        if let last, time > last { shift(j, of: e, by: n - frames.frame(last), table) }
+        let behind = frames.frame(table.sum(Self.time, of: e)) - n
+        if behind == 0 {
+            table.add(AggregateTable.fixed(j, in: value), fixed: j, to: e)
+            table.add(AggregateTable.fixed(j + 2, in: value), fixed: j + 2, to: e)
+        } else if behind == 1 {
+            table.add(AggregateTable.fixed(j, in: value), fixed: j + 2, to: e)
+        }
+    }
+
+    /// Makes `time` the entry's latest time if it is later; returns the latest time before
+    /// (nil: the entry is new). The caller shifts the frame sums.
+    @inline(__always)
+    private func moveToLatest(_ time: Double, _ e: Int, _ table: AggregateTable) -> Double? {
+        guard table.counts[e] != 0 else {
+            table.set(time, sum: Self.time, of: e)
+            return nil
+        }
+        let last = table.sum(Self.time, of: e)
+        if time > last { table.set(time, sum: Self.time, of: e) }
+        return last
+    }
+
+    /// Moves the sums at `j` on by `frames` frames: the latest becomes the one before, or
+    /// both are dropped.
     @inline(__always)
     private func shift(_ j: Int, of e: Int, by frames: Double, _ table: AggregateTable) {
         guard frames > 0 else { return }
@@ -102,49 +129,16 @@ final class DecayFunction: AggregateFunction {
         table.set(.zero, fixed: j, of: e)
     }
 
-    /// Adds the frame sums (`latest`, `before`) of a value whose latest time is `time` to
-    /// the entry's, which are at its latest time (already moved).
-    @inline(__always)
-    private func merge(_ latest: FixedPointSum, _ before: FixedPointSum, of time: Double, _ halfLife: Double,
-                       into j: Int, of e: Int, _ table: AggregateTable) {
-        let behind = Self.frame(table.sum(Self.time, of: e), halfLife) - Self.frame(time, halfLife)
-        if behind == 0 {
-            table.add(latest, fixed: j, to: e)
-            table.add(before, fixed: j + 2, to: e)
-        } else if behind == 1 {
-            table.add(latest, fixed: j + 2, to: e)
-        }
-    }
-
-    /// The frame of event time `time`: ⌊time / (half-life · frameHalfLives)⌋.
-    @inline(__always)
-    static func frame(_ time: Double, _ halfLife: Double) -> Double { (time / (halfLife * frameHalfLives)).rounded(.down) }
-
-    /// Half-lives from the end of `time`'s frame to `time` (in [−frameHalfLives, 0)): from
-    /// the difference of the two times in ms, exact, not of their quotients (a time of 2026
-    /// is ~490,000 one-hour half-lives, which a double holds only to 1e-10).
-    @inline(__always)
-    static func sinceFrameEnd(_ time: Double, _ halfLife: Double) -> Double {
-        let length = halfLife * frameHalfLives
-        return (time - ((time / length).rounded(.down) + 1) * length) / halfLife
-    }
-
-    /// A record's term: `weight`·2^(half-lives from the end of its frame), in (2^-32, 1]·weight.
-    @inline(__always)
-    static func term(_ weight: Double, _ time: Double, _ halfLife: Double) -> FixedPointSum {
-        FixedPointSum(weight * exp2(sinceFrameEnd(time, halfLife)), fractionBits: fractionBits)
-    }
-
     /// log2 of the sum at the entry's latest time, plus that time in half-lives: orders
     /// entries by their value at any common time. (The frame sums are the value at the end
     /// of the latest frame, so this is log2 of them plus that end.)
-    private func rank(_ j: Int, of e: Int, in table: AggregateTable, _ halfLife: Double) -> Double {
-        log2(frameValue(j, of: e, in: table)) + (Self.frame(table.sum(Self.time, of: e), halfLife) + 1) * Self.frameHalfLives
+    private func rank(_ j: Int, _ frames: Frames, of e: Int, in table: AggregateTable) -> Double {
+        log2(frameValue(j, of: e, in: table)) + (frames.frame(table.sum(Self.time, of: e)) + 1) * Self.frameHalfLives
     }
 
     /// The sum at the entry's latest time.
-    private func score(_ j: Int, of e: Int, in table: AggregateTable, _ halfLife: Double) -> Double {
-        frameValue(j, of: e, in: table) * exp2(-Self.sinceFrameEnd(table.sum(Self.time, of: e), halfLife))
+    private func score(_ j: Int, _ frames: Frames, of e: Int, in table: AggregateTable) -> Double {
+        frameValue(j, of: e, in: table) * frames.fromFrameEnd(table.sum(Self.time, of: e))
     }
 
     /// The frame sums as one number, valued at the end of the latest frame.
@@ -153,8 +147,8 @@ final class DecayFunction: AggregateFunction {
             + table.fixed(j + 2, of: e).double(fractionBits: Self.fractionBits) * exp2(-Self.frameHalfLives)
     }
 
-    func rank(of e: Int, in table: AggregateTable) -> Double { rank(Self.sums, of: e, in: table, halfLifeMs) }
-    func score(of e: Int, in table: AggregateTable) -> Double { score(Self.sums, of: e, in: table, halfLifeMs) }
+    func rank(of e: Int, in table: AggregateTable) -> Double { rank(Self.sums, frames, of: e, in: table) }
+    func score(of e: Int, in table: AggregateTable) -> Double { score(Self.sums, frames, of: e, in: table) }
     func lastTime(of e: Int, in table: AggregateTable) -> Double { table.sum(Self.time, of: e) }
 
     func appendOutput(_ i: Int, of e: Int, in table: AggregateTable, to out: inout [UInt8]) {
@@ -163,10 +157,38 @@ final class DecayFunction: AggregateFunction {
         case 1: out.append(contentsOf: formatNumber(score(of: e, in: table)).utf8)
         case 2: out.append(contentsOf: formatNumber(lastTime(of: e, in: table)).utf8)
         case 3: out.append(contentsOf: formatNumber(rank(of: e, in: table)).utf8)
-        case 4: out.append(contentsOf: formatNumber(score(Self.trendSums, of: e, in: table, trendHalfLifeMs!)).utf8)
-        case 5: out.append(contentsOf: formatNumber(rank(Self.trendSums, of: e, in: table, trendHalfLifeMs!)).utf8)
-        default: out.append(contentsOf: formatNumber(rank(of: e, in: table) - rank(Self.trendSums, of: e, in: table, trendHalfLifeMs!)).utf8)
+        case 4: out.append(contentsOf: formatNumber(score(Self.trendSums, trendFrames!, of: e, in: table)).utf8)
+        case 5: out.append(contentsOf: formatNumber(rank(Self.trendSums, trendFrames!, of: e, in: table)).utf8)
+        default: out.append(contentsOf: formatNumber(rank(of: e, in: table) - rank(Self.trendSums, trendFrames!, of: e, in: table)).utf8)
         }
+    }
+
+    /// One half-life's frames of `frameHalfLives` half-lives. Which frame a time is in may
+    /// be any function of the time alone, used alike everywhere: multiplications by
+    /// reciprocals, not divisions, on the per-record path.
+    private struct Frames {
+        private let length: Double, perLength: Double, perHalfLife: Double
+
+        init(halfLife: Double) {
+            length = halfLife * DecayFunction.frameHalfLives
+            perLength = 1 / length
+            perHalfLife = 1 / halfLife
+        }
+
+        @inline(__always)
+        func frame(_ time: Double) -> Double { (time * perLength).rounded(.down) }
+
+        /// A record's term: `weight`·2^(half-lives from the end of its frame `n` to `time`),
+        /// in (2^-32, 1]·weight. From the difference of the two times in ms, exact, not of
+        /// their quotients: a time of 2026 is ~490,000 one-hour half-lives, which a double
+        /// holds only to 1e-10.
+        @inline(__always)
+        func term(_ weight: Double, _ time: Double, frame n: Double) -> FixedPointSum {
+            FixedPointSum(weight * exp2((time - (n + 1) * length) * perHalfLife), fractionBits: DecayFunction.fractionBits)
+        }
+
+        /// 2^(half-lives from `time` to the end of its frame).
+        func fromFrameEnd(_ time: Double) -> Double { exp2(((frame(time) + 1) * length - time) * perHalfLife) }
     }
 }
 
