@@ -38,6 +38,10 @@ public final class KafkaProducer {
     private var topics: [String: OpaquePointer] = [:]
     /// How long `send` waits for room in a full queue before it throws QUEUE_FULL.
     public var maxQueueFullWaitMs = 30_000
+    /// Whether closing waits (up to 10 s) for queued records to be delivered. Off for a
+    /// producer whose unsent records nobody needs (a transaction that will never commit):
+    /// closing then drops them at once instead of waiting for an unreachable broker.
+    public var flushesOnClose = true
 
     public init(config: KafkaConfig) throws {
         var config = config
@@ -49,7 +53,11 @@ public final class KafkaProducer {
     }
 
     deinit {
-        rd_kafka_flush(handle, 10_000)
+        if flushesOnClose {
+            rd_kafka_flush(handle, 10_000)
+        } else {
+            _ = rd_kafka_purge(handle, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT | RD_KAFKA_PURGE_F_NON_BLOCKING))
+        }
         for topic in topics.values { rd_kafka_topic_destroy(topic) }
         rd_kafka_destroy(handle)
     }

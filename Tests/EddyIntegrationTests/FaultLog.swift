@@ -26,7 +26,7 @@ enum FaultLog {
     /// "thread 0: stopped with the last commit not yet in Redis (Redis unavailable); the next start writes it from the changelogs"
     static let stoppedWithCommitUnwritten = "the last commit not yet in Redis"
     /// …and while the broker cannot take it, too.
-    /// "thread 0: stopped with input not committed (Kafka did not take the last commit within runtime.stop_timeout_ms); the next start processes it again from the last commit"
+    /// "thread 0: stopped with input not committed (the last commit failed or ran out of runtime.stop_timeout_ms; see above); the next start processes it again from the last commit"
     static let stoppedWithInputUncommitted = "stopped with input not committed"
     /// `--until-caught-up` whose commit Redis keeps refusing must end non-zero and say so
     /// (not 0 with Redis incomplete, nor wait for good).

@@ -35,7 +35,11 @@ final class DeadlineThread: Sendable {
             let cut = cutShort()
             let end = min(own, cut ?? own)
             let now = ContinuousClock.now
-            if now >= end { throw StepTimedOut(step: step, timeout: timeout, cutByStop: end < own) }
+            if now >= end {
+                // A call that returned since the last wait is not given up.
+                if call.done.wait(timeout: .now()) == .success { return try call.result!.get() }
+                throw StepTimedOut(step: step, timeout: timeout, cutByStop: end < own)
+            }
             let wake = min(end - now, .milliseconds(100))
             if call.done.wait(timeout: .now() + wake.timeInterval) == .success { return try call.result!.get() }
         }

@@ -55,7 +55,9 @@ final class RuntimeContext: Sendable {
     /// first request starts the stop's clock (`RuntimeConfig.stopTimeoutMs`).
     func requestStop(failure: String? = nil) {
         if let failure { failureMessage.withLock { if $0 == nil { $0 = failure } } }
-        let deadline = ContinuousClock.now + .milliseconds(config.stopTimeoutMs) - TaskCommitter.tailGraceOnStop
+        // At least a second for Kafka, whatever a config built in Swift says (files must
+        // give 6 s or more).
+        let deadline = ContinuousClock.now + max(.milliseconds(config.stopTimeoutMs) - TaskCommitter.tailGraceOnStop, .seconds(1))
         kafkaStopDeadline.withLock { if $0 == nil { $0 = deadline } }
         stopFlag.store(true, ordering: .relaxed)
     }

@@ -10,7 +10,9 @@ enum StreamClients {
         return try StreamProducer(config: KafkaConfig(config.memoryBudget.producerProperties(config.kafkaClientProperties)), guarantee: config.processingGuarantee,
                                   transactionalId: "\(context.topology.topology.application)-\(config.resolvedInstanceId)-\(id)",
                                   stepTimeout: .milliseconds(config.transactionStepTimeoutMs),
-                                  stopDeadline: { [context] in context.stopDeadlineForKafka }, metrics: context.metrics, logger: logger)
+                                  // The flag first: an atomic load per record, the Mutex only in a stop.
+                                  stopDeadline: { [context] in context.stopRequested ? context.stopDeadlineForKafka : nil },
+                                  metrics: context.metrics, logger: logger)
     }
 
     /// The thread's group consumer of the source and repartition topics.

@@ -64,6 +64,10 @@ final class StreamProducer: ChangelogWriter {
     private static func start(_ config: KafkaConfig, guarantee: ProcessingGuarantee, stepTimeout: Duration,
                               stopDeadline: @escaping @Sendable () -> ContinuousClock.Instant?) throws -> (KafkaProducer, DeadlineThread) {
         let producer = try KafkaProducer(config: config)
+        // What it has not delivered at close is of an attempt that did not commit: its
+        // input is processed again by the next start (at-least-once commits offsets only
+        // after a flush), so a close never waits for an unreachable broker.
+        producer.flushesOnClose = false
         let steps = DeadlineThread(name: "eddy-producer-\(config["transactional.id"] ?? "idempotent")", cutShort: stopDeadline)
         if guarantee == .exactlyOnce {
             try steps.run("init transactions", timeout: stepTimeout) { try producer.initTransactions() }
@@ -99,9 +103,15 @@ final class StreamProducer: ChangelogWriter {
 
     var attempt: CommitAttempt { CommitAttempt(life: life, sequence: sequence) }
 
-    /// Sends one record of the current attempt (a transaction is begun on the first).
+    private static func milliseconds(until deadline: ContinuousClock.Instant, atMost limit: Int) -> Int {
+        min(limit, max(0, Int((deadline - .now) / .milliseconds(1))))
+    }
+
+    /// Sends one record of the current attempt (a transaction is begun on the first). In a
+    /// stop, a full queue is waited for only until the stop's time for Kafka is over.
     func send(topic: String, partition: Int32? = nil, key: [UInt8]?, value: [UInt8]?, headers: [(String, [UInt8])], tag: Int = 0) throws {
         try replaceProducerIfNeeded()
+        if let cut = stopDeadline() { producer.maxQueueFullWaitMs = Self.milliseconds(until: cut, atMost: producer.maxQueueFullWaitMs) }
         if guarantee == .exactlyOnce, !inTransaction {
             try producer.beginTransaction()
             inTransaction = true
@@ -222,7 +232,7 @@ final class StreamProducer: ChangelogWriter {
             try step("commit transaction") { try $0.commitTransaction() }
             inTransaction = false
         case .atLeastOnce:
-            try producer.flush()
+            try producer.flush(timeoutMs: Int32(stopDeadline().map { Self.milliseconds(until: $0, atMost: 30_000) } ?? 30_000))
             try consumer.commit(offsets)
         }
         // Markers sent in this attempt are delivered; the attempt's partitions now owe one.

@@ -146,7 +146,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             context.requestStop(failure: "thread \(id): stopped with the last commit not yet in Redis (Redis unavailable); the next start writes it from the changelogs")
         } else if !committed && !committer.failed {
             // Nothing of it is in Kafka or Redis, and RocksDB holds only committed attempts.
-            context.requestStop(failure: "thread \(id): stopped with input not committed (Kafka did not take the last commit within runtime.stop_timeout_ms); the next start processes it again from the last commit")
+            context.requestStop(failure: "thread \(id): stopped with input not committed (the last commit failed or ran out of runtime.stop_timeout_ms; see above); the next start processes it again from the last commit")
         }
         logger.info("time spent: waiting for records \(polling.seconds) s, processing \(processing.seconds) s, committing \(committing.seconds) s")
         // Leaving runs the revoke callback, which commits: not against a broker that just

@@ -9,7 +9,7 @@ import Foundation
 /// than the live run's, gives the same bits. Event time is cut into frames of
 /// `frameHalfLives` half-lives; a record of weight w at time t adds w·2^(t/h − end of its
 /// frame), a number that depends on the record alone, as a `FixedPointSum` (88 fraction
-/// bits: at least 56 significant bits for the smallest term, 2^-32 of its weight) to its
+/// bits: at least 56 significant bits for the smallest term, 2^-32 of a weight of 1) to its
 /// frame's sum. An entry keeps the sums of the frame of its latest event time and of the
 /// frame before, so moving to a later frame is a shift of whole sums, never a rounding: a
 /// group's state is a function of the set of its records. Records in a frame two or more

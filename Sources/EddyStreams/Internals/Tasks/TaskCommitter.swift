@@ -78,7 +78,10 @@ final class TaskCommitter {
             } catch {
                 failedCommits += 1
                 context.metrics.commitFailures.add(1, ordering: .relaxed)
-                if Self.isTransient(error) && kafkaOutageStart == nil {
+                if let cut = error as? StepTimedOut, cut.cutByStop {
+                    logger.error("the stop's time for Kafka is over (runtime.stop_timeout_ms): the last commit is given up; its input is processed again by the next start")
+                    return false
+                } else if Self.isTransient(error) && kafkaOutageStart == nil {
                     kafkaOutageStart = lastCommit  // when the failed attempt began
                     context.metrics.kafkaOutages.add(1, ordering: .relaxed)
                     logger.warning("Kafka unavailable, commits wait (everything stays pending and is retried): \(error)")
