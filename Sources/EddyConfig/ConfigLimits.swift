@@ -25,4 +25,7 @@ public enum ConfigLimits {
     /// `runtime.stop_timeout_ms`: at least 6 s. The last commit's Redis writes get 5 s of
     /// it (`TaskCommitter.tailGraceOnStop`); the Kafka steps before them need the rest.
     public static let minStopTimeoutMs = 6_000
+    /// A decay's `top_k.k`: an epoch's close sorts an item's kept and new neighbours in
+    /// memory, and a Redis zset of more is not a neighbour list any more.
+    public static let maxTopK = 10_000
 }

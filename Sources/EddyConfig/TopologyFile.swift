@@ -115,13 +115,14 @@ public enum TopologyFile {
             operation = .recent(groupBy: try groupBy.strings(), field: try value.string(), size: try size.positiveInt(),
                                 distinct: try r["distinct"]?.bool() ?? false)
         } else if let decay = f["decay"] {
-            let d = try decay.mapping(allowed: ["group_by", "half_life", "weights", "trend_against"])
+            let d = try decay.mapping(allowed: ["group_by", "half_life", "weights", "trend_against", "top_k"])
             guard let groupBy = d["group_by"] else { throw decay.error("missing field 'group_by'") }
             guard let halfLife = d["half_life"] else { throw decay.error("missing field 'half_life' (e.g. 1h)") }
             guard let weightsField = d["weights"] else { throw decay.error("missing field 'weights' (what each record adds)") }
             operation = .decay(groupBy: try groupBy.strings(), weights: try weights(weightsField),
                                halfLifeMs: Int64(try halfLife.durationSeconds()) * 1000,
-                               trendHalfLifeMs: try d["trend_against"].map { Int64(try $0.durationSeconds()) * 1000 })
+                               trendHalfLifeMs: try d["trend_against"].map { Int64(try $0.durationSeconds()) * 1000 },
+                               topK: try d["top_k"].map(topK))
         } else if let session = f["session"] {
             operation = .session(try self.session(session))
         } else if let pairs = f["pairs"] {
@@ -159,6 +160,16 @@ public enum TopologyFile {
         if let v = f["cart_types"] { window.cartTypes = try v.strings() }
         if let v = f["purchase_types"] { window.purchaseTypes = try v.strings() }
         return window
+    }
+
+    /// `{k: 50, every: 1d, grace: 1h}` (`every` and `grace` optional)
+    private static func topK(_ field: YAMLField) throws -> Topology.TopK {
+        let f = try field.mapping(allowed: ["k", "every", "grace"])
+        guard let k = f["k"] else { throw field.error("missing field 'k' (how many neighbours to keep per item)") }
+        var topK = Topology.TopK(k: try k.positiveInt(atMost: ConfigLimits.maxTopK))
+        if let every = f["every"] { topK.everyMs = try every.durationMilliseconds() }
+        if let grace = f["grace"] { topK.graceMs = try grace.durationMilliseconds(allowZero: true) }
+        return topK
     }
 
     /// `{group_by: [user_id], item: item_id, other: other_item, last: 20, within: 30m}`

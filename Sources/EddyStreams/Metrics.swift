@@ -36,8 +36,11 @@ public final class StreamsMetrics: Sendable {
     public let kafkaOutageMicros = Atomic<Int>(0)
     /// Tasks whose whole state was written to Redis again because Redis had lost it.
     public let rematerializedTasks = Atomic<Int>(0)
-    /// Records too late for their window (beyond its grace), dead-lettered with reason `late`.
+    /// Records too late for their window (beyond its grace), dead-lettered with reason `late`;
+    /// and records too late for a top K's epoch (skipped: they are pairs, not source records).
     public let lateRecords = Atomic<Int>(0)
+    /// Neighbours a decay's top K pruned (left the store and Redis) as epochs closed.
+    public let prunedNeighbours = Atomic<Int>(0)
     /// Global-table records applied while running (after the start's load), summed over the
     /// stream threads (each keeps its own copy of every table).
     public let tableUpdates = Atomic<Int>(0)
@@ -145,7 +148,8 @@ public final class StreamsMetrics: Sendable {
                 seconds(micros: kafkaOutageMicros)),
             one("eddy_rematerialized_tasks_total", .counter, "Tasks whose whole state was written to Redis again (Redis had lost the application's keys).",
                 count(rematerializedTasks)),
-            one("eddy_late_records_total", .counter, "Records later than their window's grace (dead-lettered with reason late).", count(lateRecords)),
+            one("eddy_late_records_total", .counter, "Records later than their window's grace (dead-lettered with reason late), or than a top_k's grace for their epoch (skipped).", count(lateRecords)),
+            one("eddy_top_k_pruned_total", .counter, "Neighbours a decay's top_k pruned from the store and Redis as epochs closed.", count(prunedNeighbours)),
             MetricFamily(name: "eddy_table_rows", kind: .gauge, help: "Rows of each global table (every stream thread holds a copy).",
                          samples: rows.map { .init(labels: app + [(name: "table", value: $0.key)], value: .integer($0.value)) }),
             one("eddy_table_updates_total", .counter, "Global-table records applied after the start's load, summed over stream threads (each keeps a copy of every table).", count(tableUpdates)),

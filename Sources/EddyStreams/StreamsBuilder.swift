@@ -93,10 +93,12 @@ public struct KStream {
     }
 
     /// An exponentially decayed weight sum per group on event time (outputs `count`, `score`,
-    /// `last_time`, `rank`).
-    public func decay(_ name: String, groupBy: [String], weights: Topology.Weights, halfLife: Duration, trendAgainst: Duration? = nil) -> KTable {
+    /// `last_time`, `rank`); with `topK`, only the best `k` values of the last group field
+    /// per value of the others (`Topology.TopK`).
+    public func decay(_ name: String, groupBy: [String], weights: Topology.Weights, halfLife: Duration, trendAgainst: Duration? = nil,
+                      topK: Topology.TopK? = nil) -> KTable {
         KTable(stream: builder.add(.init(name: name, input: self.name, operation: .decay(groupBy: groupBy, weights: weights, halfLifeMs: milliseconds(halfLife),
-                                                                                           trendHalfLifeMs: trendAgainst.map(milliseconds)))))
+                                                                                           trendHalfLifeMs: trendAgainst.map(milliseconds), topK: topK))))
     }
 
     /// Pairs each record's item with the group's last `last` distinct items (seen within

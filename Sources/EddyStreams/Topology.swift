@@ -165,8 +165,9 @@ public struct Topology: Equatable, Sendable {
         /// the same sum on that half-life, and `trend` = rank − long_rank: log2 of the short
         /// sum over the long one at any common time, up to a term the same for every group,
         /// so it orders groups by how much they rise against their usual level (trending).
-        /// Re-keys as `aggregate` does.
-        case decay(groupBy: [String], weights: Weights, halfLifeMs: Int64, trendHalfLifeMs: Int64? = nil)
+        /// Re-keys as `aggregate` does; with `topK`, by the group's fields but its last
+        /// (`TopK`: an item's neighbours are kept in one task, pruned to the best `k`).
+        case decay(groupBy: [String], weights: Weights, halfLifeMs: Int64, trendHalfLifeMs: Int64? = nil, topK: TopK? = nil)
         /// Session windows per group on event time: a group's events less than `gapMs` apart
         /// form one session, which closes once stream time passes its end + gap + grace.
         /// See `SessionWindow` for the exact rules and the features written.
@@ -178,6 +179,31 @@ public struct Topology: Equatable, Sendable {
         case pairs(Pairs)
         /// Passes records through unchanged (a named point to attach sinks to).
         case passthrough
+    }
+
+    /// A decay's bound: per value of its group fields but the last (an item), only the `k`
+    /// best values of the last field (its neighbours) are kept, so the store stays bounded
+    /// however many pairs occur. Pruning is on event time and a function of the input alone,
+    /// so a replay equals the live run:
+    /// - Event time is cut into epochs of `everyMs`. A record is added to its group's entry
+    ///   for its epoch; a record more than `graceMs` behind the stream time it is judged by
+    ///   is late: skipped and counted (`eddy_late_records_total`).
+    /// - Once stream time passes an epoch's end + `graceMs` (no record of it can come any
+    ///   more), the epoch closes: each group's entry for it is added to the group's kept
+    ///   value, and per item only the `k` groups of largest value (`rank`; ties: the smaller
+    ///   last field first) stay; the others leave the store and Redis.
+    /// - What a sink shows is the kept value plus the epochs still open: a new neighbour
+    ///   appears at once, and competes for a place when its epoch closes.
+    public struct TopK: Sendable, Equatable {
+        public var k: Int
+        public var everyMs: Int64
+        public var graceMs: Int64
+
+        public init(k: Int, everyMs: Int64 = 86_400_000, graceMs: Int64 = 3_600_000) {
+            self.k = k
+            self.everyMs = everyMs
+            self.graceMs = graceMs
+        }
     }
 
     /// Co-occurrence pairs per group (a user's items): for each record, its item paired
@@ -356,7 +382,7 @@ extension Topology.Operation {
     /// Stateful operations group records; this is their group (nil for stateless ones).
     public var groupBy: [String]? {
         switch self {
-        case .aggregate(let groupBy, _, _), .recent(let groupBy, _, _, _), .decay(let groupBy, _, _, _): return groupBy
+        case .aggregate(let groupBy, _, _), .recent(let groupBy, _, _, _), .decay(let groupBy, _, _, _, _): return groupBy
         case .session(let window): return window.groupBy
         case .pairs(let pairs): return pairs.groupBy
         case .filter, .project, .join, .passthrough: return nil

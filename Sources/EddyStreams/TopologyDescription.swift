@@ -122,10 +122,12 @@ extension Topology {
                 + (weights.map { ", weighted_count (by \($0.field))" } ?? "") + " (RocksDB store)"
         case .recent(let groupBy, let field, let size, let distinct):
             return "recent by [\(groupBy.joined(separator: ", "))]: count, recent (last \(size)\(distinct ? " distinct" : "") \(field) by event time) (RocksDB store)"
-        case .decay(let groupBy, let weights, let halfLifeMs, let trendHalfLifeMs):
+        case .decay(let groupBy, let weights, let halfLifeMs, let trendHalfLifeMs, let topK):
             return "decay by [\(groupBy.joined(separator: ", "))]: count, score, last_time, rank"
                 + (trendHalfLifeMs.map { ", long_score, long_rank, trend (against a half-life of \($0 / 1000) s)" } ?? "")
-                + " (weights by \(weights.field), half-life \(halfLifeMs / 1000) s, on event time) (RocksDB store)"
+                + " (weights by \(weights.field), half-life \(halfLifeMs / 1000) s, on event time)"
+                + (topK.map { ", top \($0.k) \(groupBy.last!) per [\(groupBy.dropLast().joined(separator: ", "))], pruned every \(describe(ms: $0.everyMs)) of event time + grace \(describe(ms: $0.graceMs))" } ?? "")
+                + " (RocksDB store)"
         case .session(let w):
             return "session(group_by: \(w.groupBy.joined(separator: ", ")), gap \(describe(ms: w.gapMs)), grace \(describe(ms: w.graceMs)))"
                 + (w.closedTTLSeconds.map { ttl in

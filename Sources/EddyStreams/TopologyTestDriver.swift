@@ -146,6 +146,24 @@ public final class TopologyTestDriver {
     /// Table records that could not be rows (no key, not a JSON object), over all tables.
     public var invalidTableRecords: Int { globalTables.map(\.invalidRecords).reduce(0, +) }
 
+    /// Records skipped as late so far (a top K's pairs; late session records are
+    /// dead-lettered too).
+    public var lateRecords: Int { metrics.lateRecords.load(ordering: .relaxed) }
+
+    /// Rows the committed state holds for aggregate `name` (its RocksDB column families,
+    /// over all partitions).
+    public func storeEntries(_ name: String) throws -> Int {
+        guard let database else { throw TopologyTestDriverError("the driver is closed") }
+        var rows = 0
+        for p in 0..<partitions {
+            database.forEach(try database.columnFamily("agg.\(name).\(p)")) { _, _ in
+                rows += 1
+                return true
+            }
+        }
+        return rows
+    }
+
     /// Source records re-keyed so far (Kafka key not their key field's value), counted at commits.
     public var rekeyedSourceRecords: Int { metrics.rekeyedSourceRecords.load(ordering: .relaxed) }
 

@@ -70,3 +70,40 @@ public enum RecsReference {
         }
     }
 }
+
+extension RecsReference {
+    /// Co-view under a decay's `top_k` (`Topology.TopK`), from its rules: pairs grouped by
+    /// the epoch of their time (`everyMs`); epochs up to `closedThrough` close in order,
+    /// each adding its pairs to the kept values and keeping, per item, the `k` of largest
+    /// rank (ties: the neighbour's name, bytewise); the open epochs' pairs are added on
+    /// top. Contributions are summed in a canonical order so equal sets tie exactly.
+    public static func topKCoView(_ pairs: [(item: String, other: String, type: String, ts: Int64)], weights: [String: Double],
+                                  halfLifeMs: Double, k: Int, everyMs: Int64, closedThrough: Int64?) -> [String: [String: Double]] {
+        func epoch(_ ts: Int64) -> Int64 { Int64((Double(ts) / Double(everyMs)).rounded(.down)) }
+        func canonicalRank(_ c: [Contribution]) -> Double {
+            rank(c.sorted { ($0.ts, $0.weight) < ($1.ts, $1.weight) }, halfLifeMs: halfLifeMs)
+        }
+        var byEpoch: [Int64: [String: [String: [Contribution]]]] = [:]
+        for p in pairs {
+            guard let w = weights[p.type] else { continue }
+            byEpoch[epoch(p.ts), default: [:]][p.item, default: [:]][p.other, default: []].append((w, p.ts))
+        }
+        var kept: [String: [String: [Contribution]]] = [:]
+        for e in byEpoch.keys.sorted() {
+            guard let closedThrough, e <= closedThrough else { continue }
+            for (item, others) in byEpoch[e]! {
+                for (other, c) in others { kept[item, default: [:]][other, default: []] += c }
+                let ranked = kept[item]!.map { (other: $0.key, rank: canonicalRank($0.value)) }
+                    .sorted { $0.rank != $1.rank ? $0.rank > $1.rank : Array($0.other.utf8).lexicographicallyPrecedes(Array($1.other.utf8)) }
+                for loser in ranked.dropFirst(k) { kept[item]![loser.other] = nil }
+            }
+        }
+        var total = kept
+        for (e, items) in byEpoch where closedThrough.map({ e > $0 }) ?? true {
+            for (item, others) in items {
+                for (other, c) in others { total[item, default: [:]][other, default: []] += c }
+            }
+        }
+        return total.mapValues { $0.mapValues(canonicalRank) }
+    }
+}

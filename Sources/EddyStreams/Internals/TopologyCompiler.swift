@@ -89,6 +89,16 @@ struct CompiledTopology: Sendable {
         /// through this topic (upstream tasks combine, downstream tasks own the store).
         var repartitionTopic: String? = nil
         var sinks: [CompiledSink] = []
+        /// A decay's bound (`Topology.TopK`); `perFields`: the group fields an item is (all
+        /// but the last), which also pick the partition when it re-keys.
+        var topK: TopK? = nil
+
+        struct TopK: Sendable {
+            let k: Int
+            let everyMs: Int64
+            let graceMs: Int64
+            let perFields: Int
+        }
 
     }
 
@@ -305,7 +315,12 @@ enum TopologyCompiler {
             let upstream = parent < 0 ? 0 : nodes[parent].subtopology
             var subtopology = upstream
             var rekeyed: RepartitionStart?
-            if let groupBy = node.operation.groupBy, !Set(groupBy).isSuperset(of: subtopologies[upstream].key) {
+            // A decay with a top K keeps a group's neighbours (its last field) in one task.
+            let partitionedBy: [String]? = {
+                if case .decay(let groupBy, _, _, _, .some) = node.operation { return Array(groupBy.dropLast()) }
+                return node.operation.groupBy
+            }()
+            if let groupBy = partitionedBy, !Set(groupBy).isSuperset(of: subtopologies[upstream].key) {
                 if node.name == Self.reservedNodeName {
                     throw TopologyError(at + [.key("name")], "'\(Self.reservedNodeName)' names the topic that re-keys source records (\(Repartitions.topic(application: topology.application, node: Self.reservedNodeName))): name this node otherwise")
                 }
@@ -505,7 +520,7 @@ enum TopologyCompiler {
                     if size <= 0 { throw TopologyError(apath + [.key("size")], "must be positive") }
                     spec.function = .recent(field: id, size: size, distinct: distinct)
                     try outputs(RecentFunction.outputs, numbers: ["count"])
-                case .decay(_, let weights, let halfLifeMs, let trendHalfLifeMs):
+                case .decay(_, let weights, let halfLifeMs, let trendHalfLifeMs, let topK):
                     if halfLifeMs <= 0 { throw TopologyError(apath + [.key("half_life")], "must be positive") }
                     if let long = trendHalfLifeMs, long <= halfLifeMs {
                         throw TopologyError(apath + [.key("trend_against")], "must be longer than half_life (\(halfLifeMs / 1000) s): the trend is the short sum against the long one")
@@ -516,6 +531,16 @@ enum TopologyCompiler {
                                             "a decayed weight must be a positive number (leave a value out to skip its records)")
                     }
                     spec.function = .decay(halfLifeMs: Double(halfLifeMs), trendHalfLifeMs: trendHalfLifeMs.map(Double.init))
+                    if let topK {
+                        let tpath = apath + [.key("top_k")]
+                        if groupBy.count < 2 {
+                            throw TopologyError(apath + [.key("group_by")], "a top_k keeps the best values of the last group field per value of the others: group by at least two fields (e.g. [item_id, other_item])")
+                        }
+                        if topK.k <= 0 { throw TopologyError(tpath + [.key("k")], "must be positive") }
+                        if topK.everyMs <= 0 { throw TopologyError(tpath + [.key("every")], "must be positive") }
+                        if topK.graceMs < 0 { throw TopologyError(tpath + [.key("grace")], "must not be negative") }
+                        spec.topK = .init(k: topK.k, everyMs: topK.everyMs, graceMs: topK.graceMs, perFields: groupBy.count - 1)
+                    }
                     try outputs(DecayFunction.outputs(trend: trendHalfLifeMs != nil))
                 default: preconditionFailure("not an aggregate")
                 }
@@ -720,6 +745,7 @@ enum TopologyCompiler {
             switch node.kind {
             case .aggregate(let a):
                 try add(aggregates[a].name, .aggregate(a), node: i)
+                if aggregates[a].topK != nil { usesTimers[node.subtopology] = usesTimers[node.subtopology] ?? i }
             case .session:
                 try add(node.name, .keyValue(node: i), node: i)
                 usesTimers[node.subtopology] = usesTimers[node.subtopology] ?? i

@@ -11,20 +11,30 @@
 /// is forwarded as the row's old values, a retraction, then its new ones, as JSON records
 /// with the group fields and outputs: the child subtracts the one and adds the other. A
 /// group whose count falls to 0 (a child's, after retractions) leaves Redis.
+///
+/// A decay with a top K keeps its entries per group and epoch and prunes each item's
+/// neighbours as epochs close (`TopKPruning`).
 final class AggregateOperator: OperatorNode {
     let table: AggregateTable
     private let groupFields: [Int]
-    private let sinks: [CompiledSink]
+    private let topK: TopKPruning?
+    private let timers: TaskTimers?
+    /// A top K's sums of a group over its entries, for rendering.
+    private let scratch: AggregateTable?
+    fileprivate let sinks: [CompiledSink]
     private var keyBuffer: [UInt8] = []
-    private var scratch: [UInt8] = []
+    private var valueScratch: [UInt8] = []
     /// For forwarding rows: `"name":` per group field, then per output; the rows' decoder.
     private let rowNames: [[UInt8]]
     private let rowDecoder: RecordDecoder
     private var row: [UInt8] = []
 
-    init(index: Int, table: AggregateTable, topology: CompiledTopology) {
+    init(index: Int, table: AggregateTable, timers: TaskTimers?, topology: CompiledTopology) {
         self.table = table
         groupFields = table.spec.groupFields
+        topK = table.spec.topK.map(TopKPruning.init)
+        self.timers = timers
+        scratch = topK == nil ? nil : AggregateTable(combining: table.spec)
         sinks = table.spec.sinks
         let spec = table.spec
         rowNames = (spec.groupFields.map { topology.fields[$0] }
@@ -38,11 +48,18 @@ final class AggregateOperator: OperatorNode {
     var isCombiner: Bool { table.columnFamily == nil }
 
     /// A combiner's partials, as its task's output to the repartition topic.
-    func output(_ edge: CompiledTopology.RepartitionEdge) -> CombinerOutput { CombinerOutput(edge: edge, table: table) }
+    func output(_ edge: CompiledTopology.RepartitionEdge) -> CombinerOutput { CombinerOutput(edge: edge, table: table, topK: topK) }
 
     override var stores: [any StateStore] { isCombiner ? [] : [table] }
 
     override func process(_ record: Record, in task: StreamTask) throws {
+        if let topK {
+            if topK.isLate(record.timestamp, judgedBy: task.recordStreamTime) {
+                task.metrics.lateRecords.add(1, ordering: .relaxed)
+                return
+            }
+            if !isCombiner, let timers { topK.entryAdded(epoch: topK.epoch(of: record.timestamp), node: index, timers: timers) }
+        }
         guard !children.isEmpty else { return try table.function.add(record, to: table, groupedBy: self) }
         let e = try table.entry(for: groupKey(record))
         if table.counts[e] > 0 { try forwardRow(e, retraction: true, at: record.timestamp, offset: record.offset, in: task) }
@@ -54,6 +71,7 @@ final class AggregateOperator: OperatorNode {
     /// children, forwards the row's change as `process` does.
     func merge(partial value: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer, offset: Int64, in task: StreamTask) throws {
         let e = try table.entry(for: Array(key))
+        if let topK, let timers { topK.entryAdded(epoch: TopKPruning.epoch(ofKey: table.keys[e]), node: index, timers: timers) }
         guard !children.isEmpty else { return table.merge(value, into: e) }
         if table.counts[e] > 0 { try forwardRow(e, retraction: true, at: task.streamTime, offset: offset, in: task) }
         table.merge(value, into: e)
@@ -84,11 +102,20 @@ final class AggregateOperator: OperatorNode {
         }
     }
 
-    /// The group key of `record` (`GroupKey`), in a buffer reused for every record.
+    /// The group key of `record` (`GroupKey`), in a buffer reused for every record; with a
+    /// top K, and the epoch of its event time.
     @inline(__always)
     func groupKey(_ record: Record) -> [UInt8] {
-        GroupKey.build(groupFields, of: record, into: &keyBuffer, scratch: &scratch)
+        GroupKey.build(groupFields, of: record, into: &keyBuffer, scratch: &valueScratch)
+        if let topK { TopKPruning.appendEpoch(topK.epoch(of: record.timestamp), to: &keyBuffer) }
         return keyBuffer
+    }
+
+    /// A top K's epoch closed: its entries join the kept values, pruned to the best k.
+    override func timerFired(key: [UInt8], at time: Int64, in task: StreamTask) throws {
+        guard let topK, let timers, let decay = table.function as? DecayFunction else { return }
+        let pruned = try topK.close(timerKey: key, node: index, timers: timers, table: table) { decay.rank(of: $0, in: self.table) }
+        task.metrics.prunedNeighbours.add(pruned, ordering: .relaxed)
     }
 
     override func restored(staleKeys: [[UInt8]], of store: any StateStore) throws {
@@ -98,6 +125,7 @@ final class AggregateOperator: OperatorNode {
     override func renderView(into view: inout RedisViewWriter, wholeState: Bool) throws {
         guard !isCombiner, !sinks.isEmpty else { return }
         if wholeState { try table.markAllDirty() }
+        if let topK, let timers, let scratch { return try renderGroups(topK, timers, scratch, into: &view) }
         let table = table
         for e in table.dirty {
             let render: (OutputRef, inout [UInt8]) -> Void = { ref, out in
@@ -121,14 +149,40 @@ final class AggregateOperator: OperatorNode {
     }
 }
 
+extension AggregateOperator {
+    /// A top K's view: per group with a changed entry, its kept value plus its open epochs'
+    /// entries; a group left with nothing (pruned) leaves Redis.
+    fileprivate func renderGroups(_ topK: TopKPruning, _ timers: TaskTimers, _ scratch: AggregateTable, into view: inout RedisViewWriter) throws {
+        try topK.forEachDirtyGroup(of: table, node: index, timers: timers, scratch: scratch) { s, isEmpty in
+            let render: (OutputRef, inout [UInt8]) -> Void = { ref, out in
+                switch ref {
+                case .group(let i): scratch.groupValue(i, of: s, into: &out)
+                case .output(let i, _): scratch.function.appendOutput(i, of: s, in: scratch, to: &out)
+                case .field: break
+                }
+            }
+            for sink in sinks {
+                if isEmpty { view.remove(sink, render) } else { view.add(sink, render) }
+            }
+        }
+    }
+}
+
 /// A re-keying aggregate's partials, sent to its repartition topic at commit.
 final class CombinerOutput: RepartitionOutput {
     let edge: CompiledTopology.RepartitionEdge
     let table: AggregateTable
+    private let topK: TopKPruning?
 
-    init(edge: CompiledTopology.RepartitionEdge, table: AggregateTable) {
+    init(edge: CompiledTopology.RepartitionEdge, table: AggregateTable, topK: TopKPruning?) {
         self.edge = edge
         self.table = table
+        self.topK = topK
+    }
+
+    /// A top K's partials go to the partition of their item.
+    func partition(of key: [UInt8], count: Int) -> Int32 {
+        topK?.partition(of: key, count: count) ?? Repartitions.partition(of: key, count: count)
     }
 
     var isEmpty: Bool { table.entryCount == 0 }

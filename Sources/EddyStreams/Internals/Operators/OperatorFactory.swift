@@ -27,7 +27,7 @@ extension CompiledTopology.Node {
         case .join(let spec):
             return JoinOperator(index: index, spec: spec, table: environment.globalTables[spec.table], topology: environment.topology,
                                 metrics: environment.metrics, recordSinks: sinks)
-        case .aggregate(let a): return AggregateOperator(index: index, table: environment.tables[a]!, topology: environment.topology)
+        case .aggregate(let a): return AggregateOperator(index: index, table: environment.tables[a]!, timers: environment.timers, topology: environment.topology)
         case .pairs(let spec):
             return PairsOperator(index: index, spec: spec, store: environment.keyValueStores[index]!, timers: environment.timers,
                                  topology: environment.topology, recordSinks: sinks)

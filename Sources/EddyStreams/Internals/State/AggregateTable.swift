@@ -70,9 +70,10 @@ final class AggregateTable: StateStore {
 
     var entryCount: Int { keys.count }
 
-    /// The entry for `key`, loaded from RocksDB or created on first sight; marks it dirty.
+    /// The entry for `key`, loaded from RocksDB or created on first sight; marks it dirty
+    /// (unless `markingDirty` is false: a read that changes nothing yet).
     @inline(__always)
-    func entry(for key: [UInt8]) throws -> Int {
+    func entry(for key: [UInt8], markingDirty: Bool = true) throws -> Int {
         let e: Int
         if let found = index[GroupKey(bytes: key)] {
             e = found
@@ -95,11 +96,72 @@ final class AggregateTable: StateStore {
                 stored.withUnsafeBytes { merge($0, into: e) }
             }
         }
+        if markingDirty { touch(e) }
+        return e
+    }
+
+    /// Marks entry `e` dirty: the commit writes it (and renders it).
+    @inline(__always)
+    func touch(_ e: Int) {
         if !isDirty[e] {
             isDirty[e] = true
             dirty.append(e)
         }
-        return e
+    }
+
+    /// Empties entry `e` and marks it dirty: the commit deletes it from the store (an entry
+    /// of count 0 and no sums is a tombstone) and removes it from Redis.
+    func clear(_ e: Int) {
+        counts[e] = 0
+        for j in 0..<sumsPerEntry { sums[e * sumsPerEntry + j] = 0 }
+        if recentLimit > 0 { recent[e] = RecentValues() }
+        touch(e)
+    }
+
+    /// Whether entry `e` holds nothing: what the store keeps no row for.
+    func isEmpty(_ e: Int) -> Bool {
+        guard counts[e] == 0 else { return false }
+        for j in 0..<sumsPerEntry where sums[e * sumsPerEntry + j].bitPattern != 0 { return false }
+        return recentLimit == 0 || recent[e].count == 0
+    }
+
+    /// The entry of `key` in memory, if it is there.
+    func cachedEntry(for key: [UInt8]) -> Int? { index[GroupKey(bytes: key)] }
+
+    /// The encoded value of `key` (memory first, then RocksDB) without loading it; nil when
+    /// the group holds nothing.
+    func storedValue(for key: [UInt8]) -> [UInt8]? {
+        if let e = index[GroupKey(bytes: key)] { return isEmpty(e) ? nil : encodedValue(of: e) }
+        guard !memoryIsComplete, let database, let columnFamily else { return nil }
+        return try? database.get(columnFamily, key: key)
+    }
+
+    /// Each key RocksDB holds from `start` on, in key order, while `body` returns true
+    /// (committed rows: memory may hold newer values of them, and rows not yet written).
+    func forEachStoredKey(from start: [UInt8]? = nil, _ body: (UnsafeRawBufferPointer) -> Bool) {
+        guard !memoryIsComplete, let database, let columnFamily else { return }
+        database.forEach(columnFamily, from: start) { key, _ in body(key) }
+    }
+
+    /// Entry `e` in the stored layout (a partial's, too).
+    func encodedValue(of e: Int) -> [UInt8] {
+        var value = [UInt8](repeating: 0, count: 8 * (1 + sumsPerEntry))
+        encode(e, into: &value)
+        return value
+    }
+
+    private func encode(_ e: Int, into value: inout [UInt8]) {
+        let fixed = 8 * (1 + sumsPerEntry)
+        if recentLimit > 0 {
+            value.removeSubrange(fixed...)
+            value.append(contentsOf: recent[e].encoded)
+        }
+        value.withUnsafeMutableBytes { v in
+            v.storeBytes(of: UInt64(bitPattern: counts[e]).littleEndian, toByteOffset: 0, as: UInt64.self)
+            for j in 0..<sumsPerEntry {
+                v.storeBytes(of: sums[e * sumsPerEntry + j].bitPattern.littleEndian, toByteOffset: 8 * (1 + j), as: UInt64.self)
+            }
+        }
     }
 
     @inline(__always) func add(count: Int64, to e: Int) { counts[e] &+= count }
@@ -148,27 +210,19 @@ final class AggregateTable: StateStore {
 
     /// Each dirty entry's key and stored value (the changelog record and the RocksDB put).
     func forEachDirty(_ body: (_ key: [UInt8], _ value: [UInt8]) throws -> Void) rethrows {
-        let fixed = 8 * (1 + sumsPerEntry)
-        var value = [UInt8](repeating: 0, count: fixed)
+        var value = [UInt8](repeating: 0, count: 8 * (1 + sumsPerEntry))
         for e in dirty {
-            if recentLimit > 0 {
-                value.removeSubrange(fixed...)
-                value.append(contentsOf: recent[e].encoded)
-            }
-            value.withUnsafeMutableBytes { v in
-                v.storeBytes(of: UInt64(bitPattern: counts[e]).littleEndian, toByteOffset: 0, as: UInt64.self)
-                for j in 0..<sumsPerEntry {
-                    v.storeBytes(of: sums[e * sumsPerEntry + j].bitPattern.littleEndian, toByteOffset: 8 * (1 + j), as: UInt64.self)
-                }
-            }
+            encode(e, into: &value)
             try body(keys[e], value)
         }
     }
 
-    /// Puts every dirty entry into `batch`.
+    /// Puts every dirty entry into `batch`, and deletes the empty ones.
     func writeDirty(to batch: StateWriteBatch) {
         guard let columnFamily else { return }
-        forEachDirty { batch.put(columnFamily, key: $0, value: $1) }
+        forEachChange { key, value in
+            if let value { batch.put(columnFamily, key: key, value: value) } else { batch.delete(columnFamily, key: key) }
+        }
     }
 
     /// Adds an encoded value (a stored value, or a combiner's partial) to entry `e`;
@@ -288,8 +342,18 @@ final class AggregateTable: StateStore {
 
     var hasChanges: Bool { !dirty.isEmpty }
 
+    /// Each dirty entry's row; an empty entry's is a tombstone (a group whose every record
+    /// was taken back, or one a top K pruned).
     func forEachChange(_ body: (_ key: [UInt8], _ value: [UInt8]?) throws -> Void) rethrows {
-        try forEachDirty { try body($0, $1) }
+        var value = [UInt8](repeating: 0, count: 8 * (1 + sumsPerEntry))
+        for e in dirty {
+            if isEmpty(e) {
+                try body(keys[e], nil)
+            } else {
+                encode(e, into: &value)
+                try body(keys[e], value)
+            }
+        }
     }
 
     func writeChanges(to batch: StateWriteBatch) { writeDirty(to: batch) }

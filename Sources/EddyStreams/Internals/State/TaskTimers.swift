@@ -57,6 +57,9 @@ final class TaskTimers {
         if heap.count > 2 * pending.count + 1_024 { heap = TimerHeap(pending) }
     }
 
+    /// The keys of `node`'s pending timers (a scan of them all: for an operator's start).
+    func pendingKeys(node: Int) -> [[UInt8]] { pending.filter { $0.node == node }.map(\.key) }
+
     func cancel(node: Int, key: [UInt8], at time: Int64) {
         remove(Timer(time: time, node: node, key: key))
     }
