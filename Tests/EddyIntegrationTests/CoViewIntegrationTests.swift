@@ -9,7 +9,7 @@ import XCTest
 /// repartition topic, two runs with more input between them, then a replay from the
 /// earliest offsets. Every `co_view:{item}` zset and `co_view:totals` equals a brute-force
 /// reference (`RecsReference`): every user's events in order, every pair listed, every
-/// decayed count in closed form.
+/// decayed count in closed form, each day's close keeping the top 50 per item.
 final class CoViewIntegrationTests: XCTestCase {
     private static let halfLifeMs = 7 * 86_400_000.0
     private static let weights = ["view": 1.0, "click": 2.0, "cart": 4.0, "purchase": 8.0]
@@ -54,7 +54,13 @@ final class CoViewIntegrationTests: XCTestCase {
         let events = try lines.map { try decoder.decode(RecsReference.Event.self, from: Data($0.utf8)) }.filter { Self.weights[$0.event_type] != nil }
         let pairs = RecsReference.pairs(events, last: 20, withinMs: 1_800_000)
         XCTAssertGreaterThan(pairs.count, 10_000, "the data pairs many items")
-        var expected = RecsReference.coView(pairs, weights: Self.weights, halfLifeMs: Self.halfLifeMs).mapKeys { "co_view:\($0)" }
+        // coview.yaml keeps the top 50 per item, pruned as days (+ 1 h grace) close.
+        let closed = RecsReference.closedEpoch(events, partitions: 4, everyMs: 86_400_000, graceMs: 3_600_000)
+        var expected = RecsReference.topKCoView(pairs, weights: Self.weights, halfLifeMs: Self.halfLifeMs, k: 50, everyMs: 86_400_000, closedThrough: closed)
+            .mapKeys { "co_view:\($0)" }
+        let unbounded = RecsReference.coView(pairs, weights: Self.weights, halfLifeMs: Self.halfLifeMs)
+        XCTAssertNotNil(closed, "days closed")
+        XCTAssertGreaterThan(unbounded.values.map(\.count).reduce(0, +), expected.values.map(\.count).reduce(0, +), "the top 50 pruned neighbours")
         var totals: [String: [RecsReference.Contribution]] = [:]
         for e in events { totals[e.item_id, default: []].append((Self.weights[e.event_type]!, e.ts)) }
         expected["co_view:totals"] = totals.mapValues { RecsReference.rank($0, halfLifeMs: Self.halfLifeMs) }

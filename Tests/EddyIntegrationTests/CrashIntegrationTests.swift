@@ -158,7 +158,7 @@ final class CrashIntegrationTests: XCTestCase {
         if let workload {
             reference = workload
         } else if let recsWorkload {
-            reference = RecsExpectedState(recsWorkload.events)
+            reference = RecsExpectedState(recsWorkload.events, partitions: RecsWorkload.partitions)
         } else {
             var counts = try UserCountsReference(jsonl: files)
             counts.items = true

@@ -9,6 +9,7 @@ import Foundation
 /// (`SessionWorkload` checks them).
 struct RecsExpectedState: CrashReference {
     static let hour = 3_600_000.0, day = 86_400_000.0, week = 7 * 86_400_000.0
+    static let hourMs: Int64 = 3_600_000, dayMs: Int64 = 86_400_000
     static let popularityWeights = ["view": 1.0, "click": 3.0, "cart": 5.0, "purchase": 10.0]
     static let coViewWeights = ["view": 1.0, "click": 2.0, "cart": 4.0, "purchase": 8.0]
 
@@ -23,7 +24,8 @@ struct RecsExpectedState: CrashReference {
     /// `co_view:{item}` → neighbour → rank.
     let coView: [String: [String: Double]]
 
-    init(_ all: [RecsReference.Event]) {
+    /// `partitions`: the source topic's, which users are on by Kafka's partitioner.
+    init(_ all: [RecsReference.Event], partitions: Int) {
         let events = all.filter { Self.popularityWeights[$0.event_type] != nil }
         recent = RecsReference.recentDistinct(events, size: 50)
         var byItem: [String: [RecsReference.Contribution]] = [:], byCategory: [String: [String: [RecsReference.Contribution]]] = [:]
@@ -39,7 +41,10 @@ struct RecsExpectedState: CrashReference {
         }
         self.carts = carts
         categoryPopularity = byCategory.mapValues { $0.mapValues { RecsReference.rank($0, halfLifeMs: Self.hour) } }
-        var coView = RecsReference.coView(RecsReference.pairs(events, last: 20, withinMs: 1_800_000), weights: Self.coViewWeights, halfLifeMs: Self.week)
+        // recs.yaml's co-view keeps the top 50 per item, pruned as days (+ 1 h) close.
+        var coView = RecsReference.topKCoView(RecsReference.pairs(events, last: 20, withinMs: 1_800_000), weights: Self.coViewWeights,
+                                              halfLifeMs: Self.week, k: 50, everyMs: Self.dayMs,
+                                              closedThrough: RecsReference.closedEpoch(all, partitions: partitions, everyMs: Self.dayMs, graceMs: Self.hourMs))
             .mapKeys { "co_view:\($0)" }
         self.coView = coView
         coView["co_view:totals"] = totals.mapValues { RecsReference.rank($0, halfLifeMs: Self.week) }

@@ -28,7 +28,7 @@ final class RecsIntegrationTests: XCTestCase {
 
         let decoder = JSONDecoder()
         let all = try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").map { try decoder.decode(RecsReference.Event.self, from: Data($0.utf8)) }
-        let expected = RecsExpectedState(all)
+        let expected = RecsExpectedState(all, partitions: 4)
         let redis = try services.redis()
 
         // user:recent:{user} (the last 50 distinct items, newest first), popularity (1 h),

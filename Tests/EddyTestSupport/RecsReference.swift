@@ -107,3 +107,21 @@ extension RecsReference {
         return total.mapValues { $0.mapValues(canonicalRank) }
     }
 }
+
+extension RecsReference {
+    /// The last epoch a `top_k` has closed once all of `events` are in, keyed by user on
+    /// `partitions` partitions (Kafka's partitioner): the least over the partitions of
+    /// their latest event time must have passed the epoch's end + grace. nil: none closed
+    /// (or a partition has no events, which holds stream time back).
+    public static func closedEpoch(_ events: [Event], partitions: Int, everyMs: Int64, graceMs: Int64) -> Int64? {
+        var latest = [Int64](repeating: .min, count: partitions)
+        for e in events {
+            let p = kafkaPartition(ofKey: e.user_id, partitions: partitions)
+            latest[p] = max(latest[p], e.ts)
+        }
+        let watermark = latest.min()!
+        guard watermark != .min else { return nil }
+        // The largest e with (e + 1)·every + grace < watermark (times here are positive).
+        return (watermark - graceMs - 1) / everyMs - 1
+    }
+}
