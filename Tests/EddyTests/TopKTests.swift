@@ -117,7 +117,7 @@ final class TopKTests: XCTestCase {
                                              weights: Self.weights, halfLifeMs: Double(Self.hour))
         XCTAssertEqual(unbounded.values.map(\.count).reduce(0, +), 12 * 11, "every item was seen with every other")
         assertCoView(zsets(driver), equals: closedAll)
-        XCTAssertLessThanOrEqual(try driver.storeEntries("co-view"), 12 * 3, "the store keeps no more than k per item")
+        XCTAssertLessThanOrEqual(try driver.storeEntries("co-view"), 2 * 12 * 3, "the store keeps no more than k per item (a kept value and a total each)")
     }
 
     /// The closes depend on the input alone: commits every 7 records with a restart, or
@@ -142,6 +142,40 @@ final class TopKTests: XCTestCase {
         XCTAssertEqual(driver.lateRecords, 2, "u2's pair, both ways")
         let pairs = RecsReference.pairs(Array(input.prefix(2)).map(\.reference), last: 4, withinMs: nil)
         assertCoView(zsets(driver), equals: RecsReference.coView(pairs, weights: Self.weights, halfLifeMs: Double(Self.hour)))
+    }
+
+    /// A top K that needs no re-key (per user, in the source's tasks): the records add to
+    /// their epoch and their total in the task itself, and epochs close on its stream time.
+    func testATopKInTheSourcesTasksKeepsEachUsersBestItems() throws {
+        let topology = try TopologyFile.parse("""
+            application: favourites
+            source: {topic: clicks, key: user_id, timestamp: ts, required: [item_id]}
+            nodes:
+              - name: favourites
+                decay:
+                  group_by: [user_id, item_id]
+                  half_life: 1h
+                  weights: {field: event_type, values: {view: 1, click: 2}}
+                  top_k: {k: 2, every: 1h, grace: 10m}
+                to_redis: {type: zset, key: "top:{user_id}", member: "{item_id}", score: rank}
+            """, file: "favourites.yaml")
+        let driver = try TopologyTestDriver(topology)
+        var input = events(1500, seed: 23)
+        input += [Event(user: 1000, item: "z", type: "view", ts: Self.base + 12 * Self.hour)]  // closes the input's epochs
+        for (i, e) in input.enumerated() {
+            try driver.pipe(e.json)
+            if i % 97 == 96 { try driver.commit() }
+        }
+        try driver.commit()
+        let closed = (Self.base + 12 * Self.hour - Self.graceMs - 1) / Self.hour - 1
+        let expected = RecsReference.topKCoView(input.map { ("u\($0.user)", $0.item, $0.type, $0.ts) }, weights: Self.weights,
+                                                halfLifeMs: Double(Self.hour), k: 2, everyMs: Self.hour, closedThrough: closed)
+        var got: [String: [String: Double]] = [:]
+        for (key, value) in driver.redis {
+            if case .zset(let z) = value { got[String(key.dropFirst("top:".count))] = z }
+        }
+        XCTAssertTrue(expected.filter { $0.key != "u1000" }.values.allSatisfy { $0.count <= 2 })
+        assertCoView(got, equals: expected)
     }
 
     func testTheSwiftDSLBuildsTheSameTopology() throws {

@@ -12,16 +12,22 @@
 /// with the group fields and outputs: the child subtracts the one and adds the other. A
 /// group whose count falls to 0 (a child's, after retractions) leaves Redis.
 ///
-/// A decay with a top K keeps its entries per group and epoch and prunes each item's
-/// neighbours as epochs close (`TopKPruning`).
+/// A decay with a top K also keeps entries per group and epoch, and kept values, and
+/// prunes each item's neighbours as epochs close (`TopKPruning`).
 final class AggregateOperator: OperatorNode {
     let table: AggregateTable
     private let groupFields: [Int]
     private let topK: TopKPruning?
     private let timers: TaskTimers?
-    /// A top K's sums of a group over its entries, for rendering.
+    /// A top K's scratch entry, for the rank of an encoded value.
     private let scratch: AggregateTable?
-    fileprivate let sinks: [CompiledSink]
+    /// Whether `groupKey` gives a top K's epoch key (else the group's total key).
+    private var epochKeyed = true
+    private var groupBuffer: [UInt8] = []
+    /// The epoch key header of the latest record's epoch (most records share it).
+    private var headerEpoch = Int64.min
+    private var header: [UInt8] = []
+    private let sinks: [CompiledSink]
     private var keyBuffer: [UInt8] = []
     private var valueScratch: [UInt8] = []
     /// For forwarding rows: `"name":` per group field, then per output; the rows' decoder.
@@ -58,7 +64,15 @@ final class AggregateOperator: OperatorNode {
                 task.metrics.lateRecords.add(1, ordering: .relaxed)
                 return
             }
-            if !isCombiner, let timers { topK.entryAdded(epoch: topK.epoch(of: record.timestamp), node: index, timers: timers) }
+            if !isCombiner, let timers {
+                // The record's epoch entry, then its group's total (a combiner sends the
+                // epoch's partial; downstream `merge` adds it to both).
+                topK.entryAdded(epoch: topK.epoch(of: record.timestamp), node: index, timers: timers)
+                try table.function.add(record, to: table, groupedBy: self)
+                epochKeyed = false
+                defer { epochKeyed = true }
+                return try table.function.add(record, to: table, groupedBy: self)
+            }
         }
         guard !children.isEmpty else { return try table.function.add(record, to: table, groupedBy: self) }
         let e = try table.entry(for: groupKey(record))
@@ -71,7 +85,10 @@ final class AggregateOperator: OperatorNode {
     /// children, forwards the row's change as `process` does.
     func merge(partial value: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer, offset: Int64, in task: StreamTask) throws {
         let e = try table.entry(for: Array(key))
-        if let topK, let timers { topK.entryAdded(epoch: TopKPruning.epoch(ofKey: table.keys[e]), node: index, timers: timers) }
+        if let topK, let timers {
+            topK.entryAdded(epoch: TopKPruning.epoch(ofEpochKey: table.keys[e]), node: index, timers: timers)
+            table.merge(value, into: try table.entry(for: Array(key[TopKPruning.epochHeaderBytes...])))
+        }
         guard !children.isEmpty else { return table.merge(value, into: e) }
         if table.counts[e] > 0 { try forwardRow(e, retraction: true, at: task.streamTime, offset: offset, in: task) }
         table.merge(value, into: e)
@@ -106,17 +123,35 @@ final class AggregateOperator: OperatorNode {
     /// top K, and the epoch of its event time.
     @inline(__always)
     func groupKey(_ record: Record) -> [UInt8] {
-        GroupKey.build(groupFields, of: record, into: &keyBuffer, scratch: &valueScratch)
-        if let topK { TopKPruning.appendEpoch(topK.epoch(of: record.timestamp), to: &keyBuffer) }
+        guard let topK, epochKeyed else {
+            GroupKey.build(groupFields, of: record, into: &keyBuffer, scratch: &valueScratch)
+            return keyBuffer
+        }
+        GroupKey.build(groupFields, of: record, into: &groupBuffer, scratch: &valueScratch)
+        keyBuffer.removeAll(keepingCapacity: true)
+        let epoch = topK.epoch(of: record.timestamp)
+        if epoch != headerEpoch { (headerEpoch, header) = (epoch, TopKPruning.epochHeader(epoch)) }
+        keyBuffer.append(contentsOf: header)
+        keyBuffer.append(contentsOf: groupBuffer)
         return keyBuffer
     }
 
     /// A top K's epoch closed: its entries join the kept values, pruned to the best k.
     override func timerFired(key: [UInt8], at time: Int64, in task: StreamTask) throws {
-        guard let topK, let timers, let decay = table.function as? DecayFunction else { return }
-        let pruned = try topK.close(timerKey: key, node: index, timers: timers, table: table) { decay.rank(of: $0, in: self.table) }
+        guard let topK, let timers, let scratch, let decay = table.function as? DecayFunction else { return }
+        // Values in a scratch entry (a combiner's: memory only, so its lookups cannot throw).
+        func load(_ values: [UInt8]?...) -> Int {
+            scratch.removeAll()
+            let s = scratch.entry(for: [], stored: nil)
+            for value in values { value?.withUnsafeBytes { scratch.merge($0, into: s) } }
+            return s
+        }
+        let pruned = try topK.close(timerKey: key, node: index, timers: timers, table: table,
+                                    rank: { decay.rank(of: load($0), in: scratch) },
+                                    combine: { scratch.encodedValue(of: load($0, $1)) })
         task.metrics.prunedNeighbours.add(pruned, ordering: .relaxed)
     }
+
 
     override func restored(staleKeys: [[UInt8]], of store: any StateStore) throws {
         for key in staleKeys { _ = try table.entry(for: key) }
@@ -125,9 +160,10 @@ final class AggregateOperator: OperatorNode {
     override func renderView(into view: inout RedisViewWriter, wholeState: Bool) throws {
         guard !isCombiner, !sinks.isEmpty else { return }
         if wholeState { try table.markAllDirty() }
-        if let topK, let timers, let scratch { return try renderGroups(topK, timers, scratch, into: &view) }
         let table = table
         for e in table.dirty {
+            // A top K's epoch entries and kept values are not shown: the totals are.
+            if topK != nil, !TopKPruning.isTotal(table.keys[e]) { continue }
             let render: (OutputRef, inout [UInt8]) -> Void = { ref, out in
                 switch ref {
                 case .group(let i): table.groupValue(i, of: e, into: &out)
@@ -144,25 +180,6 @@ final class AggregateOperator: OperatorNode {
                     // Every record of the group was taken back (an aggregate of rows): it is gone.
                     view.remove(sink, render)
                 }
-            }
-        }
-    }
-}
-
-extension AggregateOperator {
-    /// A top K's view: per group with a changed entry, its kept value plus its open epochs'
-    /// entries; a group left with nothing (pruned) leaves Redis.
-    fileprivate func renderGroups(_ topK: TopKPruning, _ timers: TaskTimers, _ scratch: AggregateTable, into view: inout RedisViewWriter) throws {
-        try topK.forEachDirtyGroup(of: table, node: index, timers: timers, scratch: scratch) { s, isEmpty in
-            let render: (OutputRef, inout [UInt8]) -> Void = { ref, out in
-                switch ref {
-                case .group(let i): scratch.groupValue(i, of: s, into: &out)
-                case .output(let i, _): scratch.function.appendOutput(i, of: s, in: scratch, to: &out)
-                case .field: break
-                }
-            }
-            for sink in sinks {
-                if isEmpty { view.remove(sink, render) } else { view.add(sink, render) }
             }
         }
     }

@@ -3,37 +3,49 @@
 /// that the store after a replay equals the live run's however commits and upstream tasks
 /// interleaved.
 ///
-/// Entries are per group *and epoch*: the group key gets one more field, the epoch of the
-/// record's event time (`every` ms long), or `kept` for the value that survived the epochs
-/// closed so far. A combiner upstream builds the same keys, so a partial never mixes
-/// epochs, and re-keys by the item's fields alone (`partition(of:)`), so an item's entries
-/// meet in one task.
+/// Three entries per group (pair) in the decay's table:
+/// - its **total**, under the plain group key: the decay of every record counted, what the
+///   sinks render (the path of a decay without a top K);
+/// - its **epoch** entries, `epochMarker` + the epoch (8 bytes) + the group key: the records
+///   of one epoch (`every` ms of event time) not closed yet. A combiner upstream builds
+///   these keys, so a partial never mixes epochs, and re-keys them by the item's fields
+///   alone (`partition(of:)`), so an item's entries meet in one task; downstream a partial
+///   is added to its epoch entry and to the total;
+/// - its **kept** value, `keptMarker` + the group key: what survived the closed epochs.
+/// A group key starts with its first value's 4-byte little-endian length, so the markers
+/// (a length of over 4 GiB) cannot start one. Epoch keys sort by epoch, kept keys by item: a close reads ranges.
 ///
-/// Why an epoch's close depends on the input alone: it fires (an event-time timer at the
-/// epoch's end + grace) once the task's stream time has passed that — in a repartition
-/// task the least stream time over all upstream tasks at their committed points. A record
-/// more than `grace` behind the stream time it is judged by (its upstream task's, which
-/// follows that task's own input order) is skipped as late; so after the close every
-/// upstream task is past end + grace, and any record still to come is of a later epoch.
-/// The epoch's entries are therefore complete when it closes, and the kept values after it
-/// are a function of the records of the epochs closed so far.
+/// Closing an epoch adds each of its entries to the group's kept value (the total does
+/// not change: no Redis write) and keeps per item the `k` kept values of largest rank; a
+/// pruned group's total becomes the sum of its open epochs (or goes, with its Redis member).
+///
+/// Why a close depends on the input alone: it fires (an event-time timer at the epoch's
+/// end + grace) once the task's stream time has passed that — in a repartition task the
+/// least stream time over all upstream tasks at their committed points. A record more
+/// than `grace` behind the stream time it is judged by (its upstream task's, which follows
+/// that task's own input order) is skipped as late; so after the close every upstream task
+/// is past end + grace, and any record still to come is of a later epoch. The epoch's
+/// entries are complete when it closes, and the kept values after it are a function of
+/// the records of the epochs closed so far.
 final class TopKPruning {
     let k: Int
     let everyMs: Int64
     let graceMs: Int64
     /// Group fields that name the item (all but the last).
     let perFields: Int
-    /// Epochs with entries that have not closed (their timers are pending), so a rendering
-    /// knows which entries of a group to add up. Filled from the task's timers on first use
-    /// (after a restore), then kept as timers are set and fire.
+    /// Epochs with entries that have not closed (their timers are pending): a pruned group's
+    /// total is rebuilt from them. Filled from the task's timers on first use (after a
+    /// restore), then kept as timers are set and fire.
     private var openEpochs: Set<Int64>?
     /// The epoch whose timer was set last: most records are of the latest epoch.
     private var lastScheduled = Int64.min
 
-    /// Bytes of the epoch field a key ends with: a 4-byte length (8) and the epoch.
-    static let suffixBytes = 12
-    /// The epoch field of the kept value (no epoch sorts after it).
-    static let keptEpoch = Int64.max
+    /// (FF FF FF FF is taken: an Eddy before the operator layer kept the intake's
+    /// bookkeeping there, which `TaskBuilder` refuses.)
+    static let epochMarker: [UInt8] = [0xFF, 0xFF, 0xFF, 0xFD]
+    static let keptMarker: [UInt8] = [0xFF, 0xFF, 0xFF, 0xFC]
+    /// An epoch key's bytes before the group key: the marker and the epoch.
+    static let epochHeaderBytes = 12
 
     init(_ spec: CompiledTopology.Aggregate.TopK) {
         k = spec.k
@@ -54,37 +66,47 @@ final class TopKPruning {
         streamTime != .min && time < streamTime &- graceMs
     }
 
-    /// Appends the epoch field to a group key.
+    /// Whether a key is a group's total (not an epoch entry or a kept value).
     @inline(__always)
-    static func appendEpoch(_ epoch: Int64, to key: inout [UInt8]) {
-        key.append(8); key.append(0); key.append(0); key.append(0)
-        withUnsafeBytes(of: (UInt64(bitPattern: epoch) ^ (1 << 63)).bigEndian) { key.append(contentsOf: $0) }
+    static func isTotal(_ key: [UInt8]) -> Bool {
+        !(key.count >= 4 && key[0] == 0xFF && key[1] == 0xFF && key[2] == 0xFF && key[3] >= 0xFC)
     }
 
-    static func epoch(ofKey key: [UInt8]) -> Int64 {
+    /// The epoch key of a group: `epochMarker`, the epoch (big-endian, sign bit flipped, so
+    /// keys sort by epoch), the group key.
+    static func epochHeader(_ epoch: Int64) -> [UInt8] {
+        var header = epochMarker
+        withUnsafeBytes(of: (UInt64(bitPattern: epoch) ^ (1 << 63)).bigEndian) { header.append(contentsOf: $0) }
+        return header
+    }
+
+    static func epoch(ofEpochKey key: [UInt8]) -> Int64 {
         var v: UInt64 = 0
-        for b in key[(key.count - 8)...] { v = v << 8 | UInt64(b) }
+        for b in key[4..<epochHeaderBytes] { v = v << 8 | UInt64(b) }
         return Int64(bitPattern: v ^ (1 << 63))
     }
 
     /// The length of the first `fields` length-prefixed fields of a group key.
-    static func prefixLength(_ key: [UInt8], fields: Int) -> Int { key.withUnsafeBytes { prefixLength($0, fields: fields) } }
-
-    static func prefixLength(_ key: UnsafeRawBufferPointer, fields: Int) -> Int {
-        var p = 0
+    static func prefixLength<C: Collection>(_ key: C, fields: Int) -> Int where C.Element == UInt8, C.Index == Int {
+        var p = key.startIndex
         for _ in 0..<fields {
             let n = Int(key[p]) | Int(key[p + 1]) << 8 | Int(key[p + 2]) << 16 | Int(key[p + 3]) << 24
             p += 4 + n
         }
-        return p
+        return p - key.startIndex
     }
 
-    /// The partition of a repartition topic that owns a key: that of its item's fields.
+    /// The item's fields of a group key.
+    private func item(ofGroup group: ArraySlice<UInt8>) -> [UInt8] {
+        Array(group.prefix(Self.prefixLength(group, fields: perFields)))
+    }
+
+    /// The partition of a repartition topic that owns an epoch key: its item's.
     func partition(of key: [UInt8], count: Int) -> Int32 {
-        key.withUnsafeBytes { Repartitions.partition(of: Array($0[..<Self.prefixLength($0, fields: perFields)]), count: count) }
+        Repartitions.partition(of: item(ofGroup: key[Self.epochHeaderBytes...]), count: count)
     }
 
-    /// Sets the timer that closes the epoch of an entry's key, once per epoch.
+    /// Sets the timer that closes `epoch`, once per epoch.
     @inline(__always)
     func entryAdded(epoch: Int64, node: Int, timers: TaskTimers) {
         guard epoch != lastScheduled else { return }
@@ -92,7 +114,8 @@ final class TopKPruning {
         loadOpenEpochs(node: node, timers: timers)
         guard openEpochs!.insert(epoch).inserted else { return }
         let (end, overflow) = (epoch &+ 1).multipliedReportingOverflow(by: everyMs)
-        timers.schedule(node: node, key: Self.timerKey(epoch), at: overflow ? .max : end.addingReportingOverflow(graceMs).overflow ? .max : end + graceMs)
+        let (due, late) = end.addingReportingOverflow(graceMs)
+        timers.schedule(node: node, key: Self.timerKey(epoch), at: overflow || late ? .max : due)
     }
 
     private func loadOpenEpochs(node: Int, timers: TaskTimers) {
@@ -104,88 +127,98 @@ final class TopKPruning {
     static func epoch(ofTimerKey key: [UInt8]) -> Int64 { key.reduce(0) { $0 << 8 | Int64($1) } }
 
     /// Closes an epoch: per item with entries in it, adds them to the kept values and keeps
-    /// the `k` best; the rest become empty (deleted at commit, removed from Redis).
-    /// Returns how many neighbours were pruned.
-    func close(timerKey: [UInt8], node: Int, timers: TaskTimers, table: AggregateTable, rank: (Int) -> Double) throws -> Int {
+    /// the `k` best; a pruned group's kept value goes and its total becomes its open
+    /// epochs' sum. `rank(value)` is the rank of an encoded value, `combine(a, b)` the
+    /// value of both. Returns how many neighbours were pruned.
+    ///
+    /// Reads the epoch's range of the store and each of its items' range of kept values
+    /// (memory's value wins where memory has a key: it is newer); only entries that change
+    /// are loaded into the table.
+    func close(timerKey: [UInt8], node: Int, timers: TaskTimers, table: AggregateTable,
+               rank: ([UInt8]) -> Double, combine: ([UInt8]?, [UInt8]) -> [UInt8]) throws -> Int {
         let epoch = Self.epoch(ofTimerKey: timerKey)
         loadOpenEpochs(node: node, timers: timers)
         openEpochs!.remove(epoch)
         if lastScheduled == epoch { lastScheduled = .min }
-        var suffix: [UInt8] = []
-        Self.appendEpoch(epoch, to: &suffix)
-        var keptSuffix: [UInt8] = []
-        Self.appendEpoch(Self.keptEpoch, to: &keptSuffix)
+        let header = Self.epochHeader(epoch)
 
-        // Per item: its groups with an entry of the epoch, and its kept values' keys; from
-        // memory and from RocksDB (one scan: evicted entries live only there). Where both
-        // have a key, memory's value is the newer: values are read through the table.
-        var closing: [[UInt8]: Set<[UInt8]>] = [:]  // item → group keys without the epoch
-        var kept: [[UInt8]: Set<[UInt8]>] = [:]     // item → keys of kept values
-        func collect(_ key: UnsafeRawBufferPointer) {
-            guard key.count > Self.suffixBytes else { return }
-            let tail = key.suffix(Self.suffixBytes)
-            let isEpoch = tail.elementsEqual(suffix)
-            guard isEpoch || tail.elementsEqual(keptSuffix) else { return }
-            let item = Array(key[..<Self.prefixLength(key, fields: perFields)])
-            if isEpoch { closing[item, default: []].insert(Array(key.dropLast(Self.suffixBytes))) } else { kept[item, default: []].insert(Array(key)) }
+        // Memory's entries of the epoch and kept values, by item (empty ones too: they hide
+        // a row RocksDB still has until the commit deletes it).
+        var memoryEpoch: [[UInt8]: [Int]] = [:], memoryKept: [[UInt8]: [Int]] = [:]
+        for e in 0..<table.entryCount {
+            let key = table.keys[e]
+            if key.starts(with: header) {
+                memoryEpoch[item(ofGroup: key[Self.epochHeaderBytes...]), default: []].append(e)
+            } else if key.starts(with: Self.keptMarker) {
+                memoryKept[item(ofGroup: key[4...]), default: []].append(e)
+            }
         }
-        for e in 0..<table.entryCount where !table.isEmpty(e) { table.keys[e].withUnsafeBytes(collect) }
-        table.forEachStoredKey { collect($0); return true }
+        var closing: [[UInt8]: [[UInt8]: [UInt8]]] = [:]  // item → epoch key → value
+        table.forEachStoredRow(from: header) { key, value in
+            guard key.starts(with: header) else { return false }
+            let k = Array(key)
+            closing[item(ofGroup: k[Self.epochHeaderBytes...]), default: [:]][k] = Array(value)
+            return true
+        }
+        for (item, entries) in memoryEpoch {
+            for e in entries { closing[item, default: [:]][table.keys[e]] = table.isEmpty(e) ? nil : table.encodedValue(of: e) }
+        }
 
         var pruned = 0
-        for (item, groups) in closing {
-            var keys = kept[item] ?? []
-            for group in groups {
-                guard let value = table.storedValue(for: group + suffix) else { continue }
-                let into = try table.entry(for: group + keptSuffix)
-                value.withUnsafeBytes { table.merge($0, into: into) }
-                table.clear(try table.entry(for: group + suffix))
-                keys.insert(group + keptSuffix)
+        for (item, rows) in closing where !rows.isEmpty {
+            var kept: [[UInt8]: [UInt8]] = [:]  // kept key → value
+            let keptPrefix = Self.keptMarker + item
+            table.forEachStoredRow(from: keptPrefix) { key, value in
+                guard key.starts(with: keptPrefix) else { return false }
+                kept[Array(key)] = Array(value)
+                return true
             }
-            pruned += try prune(keys, table: table, rank: rank)
+            for e in memoryKept[item] ?? [] { kept[table.keys[e]] = table.isEmpty(e) ? nil : table.encodedValue(of: e) }
+            pruned += closeItem(kept: kept, closing: rows, table: table, rank: rank, combine: combine)
         }
         return pruned
     }
 
-    /// Keeps the `k` best of an item's kept values: by rank, ties to the neighbour whose
-    /// value's bytes sort first.
-    private func prune(_ keys: Set<[UInt8]>, table: AggregateTable, rank: (Int) -> Double) throws -> Int {
-        guard keys.count > k else { return 0 }
-        var entries: [(e: Int, rank: Double, key: [UInt8])] = []
-        for key in keys {
-            let e = try table.entry(for: key, markingDirty: false)
-            if !table.isEmpty(e) { entries.append((e, rank(e), key)) }
+    /// One item's part of a close. The ranking is on the values after the close; only the
+    /// winners' kept values are written (most pairs are seen once and lose at once), and
+    /// values come from the reads above, so no entry is read from RocksDB again.
+    private func closeItem(kept: [[UInt8]: [UInt8]], closing: [[UInt8]: [UInt8]], table: AggregateTable,
+                           rank: ([UInt8]) -> Double, combine: ([UInt8]?, [UInt8]) -> [UInt8]) -> Int {
+        var after = kept
+        var epochKeys: [[UInt8]: [UInt8]] = [:]  // kept key → its epoch entry's key
+        for (key, value) in closing {
+            let keptKey = Self.keptMarker + key[Self.epochHeaderBytes...]
+            after[keptKey] = combine(kept[keptKey], value)
+            epochKeys[keptKey] = key
         }
-        guard entries.count > k else { return 0 }
-        // The neighbour's value: the key between the item's fields and the epoch's.
-        let perFields = perFields
-        let neighbour = { (key: [UInt8]) in key[(Self.prefixLength(key, fields: perFields) + 4)..<(key.count - Self.suffixBytes)] }
-        entries.sort { $0.rank != $1.rank ? $0.rank > $1.rank : neighbour($0.key).lexicographicallyPrecedes(neighbour($1.key)) }
-        for loser in entries[k...] { table.clear(loser.e) }
-        return entries.count - k
-    }
-
-    /// Each group (key without its epoch) with a dirty entry, and its value as a sink shows
-    /// it: the kept value plus the open epochs' entries, added up in entry `s` of `scratch`
-    /// (`isEmpty`: the group holds nothing any more, and leaves Redis).
-    func forEachDirtyGroup(of table: AggregateTable, node: Int, timers: TaskTimers, scratch: AggregateTable,
-                           _ body: (_ s: Int, _ isEmpty: Bool) throws -> Void) throws {
-        loadOpenEpochs(node: node, timers: timers)
-        let suffixes = ([Self.keptEpoch] + openEpochs!.sorted()).map { epoch in
-            var suffix: [UInt8] = []
-            Self.appendEpoch(epoch, to: &suffix)
-            return suffix
+        var losers: ArraySlice<(key: [UInt8], rank: Double)> = []
+        if after.count > k {
+            let perFields = perFields
+            let neighbour = { (key: [UInt8]) in key[(4 + Self.prefixLength(key[4...], fields: perFields) + 4)...] }
+            let ranked = after.map { (key: $0.key, rank: rank($0.value)) }
+                .sorted { $0.rank != $1.rank ? $0.rank > $1.rank : neighbour($0.key).lexicographicallyPrecedes(neighbour($1.key)) }
+            losers = ranked[k...]
         }
-        var seen = Set<[UInt8]>()
-        for e in table.dirty {
-            let group = Array(table.keys[e].dropLast(Self.suffixBytes))
-            guard seen.insert(group).inserted else { continue }
-            scratch.removeAll()
-            let s = try scratch.entry(for: group)
-            for suffix in suffixes {
-                if let value = table.storedValue(for: group + suffix) { value.withUnsafeBytes { scratch.merge($0, into: s) } }
+        let lost = Set(losers.map(\.key))
+        for (keptKey, epochKey) in epochKeys {
+            table.clear(table.entry(for: epochKey, stored: nil))
+            guard !lost.contains(keptKey) else { continue }
+            // The kept value after the close (memory may hold the one before: replace it).
+            let e = table.entry(for: keptKey, stored: nil)
+            table.clear(e)
+            after[keptKey]!.withUnsafeBytes { table.merge($0, into: e) }
+        }
+        if losers.isEmpty { return 0 }
+        let open = openEpochs!.sorted().map(Self.epochHeader)
+        for loser in losers {
+            if kept[loser.key] != nil { table.clear(table.entry(for: loser.key, stored: nil)) }
+            let group = Array(loser.key[4...])
+            let total = table.entry(for: group, stored: nil)
+            table.clear(total)
+            for header in open {
+                if let value = table.storedValue(for: header + group) { value.withUnsafeBytes { table.merge($0, into: total) } }
             }
-            try body(s, scratch.isEmpty(s))
         }
+        return losers.count
     }
 }

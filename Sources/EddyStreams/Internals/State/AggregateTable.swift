@@ -74,6 +74,18 @@ final class AggregateTable: StateStore {
     /// (unless `markingDirty` is false: a read that changes nothing yet).
     @inline(__always)
     func entry(for key: [UInt8], markingDirty: Bool = true) throws -> Int {
+        try entry(for: key, markingDirty: markingDirty, stored: nil, readsStore: true)
+    }
+
+    /// The entry for `key`, marked dirty; when memory lacks it, its value is `stored` (what
+    /// the caller read from RocksDB, or nil: nothing, or nothing worth keeping — the entry
+    /// is about to be cleared) instead of a RocksDB read.
+    func entry(for key: [UInt8], stored: [UInt8]?) -> Int {
+        try! entry(for: key, markingDirty: true, stored: stored, readsStore: false)  // without a read nothing throws
+    }
+
+    @inline(__always)
+    private func entry(for key: [UInt8], markingDirty: Bool, stored: [UInt8]?, readsStore: Bool) throws -> Int {
         let e: Int
         if let found = index[GroupKey(bytes: key)] {
             e = found
@@ -92,13 +104,17 @@ final class AggregateTable: StateStore {
             sums.append(contentsOf: repeatElement(0, count: sumsPerEntry))
             if recentLimit > 0 { recent.append(RecentValues()) }
             isDirty.append(false)
-            if !memoryIsComplete, let database, let columnFamily, let stored = try database.get(columnFamily, key: key) {
+            if let stored {
+                stored.withUnsafeBytes { merge($0, into: e) }
+            } else if readsStore, !memoryIsComplete, let database, let columnFamily, let stored = try database.get(columnFamily, key: key) {
                 stored.withUnsafeBytes { merge($0, into: e) }
             }
         }
         if markingDirty { touch(e) }
         return e
     }
+
+    func isDirty(_ e: Int) -> Bool { isDirty[e] }
 
     /// Marks entry `e` dirty: the commit writes it (and renders it).
     @inline(__always)
@@ -136,11 +152,11 @@ final class AggregateTable: StateStore {
         return try? database.get(columnFamily, key: key)
     }
 
-    /// Each key RocksDB holds from `start` on, in key order, while `body` returns true
-    /// (committed rows: memory may hold newer values of them, and rows not yet written).
-    func forEachStoredKey(from start: [UInt8]? = nil, _ body: (UnsafeRawBufferPointer) -> Bool) {
+    /// Each row RocksDB holds from `start` on, in key order, while `body` returns true (committed rows:
+    /// memory may hold newer values of them, and rows not yet written).
+    func forEachStoredRow(from start: [UInt8]? = nil, _ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Bool) {
         guard !memoryIsComplete, let database, let columnFamily else { return }
-        database.forEach(columnFamily, from: start) { key, _ in body(key) }
+        database.forEach(columnFamily, from: start, body)
     }
 
     /// Entry `e` in the stored layout (a partial's, too).
