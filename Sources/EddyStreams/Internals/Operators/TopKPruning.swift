@@ -133,7 +133,8 @@ final class TopKPruning {
     ///
     /// Reads the epoch's range of the store and each of its items' range of kept values
     /// (memory's value wins where memory has a key: it is newer); only entries that change
-    /// are loaded into the table.
+    /// are loaded into the table. Items are closed as their rows are read: reading the
+    /// whole epoch first (a dictionary of every pair of the day) outgrew the memory budget.
     func close(timerKey: [UInt8], node: Int, timers: TaskTimers, table: AggregateTable,
                rank: ([UInt8]) -> Double, combine: ([UInt8]?, [UInt8]) -> [UInt8]) throws -> Int {
         let epoch = Self.epoch(ofTimerKey: timerKey)
@@ -153,19 +154,13 @@ final class TopKPruning {
                 memoryKept[item(ofGroup: key[4...]), default: []].append(e)
             }
         }
-        var closing: [[UInt8]: [[UInt8]: [UInt8]]] = [:]  // item → epoch key → value
-        table.forEachStoredRow(from: header) { key, value in
-            guard key.starts(with: header) else { return false }
-            let k = Array(key)
-            closing[item(ofGroup: k[Self.epochHeaderBytes...]), default: [:]][k] = Array(value)
-            return true
-        }
-        for (item, entries) in memoryEpoch {
-            for e in entries { closing[item, default: [:]][table.keys[e]] = table.isEmpty(e) ? nil : table.encodedValue(of: e) }
-        }
-
+        // The epoch's rows come in key order, item by item: each item is closed once its
+        // rows are read, so a close holds one item's rows at a time, not the epoch's.
         var pruned = 0
-        for (item, rows) in closing where !rows.isEmpty {
+        func closeItem(_ item: [UInt8], _ stored: [[UInt8]: [UInt8]]) {
+            var rows = stored  // epoch key → value
+            for e in memoryEpoch.removeValue(forKey: item) ?? [] { rows[table.keys[e]] = table.isEmpty(e) ? nil : table.encodedValue(of: e) }
+            guard !rows.isEmpty else { return }
             var kept: [[UInt8]: [UInt8]] = [:]  // kept key → value
             let keptPrefix = Self.keptMarker + item
             table.forEachStoredRow(from: keptPrefix) { key, value in
@@ -174,8 +169,24 @@ final class TopKPruning {
                 return true
             }
             for e in memoryKept[item] ?? [] { kept[table.keys[e]] = table.isEmpty(e) ? nil : table.encodedValue(of: e) }
-            pruned += closeItem(kept: kept, closing: rows, table: table, rank: rank, combine: combine)
+            pruned += self.closeItem(kept: kept, closing: rows, table: table, rank: rank, combine: combine)
         }
+        var item: [UInt8]? = nil
+        var rows: [[UInt8]: [UInt8]] = [:]
+        table.forEachStoredRow(from: header) { key, value in
+            guard key.starts(with: header) else { return false }
+            let k = Array(key)
+            let rowItem = self.item(ofGroup: k[Self.epochHeaderBytes...])
+            if rowItem != item {
+                if let item { closeItem(item, rows) }
+                item = rowItem
+                rows.removeAll(keepingCapacity: true)
+            }
+            rows[k] = Array(value)
+            return true
+        }
+        if let item { closeItem(item, rows) }
+        for remaining in Array(memoryEpoch.keys) { closeItem(remaining, [:]) }
         return pruned
     }
 
