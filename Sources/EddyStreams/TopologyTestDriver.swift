@@ -154,9 +154,13 @@ public final class TopologyTestDriver {
     /// over all partitions).
     public func storeEntries(_ name: String) throws -> Int {
         guard let database else { throw TopologyTestDriverError("the driver is closed") }
+        guard let a = compiled.aggregates.firstIndex(where: { $0.name == name }),
+              let store = compiled.stores.first(where: { if case .aggregate(a) = $0.role { return true }; return false }) else {
+            throw TopologyTestDriverError("no aggregate named \(name)")
+        }
         var rows = 0
         for p in 0..<partitions {
-            database.forEach(try database.columnFamily("agg.\(name).\(p)")) { _, _ in
+            database.forEach(try database.columnFamily(store.columnFamilyName(partition: Int32(p)))) { _, _ in
                 rows += 1
                 return true
             }

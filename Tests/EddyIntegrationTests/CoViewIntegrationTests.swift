@@ -55,7 +55,9 @@ final class CoViewIntegrationTests: XCTestCase {
         let pairs = RecsReference.pairs(events, last: 20, withinMs: 1_800_000)
         XCTAssertGreaterThan(pairs.count, 10_000, "the data pairs many items")
         // coview.yaml keeps the top 50 per item, pruned as days (+ 1 h grace) close.
-        let closed = RecsReference.closedEpoch(events, partitions: 4, everyMs: 86_400_000, graceMs: 3_600_000)
+        // Stream time counts every record, whatever its type.
+        let all = try lines.map { try decoder.decode(RecsReference.Event.self, from: Data($0.utf8)) }
+        let closed = RecsReference.closedEpoch(all, partitions: 4, everyMs: 86_400_000, graceMs: 3_600_000)
         var expected = RecsReference.topKCoView(pairs, weights: Self.weights, halfLifeMs: Self.halfLifeMs, k: 50, everyMs: 86_400_000, closedThrough: closed)
             .mapKeys { "co_view:\($0)" }
         let unbounded = RecsReference.coView(pairs, weights: Self.weights, halfLifeMs: Self.halfLifeMs)

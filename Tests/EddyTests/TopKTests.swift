@@ -144,6 +144,31 @@ final class TopKTests: XCTestCase {
         assertCoView(zsets(driver), equals: RecsReference.coView(pairs, weights: Self.weights, halfLifeMs: Double(Self.hour)))
     }
 
+    /// A pair late for its upstream task's stream time stays late after a restart: the
+    /// source's tasks keep their stream time (a timers store of their own), and the item's
+    /// task skips a partial of an epoch it has closed.
+    func testALatePairIsLateAfterARestartToo() throws {
+        let t = Self.base + 10 * Self.hour
+        let before = [Event(user: 0, item: "a", type: "view", ts: t), Event(user: 0, item: "b", type: "view", ts: t + 60_000),
+                      Event(user: 2, item: "c", type: "view", ts: t + 30 * 60_000)]
+        let late = [Event(user: 4, item: "a", type: "click", ts: t - 10 * 60_000), Event(user: 4, item: "b", type: "click", ts: t - 10 * 60_000 + 1)]
+        func run(restart: Bool) throws -> (redis: [String: [String: Double]], late: Int) {
+            let driver = try TopologyTestDriver(try TopologyFile.parse(Self.topology(k: 3), file: "coview.yaml"))
+            for e in before { try driver.pipe(e.json) }
+            try driver.commit()
+            if restart { try driver.restart() }
+            for e in late { try driver.pipe(e.json) }
+            try driver.commit()
+            return (zsets(driver), driver.lateRecords)
+        }
+        let straight = try run(restart: false), restarted = try run(restart: true)
+        XCTAssertEqual(straight.late, 2, "u4's pair, both ways")
+        XCTAssertEqual(restarted.late, straight.late)
+        XCTAssertEqual(restarted.redis, straight.redis)
+        let pairs = RecsReference.pairs(before.map(\.reference), last: 4, withinMs: nil)
+        assertCoView(straight.redis, equals: RecsReference.coView(pairs, weights: Self.weights, halfLifeMs: Double(Self.hour)))
+    }
+
     /// A top K that needs no re-key (per user, in the source's tasks): the records add to
     /// their epoch and their total in the task itself, and epochs close on its stream time.
     func testATopKInTheSourcesTasksKeepsEachUsersBestItems() throws {

@@ -731,21 +731,31 @@ enum TopologyCompiler {
                                subtopologies: [CompiledTopology.Subtopology]) throws -> [CompiledTopology.Store] {
         var stores: [CompiledTopology.Store] = []
         var owner: [String: Int] = [:]  // store name -> node index
-        func add(_ name: String, _ role: CompiledTopology.Store.Role, node: Int) throws {
+        func add(_ name: String, _ role: CompiledTopology.Store.Role, node: Int, subtopology: Int? = nil) throws {
             if let other = owner[name] {
                 throw TopologyError([.key("nodes"), .index(node), .key("name")],
                                     "'\(topology.nodes[node].name)' needs a store named '\(name)', which node '\(topology.nodes[other].name)' also needs (both would write the changelog \(Changelogs.topic(application: topology.application, store: name))): rename one")
             }
             owner[name] = node
-            stores.append(.init(index: stores.count, name: name, role: role, subtopology: nodes[node].subtopology))
+            stores.append(.init(index: stores.count, name: name, role: role, subtopology: subtopology ?? nodes[node].subtopology))
         }
-        /// Per sub-topology, the first node that schedules timers.
+        /// Per sub-topology, the first node that schedules timers (or needs its stream time kept).
         var usesTimers: [Int: Int] = [:]
         for (i, node) in nodes.enumerated() {
             switch node.kind {
             case .aggregate(let a):
-                try add(aggregates[a].name, .aggregate(a), node: i)
-                if aggregates[a].topK != nil { usesTimers[node.subtopology] = usesTimers[node.subtopology] ?? i }
+                if aggregates[a].topK != nil {
+                    // Its own name: the store's layout and partitioning differ from a plain
+                    // decay's, so a decay given a top K starts afresh rather than misreading.
+                    try add("\(aggregates[a].name)-topk", .aggregate(a), node: i)
+                    // Epochs close on timers; and the tasks that judge its records late (the
+                    // upstream's, when it re-keys) keep their stream time across restarts,
+                    // or a record skipped as late could count after a restart.
+                    usesTimers[node.subtopology] = usesTimers[node.subtopology] ?? i
+                    if let upstream = node.repartition?.upstream { usesTimers[upstream] = usesTimers[upstream] ?? i }
+                } else {
+                    try add(aggregates[a].name, .aggregate(a), node: i)
+                }
             case .session:
                 try add(node.name, .keyValue(node: i), node: i)
                 usesTimers[node.subtopology] = usesTimers[node.subtopology] ?? i
@@ -765,7 +775,7 @@ enum TopologyCompiler {
         stores.append(.init(index: stores.count, name: "source-intake", role: .intake(node: -1), subtopology: 0))
         for (s, node) in usesTimers.sorted(by: { $0.key < $1.key }) {
             // Sub-topology 0's keeps the name it had before sub-topologies (its changelog).
-            try add(s == 0 ? "timers" : "\(topology.nodes[subtopologies[s].rekeyNode!].name)-timers", .timers, node: node)
+            try add(s == 0 ? "timers" : "\(topology.nodes[subtopologies[s].rekeyNode!].name)-timers", .timers, node: node, subtopology: s)
         }
         return stores
     }

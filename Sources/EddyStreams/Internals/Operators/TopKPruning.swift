@@ -13,7 +13,7 @@
 ///   is added to its epoch entry and to the total;
 /// - its **kept** value, `keptMarker` + the group key: what survived the closed epochs.
 /// A group key starts with its first value's 4-byte little-endian length, so the markers
-/// (a length of over 4 GiB) cannot start one. Epoch keys sort by epoch, kept keys by item: a close reads ranges.
+/// (a length of nearly 4 GiB) cannot start one. Epoch keys sort by epoch, kept keys by item: a close reads ranges.
 ///
 /// Closing an epoch adds each of its entries to the group's kept value (the total does
 /// not change: no Redis write) and keeps per item the `k` kept values of largest rank; a
@@ -106,6 +106,16 @@ final class TopKPruning {
         Repartitions.partition(of: item(ofGroup: key[Self.epochHeaderBytes...]), count: count)
     }
 
+    /// When `epoch` closes: its end + grace (its timer fires once stream time passes it).
+    private func due(_ epoch: Int64) -> Int64 {
+        let (end, overflow) = (epoch &+ 1).multipliedReportingOverflow(by: everyMs)
+        let (due, late) = end.addingReportingOverflow(graceMs)
+        return overflow || late ? .max : due
+    }
+
+    /// Whether `epoch` has closed by stream time `streamTime`.
+    func isClosed(_ epoch: Int64, at streamTime: Int64) -> Bool { due(epoch) < streamTime }
+
     /// Sets the timer that closes `epoch`, once per epoch.
     @inline(__always)
     func entryAdded(epoch: Int64, node: Int, timers: TaskTimers) {
@@ -113,9 +123,7 @@ final class TopKPruning {
         lastScheduled = epoch
         loadOpenEpochs(node: node, timers: timers)
         guard openEpochs!.insert(epoch).inserted else { return }
-        let (end, overflow) = (epoch &+ 1).multipliedReportingOverflow(by: everyMs)
-        let (due, late) = end.addingReportingOverflow(graceMs)
-        timers.schedule(node: node, key: Self.timerKey(epoch), at: overflow || late ? .max : due)
+        timers.schedule(node: node, key: Self.timerKey(epoch), at: due(epoch))
     }
 
     private func loadOpenEpochs(node: Int, timers: TaskTimers) {
@@ -157,7 +165,9 @@ final class TopKPruning {
         // The epoch's rows come in key order, item by item: each item is closed once its
         // rows are read, so a close holds one item's rows at a time, not the epoch's.
         var pruned = 0
+        var failure: Error?
         func closeItem(_ item: [UInt8], _ stored: [[UInt8]: [UInt8]]) {
+            guard failure == nil else { return }
             var rows = stored  // epoch key → value
             for e in memoryEpoch.removeValue(forKey: item) ?? [] { rows[table.keys[e]] = table.isEmpty(e) ? nil : table.encodedValue(of: e) }
             guard !rows.isEmpty else { return }
@@ -169,7 +179,7 @@ final class TopKPruning {
                 return true
             }
             for e in memoryKept[item] ?? [] { kept[table.keys[e]] = table.isEmpty(e) ? nil : table.encodedValue(of: e) }
-            pruned += self.closeItem(kept: kept, closing: rows, table: table, rank: rank, combine: combine)
+            do { pruned += try self.closeItem(kept: kept, closing: rows, table: table, rank: rank, combine: combine) } catch { failure = error }
         }
         var item: [UInt8]? = nil
         var rows: [[UInt8]: [UInt8]] = [:]
@@ -183,10 +193,11 @@ final class TopKPruning {
                 rows.removeAll(keepingCapacity: true)
             }
             rows[k] = Array(value)
-            return true
+            return failure == nil
         }
         if let item { closeItem(item, rows) }
         for remaining in Array(memoryEpoch.keys) { closeItem(remaining, [:]) }
+        if let failure { throw failure }
         return pruned
     }
 
@@ -194,7 +205,7 @@ final class TopKPruning {
     /// winners' kept values are written (most pairs are seen once and lose at once), and
     /// values come from the reads above, so no entry is read from RocksDB again.
     private func closeItem(kept: [[UInt8]: [UInt8]], closing: [[UInt8]: [UInt8]], table: AggregateTable,
-                           rank: ([UInt8]) -> Double, combine: ([UInt8]?, [UInt8]) -> [UInt8]) -> Int {
+                           rank: ([UInt8]) -> Double, combine: ([UInt8]?, [UInt8]) -> [UInt8]) throws -> Int {
         var after = kept
         var epochKeys: [[UInt8]: [UInt8]] = [:]  // kept key → its epoch entry's key
         for (key, value) in closing {
@@ -227,7 +238,7 @@ final class TopKPruning {
             let total = table.entry(for: group, stored: nil)
             table.clear(total)
             for header in open {
-                if let value = table.storedValue(for: header + group) { value.withUnsafeBytes { table.merge($0, into: total) } }
+                if let value = try table.storedValue(for: header + group) { value.withUnsafeBytes { table.merge($0, into: total) } }
             }
         }
         return losers.count

@@ -146,10 +146,10 @@ final class AggregateTable: StateStore {
 
     /// The encoded value of `key` (memory first, then RocksDB) without loading it; nil when
     /// the group holds nothing.
-    func storedValue(for key: [UInt8]) -> [UInt8]? {
+    func storedValue(for key: [UInt8]) throws -> [UInt8]? {
         if let e = index[GroupKey(bytes: key)] { return isEmpty(e) ? nil : encodedValue(of: e) }
         guard !memoryIsComplete, let database, let columnFamily else { return nil }
-        return try? database.get(columnFamily, key: key)
+        return try database.get(columnFamily, key: key)
     }
 
     /// Each row RocksDB holds from `start` on, in key order, while `body` returns true (committed rows:
