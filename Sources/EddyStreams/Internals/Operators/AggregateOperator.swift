@@ -84,19 +84,21 @@ final class AggregateOperator: OperatorNode {
     /// Merges an upstream partial of group `key` (released by the task's intake); with
     /// children, forwards the row's change as `process` does.
     func merge(partial value: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer, offset: Int64, in task: StreamTask) throws {
+        let key = Array(key)
         if let topK, let timers {
             // Only epoch partials count; one of an epoch closed already cannot come from this
             // Eddy (upstream skips what is late for it) — a partial from before the top K, or
             // of another layout, is skipped and counted as late.
-            guard key.count > TopKPruning.epochHeaderBytes, key.starts(with: TopKPruning.epochMarker),
-                  !topK.isClosed(TopKPruning.epoch(ofEpochKey: Array(key)), at: task.streamTime) else {
+            let epoch = key.count > TopKPruning.epochHeaderBytes && key.starts(with: TopKPruning.epochMarker)
+                ? TopKPruning.epoch(ofEpochKey: key) : nil
+            guard let epoch, !topK.isClosed(epoch, at: task.streamTime) else {
                 task.metrics.lateRecords.add(1, ordering: .relaxed)
                 return
             }
-            topK.entryAdded(epoch: TopKPruning.epoch(ofEpochKey: Array(key)), node: index, timers: timers)
+            topK.entryAdded(epoch: epoch, node: index, timers: timers)
             table.merge(value, into: try table.entry(for: Array(key[TopKPruning.epochHeaderBytes...])))
         }
-        let e = try table.entry(for: Array(key))
+        let e = try table.entry(for: key)
         guard !children.isEmpty else { return table.merge(value, into: e) }
         if table.counts[e] > 0 { try forwardRow(e, retraction: true, at: task.streamTime, offset: offset, in: task) }
         table.merge(value, into: e)

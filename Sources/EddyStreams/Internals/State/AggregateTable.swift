@@ -70,22 +70,21 @@ final class AggregateTable: StateStore {
 
     var entryCount: Int { keys.count }
 
-    /// The entry for `key`, loaded from RocksDB or created on first sight; marks it dirty
-    /// (unless `markingDirty` is false: a read that changes nothing yet).
+    /// The entry for `key`, loaded from RocksDB or created on first sight; marks it dirty.
     @inline(__always)
-    func entry(for key: [UInt8], markingDirty: Bool = true) throws -> Int {
-        try entry(for: key, markingDirty: markingDirty, stored: nil, readsStore: true)
+    func entry(for key: [UInt8]) throws -> Int {
+        try entry(for: key, stored: nil, readsStore: true)
     }
 
     /// The entry for `key`, marked dirty; when memory lacks it, its value is `stored` (what
     /// the caller read from RocksDB, or nil: nothing, or nothing worth keeping — the entry
     /// is about to be cleared) instead of a RocksDB read.
     func entry(for key: [UInt8], stored: [UInt8]?) -> Int {
-        try! entry(for: key, markingDirty: true, stored: stored, readsStore: false)  // without a read nothing throws
+        try! entry(for: key, stored: stored, readsStore: false)  // without a read nothing throws
     }
 
     @inline(__always)
-    private func entry(for key: [UInt8], markingDirty: Bool, stored: [UInt8]?, readsStore: Bool) throws -> Int {
+    private func entry(for key: [UInt8], stored: [UInt8]?, readsStore: Bool) throws -> Int {
         let e: Int
         if let found = index[GroupKey(bytes: key)] {
             e = found
@@ -110,11 +109,9 @@ final class AggregateTable: StateStore {
                 stored.withUnsafeBytes { merge($0, into: e) }
             }
         }
-        if markingDirty { touch(e) }
+        touch(e)
         return e
     }
-
-    func isDirty(_ e: Int) -> Bool { isDirty[e] }
 
     /// Marks entry `e` dirty: the commit writes it (and renders it).
     @inline(__always)
@@ -140,9 +137,6 @@ final class AggregateTable: StateStore {
         for j in 0..<sumsPerEntry where sums[e * sumsPerEntry + j].bitPattern != 0 { return false }
         return recentLimit == 0 || recent[e].count == 0
     }
-
-    /// The entry of `key` in memory, if it is there.
-    func cachedEntry(for key: [UInt8]) -> Int? { index[GroupKey(bytes: key)] }
 
     /// The encoded value of `key` (memory first, then RocksDB) without loading it; nil when
     /// the group holds nothing.
