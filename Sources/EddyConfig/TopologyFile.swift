@@ -82,7 +82,7 @@ public enum TopologyFile {
     }
 
     private static func node(_ field: YAMLField) throws -> Topology.Node {
-        let operations = ["filter", "project", "join", "aggregate", "recent", "decay", "session", "pairs"]
+        let operations = ["filter", "project", "join", "aggregate", "recent", "decay", "session", "pairs", "model"]
         let f = try field.mapping(allowed: ["name", "input"] + operations + ["to_redis", "to_topic"])
         guard let name = f["name"] else { throw field.error("missing field 'name'") }
         let given = operations.filter { f[$0] != nil }
@@ -127,6 +127,8 @@ public enum TopologyFile {
             operation = .session(try self.session(session))
         } else if let pairs = f["pairs"] {
             operation = .pairs(try self.pairs(pairs))
+        } else if let model = f["model"] {
+            operation = .model(try self.model(model))
         } else {
             guard !sinks.isEmpty || !topicSinks.isEmpty else {
                 throw field.error("a node needs one of \(operations.joined(separator: ", ")) or a 'to_redis' or 'to_topic' sink")
@@ -182,6 +184,23 @@ public enum TopologyFile {
         if let v = f["last"] { pairs.last = try v.positiveInt() }
         if let v = f["within"] { pairs.withinMs = try v.durationMilliseconds() }
         return pairs
+    }
+
+    /// `{user: user_id, item: item_id, weights: {...}, factors: 32, regularization: 0.1, alpha: 10,
+    /// user_history: 100, item_history: 200, grace: 1m}` (all but `weights` optional)
+    private static func model(_ field: YAMLField) throws -> Topology.MatrixFactorization {
+        let f = try field.mapping(allowed: ["user", "item", "weights", "factors", "regularization", "alpha", "user_history", "item_history", "grace"])
+        guard let weightsField = f["weights"] else { throw field.error("missing field 'weights' (the confidence each event type adds)") }
+        var model = Topology.MatrixFactorization(weights: try weights(weightsField))
+        if let v = f["user"] { model.userField = try v.nonEmptyString() }
+        if let v = f["item"] { model.itemField = try v.nonEmptyString() }
+        if let v = f["factors"] { model.factors = try v.positiveInt(atMost: Topology.MatrixFactorization.maxFactors) }
+        if let v = f["regularization"] { model.regularization = try v.number() }
+        if let v = f["alpha"] { model.alpha = try v.number() }
+        if let v = f["user_history"] { model.userHistory = try v.positiveInt(atMost: ConfigLimits.maxModelHistory) }
+        if let v = f["item_history"] { model.itemHistory = try v.positiveInt(atMost: ConfigLimits.maxModelHistory) }
+        if let v = f["grace"] { model.graceMs = try v.durationMilliseconds(allowZero: true) }
+        return model
     }
 
     /// `{table: catalog, on: item_id, fields: [category, price], missing: drop}`

@@ -110,6 +110,12 @@ public struct KStream {
             Topology.Pairs(groupBy: groupBy, itemField: item, otherField: other, last: last, withinMs: within.map(milliseconds)))))
     }
 
+    /// An online matrix-factorization model of the stream's user–item interactions
+    /// (`Topology.MatrixFactorization`); its `factors` go to Redis per user and per item.
+    public func model(_ name: String, _ model: Topology.MatrixFactorization) -> KTable {
+        KTable(stream: builder.add(.init(name: name, input: self.name, operation: .model(model))))
+    }
+
     /// Session windows per group on event time, with each session's features (see
     /// `Topology.SessionWindow`): records at most `gap` apart are one session, records up to
     /// `grace` behind stream time still count, and a closed session's keys are deleted

@@ -177,6 +177,9 @@ public struct Topology: Equatable, Sendable {
         /// Pairs each record's item with the group's previous distinct items (`Pairs`):
         /// co-occurrence as records, for a co-view matrix.
         case pairs(Pairs)
+        /// An online matrix-factorization model of implicit feedback (`MatrixFactorization`):
+        /// user and item factors updated per record, in event-time order.
+        case model(MatrixFactorization)
         /// Passes records through unchanged (a named point to attach sinks to).
         case passthrough
     }
@@ -242,6 +245,63 @@ public struct Topology: Equatable, Sendable {
             self.otherField = otherField
             self.last = last
             self.withinMs = withinMs
+        }
+    }
+
+    /// An online implicit-feedback matrix factorization (incremental ALS): a factor vector
+    /// per user and per item, updated on each record, so that a user's vector dotted with
+    /// an item's predicts whether the user will interact with the item.
+    ///
+    /// Rules (`Tests/EddyTests/ModelReference.swift` is a plain model of them):
+    /// - One task keeps the whole model: every record is re-keyed to one partition of
+    ///   `<application>-<name>-repartition`. There, records are applied in the order of
+    ///   (event time, user, item, weight), not in arrival order, once the task's stream
+    ///   time (the least over the upstream tasks) passes their time + `graceMs`; a record
+    ///   more than `graceMs` behind the stream time of the task that sent it is late
+    ///   (skipped, `eddy_late_records_total`). So the model is a function of the input
+    ///   alone: a replay, a restart or another interleaving of partitions gives the same
+    ///   factors, bit for bit.
+    /// - A record whose `weights` value is not listed is skipped. Otherwise the cell
+    ///   (user, item) gains confidence `alpha` · weight; the user keeps its `userHistory`
+    ///   most recently touched items with their confidence, the item its `itemHistory`
+    ///   most recently touched users.
+    /// - The user's vector is then solved exactly against the current item vectors (the
+    ///   implicit-ALS normal equations over its history: every item counts as a 0 with
+    ///   confidence 1, each history item as a 1 with confidence 1 + c), then the item's
+    ///   against the current user vectors, likewise (`ImplicitALS` has the equations).
+    /// - A user or item seen for the first time starts from a small vector that is a fixed
+    ///   function of its id (`ImplicitALS.initialVector`).
+    public struct MatrixFactorization: Equatable, Sendable {
+        public var userField: String
+        public var itemField: String
+        /// The confidence each record adds (`event_type`: view 1, click 3, ...).
+        public var weights: Weights
+        /// The vectors' length (the model's rank); positive, at most `maxFactors`.
+        public var factors: Int
+        /// λ of the normal equations (ridge regularization); positive.
+        public var regularization: Double
+        /// Confidence per unit of weight; positive.
+        public var alpha: Double
+        /// Items a user remembers (its solve reads them), and users an item remembers.
+        public var userHistory: Int
+        public var itemHistory: Int
+        /// How long (ms of event time) records wait to be applied in order; ≥ 0.
+        public var graceMs: Int64
+
+        public static let maxFactors = 256
+
+        public init(userField: String = "user_id", itemField: String = "item_id", weights: Weights, factors: Int = 32,
+                    regularization: Double = 0.1, alpha: Double = 10, userHistory: Int = 100, itemHistory: Int = 200,
+                    graceMs: Int64 = 60_000) {
+            self.userField = userField
+            self.itemField = itemField
+            self.weights = weights
+            self.factors = factors
+            self.regularization = regularization
+            self.alpha = alpha
+            self.userHistory = userHistory
+            self.itemHistory = itemHistory
+            self.graceMs = graceMs
         }
     }
 
@@ -385,6 +445,7 @@ extension Topology.Operation {
         case .aggregate(let groupBy, _, _), .recent(let groupBy, _, _, _), .decay(let groupBy, _, _, _, _): return groupBy
         case .session(let window): return window.groupBy
         case .pairs(let pairs): return pairs.groupBy
+        case .model(let model): return [model.userField, model.itemField]
         case .filter, .project, .join, .passthrough: return nil
         }
     }

@@ -139,6 +139,10 @@ extension Topology {
         case .pairs(let p):
             return "pairs by [\(p.groupBy.joined(separator: ", "))]: \(p.itemField) with each of the last \(p.last) distinct \(p.itemField)"
                 + (p.withinMs.map { " seen within \(describe(ms: $0))" } ?? "") + ", both ways, as \(p.otherField) (RocksDB store)"
+        case .model(let m):
+            return "model: \(m.factors) factors per \(m.userField) and \(m.itemField), incremental implicit ALS (weights by \(m.weights.field), "
+                + "alpha \(m.alpha), regularization \(m.regularization)), in event-time order after a grace of \(describe(ms: m.graceMs)), "
+                + "in one task (RocksDB store)"
         case .passthrough: return "pass"
         }
     }

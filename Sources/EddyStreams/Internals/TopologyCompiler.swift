@@ -9,6 +9,7 @@ struct CompiledTopology: Sendable {
             case session(SessionOperator.Spec)
             case join(JoinOperator.Spec)
             case pairs(PairsOperator.Spec)
+            case model(ModelOperator.Spec)
         }
         let name: String
         /// Index of the input node, or -1 for the source.
@@ -307,6 +308,9 @@ enum TopologyCompiler {
                         throw TopologyError(at + [.key("input")], "'\(input)' (\(Self.operationKey(topology.nodes[p].operation))) cannot feed a '\(Self.operationKey(node.operation))' node: the rows of an 'aggregate' feed only another 'aggregate' (count and sums can take a row's old values back when it changes; recent, decay and sessions cannot)")
                     }
                 }
+                if case .model = nodes[p].kind {
+                    throw TopologyError(at + [.key("input")], "'\(input)' is a model: it forwards no records (its factors go to Redis)")
+                }
                 parent = p
                 schema = schemas[p]
             }
@@ -318,6 +322,8 @@ enum TopologyCompiler {
             // A decay with a top K keeps a group's neighbours (its last field) in one task.
             let partitionedBy: [String]? = {
                 if case .decay(let groupBy, _, _, _, .some) = node.operation { return Array(groupBy.dropLast()) }
+                // The model is one task's: every record goes to the same partition.
+                if case .model = node.operation { return [] }
                 return node.operation.groupBy
             }()
             if let groupBy = partitionedBy, !Set(groupBy).isSuperset(of: subtopologies[upstream].key) {
@@ -476,6 +482,36 @@ enum TopologyCompiler {
                     categoryField: try resolveField(window.categoryField, spath + [.key("category")]), priceField: price,
                     cartTypes: window.cartTypes.map { Array($0.utf8) }, purchaseTypes: window.purchaseTypes.map { Array($0.utf8) },
                     closedTTLSeconds: window.closedTTLSeconds, sinks: []))
+            case .model(let model):
+                let mpath = at + [.key("model")]
+                let user = try resolveField(model.userField, mpath + [.key("user")])
+                let item = try resolveField(model.itemField, mpath + [.key("item")])
+                if user == item { throw TopologyError(mpath + [.key("item")], "'\(model.itemField)' is also the user field: a model factors users against other things") }
+                require(user)
+                require(item)
+                let wpath = mpath + [.key("weights")]
+                let weightField = try resolveField(model.weights.field, wpath + [.key("field")])
+                if model.weights.values.isEmpty { throw TopologyError(wpath + [.key("values")], "lists no values") }
+                if let bad = model.weights.values.firstIndex(where: { !($0.weight > 0) || !$0.weight.isFinite }) {
+                    throw TopologyError(wpath + [.key("values"), .key(model.weights.values[bad].value)],
+                                        "a weight must be a positive number (leave a value out to skip its records)")
+                }
+                if model.factors <= 0 || model.factors > Topology.MatrixFactorization.maxFactors {
+                    throw TopologyError(mpath + [.key("factors")], "must be between 1 and \(Topology.MatrixFactorization.maxFactors)")
+                }
+                if !(model.regularization > 0) || !model.regularization.isFinite { throw TopologyError(mpath + [.key("regularization")], "must be a positive number") }
+                if !(model.alpha > 0) || !model.alpha.isFinite { throw TopologyError(mpath + [.key("alpha")], "must be a positive number") }
+                if model.userHistory <= 0 { throw TopologyError(mpath + [.key("user_history")], "must be positive") }
+                if model.itemHistory <= 0 { throw TopologyError(mpath + [.key("item_history")], "must be positive") }
+                if model.graceMs < 0 { throw TopologyError(mpath + [.key("grace")], "must not be negative") }
+                try checkGroupNames([model.userField, model.itemField], against: ModelOperator.outputs, mpath + [.key("user")])
+                stateSchema = .closed([model.userField: .group(0), model.itemField: .group(1), "factors": .output(0, isNumber: false)],
+                                      order: [model.userField, model.itemField] + ModelOperator.outputs)
+                kind = .model(ModelOperator.Spec(
+                    userField: user, itemField: item, weightField: weightField,
+                    weights: model.weights.values.map { (Array($0.value.utf8), $0.weight) }, factors: model.factors,
+                    regularization: model.regularization, alpha: model.alpha, userHistory: model.userHistory,
+                    itemHistory: model.itemHistory, graceMs: model.graceMs))
             case .aggregate, .recent, .decay:
                 let apath = at + [.key(Self.operationKey(node.operation))]
                 var refs: [String: OutputRef] = [:]
@@ -553,9 +589,22 @@ enum TopologyCompiler {
             }
 
             var sinks: [CompiledSink] = []
-            let isStateful: Bool = { switch kind { case .aggregate, .session: return true; case .filter, .pass, .join, .pairs: return false } }()
-            for (j, sink) in node.sinks.enumerated() {
+            let isStateful: Bool = { switch kind { case .aggregate, .session: return true; case .filter, .pass, .join, .pairs, .model: return false } }()
+            for (j, var sink) in node.sinks.enumerated() {
                 let path: [P] = at + [.key("to_redis"), .index(j)]
+                if case .model(var spec) = kind {
+                    // One string per user or item: its vector.
+                    if sink.kind != .string { throw TopologyError(path + [.key("type")], "a model writes strings (a user's or an item's factors): use type: string") }
+                    sink.value = sink.value ?? "factors"
+                    let compiled = try compileSink(sink, schema: stateSchema!, groupBy: nil, path: path, fieldID: fieldID)
+                    let named = Set(compiled.key.parts.compactMap { part -> Int? in if case .ref(.group(let g)) = part { return g }; return nil })
+                    guard named.count == 1, let side = named.first else {
+                        throw TopologyError(path + [.key("key")], "must name exactly one of {\(topology.nodes[i].operation.groupBy![0])} (a user's factors) or {\(topology.nodes[i].operation.groupBy![1])} (an item's)")
+                    }
+                    if side == 0 { spec.userSinks.append(compiled) } else { spec.itemSinks.append(compiled) }
+                    kind = .model(spec)
+                    continue
+                }
                 let compiled = try compileSink(sink, schema: stateSchema ?? outSchema, groupBy: isStateful ? node.operation.groupBy : nil,
                                                namingTheGroup: { if case .session = kind { return SessionOperator.namingTheGroup }; return [] }(),
                                                listValue: { if case .recent = node.operation { return .output(1, isNumber: false) }; return nil }(),
@@ -569,6 +618,9 @@ enum TopologyCompiler {
             var topicSinks: [CompiledTopicSink] = []
             for (j, sink) in node.topicSinks.enumerated() {
                 let path: [P] = at + [.key("to_topic"), .index(j)]
+                if case .model = kind {
+                    throw TopologyError(path, "a model forwards no records: write its factors to Redis")
+                }
                 if case .aggregate = kind {
                     throw TopologyError(path, "an aggregate forwards no records (its changes are not a stream yet): write it to Redis, or put to_topic on the node that feeds it")
                 }
@@ -630,6 +682,7 @@ enum TopologyCompiler {
                 case .aggregate(let a): groupFields = aggregates[a].groupFields
                 case .session(let spec): groupFields = spec.groupFields
                 case .pairs(let spec): groupFields = spec.groupFields
+                case .model: groupFields = []  // one partition (RecordRepartitionOperator)
                 case .filter, .pass, .join: preconditionFailure("only stateful nodes re-key")
                 }
                 compiledNode.repartition = .init(kind: rekeyed.kind, topic: rekeyed.topic, index: repartitionCount, upstream: rekeyed.upstream, groupFields: groupFields)
@@ -719,6 +772,7 @@ enum TopologyCompiler {
         case .session: return "session"
         case .join: return "join"
         case .pairs: return "pairs"
+        case .model: return "model"
         case .passthrough: return "passthrough"
         }
     }
@@ -762,6 +816,12 @@ enum TopologyCompiler {
             case .pairs(let spec):
                 try add(node.name, .keyValue(node: i), node: i)
                 if spec.withinMs != nil { usesTimers[node.subtopology] = usesTimers[node.subtopology] ?? i }
+            case .model:
+                try add(node.name, .keyValue(node: i), node: i)
+                // Records wait on timers; the upstream tasks judge lateness by their stream
+                // time, which must survive their restarts (as for a top K).
+                usesTimers[node.subtopology] = usesTimers[node.subtopology] ?? i
+                if let upstream = node.repartition?.upstream { usesTimers[upstream] = usesTimers[upstream] ?? i }
             case .filter, .pass, .join:
                 break
             }

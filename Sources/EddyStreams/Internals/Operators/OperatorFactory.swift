@@ -31,6 +31,8 @@ extension CompiledTopology.Node {
         case .pairs(let spec):
             return PairsOperator(index: index, spec: spec, store: environment.keyValueStores[index]!, timers: environment.timers,
                                  topology: environment.topology, recordSinks: sinks)
+        case .model(let spec):
+            return ModelOperator(index: index, spec: spec, store: environment.keyValueStores[index]!, timers: environment.timers!)
         case .session(let spec):
             return SessionOperator(index: index, spec: spec, store: environment.keyValueStores[index]!, timers: environment.timers!, topology: environment.topology)
         }

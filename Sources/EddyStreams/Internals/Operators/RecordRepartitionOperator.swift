@@ -1,5 +1,5 @@
 /// The upstream half of a node that re-keys records (a session or pairs node whose group
-/// lacks its sub-topology's key): it keeps the records that reach the node, keyed by the
+/// lacks its sub-topology's key, or a model): it keeps the records that reach the node, keyed by the
 /// node's group, until the commit sends them to the node's repartition topic
 /// (`RepartitionOutput`); the node itself runs in the tasks of that topic, on the records in
 /// the order they arrive there. Records are copied once, into one buffer per commit.
@@ -17,9 +17,15 @@ final class RecordRepartitionOperator: OperatorNode, RepartitionOutput {
 
     override func process(_ record: Record, in task: StreamTask) throws {
         GroupKey.build(edge.groupFields, of: record, into: &keyBuffer, scratch: &scratch)
+        // No group fields (a model): one key, so one partition, for every record. Not an
+        // empty key: that means "nothing for this partition" to the intake.
+        if edge.groupFields.isEmpty { keyBuffer = Self.singleKey }
         RepartitionedRecord.encode(record, streamTime: task.recordStreamTime, into: &value)
         records.append(key: keyBuffer, value: value)
     }
+
+    /// The key of a node without group fields: one empty group value (length 0).
+    static let singleKey: [UInt8] = [0, 0, 0, 0]
 
     var isEmpty: Bool { records.isEmpty }
     var pendingBytes: Int { records.byteCount }
