@@ -186,10 +186,10 @@ public enum TopologyFile {
         return pairs
     }
 
-    /// `{user: user_id, item: item_id, weights: {...}, factors: 32, regularization: 0.1, alpha: 10,
-    /// user_history: 100, item_history: 200, grace: 1m}` (all but `weights` optional)
+    /// `{user: user_id, item: item_id, weights: {...}, factors: 32, regularization: 0.1, alpha: 0.3,
+    /// missing_weight: 1, user_history: 100, item_history: 200, grace: 1m}` (all but `weights` optional)
     private static func model(_ field: YAMLField) throws -> Topology.MatrixFactorization {
-        let f = try field.mapping(allowed: ["user", "item", "weights", "factors", "regularization", "alpha", "user_history", "item_history", "grace"])
+        let f = try field.mapping(allowed: ["user", "item", "weights", "factors", "regularization", "alpha", "missing_weight", "user_history", "item_history", "grace"])
         guard let weightsField = f["weights"] else { throw field.error("missing field 'weights' (the confidence each event type adds)") }
         var model = Topology.MatrixFactorization(weights: try weights(weightsField))
         if let v = f["user"] { model.userField = try v.nonEmptyString() }
@@ -197,6 +197,7 @@ public enum TopologyFile {
         if let v = f["factors"] { model.factors = try v.positiveInt(atMost: Topology.MatrixFactorization.maxFactors) }
         if let v = f["regularization"] { model.regularization = try v.number() }
         if let v = f["alpha"] { model.alpha = try v.number() }
+        if let v = f["missing_weight"] { model.missingWeight = try v.number() }
         if let v = f["user_history"] { model.userHistory = try v.positiveInt(atMost: ConfigLimits.maxModelHistory) }
         if let v = f["item_history"] { model.itemHistory = try v.positiveInt(atMost: ConfigLimits.maxModelHistory) }
         if let v = f["grace"] { model.graceMs = try v.durationMilliseconds(allowZero: true) }

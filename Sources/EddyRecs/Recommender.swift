@@ -18,8 +18,11 @@ import Foundation
 ///   ranks r_c), 2^(r_c − the top r_c) · 2^(rank_j − the top rank) in
 ///   `item:popularity:{c}` for the `itemsPerCategory` most popular items of c (the largest
 ///   such product when j is in several).
+/// - model: the user's factors dotted with item j's, over the largest such product among
+///   unseen items (0 if j's is negative, or either vector is missing).
 /// The score is the weighted sum (`Scoring`). Candidates are the seeds' neighbours, the
-/// `popularCandidates` most popular (and trending) items and the categories' items, without the user's recent items
+/// `popularCandidates` most popular (and trending) items, the categories' items and the
+/// `modelCandidates` unseen items of best model score, without the user's recent items
 /// (all of them: what the user has seen). Ties go to the smaller item id. The reason is the
 /// largest term: co-view names the seed that gave j the most.
 ///
@@ -102,6 +105,16 @@ public struct Recommender {
         let popular = scoring.popularity > 0 ? lists[0] : []
         let trending = scoring.trending > 0 ? lists[lists.count - 1] : []
         var candidates = Set(coView.keys).union(inCategory.keys)
+        var model: [String: Double] = [:]
+        if scoring.model > 0, let text = try state.string(keys.userFactors(user)), let vector = ItemFactors.parse(text) {
+            let factors = try state.itemFactors(prefix: keys.itemFactorsPrefix)
+            let scored = zip(factors.items, factors.scores(vector)).filter { !seen.contains($0.0) }
+            if let best = scored.map(\.1).max(), best > 0 {
+                for (item, s) in scored where s > 0 { model[item] = Double(s / best) }
+                let top = scored.sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 < $1.0 }.prefix(scoring.modelCandidates)
+                candidates.formUnion(top.filter { $0.1 > 0 }.map(\.0))
+            }
+        }
         for member in popular + trending where !seen.contains(member.member) { candidates.insert(member.member) }
         let ordered = candidates.sorted()
         let popularity = try signal(keys.popularity, weight: scoring.popularity, top: popular.first, for: ordered)
@@ -111,7 +124,8 @@ public struct Recommender {
         for (i, item) in ordered.enumerated() {
             let terms = [(scoring.coView * (coView[item] ?? 0), bestSeed[item].map { "co-viewed with \($0.seed)" } ?? ""),
                          (scoring.popularity * popularity[i], "popular now"), (scoring.trending * trend[i], "trending"),
-                         (scoring.category * (inCategory[item]?.share ?? 0), inCategory[item].map { "popular in \($0.category)" } ?? "")]
+                         (scoring.category * (inCategory[item]?.share ?? 0), inCategory[item].map { "popular in \($0.category)" } ?? ""),
+                         (scoring.model * (model[item] ?? 0), "similar to your taste")]
             let score = terms.reduce(0) { $0 + $1.0 }
             guard score > 0 else { continue }
             out.append(Recommendation(item: item, score: score, reason: terms.max { $0.0 < $1.0 }!.1))

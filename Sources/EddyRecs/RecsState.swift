@@ -1,3 +1,5 @@
+import Foundation
+
 /// What scoring reads of the state the topologies materialize (DESIGN.md §5, as
 /// `Topologies/recs.yaml` writes it). One implementation reads Redis (`RedisRecsState`);
 /// `eddy eval` reads the topology test driver's Redis model; tests use a dictionary.
@@ -13,6 +15,11 @@ public protocol RecsState {
     /// Hash fields `names` of each key (`HMGET`), nil where absent (every field of a key that
     /// does not exist).
     func fields(_ keys: [String], _ names: [String]) throws -> [[String?]]
+    /// A string's value (`GET`), nil if there is none.
+    func string(_ key: String) throws -> String?
+    /// Every item's model factors: the strings under `prefix` (`item:emb:`), each a JSON
+    /// array of numbers (`Topologies/recs.yaml`'s model node writes them).
+    func itemFactors(prefix: String) throws -> ItemFactors
 }
 
 extension RecsState {
@@ -26,6 +33,50 @@ public struct ScoredMember: Equatable, Sendable {
     public init(_ member: String, _ score: Double) {
         self.member = member
         self.score = score
+    }
+}
+
+/// The item vectors of a model, one row per item, to score a user's vector against all.
+public struct ItemFactors: Sendable {
+    public private(set) var items: [String] = []
+    /// Row-major: item n's vector is `values[n·factors ..< (n+1)·factors]`.
+    public private(set) var values: [Float] = []
+    public private(set) var factors = 0
+
+    public init() {}
+
+    /// Adds an item; a vector of another length than the first one's is left out.
+    public mutating func append(_ item: String, _ vector: [Float]) {
+        if items.isEmpty { factors = vector.count }
+        guard vector.count == factors, factors > 0 else { return }
+        items.append(item)
+        values.append(contentsOf: vector)
+    }
+
+    /// Each item's dot product with `user` (0 for every item if the lengths differ).
+    public func scores(_ user: [Float]) -> [Float] {
+        guard user.count == factors else { return items.map { _ in 0 } }
+        return values.withUnsafeBufferPointer { v in
+            (0..<items.count).map { n in
+                var s: Float = 0
+                for f in 0..<factors { s += v[n * factors + f] * user[f] }
+                return s
+            }
+        }
+    }
+
+    /// A vector as the model writes it: a JSON array of numbers (nil if it is not one).
+    public static func parse(_ text: String) -> [Float]? {
+        var body = Substring(text)
+        guard body.first == "[", body.last == "]" else { return nil }
+        body = body.dropFirst().dropLast()
+        if body.isEmpty { return [] }
+        var out: [Float] = []
+        for part in body.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let x = Float(part.trimmingCharacters(in: .whitespaces)), x.isFinite else { return nil }
+            out.append(x)
+        }
+        return out
     }
 }
 
@@ -52,6 +103,10 @@ public struct RecsKeys: Sendable {
     public func item(_ item: String) -> String { "\(prefix)catalog:\(item)" }
     /// A session's features (`Topologies/recs.yaml`'s session node; the id is `user:start`).
     public func session(_ session: String) -> String { "\(prefix)session:\(session):features" }
+    /// A model's factors (`Topologies/recs.yaml`'s model node): a user's, and every item's
+    /// under the prefix.
+    public func userFactors(_ user: String) -> String { "\(prefix)user:emb:\(user)" }
+    public var itemFactorsPrefix: String { "\(prefix)item:emb:" }
     /// The user's count of cart events: a version that changes whenever their cart does.
     public func cartVersion(_ user: String) -> String { "\(prefix)user:cart:\(user)" }
 }

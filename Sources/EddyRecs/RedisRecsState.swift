@@ -41,6 +41,37 @@ public final class RedisRecsState: RecsState {
         }
     }
 
+    public func string(_ key: String) throws -> String? {
+        try check(redis.send("GET", key)).string
+    }
+
+    /// SCAN for the keys, then MGET in chunks of 1000: a pass over the catalog, for a
+    /// caller to keep (it is not a per-request read for a large catalog).
+    public func itemFactors(prefix: String) throws -> ItemFactors {
+        var keys: [String] = []
+        var cursor = "0"
+        // The prefix's glob characters stand for themselves.
+        let pattern = prefix.map { "*?[]\\".contains($0) ? "\\\($0)" : String($0) }.joined() + "*"
+        repeat {
+            let reply = try check(redis.send("SCAN", cursor, "MATCH", pattern, "COUNT", "1000"))
+            guard case .array(let parts) = reply, parts.count == 2 else { throw RedisError("redis: unexpected SCAN reply") }
+            cursor = parts[0].string ?? "0"
+            keys += parts[1].strings
+        } while cursor != "0"
+        keys = Array(Set(keys)).sorted()
+        var factors = ItemFactors()
+        for start in stride(from: 0, to: keys.count, by: 1_000) {
+            let chunk = Array(keys[start..<min(start + 1_000, keys.count)])
+            guard case .array(let values) = try check(redis.send(RedisCommand(["MGET"] + chunk))), values.count == chunk.count else {
+                throw RedisError("redis: MGET did not answer one value per key")
+            }
+            for (key, value) in zip(chunk, values) {
+                if let text = value.string, let vector = ItemFactors.parse(text) { factors.append(String(key.dropFirst(prefix.count)), vector) }
+            }
+        }
+        return factors
+    }
+
     private func check(_ reply: RedisReply) throws -> RedisReply {
         if let error = reply.firstError { throw RedisError("redis: \(error)") }
         return reply

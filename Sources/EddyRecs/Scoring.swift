@@ -13,6 +13,9 @@ public struct Scoring: Equatable, Sendable {
     /// Popularity within the user's favourite categories (`user:categories:{user}` and
     /// `item:popularity:{category}`).
     public var category = 0.5
+    /// The online model: the user's factors dotted with each item's (`user:emb:{user}`,
+    /// `item:emb:{item}`).
+    public var model = 0.0
     /// Co-view normalized by both items' own counts (cosine, from `co_view:totals`) instead
     /// of the raw decayed co-view counts.
     public var cosine = false
@@ -26,12 +29,16 @@ public struct Scoring: Equatable, Sendable {
     /// How many of the user's favourite categories, and items read per category.
     public var categories = 3
     public var itemsPerCategory = 50
+    /// Items of best model score read as candidates.
+    public var modelCandidates = 100
 
-    public init(coView: Double = 1.0, popularity: Double = 0.001, trending: Double = 0.0, category: Double = 0.5, cosine: Bool = false) {
+    public init(coView: Double = 1.0, popularity: Double = 0.001, trending: Double = 0.0, category: Double = 0.5, model: Double = 0.0,
+                cosine: Bool = false) {
         self.coView = coView
         self.popularity = popularity
         self.trending = trending
         self.category = category
+        self.model = model
         self.cosine = cosine
     }
 
@@ -41,13 +48,15 @@ public struct Scoring: Equatable, Sendable {
     public static let categoryOnly = Scoring(coView: 0, popularity: 0, category: 1)
     /// Co-view alone, raw or cosine.
     public static func coViewOnly(cosine: Bool) -> Scoring { Scoring(coView: 1, popularity: 0, category: 0, cosine: cosine) }
+    /// The online model alone.
+    public static let modelOnly = Scoring(coView: 0, popularity: 0, category: 0, model: 1)
 }
 
 /// One recommended item: its score and why.
 public struct Recommendation: Equatable, Sendable, Codable {
     public let item: String
     public let score: Double
-    /// "co-viewed with i12", "popular now", "trending", "popular in c3".
+    /// "co-viewed with i12", "popular now", "trending", "popular in c3", "similar to your taste".
     public let reason: String
 
     public init(item: String, score: Double, reason: String) {

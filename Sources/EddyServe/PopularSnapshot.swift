@@ -51,5 +51,8 @@ final class PopularSnapshot: Sendable {
         func fields(_ keys: [String], _ names: [String]) throws -> [[String?]] {
             keys.map { contents.rows[$0] ?? names.map { _ in nil } }
         }
+        // The fallback answers popular items only: it keeps no model.
+        func string(_ key: String) throws -> String? { nil }
+        func itemFactors(prefix: String) throws -> ItemFactors { ItemFactors() }
     }
 }

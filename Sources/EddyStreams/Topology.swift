@@ -267,8 +267,9 @@ public struct Topology: Equatable, Sendable {
     ///   most recently touched users.
     /// - The user's vector is then solved exactly against the current item vectors (the
     ///   implicit-ALS normal equations over its history: every item counts as a 0 with
-    ///   confidence 1, each history item as a 1 with confidence 1 + c), then the item's
-    ///   against the current user vectors, likewise (`ImplicitALS` has the equations).
+    ///   confidence `missingWeight`, each history item as a 1 with confidence 1 + c), then
+    ///   the item's against the current user vectors, likewise (`ImplicitALS` has the
+    ///   equations).
     /// - A user or item seen for the first time starts from a small vector that is a fixed
     ///   function of its id (`ImplicitALS.initialVector`).
     public struct MatrixFactorization: Equatable, Sendable {
@@ -282,6 +283,8 @@ public struct Topology: Equatable, Sendable {
         public var regularization: Double
         /// Confidence per unit of weight; positive.
         public var alpha: Double
+        /// The confidence of a 0 (an item the user has no event with), in (0, 1].
+        public var missingWeight: Double
         /// Items a user remembers (its solve reads them), and users an item remembers.
         public var userHistory: Int
         public var itemHistory: Int
@@ -291,14 +294,15 @@ public struct Topology: Equatable, Sendable {
         public static let maxFactors = 256
 
         public init(userField: String = "user_id", itemField: String = "item_id", weights: Weights, factors: Int = 32,
-                    regularization: Double = 0.1, alpha: Double = 10, userHistory: Int = 100, itemHistory: Int = 200,
-                    graceMs: Int64 = 60_000) {
+                    regularization: Double = 0.1, alpha: Double = 0.3, missingWeight: Double = 1, userHistory: Int = 100,
+                    itemHistory: Int = 200, graceMs: Int64 = 60_000) {
             self.userField = userField
             self.itemField = itemField
             self.weights = weights
             self.factors = factors
             self.regularization = regularization
             self.alpha = alpha
+            self.missingWeight = missingWeight
             self.userHistory = userHistory
             self.itemHistory = itemHistory
             self.graceMs = graceMs

@@ -24,6 +24,7 @@ struct PrequentialEvaluation {
          Method(name: "popular in the user's categories", scoring: .categoryOnly, keys: RecsKeys()),
          Method(name: "co-view (raw)", scoring: .coViewOnly(cosine: false), keys: RecsKeys()),
          Method(name: "co-view (cosine)", scoring: .coViewOnly(cosine: true), keys: RecsKeys()),
+         Method(name: "online model (incremental ALS)", scoring: .modelOnly, keys: RecsKeys()),
          Method(name: "blend", scoring: blend, keys: RecsKeys())]
     }
 
@@ -84,6 +85,8 @@ final class DriverRecsState: RecsState {
     private let driver: TopologyTestDriver
     private var values: [String: TestRedisValue] = [:]
     private var sorted: [String: [ScoredMember]] = [:]
+    private var parsed: [String: (text: String, vector: [Float]?)] = [:]
+    private var factors: [String: ItemFactors] = [:]
 
     init(_ driver: TopologyTestDriver) { self.driver = driver }
 
@@ -91,6 +94,7 @@ final class DriverRecsState: RecsState {
     func refresh() {
         values = driver.redis
         sorted.removeAll(keepingCapacity: true)
+        factors.removeAll()
     }
 
     func list(_ key: String) throws -> [String] {
@@ -110,6 +114,27 @@ final class DriverRecsState: RecsState {
     func scores(_ key: String, members: [String]) throws -> [Double?] {
         guard case .zset(let z)? = values[key] else { return members.map { _ in nil } }
         return members.map { z[$0] }
+    }
+
+    func string(_ key: String) throws -> String? {
+        if case .string(let s)? = values[key] { return s }
+        return nil
+    }
+
+    /// Parsed once per distinct value: a commit changes a few items' vectors, and comparing
+    /// an unchanged string (the same storage) costs next to nothing.
+    func itemFactors(prefix: String) throws -> ItemFactors {
+        if let cached = factors[prefix] { return cached }
+        var rows: [(String, [Float])] = []
+        for (key, value) in values where key.hasPrefix(prefix) {
+            guard case .string(let text) = value else { continue }
+            if parsed[key]?.text != text { parsed[key] = (text, ItemFactors.parse(text)) }
+            if let v = parsed[key]!.vector { rows.append((String(key.dropFirst(prefix.count)), v)) }
+        }
+        var out = ItemFactors()
+        for (item, v) in rows.sorted(by: { $0.0 < $1.0 }) { out.append(item, v) }
+        factors[prefix] = out
+        return out
     }
 
     func fields(_ keys: [String], _ names: [String]) throws -> [[String?]] {

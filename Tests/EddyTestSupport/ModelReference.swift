@@ -15,6 +15,7 @@ public struct ModelReference {
     public var factors = 8
     public var regularization = 0.1
     public var alpha = 10.0
+    public var missingWeight = 1.0
     public var userHistory = 100
     public var itemHistory = 200
     public var weights: [String: Double] = [:]
@@ -26,8 +27,9 @@ public struct ModelReference {
     /// Creation order, so a Gram sums in a fixed order.
     private var userOrder: [String] = [], itemOrder: [String] = []
 
-    public init(factors: Int, regularization: Double, alpha: Double, userHistory: Int, itemHistory: Int, weights: [String: Double]) {
-        (self.factors, self.regularization, self.alpha) = (factors, regularization, alpha)
+    public init(factors: Int, regularization: Double, alpha: Double, missingWeight: Double = 1, userHistory: Int, itemHistory: Int,
+                weights: [String: Double]) {
+        (self.factors, self.regularization, self.alpha, self.missingWeight) = (factors, regularization, alpha, missingWeight)
         (self.userHistory, self.itemHistory, self.weights) = (userHistory, itemHistory, weights)
     }
 
@@ -61,15 +63,16 @@ public struct ModelReference {
         history = Array(history.prefix(limit))
     }
 
-    /// x = (Σ_all y yᵀ + Σ_H c y yᵀ + λI)⁻¹ Σ_H (1 + c) y.
+    /// x = (w0·Σ_all y yᵀ + Σ_H (1 + c − w0) y yᵀ + λI)⁻¹ Σ_H (1 + c) y: every item a 0 of
+    /// confidence w0, the history's a 1 of confidence 1 + c.
     private func solve(against all: [[Double]], history: [([Double], Double)]) -> [Double] {
         let k = factors
         var a = [[Double]](repeating: [Double](repeating: 0, count: k), count: k)
         var b = [Double](repeating: 0, count: k)
-        for y in all { for r in 0..<k { for s in 0..<k { a[r][s] += y[r] * y[s] } } }
+        for y in all { for r in 0..<k { for s in 0..<k { a[r][s] += missingWeight * y[r] * y[s] } } }
         for (y, c) in history {
             for r in 0..<k {
-                for s in 0..<k { a[r][s] += c * y[r] * y[s] }
+                for s in 0..<k { a[r][s] += (1 + c - missingWeight) * y[r] * y[s] }
                 b[r] += (1 + c) * y[r]
             }
         }

@@ -114,14 +114,21 @@ extension RecsReference {
     /// their latest event time must have passed the epoch's end + grace. nil: none closed
     /// (or a partition has no events, which holds stream time back).
     public static func closedEpoch(_ events: [Event], partitions: Int, everyMs: Int64, graceMs: Int64) -> Int64? {
+        guard let watermark = watermark(events, partitions: partitions) else { return nil }
+        // The largest e with (e + 1)·every + grace < watermark (times here are positive).
+        return (watermark - graceMs - 1) / everyMs - 1
+    }
+
+    /// The stream time after a re-key once every event is in: the least over the source
+    /// partitions (users on them by Kafka's partitioner) of their latest event time; nil if
+    /// a partition has none.
+    public static func watermark(_ events: [Event], partitions: Int) -> Int64? {
         var latest = [Int64](repeating: .min, count: partitions)
         for e in events {
             let p = kafkaPartition(ofKey: e.user_id, partitions: partitions)
             latest[p] = max(latest[p], e.ts)
         }
         let watermark = latest.min()!
-        guard watermark != .min else { return nil }
-        // The largest e with (e + 1)·every + grace < watermark (times here are positive).
-        return (watermark - graceMs - 1) / everyMs - 1
+        return watermark == .min ? nil : watermark
     }
 }

@@ -29,6 +29,7 @@ final class ModelTests: XCTestCase {
               factors: 6
               regularization: 0.5
               alpha: 4
+              missing_weight: 0.5
               user_history: 5
               item_history: 7
               grace: 10m
@@ -68,7 +69,7 @@ final class ModelTests: XCTestCase {
     }
 
     private func reference(_ input: [ModelReference.Event]) -> ModelReference {
-        var model = ModelReference(factors: 6, regularization: 0.5, alpha: 4, userHistory: 5, itemHistory: 7, weights: Self.weights)
+        var model = ModelReference(factors: 6, regularization: 0.5, alpha: 4, missingWeight: 0.5, userHistory: 5, itemHistory: 7, weights: Self.weights)
         model.apply(input)
         return model
     }
@@ -160,7 +161,8 @@ final class ModelTests: XCTestCase {
         let builder = StreamsBuilder(application: "mf")
         builder.stream(topic: "clicks", key: "user_id", timestamp: "ts", required: ["item_id", "event_type"])
             .model("model", Topology.MatrixFactorization(weights: Topology.Weights(field: "event_type", values: [.init("view", 1), .init("click", 3)]),
-                                                         factors: 6, regularization: 0.5, alpha: 4, userHistory: 5, itemHistory: 7, graceMs: Self.graceMs))
+                                                         factors: 6, regularization: 0.5, alpha: 4, missingWeight: 0.5, userHistory: 5, itemHistory: 7,
+                                                         graceMs: Self.graceMs))
             .toRedis(Topology.RedisSink(kind: .string, key: "user:emb:{user_id}", ttlSeconds: 7 * 86_400))
             .toRedis(Topology.RedisSink(kind: .string, key: "item:emb:{item_id}"))
         XCTAssertEqual(try builder.build(), try TopologyFile.parse(Self.topology, file: "mf.yaml"))
@@ -175,6 +177,7 @@ final class ModelTests: XCTestCase {
             (model(", factors: 1000"), "nodes[0].model.factors", "at most 256"),
             (model(", alpha: -1"), "nodes[0].model.alpha", "must be a positive number"),
             (model(", regularization: 0"), "nodes[0].model.regularization", "must be a positive number"),
+            (model(", missing_weight: 2"), "nodes[0].model.missing_weight", "in (0, 1]"),
             (model(", item: user_id"), "nodes[0].model.item", "also the user field"),
             (model(", grace: -1m"), "nodes[0].model.grace", "duration"),
             (model(", rank: 3"), "nodes[0].model.rank", "unknown field 'rank'"),

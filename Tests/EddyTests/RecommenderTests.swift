@@ -17,6 +17,15 @@ final class RecommenderTests: XCTestCase {
         var hashes: [String: [String: String]] = [:]
         func scores(_ key: String, members: [String]) throws -> [Double?] { members.map { zsets[key]?[$0] } }
         func fields(_ keys: [String], _ names: [String]) throws -> [[String?]] { keys.map { key in names.map { hashes[key]?[$0] } } }
+        var strings: [String: String] = [:]
+        func string(_ key: String) throws -> String? { strings[key] }
+        func itemFactors(prefix: String) throws -> ItemFactors {
+            var factors = ItemFactors()
+            for (key, text) in strings.sorted(by: { $0.key < $1.key }) where key.hasPrefix(prefix) {
+                if let v = ItemFactors.parse(text) { factors.append(String(key.dropFirst(prefix.count)), v) }
+            }
+            return factors
+        }
     }
 
     private let state = DictionaryState(

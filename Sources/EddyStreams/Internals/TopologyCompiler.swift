@@ -501,6 +501,9 @@ enum TopologyCompiler {
                 }
                 if !(model.regularization > 0) || !model.regularization.isFinite { throw TopologyError(mpath + [.key("regularization")], "must be a positive number") }
                 if !(model.alpha > 0) || !model.alpha.isFinite { throw TopologyError(mpath + [.key("alpha")], "must be a positive number") }
+                if !(model.missingWeight > 0 && model.missingWeight <= 1) {
+                    throw TopologyError(mpath + [.key("missing_weight")], "must be a number in (0, 1] (the confidence of an item's 0 where no event was seen)")
+                }
                 if model.userHistory <= 0 { throw TopologyError(mpath + [.key("user_history")], "must be positive") }
                 if model.itemHistory <= 0 { throw TopologyError(mpath + [.key("item_history")], "must be positive") }
                 if model.graceMs < 0 { throw TopologyError(mpath + [.key("grace")], "must not be negative") }
@@ -510,7 +513,7 @@ enum TopologyCompiler {
                 kind = .model(ModelOperator.Spec(
                     userField: user, itemField: item, weightField: weightField,
                     weights: model.weights.values.map { (Array($0.value.utf8), $0.weight) }, factors: model.factors,
-                    regularization: model.regularization, alpha: model.alpha, userHistory: model.userHistory,
+                    regularization: model.regularization, missingWeight: model.missingWeight, alpha: model.alpha, userHistory: model.userHistory,
                     itemHistory: model.itemHistory, graceMs: model.graceMs))
             case .aggregate, .recent, .decay:
                 let apath = at + [.key(Self.operationKey(node.operation))]

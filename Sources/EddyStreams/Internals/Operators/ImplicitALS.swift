@@ -2,9 +2,11 @@
 /// Filtering for Implicit Feedback Datasets"), as the `model` operator applies it per record.
 ///
 /// For a user u with history H (items j with confidence c_j, c_j > 0) and item vectors y:
-/// every item is a 0 of confidence 1, each history item a 1 of confidence 1 + c_j, so
-///     x_u = (G + Σ_j c_j y_j y_jᵀ + λI)⁻¹ · Σ_j (1 + c_j) y_j,   G = Σ_all y yᵀ,
-/// the exact minimizer of Σ_all C (p − xᵀy)² + λ|x|² with the other side fixed. The same
+/// every item is a 0 of confidence w0 (the missing data's weight), each history item a 1 of
+/// confidence 1 + c_j, so
+///     x_u = (w0·G + Σ_j (1 + c_j − w0) y_j y_jᵀ + λI)⁻¹ · Σ_j (1 + c_j) y_j,   G = Σ_all y yᵀ,
+/// the exact minimizer of Σ_all C (p − xᵀy)² + λ|x|² with the other side fixed (w0 = 1 is
+/// the paper's; a smaller w0 trusts an unseen item's 0 less). The same
 /// equation solves an item against the user vectors. `G` over every vector is what makes a
 /// solve cost |H|·k² + k³ rather than one term per item of the catalog: the operator keeps
 /// both Grams and updates them as vectors change.
@@ -13,16 +15,17 @@
 struct ImplicitALS {
     let factors: Int
     let regularization: Double
+    let missingWeight: Double
 
     /// Solves for one vector. `gram`: k×k row-major; `history`: the other side's vectors
     /// and the confidences (c_j, without the 1).
     func solve(gram: [Double], history: [(vector: [Double], confidence: Double)]) -> [Double] {
         let k = factors
-        var a = gram
+        var a = gram.map { missingWeight * $0 }
         var b = [Double](repeating: 0, count: k)
         for (y, c) in history {
             for r in 0..<k {
-                let cy = c * y[r]
+                let cy = (1 + c - missingWeight) * y[r]
                 for s in 0..<k { a[r * k + s] += cy * y[s] }
                 b[r] += (1 + c) * y[r]
             }
@@ -32,7 +35,8 @@ struct ImplicitALS {
     }
 
     /// Solves A x = b for a symmetric positive definite A (k×k, row-major, overwritten by
-    /// its Cholesky factor). A = G + Σ c y yᵀ + λI with λ > 0 is positive definite; a
+    /// its Cholesky factor). A = w0·G + Σ (1 + c − w0) y yᵀ + λI with 0 < w0 ≤ 1 and λ > 0
+    /// is positive definite; a
     /// pivot that rounding drove to ≤ 0 is taken as λ, so the solve never fails.
     static func choleskySolve(_ a: inout [Double], _ b: [Double], _ k: Int) -> [Double] {
         for j in 0..<k {

@@ -27,6 +27,7 @@ final class ModelOperator: OperatorNode {
         let weights: [([UInt8], Double)]
         let factors: Int
         let regularization: Double
+        let missingWeight: Double
         let alpha: Double
         let userHistory: Int
         let itemHistory: Int
@@ -67,7 +68,7 @@ final class ModelOperator: OperatorNode {
         self.spec = spec
         self.store = store
         self.timers = timers
-        als = ImplicitALS(factors: spec.factors, regularization: spec.regularization)
+        als = ImplicitALS(factors: spec.factors, regularization: spec.regularization, missingWeight: spec.missingWeight)
         super.init(index: index, recordSinks: [])
     }
 
