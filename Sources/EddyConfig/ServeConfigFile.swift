@@ -27,7 +27,7 @@ import EddyServe
 ///         max_k: 100
 ///         budget: 80ms                                # then popular items, "fallback": true
 ///         cache: {ttl: 5m, max_entries: 100000}       # ttl: 0s switches the cache off
-///         weights: {co_view: 1, popularity: 0.001, trending: 0, category: 0.5, cosine: false}
+///         weights: {co_view: 1, popularity: 0.001, trending: 0, category: 0.5, model: 1, cosine: false}
 ///         rules: {in_stock_only: true, min_margin: 0.1, exclude_categories: [c3],
 ///                 max_per_category: 3, unknown_items: serve}          # or drop
 ///         experiment:
@@ -159,7 +159,7 @@ public enum ServeConfigFile {
 
     private static func scoring(_ field: YAMLField, base: Scoring) throws -> Scoring {
         var scoring = base
-        let w = try field.mapping(allowed: ["co_view", "popularity", "trending", "category", "cosine"])
+        let w = try field.mapping(allowed: ["co_view", "popularity", "trending", "category", "model", "cosine"])
         func weight(_ name: String) throws -> Double? {
             guard let f = w[name] else { return nil }
             let n = try f.number()
@@ -170,6 +170,7 @@ public enum ServeConfigFile {
         if let v = try weight("popularity") { scoring.popularity = v }
         if let v = try weight("trending") { scoring.trending = v }
         if let v = try weight("category") { scoring.category = v }
+        if let v = try weight("model") { scoring.model = v }
         if let f = w["cosine"] { scoring.cosine = try f.bool() }
         return scoring
     }

@@ -110,7 +110,7 @@ public struct Recommender {
             let factors = try state.itemFactors(prefix: keys.itemFactorsPrefix)
             let scored = zip(factors.items, factors.scores(vector)).filter { !seen.contains($0.0) }
             if let best = scored.map(\.1).max(), best > 0 {
-                for (item, s) in scored where s > 0 { model[item] = Double(s / best) }
+                for (item, s) in scored where s > 0 { model[item] = Double(s) / Double(best) }
                 let top = scored.sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 < $1.0 }.prefix(scoring.modelCandidates)
                 candidates.formUnion(top.filter { $0.1 > 0 }.map(\.0))
             }

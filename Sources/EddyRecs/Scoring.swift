@@ -1,8 +1,8 @@
 /// How `Recommender` blends its signals. Each signal is a number in [0, 1] per candidate
 /// (see `Recommender`); the score is their weighted sum. The defaults are the best blend
 /// `eddy eval` measured on the generator's data (README, "Recommendation quality"):
-/// co-view first, popularity in the user's categories next, global popularity only to
-/// fill a short list.
+/// co-view first, the online model and popularity in the user's categories next, global
+/// popularity only to fill a short list.
 public struct Scoring: Equatable, Sendable {
     /// Co-view with the user's recent items.
     public var coView = 1.0
@@ -14,8 +14,9 @@ public struct Scoring: Equatable, Sendable {
     /// `item:popularity:{category}`).
     public var category = 0.5
     /// The online model: the user's factors dotted with each item's (`user:emb:{user}`,
-    /// `item:emb:{item}`).
-    public var model = 0.0
+    /// `item:emb:{item}`). 0.5 was the best of {0.25, 0.5, 1, 2} on a validation split
+    /// inside the evaluation's prefix (README).
+    public var model = 0.5
     /// Co-view normalized by both items' own counts (cosine, from `co_view:totals`) instead
     /// of the raw decayed co-view counts.
     public var cosine = false
@@ -32,7 +33,7 @@ public struct Scoring: Equatable, Sendable {
     /// Items of best model score read as candidates.
     public var modelCandidates = 100
 
-    public init(coView: Double = 1.0, popularity: Double = 0.001, trending: Double = 0.0, category: Double = 0.5, model: Double = 0.0,
+    public init(coView: Double = 1.0, popularity: Double = 0.001, trending: Double = 0.0, category: Double = 0.5, model: Double = 0.5,
                 cosine: Bool = false) {
         self.coView = coView
         self.popularity = popularity
@@ -43,11 +44,11 @@ public struct Scoring: Equatable, Sendable {
     }
 
     /// Popularity alone (the usual baseline).
-    public static let popularityOnly = Scoring(coView: 0, popularity: 1, category: 0)
+    public static let popularityOnly = Scoring(coView: 0, popularity: 1, category: 0, model: 0)
     /// Popularity within the user's favourite categories alone.
-    public static let categoryOnly = Scoring(coView: 0, popularity: 0, category: 1)
+    public static let categoryOnly = Scoring(coView: 0, popularity: 0, category: 1, model: 0)
     /// Co-view alone, raw or cosine.
-    public static func coViewOnly(cosine: Bool) -> Scoring { Scoring(coView: 1, popularity: 0, category: 0, cosine: cosine) }
+    public static func coViewOnly(cosine: Bool) -> Scoring { Scoring(coView: 1, popularity: 0, category: 0, model: 0, cosine: cosine) }
     /// The online model alone.
     public static let modelOnly = Scoring(coView: 0, popularity: 0, category: 0, model: 1)
 }

@@ -35,6 +35,8 @@ struct ExperimentAssignment: Sendable {
     }
 
     var variantNames: [String] { variants.map(\.name) }
+    /// Whether some variant scores with the model (the service then keeps its factors).
+    var weighsModel: Bool { variants.contains { $0.scoring.model > 0 } }
 
     func variant(of user: String) -> Variant {
         guard let experiment else { return variants[0] }

@@ -47,6 +47,7 @@ final class RecommendationService: Sendable {
     private let cache: ResultCache?
     private let breaker = Mutex(CircuitBreaker())
     private let snapshot: PopularSnapshot
+    private let model = ModelSnapshot()
     private let refresher: Task<Void, Never>
     private let logger: Logger
     /// How often the active namespace and the fallback snapshot are read again.
@@ -61,7 +62,9 @@ final class RecommendationService: Sendable {
         self.metrics = metrics
         self.logger = logger
         cache = config.cacheTTLSeconds > 0 ? ResultCache(ttl: .seconds(config.cacheTTLSeconds), capacity: config.cacheMaxEntries) : nil
-        refresher = Task.detached { [redis, snapshot, logger] in
+        let weighsModel = assignment.weighsModel
+        refresher = Task.detached { [redis, snapshot, model, logger] in
+            var modelReadAt: ContinuousClock.Instant?
             while !Task.isCancelled {
                 let outcome = await redis.run(within: .seconds(1)) { connection -> (RecsKeys, PopularSnapshot.Contents) in
                     let reply = try connection.send("GET", ServeNamespace.activeKey)
@@ -75,6 +78,15 @@ final class RecommendationService: Sendable {
                         logger.notice("answering from namespace \(Self.namespace(of: keys)) (was \(Self.namespace(of: previous)))")
                     }
                     snapshot.replace(with: contents)
+                    if weighsModel, modelReadAt.map({ $0.duration(to: .now) >= ModelSnapshot.refreshInterval }) ?? true || previous.prefix != keys.prefix {
+                        let read = await redis.run(within: .seconds(5)) { connection in
+                            try RedisRecsState(connection).itemFactors(prefix: keys.itemFactorsPrefix)
+                        }
+                        if case .value(let factors) = read {
+                            model.replace(with: factors)
+                            modelReadAt = .now
+                        }
+                    }
                 }
                 try? await Task.sleep(for: Self.refreshInterval)
             }
@@ -113,7 +125,7 @@ final class RecommendationService: Sendable {
     /// an item seen since the answer was computed is left out (the answer may then hold
     /// fewer than k items until the TTL or a cart event renews it).
     private func compute(_ query: Query, variant: ExperimentAssignment.Variant, _ connection: RedisConnection) throws -> ([Recommendation], Bool) {
-        let state = RedisRecsState(connection)
+        let state = ServingRecsState(redis: RedisRecsState(connection), factors: model.current)
         let keys = self.keys
         var cacheKey: String?
         if let cache {

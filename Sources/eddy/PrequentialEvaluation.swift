@@ -20,7 +20,7 @@ struct PrequentialEvaluation {
     static func methods(blend: Scoring) -> [Method] {
         [Method(name: "popularity (count)", scoring: .popularityOnly, keys: RecsKeys(popularityName: "item:count")),
          Method(name: "popularity (decayed)", scoring: .popularityOnly, keys: RecsKeys()),
-         Method(name: "trending", scoring: Scoring(coView: 0, popularity: 0, trending: 1, category: 0), keys: RecsKeys()),
+         Method(name: "trending", scoring: Scoring(coView: 0, popularity: 0, trending: 1, category: 0, model: 0), keys: RecsKeys()),
          Method(name: "popular in the user's categories", scoring: .categoryOnly, keys: RecsKeys()),
          Method(name: "co-view (raw)", scoring: .coViewOnly(cosine: false), keys: RecsKeys()),
          Method(name: "co-view (cosine)", scoring: .coViewOnly(cosine: true), keys: RecsKeys()),

@@ -65,7 +65,7 @@ final class EvalCLITests: XCTestCase {
             XCTAssertEqual(got["trials"] as? Int, trials[group], group)
             XCTAssertEqual(got["hr10"] as? Double ?? -1, Double(hits10[group]!) / Double(trials[group]!), accuracy: 1e-12, group)
             XCTAssertEqual(got["hr20"] as? Double ?? -1, Double(hits20[group]!) / Double(trials[group]!), accuracy: 1e-12, group)
-            for method in ["popularity (decayed)", "trending", "co-view (raw)", "co-view (cosine)", "blend"] {
+            for method in ["popularity (decayed)", "trending", "co-view (raw)", "co-view (cosine)", "online model (incremental ALS)", "blend"] {
                 let r = try row(method, group)
                 XCTAssertEqual(r["trials"] as? Int, trials[group], method)
                 XCTAssertTrue((0...1).contains(r["hr20"] as? Double ?? -1), method)

@@ -72,6 +72,25 @@ final class RecommenderTests: XCTestCase {
         XCTAssertEqual(got.map(\.score), [1, 1.0 / 6, 1.0 / 6].map { $0 }, "x and z tie: the smaller id first")
     }
 
+    func testTheModelScoresEveryUnseenItemByTheDotProduct() throws {
+        var withModel = state
+        withModel.strings = ["user:emb:u": "[1,2]", "item:emb:a": "[5,5]", "item:emb:x": "[1,0.5]", "item:emb:q": "[0,1.5]",
+                             "item:emb:m": "[-1,-1]", "item:emb:bad": "[1,2,3]"]
+        // Dot products: a 15 (seen), x 2, q 3, m −3 (left out); bad has 3 numbers, not 2
+        // (left out). Best unseen: q. Model shares: q 1, x 2/3.
+        let alone = try Recommender(state: withModel, scoring: .modelOnly).recommend(user: "u", k: 10)
+        XCTAssertEqual(alone.map(\.item), ["q", "x"])
+        XCTAssertEqual(alone.map(\.score), [1, 2.0 / 3])
+        XCTAssertEqual(Set(alone.map(\.reason)), ["similar to your taste"])
+        // Blended with popularity (weight 1): p 1, x 2^−2 + 2/3, y 2^−1, q 1 (not popular).
+        let blend = try Recommender(state: withModel, scoring: Scoring(coView: 0, popularity: 1, category: 0, model: 1)).recommend(user: "u", k: 10)
+        XCTAssertEqual(blend.map(\.item), ["p", "q", "x", "y"])
+        XCTAssertEqual(blend[2].score, 0.25 + 2.0 / 3, accuracy: 1e-6)
+        XCTAssertEqual(blend[2].reason, "similar to your taste")
+        // No factors for the user: no model signal.
+        XCTAssertEqual(try Recommender(state: state, scoring: .modelOnly).recommend(user: "u", k: 10), [])
+    }
+
     func testTheUsersFavouriteCategoriesGiveTheirPopularItems() throws {
         let got = try Recommender(state: state, scoring: .categoryOnly).recommend(user: "u", k: 10)
         // Affinity: c1 (rank 5) 1, c2 (4) 2^−1. In c1 (top q at 7): q 1, r 2^−1; in c2 (top
