@@ -265,11 +265,11 @@ public struct Topology: Equatable, Sendable {
     ///   (user, item) gains confidence `alpha` · weight; the user keeps its `userHistory`
     ///   most recently touched items with their confidence, the item its `itemHistory`
     ///   most recently touched users.
-    /// - The user's vector is then solved exactly against the current item vectors (the
-    ///   implicit-ALS normal equations over its history: every item counts as a 0 with
-    ///   confidence `missingWeight`, each history item as a 1 with confidence 1 + c), then
-    ///   the item's against the current user vectors, likewise (`ImplicitALS` has the
-    ///   equations).
+    /// - The user's vector is then updated against the current item vectors by one sweep of
+    ///   coordinate descent on the implicit-ALS objective over its history (every item
+    ///   counts as a 0 with confidence `missingWeight`, each history item as a 1 with
+    ///   confidence 1 + c), then the item's against the current user vectors, likewise
+    ///   (`ImplicitALS` has the equations).
     /// - A user or item seen for the first time starts from a small vector that is a fixed
     ///   function of its id (`ImplicitALS.initialVector`).
     public struct MatrixFactorization: Equatable, Sendable {
@@ -285,7 +285,7 @@ public struct Topology: Equatable, Sendable {
         public var alpha: Double
         /// The confidence of a 0 (an item the user has no event with), in (0, 1].
         public var missingWeight: Double
-        /// Items a user remembers (its solve reads them), and users an item remembers.
+        /// Items a user remembers (its update reads them), and users an item remembers.
         public var userHistory: Int
         public var itemHistory: Int
         /// How long (ms of event time) records wait to be applied in order; ≥ 0.

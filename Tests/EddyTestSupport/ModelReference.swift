@@ -1,8 +1,8 @@
 /// A plain model of the `model` operator's rules (`Topology.MatrixFactorization`), written
-/// from the rules and the implicit-ALS equations, not from the operator: the Grams are
-/// summed afresh for every solve and the normal equations are solved by Gaussian
-/// elimination, where the operator keeps running Grams and uses Cholesky. So the two agree
-/// to rounding, not bit for bit.
+/// from the rules and the implicit-ALS objective, not from the operator: each coordinate's
+/// minimizer is computed from the objective's terms over every vector of the other side,
+/// where the operator keeps running Grams and rewrites the sum through them. So the two
+/// agree to rounding, not bit for bit.
 public struct ModelReference {
     public struct Event {
         public let user: String, item: String, type: String, ts: Int64
@@ -24,7 +24,7 @@ public struct ModelReference {
     public private(set) var items: [String: [Double]] = [:]
     private var userItems: [String: [(id: String, confidence: Double)]] = [:]
     private var itemUsers: [String: [(id: String, confidence: Double)]] = [:]
-    /// Creation order, so a Gram sums in a fixed order.
+    /// Creation order, so every sum over a side runs in a fixed order.
     private var userOrder: [String] = [], itemOrder: [String] = []
 
     public init(factors: Int, regularization: Double, alpha: Double, missingWeight: Double = 1, userHistory: Int, itemHistory: Int,
@@ -52,8 +52,8 @@ public struct ModelReference {
         Self.touch(&itemUsers[item, default: []], user, c, itemHistory)
         if items[item] == nil { items[item] = Self.initialVector(item, side: "i", factors); itemOrder.append(item) }
         if users[user] == nil { users[user] = Self.initialVector(user, side: "u", factors); userOrder.append(user) }
-        users[user] = solve(against: itemOrder.map { items[$0]! }, history: userItems[user]!.map { (items[$0.id]!, $0.confidence) })
-        items[item] = solve(against: userOrder.map { users[$0]! }, history: itemUsers[item]!.map { (users[$0.id]!, $0.confidence) })
+        users[user] = update(users[user]!, against: itemOrder.map { ($0, items[$0]!) }, history: userItems[user]!)
+        items[item] = update(items[item]!, against: userOrder.map { ($0, users[$0]!) }, history: itemUsers[item]!)
     }
 
     private static func touch(_ history: inout [(id: String, confidence: Double)], _ id: String, _ c: Double, _ limit: Int) {
@@ -63,36 +63,26 @@ public struct ModelReference {
         history = Array(history.prefix(limit))
     }
 
-    /// x = (w0·Σ_all y yᵀ + Σ_H (1 + c − w0) y yᵀ + λI)⁻¹ Σ_H (1 + c) y: every item a 0 of
-    /// confidence w0, the history's a 1 of confidence 1 + c.
-    private func solve(against all: [[Double]], history: [([Double], Double)]) -> [Double] {
-        let k = factors
-        var a = [[Double]](repeating: [Double](repeating: 0, count: k), count: k)
-        var b = [Double](repeating: 0, count: k)
-        for y in all { for r in 0..<k { for s in 0..<k { a[r][s] += missingWeight * y[r] * y[s] } } }
-        for (y, c) in history {
-            for r in 0..<k {
-                for s in 0..<k { a[r][s] += (1 + c - missingWeight) * y[r] * y[s] }
-                b[r] += (1 + c) * y[r]
+    /// One coordinate-descent sweep from `x` on
+    ///     Σ_H (1 + c)(1 − xᵀy)² + w0 Σ_{all but H} (xᵀy)² + λ|x|²,
+    /// written as that sum over every vector (an item in H weighs 1 + c towards 1, any other
+    /// w0 towards 0): each coordinate in turn set to where the derivative is 0, recomputing
+    /// every term from scratch.
+    private func update(_ start: [Double], against all: [(id: String, vector: [Double])], history: [(id: String, confidence: Double)]) -> [Double] {
+        var x = start
+        let confidence = Dictionary(uniqueKeysWithValues: history.map { ($0.id, $0.confidence) })
+        for g in 0..<factors {
+            // f(x_g) = Σ_v w_v (t_v − r_v − x_g y_g)² + λ x_g² + const, with r_v the dot
+            // product without coordinate g: minimized at Σ w (t − r) y_g / (Σ w y_g² + λ).
+            var numerator = 0.0, denominator = regularization
+            for (id, y) in all {
+                let (weight, target) = confidence[id].map { (1 + $0, 1.0) } ?? (missingWeight, 0.0)
+                var rest = 0.0
+                for f in 0..<factors where f != g { rest += x[f] * y[f] }
+                numerator += weight * (target - rest) * y[g]
+                denominator += weight * y[g] * y[g]
             }
-        }
-        for r in 0..<k { a[r][r] += regularization }
-        // Gaussian elimination with partial pivoting.
-        for col in 0..<k {
-            let pivot = (col..<k).max { abs(a[$0][col]) < abs(a[$1][col]) }!
-            a.swapAt(col, pivot)
-            b.swapAt(col, pivot)
-            for row in (col + 1)..<k {
-                let f = a[row][col] / a[col][col]
-                for s in col..<k { a[row][s] -= f * a[col][s] }
-                b[row] -= f * b[col]
-            }
-        }
-        var x = [Double](repeating: 0, count: k)
-        for row in stride(from: k - 1, through: 0, by: -1) {
-            var s = b[row]
-            for j in (row + 1)..<k { s -= a[row][j] * x[j] }
-            x[row] = s / a[row][row]
+            x[g] = numerator / denominator
         }
         return x
     }

@@ -124,8 +124,8 @@ final class ModelOperator: OperatorNode {
         }
     }
 
-    /// One record's update: the cell's confidence grows, then the user's vector is solved
-    /// against the items', then the item's against the users'.
+    /// One record's update: the cell's confidence grows, then the user's vector is updated
+    /// against the items' (`ImplicitALS`), then the item's against the users'.
     func apply(user: [UInt8], item: [UInt8], weight: Double) throws {
         let c = spec.alpha * weight
         var userHistory = try history(.user, user)
@@ -142,7 +142,7 @@ final class ModelOperator: OperatorNode {
 
     private func update(_ side: Side, _ id: [UInt8], against other: Side, _ history: [(id: [UInt8], confidence: Double)]) throws {
         let old = try vector(side, id)
-        let solved = als.solve(gram: try gram(other), history: try history.map { (try vector(other, $0.id), $0.confidence) })
+        let solved = als.update(old, gram: try gram(other), history: try history.map { (try vector(other, $0.id), $0.confidence) })
         var g = try gram(side)
         ImplicitALS.addOuter(old, sign: -1, to: &g)
         ImplicitALS.addOuter(solved, sign: 1, to: &g)
