@@ -12,12 +12,6 @@ final class ModelTests: XCTestCase {
     private static let graceMs: Int64 = 600_000
     private static let weights = ["view": 1.0, "click": 3.0]
 
-    private struct Event {
-        let user: Int, item: String, type: String, ts: Int64
-        var json: String { #"{"user_id":"u\#(user)","item_id":"\#(item)","event_type":"\#(type)","ts":\#(ts)}"# }
-        var partition: Int32 { Int32(user % 2) }
-        var reference: ModelReference.Event { .init(user: "u\(user)", item: item, type: type, ts: ts) }
-    }
 
     private static let topology = """
         application: mf
@@ -41,31 +35,24 @@ final class ModelTests: XCTestCase {
     /// Events over 4 hours on two partitions, out of order by up to 5 minutes (inside the
     /// grace), a few of a type the model skips; 14 users and 9 items, so histories overflow
     /// their limits (5 items per user, 7 users per item).
-    private func events(_ count: Int, seed: UInt64) -> [Event] {
+    private func events(_ count: Int, seed: UInt64) -> [TestClick] {
         var random = TestRandom(seed: seed)
         return (0..<count).map { i in
             let ts = Self.base + Int64(i) * 4 * 3_600_000 / Int64(count) + Int64(random.below(300_000))
             let type = ["view", "view", "click", "search"][random.below(4)]
-            return Event(user: random.below(14), item: "i\(random.below(9))", type: type, ts: ts)
+            return TestClick(user: random.below(14), item: "i\(random.below(9))", type: type, ts: ts)
         }
     }
 
-    private func run(_ input: [Event], commitEvery: Int, restartAt: Int? = nil) throws -> TopologyTestDriver {
-        let driver = try TopologyTestDriver(try TopologyFile.parse(Self.topology, file: "mf.yaml"), partitions: 2)
-        for (i, e) in input.enumerated() {
-            try driver.pipe(e.json, partition: e.partition)
-            if i % commitEvery == commitEvery - 1 { try driver.commit() }
-            if i == restartAt { try driver.commit(); try driver.restart() }
-        }
-        try driver.commit()
-        return driver
+    private func run(_ input: [TestClick], commitEvery: Int, restartAt: Int? = nil) throws -> TopologyTestDriver {
+        try TopologyTestDriver.run(Self.topology, input, commitEvery: commitEvery, restartAt: restartAt)
     }
 
     /// The records applied once everything is in: those with time + grace < stream time
     /// after the re-key, the least over the partitions of their largest time.
-    private func applied(_ input: [Event]) -> [ModelReference.Event] {
-        let watermark = [Int32(0), 1].map { p in input.filter { $0.partition == p }.map(\.ts).max() ?? .min }.min()!
-        return input.filter { $0.ts + Self.graceMs < watermark }.map(\.reference)
+    private func applied(_ input: [TestClick]) -> [ModelReference.Event] {
+        let watermark = TestClick.watermark(input)
+        return input.filter { $0.ts + Self.graceMs < watermark }.map(\.model)
     }
 
     private func reference(_ input: [ModelReference.Event]) -> ModelReference {
@@ -146,9 +133,9 @@ final class ModelTests: XCTestCase {
         var input = events(200, seed: 7)
         // 20 minutes behind its partition's stream time: later than the 10-minute grace.
         let last = input.last(where: { $0.partition == 0 })!
-        let late = Event(user: 0, item: "i-late", type: "click", ts: last.ts - 1_200_000)
+        let late = TestClick(user: 0, item: "i-late", type: "click", ts: last.ts - 1_200_000)
         input.append(late)
-        input += events(60, seed: 8).map { Event(user: $0.user, item: $0.item, type: $0.type, ts: $0.ts + 5 * 3_600_000) }
+        input += events(60, seed: 8).map { TestClick(user: $0.user, item: $0.item, type: $0.type, ts: $0.ts + 5 * 3_600_000) }
         let driver = try run(input, commitEvery: 10)
         defer { driver.close() }
         XCTAssertEqual(driver.lateRecords, 1)

@@ -13,12 +13,6 @@ final class TopKTests: XCTestCase {
     private static let graceMs: Int64 = 600_000
     private static let weights = ["view": 1.0, "click": 2.0]
 
-    private struct Event {
-        let user: Int, item: String, type: String, ts: Int64
-        var json: String { #"{"user_id":"u\#(user)","item_id":"\#(item)","event_type":"\#(type)","ts":\#(ts)}"# }
-        var partition: Int32 { Int32(user % 2) }
-        var reference: RecsReference.Event { .init(user: "u\(user)", item: item, type: type, ts: ts) }
-    }
 
     private static func topology(k: Int) -> String {
         """
@@ -40,29 +34,22 @@ final class TopKTests: XCTestCase {
 
     /// Events over 8 hours, out of order by up to 5 minutes (inside the grace): 60 users on
     /// two partitions, 12 items, so items gather more neighbours than k.
-    private func events(_ count: Int, seed: UInt64) -> [Event] {
+    private func events(_ count: Int, seed: UInt64) -> [TestClick] {
         var random = TestRandom(seed: seed)
         return (0..<count).map { i in
             let ts = Self.base + Int64(i) * 8 * Self.hour / Int64(count) + Int64(random.below(300_000))
-            return Event(user: random.below(60), item: "i\(random.below(12))", type: random.below(4) == 0 ? "click" : "view", ts: ts)
+            return TestClick(user: random.below(60), item: "i\(random.below(12))", type: random.below(4) == 0 ? "click" : "view", ts: ts)
         }
     }
 
-    private func run(_ input: [Event], k: Int, commitEvery: Int, restartAt: Int? = nil) throws -> TopologyTestDriver {
-        let driver = try TopologyTestDriver(try TopologyFile.parse(Self.topology(k: k), file: "coview.yaml"), partitions: 2)
-        for (i, e) in input.enumerated() {
-            try driver.pipe(e.json, partition: e.partition)
-            if i % commitEvery == commitEvery - 1 { try driver.commit() }
-            if i == restartAt { try driver.commit(); try driver.restart() }
-        }
-        try driver.commit()
-        return driver
+    private func run(_ input: [TestClick], k: Int, commitEvery: Int, restartAt: Int? = nil) throws -> TopologyTestDriver {
+        try TopologyTestDriver.run(Self.topology(k: k), input, commitEvery: commitEvery, restartAt: restartAt)
     }
 
     /// The last epoch closed once every partition's stream time is in: stream time (the
     /// least over the partitions) has passed its end + grace.
-    private func closedThrough(_ input: [Event]) -> Int64? {
-        let watermark = [Int32(0), 1].map { p in input.filter { $0.partition == p }.map(\.ts).max() ?? .min }.min()!
+    private func closedThrough(_ input: [TestClick]) -> Int64? {
+        let watermark = TestClick.watermark(input)
         var closed: Int64?
         var e = Self.base / Self.hour - 1
         while (e + 1) * Self.hour + Self.graceMs < watermark {
@@ -72,8 +59,8 @@ final class TopKTests: XCTestCase {
         return closed
     }
 
-    private func reference(_ input: [Event], k: Int) -> [String: [String: Double]] {
-        let pairs = RecsReference.pairs(input.map(\.reference), last: 4, withinMs: nil)
+    private func reference(_ input: [TestClick], k: Int) -> [String: [String: Double]] {
+        let pairs = RecsReference.pairs(input.map(\.recs), last: 4, withinMs: nil)
         return RecsReference.topKCoView(pairs, weights: Self.weights, halfLifeMs: Double(Self.hour), k: k, everyMs: Self.hour,
                                         closedThrough: closedThrough(input))
     }
@@ -106,14 +93,14 @@ final class TopKTests: XCTestCase {
 
         // Events far later on both partitions close every epoch of the input: each item
         // keeps at most 3 neighbours, in Redis as in the store.
-        let late = [Event(user: 1000, item: "z0", type: "view", ts: Self.base + 30 * Self.hour),
-                    Event(user: 1001, item: "z1", type: "view", ts: Self.base + 30 * Self.hour)]
+        let late = [TestClick(user: 1000, item: "z0", type: "view", ts: Self.base + 30 * Self.hour),
+                    TestClick(user: 1001, item: "z1", type: "view", ts: Self.base + 30 * Self.hour)]
         for e in late { try driver.pipe(e.json, partition: e.partition) }
         try driver.commit()
         input += late
         let closedAll = reference(input, k: 3)
         XCTAssertTrue(closedAll.values.allSatisfy { $0.count <= 3 })
-        let unbounded = RecsReference.coView(RecsReference.pairs(input.map(\.reference), last: 4, withinMs: nil),
+        let unbounded = RecsReference.coView(RecsReference.pairs(input.map(\.recs), last: 4, withinMs: nil),
                                              weights: Self.weights, halfLifeMs: Double(Self.hour))
         XCTAssertEqual(unbounded.values.map(\.count).reduce(0, +), 12 * 11, "every item was seen with every other")
         assertCoView(zsets(driver), equals: closedAll)
@@ -135,12 +122,12 @@ final class TopKTests: XCTestCase {
     func testLatePairsAreSkippedAndCounted() throws {
         let t = Self.base + 5 * Self.hour
         let input = [
-            Event(user: 0, item: "a", type: "view", ts: t), Event(user: 0, item: "b", type: "view", ts: t + 60_000),
-            Event(user: 2, item: "a", type: "click", ts: t - Self.hour), Event(user: 2, item: "b", type: "click", ts: t - Self.hour + 1),
+            TestClick(user: 0, item: "a", type: "view", ts: t), TestClick(user: 0, item: "b", type: "view", ts: t + 60_000),
+            TestClick(user: 2, item: "a", type: "click", ts: t - Self.hour), TestClick(user: 2, item: "b", type: "click", ts: t - Self.hour + 1),
         ]
         let driver = try run(input, k: 3, commitEvery: 100)
         XCTAssertEqual(driver.lateRecords, 2, "u2's pair, both ways")
-        let pairs = RecsReference.pairs(Array(input.prefix(2)).map(\.reference), last: 4, withinMs: nil)
+        let pairs = RecsReference.pairs(Array(input.prefix(2)).map(\.recs), last: 4, withinMs: nil)
         assertCoView(zsets(driver), equals: RecsReference.coView(pairs, weights: Self.weights, halfLifeMs: Double(Self.hour)))
     }
 
@@ -149,9 +136,9 @@ final class TopKTests: XCTestCase {
     /// task skips a partial of an epoch it has closed.
     func testALatePairIsLateAfterARestartToo() throws {
         let t = Self.base + 10 * Self.hour
-        let before = [Event(user: 0, item: "a", type: "view", ts: t), Event(user: 0, item: "b", type: "view", ts: t + 60_000),
-                      Event(user: 2, item: "c", type: "view", ts: t + 30 * 60_000)]
-        let late = [Event(user: 4, item: "a", type: "click", ts: t - 10 * 60_000), Event(user: 4, item: "b", type: "click", ts: t - 10 * 60_000 + 1)]
+        let before = [TestClick(user: 0, item: "a", type: "view", ts: t), TestClick(user: 0, item: "b", type: "view", ts: t + 60_000),
+                      TestClick(user: 2, item: "c", type: "view", ts: t + 30 * 60_000)]
+        let late = [TestClick(user: 4, item: "a", type: "click", ts: t - 10 * 60_000), TestClick(user: 4, item: "b", type: "click", ts: t - 10 * 60_000 + 1)]
         func run(restart: Bool) throws -> (redis: [String: [String: Double]], late: Int) {
             let driver = try TopologyTestDriver(try TopologyFile.parse(Self.topology(k: 3), file: "coview.yaml"))
             for e in before { try driver.pipe(e.json) }
@@ -165,7 +152,7 @@ final class TopKTests: XCTestCase {
         XCTAssertEqual(straight.late, 2, "u4's pair, both ways")
         XCTAssertEqual(restarted.late, straight.late)
         XCTAssertEqual(restarted.redis, straight.redis)
-        let pairs = RecsReference.pairs(before.map(\.reference), last: 4, withinMs: nil)
+        let pairs = RecsReference.pairs(before.map(\.recs), last: 4, withinMs: nil)
         assertCoView(straight.redis, equals: RecsReference.coView(pairs, weights: Self.weights, halfLifeMs: Double(Self.hour)))
     }
 
@@ -186,7 +173,7 @@ final class TopKTests: XCTestCase {
             """, file: "favourites.yaml")
         let driver = try TopologyTestDriver(topology)
         var input = events(1500, seed: 23)
-        input += [Event(user: 1000, item: "z", type: "view", ts: Self.base + 12 * Self.hour)]  // closes the input's epochs
+        input += [TestClick(user: 1000, item: "z", type: "view", ts: Self.base + 12 * Self.hour)]  // closes the input's epochs
         for (i, e) in input.enumerated() {
             try driver.pipe(e.json)
             if i % 97 == 96 { try driver.commit() }
