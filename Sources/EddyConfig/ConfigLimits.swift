@@ -28,7 +28,7 @@ public enum ConfigLimits {
     /// A decay's `top_k.k`: an epoch's close sorts an item's kept and new neighbours in
     /// memory, and a Redis zset of more is not a neighbour list any more.
     public static let maxTopK = 10_000
-    /// A model's `user_history` and `item_history`: each record's two solves read that many
-    /// vectors and cost that many k×k updates.
-    public static let maxModelHistory = 10_000
+    // A model's `factors` and histories: `Topology.MatrixFactorization.maxFactors` and
+    // `maxHistory` (the compiler checks them, for the Swift DSL too).
+
 }

@@ -198,8 +198,8 @@ public enum TopologyFile {
         if let v = f["regularization"] { model.regularization = try v.number() }
         if let v = f["alpha"] { model.alpha = try v.number() }
         if let v = f["missing_weight"] { model.missingWeight = try v.number() }
-        if let v = f["user_history"] { model.userHistory = try v.positiveInt(atMost: ConfigLimits.maxModelHistory) }
-        if let v = f["item_history"] { model.itemHistory = try v.positiveInt(atMost: ConfigLimits.maxModelHistory) }
+        if let v = f["user_history"] { model.userHistory = try v.positiveInt(atMost: Topology.MatrixFactorization.maxHistory) }
+        if let v = f["item_history"] { model.itemHistory = try v.positiveInt(atMost: Topology.MatrixFactorization.maxHistory) }
         if let v = f["grace"] { model.graceMs = try v.durationMilliseconds(allowZero: true) }
         return model
     }

@@ -26,7 +26,7 @@ import Foundation
 /// (all of them: what the user has seen). Ties go to the smaller item id. The reason is the
 /// largest term: co-view names the seed that gave j the most.
 ///
-/// A user without recent items (cold) gets the most popular items of `category` (their
+/// A user without recent items and without model factors (cold) gets the most popular items of `category` (their
 /// session's top category, when known: `item:popularity:{category}`), else of all items,
 /// scored by the popularity signal of that zset. A context item (the one on screen) seeds
 /// co-view first, also for a cold user. `BusinessRules` then pick from the ranked list.
@@ -55,7 +55,9 @@ public struct Recommender {
             seedItems.removeAll { $0 == context }
             seedItems.insert(context, at: 0)
         }
-        if seedItems.isEmpty { return try popular(k: k, category: category, excluding: seen, rules: rules) }
+        // A user whose recent list expired (24 h) may still have the model's factors (7 d).
+        let userFactors = scoring.model > 0 ? try state.string(keys.userFactors(user)).flatMap(ItemFactors.parse) : nil
+        if seedItems.isEmpty, userFactors == nil { return try popular(k: k, category: category, excluding: seen, rules: rules) }
 
         var coView: [String: Double] = [:]
         var bestSeed: [String: (seed: String, share: Double)] = [:]
@@ -106,13 +108,14 @@ public struct Recommender {
         let trending = scoring.trending > 0 ? lists[lists.count - 1] : []
         var candidates = Set(coView.keys).union(inCategory.keys)
         var model: [String: Double] = [:]
-        if scoring.model > 0, let text = try state.string(keys.userFactors(user)), let vector = ItemFactors.parse(text) {
+        if let userFactors {
             let factors = try state.itemFactors(prefix: keys.itemFactorsPrefix)
-            let scored = zip(factors.items, factors.scores(vector)).filter { !seen.contains($0.0) }
-            if let best = scored.map(\.1).max(), best > 0 {
-                for (item, s) in scored where s > 0 { model[item] = Double(s) / Double(best) }
-                let top = scored.sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 < $1.0 }.prefix(scoring.modelCandidates)
-                candidates.formUnion(top.filter { $0.1 > 0 }.map(\.0))
+            let scored = zip(factors.items, factors.scores(userFactors)).compactMap { item, s in
+                s.flatMap { $0 > 0 && !seen.contains(item) ? (item, $0) : nil }
+            }
+            if let best = scored.map(\.1).max() {
+                for (item, s) in scored { model[item] = Double(s) / Double(best) }
+                candidates.formUnion(Self.best(scored, scoring.modelCandidates))
             }
         }
         for member in popular + trending where !seen.contains(member.member) { candidates.insert(member.member) }
@@ -211,6 +214,21 @@ public struct Recommender {
     private func signal(_ key: String, weight: Double, top: ScoredMember?, for items: [String]) throws -> [Double] {
         guard weight > 0, let top else { return items.map { _ in 0 } }
         return try state.scores(key, members: items).map { $0.map { exp2($0 - top.score) } ?? 0 }
+    }
+
+    /// The `n` items of highest score (ties to the smaller id), without sorting them all: a
+    /// model scores the whole catalog for every request.
+    static func best(_ scored: [(String, Float)], _ n: Int) -> [String] {
+        guard n > 0 else { return [] }
+        func before(_ a: (String, Float), _ b: (String, Float)) -> Bool { a.1 != b.1 ? a.1 > b.1 : a.0 < b.0 }
+        var kept: [(String, Float)] = []
+        for candidate in scored {
+            if kept.count == n, !before(candidate, kept[n - 1]) { continue }
+            let at = kept.firstIndex { before(candidate, $0) } ?? kept.count
+            kept.insert(candidate, at: at)
+            if kept.count > n { kept.removeLast() }
+        }
+        return kept.map(\.0)
     }
 
     /// By score, highest first; ties to the smaller item id.

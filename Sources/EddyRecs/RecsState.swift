@@ -37,29 +37,29 @@ public struct ScoredMember: Equatable, Sendable {
 }
 
 /// The item vectors of a model, one row per item, to score a user's vector against all.
+/// Rows may differ in length (a model redeployed with other `factors` leaves old vectors
+/// behind until they are rewritten): a user's vector scores only the rows of its length.
 public struct ItemFactors: Sendable {
     public private(set) var items: [String] = []
-    /// Row-major: item n's vector is `values[n·factors ..< (n+1)·factors]`.
-    public private(set) var values: [Float] = []
-    public private(set) var factors = 0
+    /// Item n's vector is `values[starts[n] ..< starts[n + 1]]`.
+    private var values: [Float] = []
+    private var starts: [Int] = [0]
 
     public init() {}
 
-    /// Adds an item; a vector of another length than the first one's is left out.
     public mutating func append(_ item: String, _ vector: [Float]) {
-        if items.isEmpty { factors = vector.count }
-        guard vector.count == factors, factors > 0 else { return }
         items.append(item)
         values.append(contentsOf: vector)
+        starts.append(values.count)
     }
 
-    /// Each item's dot product with `user` (0 for every item if the lengths differ).
-    public func scores(_ user: [Float]) -> [Float] {
-        guard user.count == factors else { return items.map { _ in 0 } }
-        return values.withUnsafeBufferPointer { v in
-            (0..<items.count).map { n in
+    /// Each item's dot product with `user`; nil for a vector of another length.
+    public func scores(_ user: [Float]) -> [Float?] {
+        values.withUnsafeBufferPointer { v in
+            items.indices.map { n in
+                guard starts[n + 1] - starts[n] == user.count else { return nil }
                 var s: Float = 0
-                for f in 0..<factors { s += v[n * factors + f] * user[f] }
+                for (f, u) in user.enumerated() { s += v[starts[n] + f] * u }
                 return s
             }
         }

@@ -49,6 +49,7 @@ final class RecommendationService: Sendable {
     private let snapshot: PopularSnapshot
     private let model = ModelSnapshot()
     private let refresher: Task<Void, Never>
+    private let modelRefresher: Task<Void, Never>?
     private let logger: Logger
     /// How often the active namespace and the fallback snapshot are read again.
     static let refreshInterval = Duration.seconds(1)
@@ -62,9 +63,7 @@ final class RecommendationService: Sendable {
         self.metrics = metrics
         self.logger = logger
         cache = config.cacheTTLSeconds > 0 ? ResultCache(ttl: .seconds(config.cacheTTLSeconds), capacity: config.cacheMaxEntries) : nil
-        let weighsModel = assignment.weighsModel
-        refresher = Task.detached { [redis, snapshot, model, logger] in
-            var modelReadAt: ContinuousClock.Instant?
+        refresher = Task.detached { [redis, snapshot, logger] in
             while !Task.isCancelled {
                 let outcome = await redis.run(within: .seconds(1)) { connection -> (RecsKeys, PopularSnapshot.Contents) in
                     let reply = try connection.send("GET", ServeNamespace.activeKey)
@@ -78,17 +77,36 @@ final class RecommendationService: Sendable {
                         logger.notice("answering from namespace \(Self.namespace(of: keys)) (was \(Self.namespace(of: previous)))")
                     }
                     snapshot.replace(with: contents)
-                    if weighsModel, modelReadAt.map({ $0.duration(to: .now) >= ModelSnapshot.refreshInterval }) ?? true || previous.prefix != keys.prefix {
-                        let read = await redis.run(within: .seconds(5)) { connection in
-                            try RedisRecsState(connection).itemFactors(prefix: keys.itemFactorsPrefix)
-                        }
-                        if case .value(let factors) = read {
-                            model.replace(with: factors)
-                            modelReadAt = .now
-                        }
-                    }
                 }
                 try? await Task.sleep(for: Self.refreshInterval)
+            }
+        }
+        modelRefresher = !assignment.weighsModel ? nil : Task.detached { [redis, snapshot, model, logger] in
+            var failing = false
+            while !Task.isCancelled {
+                let keys = snapshot.keys
+                let read = await redis.run(within: .seconds(30)) { connection in
+                    try RedisRecsState(connection).itemFactors(prefix: keys.itemFactorsPrefix)
+                }
+                if case .value(let factors) = read {
+                    model.replace(with: factors, readUnder: keys)
+                    if failing { logger.notice("read the model's item factors again (\(factors.items.count) items)") }
+                    failing = false
+                } else if !failing {
+                    let why: String
+                    switch read {
+                    case .failed(let error): why = "\(error)"
+                    case .late: why = "no answer within 30 s"
+                    case .value: why = ""
+                    }
+                    logger.warning("could not read the model's item factors (\(why)); answers leave the model out until a read succeeds")
+                    failing = true
+                }
+                // After a namespace switch, read the new one's at once.
+                let started = ContinuousClock.now
+                while !Task.isCancelled, started.duration(to: .now) < ModelSnapshot.refreshInterval, snapshot.keys.prefix == model.prefix {
+                    try? await Task.sleep(for: Self.refreshInterval)
+                }
             }
         }
     }
@@ -97,7 +115,10 @@ final class RecommendationService: Sendable {
     static func prefix(of namespace: String) -> String { namespace.isEmpty ? "" : namespace + ":" }
     static func namespace(of keys: RecsKeys) -> String { keys.prefix.isEmpty ? "(none)" : String(keys.prefix.dropLast()) }
 
-    func stop() { refresher.cancel() }
+    func stop() {
+        refresher.cancel()
+        modelRefresher?.cancel()
+    }
 
     var circuitIsOpen: Bool { breaker.withLock { $0.isOpen } }
     var circuitOpenings: Int { breaker.withLock { $0.openings } }
@@ -125,8 +146,8 @@ final class RecommendationService: Sendable {
     /// an item seen since the answer was computed is left out (the answer may then hold
     /// fewer than k items until the TTL or a cart event renews it).
     private func compute(_ query: Query, variant: ExperimentAssignment.Variant, _ connection: RedisConnection) throws -> ([Recommendation], Bool) {
-        let state = ServingRecsState(redis: RedisRecsState(connection), factors: model.current)
         let keys = self.keys
+        let state = ServingRecsState(redis: RedisRecsState(connection), factors: model.current(for: keys))
         var cacheKey: String?
         if let cache {
             let replies = try connection.pipeline([RedisCommand(["GET", keys.cartVersion(query.user)]), RedisCommand(["LRANGE", keys.recent(query.user), "0", "-1"])])

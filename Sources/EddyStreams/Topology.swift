@@ -252,15 +252,16 @@ public struct Topology: Equatable, Sendable {
     /// per user and per item, updated on each record, so that a user's vector dotted with
     /// an item's predicts whether the user will interact with the item.
     ///
-    /// Rules (`Tests/EddyTests/ModelReference.swift` is a plain model of them):
+    /// Rules (`Tests/EddyTestSupport/ModelReference.swift` is a plain model of them):
     /// - One task keeps the whole model: every record is re-keyed to one partition of
     ///   `<application>-<name>-repartition`. There, records are applied in the order of
     ///   (event time, user, item, weight), not in arrival order, once the task's stream
     ///   time (the least over the upstream tasks) passes their time + `graceMs`; a record
     ///   more than `graceMs` behind the stream time of the task that sent it is late
-    ///   (skipped, `eddy_late_records_total`). So the model is a function of the input
-    ///   alone: a replay, a restart or another interleaving of partitions gives the same
-    ///   factors, bit for bit.
+    ///   (skipped, `eddy_late_records_total`). So, under exactly-once, the model is a
+    ///   function of the input alone: a replay, a restart or another interleaving of
+    ///   partitions gives the same factors, bit for bit. (Under at-least-once a restart
+    ///   may apply a record twice, or find it late, as it may count one twice elsewhere.)
     /// - A record whose `weights` value is not listed is skipped. Otherwise the cell
     ///   (user, item) gains confidence `alpha` · weight; the user keeps its `userHistory`
     ///   most recently touched items with their confidence, the item its `itemHistory`
@@ -292,6 +293,8 @@ public struct Topology: Equatable, Sendable {
         public var graceMs: Int64
 
         public static let maxFactors = 256
+        /// The most a history holds: each record's two updates read that many vectors.
+        public static let maxHistory = 10_000
 
         public init(userField: String = "user_id", itemField: String = "item_id", weights: Weights, factors: Int = 32,
                     regularization: Double = 0.1, alpha: Double = 0.3, missingWeight: Double = 1, userHistory: Int = 100,

@@ -5,8 +5,9 @@ import Foundation
 import XCTest
 
 /// The `model` operator (online implicit ALS) in the topology test driver, against
-/// `ModelReference`: a plain reimplementation of the update rule (Grams summed afresh,
-/// Gaussian elimination) applied to the records the rules say are applied, in their order.
+/// `ModelReference`: a plain reimplementation of the update rule (each coordinate's
+/// minimizer from the objective's terms over every vector, no Gram) applied to the records
+/// the rules say are applied, in their order.
 final class ModelTests: XCTestCase {
     private static let base: Int64 = 1_767_225_600_000
     private static let graceMs: Int64 = 600_000
@@ -170,6 +171,7 @@ final class ModelTests: XCTestCase {
             (model(", rank: 3"), "nodes[0].model.rank", "unknown field 'rank'"),
             (model("", sink: #"{type: zset, key: "m", member: "{user_id}"}"#), "nodes[0].to_redis[0].type", "use type: string"),
             (model("", sink: #"{type: string, key: "emb:{user_id}:{item_id}"}"#), "nodes[0].to_redis[0].key", "exactly one of {user_id}"),
+            (model("", sink: #"{type: string, key: "emb:{user_id}", value: item_id}"#), "nodes[0].to_redis[0].value", "writes 'factors'"),
             (configError(nodes: "  - name: m\n    model: {factors: 8}\n"), "nodes[0].model", "missing field 'weights'"),
             (configError(nodes: "  - name: m\n    model: {weights: {field: event_type, values: {view: 1}}}\n  - name: n\n    input: m\n    filter: {field: x, exists: true}\n"),
              "nodes[1].input", "forwards no records"),

@@ -89,6 +89,13 @@ final class RecommenderTests: XCTestCase {
         XCTAssertEqual(blend[2].reason, "similar to your taste")
         // No factors for the user: no model signal.
         XCTAssertEqual(try Recommender(state: state, scoring: .modelOnly).recommend(user: "u", k: 10), [])
+        // A user whose recent list expired still has factors: the model answers, not the
+        // popular items; a vector of 3 numbers scores only the item of 3 (left over from a
+        // model with other factors).
+        withModel.strings["user:emb:back"] = "[0,1]"
+        withModel.strings["user:emb:three"] = "[1,1,1]"
+        XCTAssertEqual(try Recommender(state: withModel, scoring: .modelOnly).recommend(user: "back", k: 10).map(\.item), ["a", "q", "x"])
+        XCTAssertEqual(try Recommender(state: withModel, scoring: .modelOnly).recommend(user: "three", k: 10).map(\.item), ["bad"])
     }
 
     func testTheUsersFavouriteCategoriesGiveTheirPopularItems() throws {

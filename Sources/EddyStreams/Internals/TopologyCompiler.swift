@@ -504,8 +504,10 @@ enum TopologyCompiler {
                 if !(model.missingWeight > 0 && model.missingWeight <= 1) {
                     throw TopologyError(mpath + [.key("missing_weight")], "must be a number in (0, 1] (the confidence of an item's 0 where no event was seen)")
                 }
-                if model.userHistory <= 0 { throw TopologyError(mpath + [.key("user_history")], "must be positive") }
-                if model.itemHistory <= 0 { throw TopologyError(mpath + [.key("item_history")], "must be positive") }
+                for (name, history) in [("user_history", model.userHistory), ("item_history", model.itemHistory)]
+                where history <= 0 || history > Topology.MatrixFactorization.maxHistory {
+                    throw TopologyError(mpath + [.key(name)], "must be between 1 and \(Topology.MatrixFactorization.maxHistory)")
+                }
                 if model.graceMs < 0 { throw TopologyError(mpath + [.key("grace")], "must not be negative") }
                 try checkGroupNames([model.userField, model.itemField], against: ModelOperator.outputs, mpath + [.key("user")])
                 stateSchema = .closed([model.userField: .group(0), model.itemField: .group(1), "factors": .output(0, isNumber: false)],
@@ -598,7 +600,10 @@ enum TopologyCompiler {
                 if case .model(var spec) = kind {
                     // One string per user or item: its vector.
                     if sink.kind != .string { throw TopologyError(path + [.key("type")], "a model writes strings (a user's or an item's factors): use type: string") }
-                    sink.value = sink.value ?? "factors"
+                    if let value = sink.value, value != "factors" {
+                        throw TopologyError(path + [.key("value")], "a model's sink writes 'factors' (the row's vector), not '\(value)'")
+                    }
+                    sink.value = "factors"
                     let compiled = try compileSink(sink, schema: stateSchema!, groupBy: nil, path: path, fieldID: fieldID)
                     let named = Set(compiled.key.parts.compactMap { part -> Int? in if case .ref(.group(let g)) = part { return g }; return nil })
                     guard named.count == 1, let side = named.first else {

@@ -98,6 +98,8 @@ final class ModelOperator: OperatorNode {
         let due = t.addingReportingOverflow(spec.graceMs)
         let at = due.overflow ? Int64.max : due.partialValue
         if timerAt.map({ at < $0 }) ?? true {
+            // One timer at the earliest due time: a later one would fire for nothing.
+            if let old = timerAt { timers.cancel(node: index, key: Self.timerKey, at: old) }
             timers.schedule(node: index, key: Self.timerKey, at: at)
             timerAt = at
         }
