@@ -45,7 +45,9 @@ extension Topology {
 
     /// "sub-topology 1: a task per partition of <topic> (keyed by device_id), …".
     private func subtopologyTitle(_ s: CompiledTopology.Subtopology, _ compiled: CompiledTopology) -> String {
-        var title = "sub-topology \(s.index): a task per partition of \(s.topic) (keyed by \(s.key.joined(separator: ", ")))"
+        var title = s.key.isEmpty
+            ? "sub-topology \(s.index): one task, on the one partition of \(s.topic) its records all go to"
+            : "sub-topology \(s.index): a task per partition of \(s.topic) (keyed by \(s.key.joined(separator: ", ")))"
         if let node = s.rekeyNode, let edge = compiled.nodes[node].repartition {
             title += edge.kind == .records ? ", records re-keyed by sub-topology \(edge.upstream)" : ", partials combined by sub-topology \(edge.upstream)"
         }
@@ -141,7 +143,7 @@ extension Topology {
                 + (p.withinMs.map { " seen within \(describe(ms: $0))" } ?? "") + ", both ways, as \(p.otherField) (RocksDB store)"
         case .model(let m):
             return "model: \(m.factors) factors per \(m.userField) and \(m.itemField), incremental implicit ALS (weights by \(m.weights.field), "
-                + "alpha \(m.alpha), regularization \(m.regularization)), in event-time order after a grace of \(describe(ms: m.graceMs)), "
+                + "alpha \(m.alpha), missing data weight \(m.missingWeight), regularization \(m.regularization)), in event-time order after a grace of \(describe(ms: m.graceMs)), "
                 + "in one task (RocksDB store)"
         case .passthrough: return "pass"
         }

@@ -128,6 +128,16 @@ final class QueryIntegrationTests: XCTestCase {
             }
         }
         XCTAssertEqual(variants.count, 2, "both variants served: \(variants)")
+        // The blend weighs the online model (recs.yaml's model node): within a snapshot
+        // refresh (10 s) some answer gives the reason (a new exclude list misses the cache).
+        let blendUser = try XCTUnwrap(users.first { variant(of: $0, shares: [("control", 1), ("blend", 1)]) == "blend" })
+        var modelReasons = 0
+        for attempt in 0..<25 where modelReasons == 0 {
+            if attempt > 0 { usleep(1_000_000) }
+            let answer = try XCTUnwrap(serve.request("GET", "/v1/recommendations?user_id=\(blendUser)&k=20&exclude=poll\(attempt)"))
+            modelReasons = ((answer.json["items"] as? [[String: Any]]) ?? []).filter { $0["reason"] as? String == "similar to your taste" }.count
+        }
+        XCTAssertGreaterThan(modelReasons, 0, "no answer of \(blendUser) is the model's")
         XCTAssertEqual(serve.metric("eddy_serve_experiment_requests_total", [#"variant="control""#]), Double(variants["control"]!))
 
         // A cold user: popular items; with a known session, popular in its top category.
