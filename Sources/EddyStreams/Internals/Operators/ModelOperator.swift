@@ -55,6 +55,10 @@ final class ModelOperator: OperatorNode {
     private var toRender = Set<GroupKey>()
     /// Records waiting (store key → count), read from the store at first use.
     private var pending: [GroupKey: UInt32] = [:]
+    /// `pending`'s keys in apply order, so a timer takes the due ones without a scan of
+    /// them all: while upstream partitions are read unevenly (a replay) thousands wait, and
+    /// a scan per timer made a 120k-event replay quadratic (over 300 s in a debug build).
+    private var order = MinHeap<Waiting>()
     private var pendingLoaded = false
     /// The time of the last record applied.
     private var appliedTime: Int64 = .min
@@ -94,6 +98,7 @@ final class ModelOperator: OperatorNode {
         let key = GroupKey(bytes: Self.pendingKey(time: t, user: user, item: item, weight: weight))
         let count = (pending[key] ?? 0) + 1
         pending[key] = count
+        if count == 1 { order.push(Waiting(key: key)) }
         store.put(key.bytes, withUnsafeBytes(of: count.littleEndian, Array.init))
         let due = t.addingReportingOverflow(spec.graceMs)
         let at = due.overflow ? Int64.max : due.partialValue
@@ -110,17 +115,18 @@ final class ModelOperator: OperatorNode {
         timerAt = nil
         // Due: waiting records with time + grace < stream time, i.e. time < stream time − grace.
         let cutoff = task.streamTime &- spec.graceMs
-        let due = pending.keys.filter { Self.time(ofPending: $0.bytes) < cutoff }.sorted { $0.bytes.lexicographicallyPrecedes($1.bytes) }
-        for key in due {
-            let (t, user, item, weight) = Self.decodePending(key.bytes)
-            for _ in 0..<pending[key]! { try apply(user: user, item: item, weight: weight) }
+        var applied = false
+        while let next = order.min, next.time < cutoff {
+            order.popMin()
+            let (t, user, item, weight) = Self.decodePending(next.key.bytes)
+            for _ in 0..<(pending.removeValue(forKey: next.key) ?? 0) { try apply(user: user, item: item, weight: weight) }
             appliedTime = t
-            pending[key] = nil
-            store.delete(key.bytes)
+            applied = true
+            store.delete(next.key.bytes)
         }
-        if !due.isEmpty { store.put(Self.appliedKey, withUnsafeBytes(of: appliedTime.littleEndian, Array.init)) }
-        if let next = pending.keys.map({ Self.time(ofPending: $0.bytes) }).min() {
-            let at = next &+ spec.graceMs
+        if applied { store.put(Self.appliedKey, withUnsafeBytes(of: appliedTime.littleEndian, Array.init)) }
+        if let next = order.min {
+            let at = next.time &+ spec.graceMs
             timers.schedule(node: index, key: Self.timerKey, at: at)
             timerAt = at
         }
@@ -144,7 +150,10 @@ final class ModelOperator: OperatorNode {
 
     private func update(_ side: Side, _ id: [UInt8], against other: Side, _ history: [(id: [UInt8], confidence: Double)]) throws {
         let old = try vector(side, id)
-        let solved = als.update(old, gram: try gram(other), history: try history.map { (try vector(other, $0.id), $0.confidence) })
+        var others: [Double] = []
+        others.reserveCapacity(history.count * spec.factors)
+        for entry in history { others += try vector(other, entry.id) }
+        let solved = als.update(old, gram: try gram(other), vectors: others, confidences: history.map(\.confidence))
         var g = try gram(side)
         ImplicitALS.addOuter(old, sign: -1, to: &g)
         ImplicitALS.addOuter(solved, sign: 1, to: &g)
@@ -196,9 +205,10 @@ final class ModelOperator: OperatorNode {
         if let applied = try store.get(Self.appliedKey), applied.count == 8 {
             appliedTime = applied.withUnsafeBytes { Int64(littleEndian: $0.loadUnaligned(as: Int64.self)) }
         }
-        if let first = pending.keys.map({ Self.time(ofPending: $0.bytes) }).min() {
-            timers.schedule(node: index, key: Self.timerKey, at: first &+ spec.graceMs)
-            timerAt = first &+ spec.graceMs
+        order = MinHeap(pending.keys.map(Waiting.init))
+        if let first = order.min {
+            timers.schedule(node: index, key: Self.timerKey, at: first.time &+ spec.graceMs)
+            timerAt = first.time &+ spec.graceMs
         }
     }
 
@@ -211,6 +221,7 @@ final class ModelOperator: OperatorNode {
     override func restored(staleKeys: [[UInt8]], of store: any StateStore) throws {
         for key in staleKeys where key.first == Self.vectorMark { toRender.insert(GroupKey(bytes: key)) }
         pending.removeAll()
+        order.removeAll()
         pendingLoaded = false
     }
 
@@ -241,6 +252,20 @@ final class ModelOperator: OperatorNode {
         histories.removeAll(keepingCapacity: true)
         grams.removeAll()
         toRender.removeAll()
+    }
+
+    /// A waiting record's store key, ordered as the keys sort: by time, user, item, weight.
+    private struct Waiting: Comparable {
+        let key: GroupKey
+        let time: Int64
+
+        init(key: GroupKey) {
+            self.key = key
+            time = ModelOperator.time(ofPending: key.bytes)
+        }
+
+        static func < (a: Waiting, b: Waiting) -> Bool { a.key.bytes.lexicographicallyPrecedes(b.key.bytes) }
+        static func == (a: Waiting, b: Waiting) -> Bool { a.key == b.key }
     }
 
     // MARK: encoding

@@ -25,7 +25,7 @@ final class TaskTimers {
     private(set) var storedStreamTime: Int64 = .min
     /// Pending timers; `heap` may also hold cancelled ones, which `pending` does not.
     private var pending = Set<Timer>()
-    private var heap = TimerHeap()
+    private var heap = MinHeap<Timer>()
     /// Changes since the last commit, written to the store at the next one: a timer set
     /// and cancelled in between (a session extended by each of its records) costs nothing.
     private var added = Set<Timer>()
@@ -54,7 +54,7 @@ final class TaskTimers {
         heap.push(timer)
         if removed.remove(timer) == nil { added.insert(timer) }
         // Cancelled entries leave the heap when they surface; rebuild it when they dominate.
-        if heap.count > 2 * pending.count + 1_024 { heap = TimerHeap(pending) }
+        if heap.count > 2 * pending.count + 1_024 { heap = MinHeap(pending) }
     }
 
     /// The keys of `node`'s pending timers (a scan of them all: for an operator's start).
@@ -112,47 +112,6 @@ final class TaskTimers {
             let time = Int64(bitPattern: UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 1, as: UInt64.self)) ^ (1 << 63))
             let node = Int(UInt16(bigEndian: raw.loadUnaligned(fromByteOffset: 9, as: UInt16.self)))
             return Timer(time: time, node: node, key: Array(key[11...]))
-        }
-    }
-}
-
-/// A binary min-heap of timers.
-struct TimerHeap {
-    private var items: [TaskTimers.Timer] = []
-
-    init() {}
-
-    init(_ timers: Set<TaskTimers.Timer>) {
-        items = timers.sorted()  // a sorted array is a heap
-    }
-
-    var count: Int { items.count }
-    var min: TaskTimers.Timer? { items.first }
-
-    mutating func push(_ timer: TaskTimers.Timer) {
-        items.append(timer)
-        var i = items.count - 1
-        while i > 0 {
-            let parent = (i - 1) / 2
-            guard items[i] < items[parent] else { break }
-            items.swapAt(i, parent)
-            i = parent
-        }
-    }
-
-    mutating func popMin() {
-        guard !items.isEmpty else { return }
-        items.swapAt(0, items.count - 1)
-        items.removeLast()
-        var i = 0
-        while true {
-            let l = 2 * i + 1, r = l + 1
-            var smallest = i
-            if l < items.count, items[l] < items[smallest] { smallest = l }
-            if r < items.count, items[r] < items[smallest] { smallest = r }
-            guard smallest != i else { return }
-            items.swapAt(i, smallest)
-            i = smallest
         }
     }
 }
