@@ -83,7 +83,7 @@ public enum TopologyFile {
 
     private static func node(_ field: YAMLField) throws -> Topology.Node {
         let operations = ["filter", "project", "join", "aggregate", "recent", "decay", "session", "pairs", "model"]
-        let f = try field.mapping(allowed: ["name", "input"] + operations + ["to_redis", "to_topic"])
+        let f = try field.mapping(allowed: ["name", "input"] + operations + ["to_redis", "to_topic", "state_ttl"])
         guard let name = f["name"] else { throw field.error("missing field 'name'") }
         let given = operations.filter { f[$0] != nil }
         if given.count > 1 { throw f[given[1]]!.error("a node does one thing: it has both '\(given[0])' and '\(given[1])'") }
@@ -135,7 +135,8 @@ public enum TopologyFile {
             }
             operation = .passthrough
         }
-        return Topology.Node(name: try name.string(), input: try f["input"]?.string(), operation: operation, sinks: sinks, topicSinks: topicSinks)
+        return Topology.Node(name: try name.string(), input: try f["input"]?.string(), operation: operation, sinks: sinks, topicSinks: topicSinks,
+                             stateTTLMs: try f["state_ttl"]?.durationMilliseconds())
     }
 
     /// `{topic: closed-sessions, key: "{user_id}", fields: [session_id, events]}`

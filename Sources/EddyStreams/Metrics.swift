@@ -41,6 +41,8 @@ public final class StreamsMetrics: Sendable {
     public let lateRecords = Atomic<Int>(0)
     /// Neighbours a decay's top K pruned (left the store and Redis) as epochs closed.
     public let prunedNeighbours = Atomic<Int>(0)
+    /// Groups a state_ttl expired (idle for it on event time).
+    public let expiredGroups = Atomic<Int>(0)
     /// Global-table records applied while running (after the start's load), summed over the
     /// stream threads (each keeps its own copy of every table).
     public let tableUpdates = Atomic<Int>(0)
@@ -150,6 +152,7 @@ public final class StreamsMetrics: Sendable {
                 count(rematerializedTasks)),
             one("eddy_late_records_total", .counter, "Records later than their window's grace (dead-lettered with reason late), or than a top_k's grace for their epoch (skipped).", count(lateRecords)),
             one("eddy_top_k_pruned_total", .counter, "Neighbours a decay's top_k pruned from the store and Redis as epochs closed.", count(prunedNeighbours)),
+            one("eddy_expired_groups_total", .counter, "Groups a state_ttl removed from the store and Redis after they were idle for it (event time).", count(expiredGroups)),
             MetricFamily(name: "eddy_table_rows", kind: .gauge, help: "Rows of each global table (every stream thread holds a copy).",
                          samples: rows.map { .init(labels: app + [(name: "table", value: $0.key)], value: .integer($0.value)) }),
             one("eddy_table_updates_total", .counter, "Global-table records applied after the start's load, summed over stream threads (each keeps a copy of every table).", count(tableUpdates)),

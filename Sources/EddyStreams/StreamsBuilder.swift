@@ -47,6 +47,10 @@ public final class StreamsBuilder {
         return KStream(builder: self, name: node.name)
     }
 
+    func setStateTTL(_ ms: Int64, of name: String?) {
+        if let i = nodes.firstIndex(where: { $0.name == name }) { nodes[i].stateTTLMs = ms }
+    }
+
     func addTopicSink(_ sink: Topology.TopicSink, to name: String?) {
         if let name, let i = nodes.firstIndex(where: { $0.name == name }) {
             nodes[i].topicSinks.append(sink)
@@ -134,10 +138,6 @@ public struct KStream {
         KTable(stream: builder.add(.init(name: name, input: self.name, operation: .session(window))))
     }
 
-    private func milliseconds(_ duration: Duration) -> Int64 {
-        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
-    }
-
     @discardableResult
     public func toRedis(_ sink: Topology.RedisSink) -> KStream {
         builder.addSink(sink, to: name)
@@ -165,6 +165,13 @@ public struct KTable {
     /// The records the node forwards, for further nodes: a session node's closed sessions.
     public func toStream() -> KStream { stream }
 
+    /// Groups idle for `ttl` of event time leave the store and Redis (`Topology.Node.stateTTLMs`).
+    @discardableResult
+    public func stateTTL(_ ttl: Duration) -> KTable {
+        stream.builder.setStateTTL(milliseconds(ttl), of: stream.name)
+        return self
+    }
+
     /// Aggregates this aggregate's rows again, by other fields (Kafka Streams'
     /// KTable.groupBy().aggregate()): every change of a row takes its old values back and
     /// adds its new ones; a group left with no rows leaves Redis. Only an `aggregate`'s rows,
@@ -172,4 +179,9 @@ public struct KTable {
     public func aggregate(_ name: String, groupBy: [String], sum: [String] = [], weights: Topology.Weights? = nil) -> KTable {
         stream.aggregate(name, groupBy: groupBy, sum: sum, weights: weights)
     }
+}
+
+/// A duration in whole milliseconds, as topologies hold durations.
+private func milliseconds(_ duration: Duration) -> Int64 {
+    duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
 }

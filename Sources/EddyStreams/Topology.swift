@@ -99,13 +99,21 @@ public struct Topology: Equatable, Sendable {
         public var sinks: [RedisSink]
         /// Kafka topics the node's records are written to.
         public var topicSinks: [TopicSink]
+        /// For `aggregate`, `recent` and `decay` (without a top K) grouped by the source key:
+        /// a group that no record touched for this long of event time leaves the store and
+        /// Redis, so per-user state stays bounded however many users come and go. Decided
+        /// on stream time in steps of an eighth of it: a group goes between `stateTTLMs` and
+        /// 9/8 of it after its last record, the same on every replay.
+        public var stateTTLMs: Int64?
 
-        public init(name: String, input: String?, operation: Operation, sinks: [RedisSink] = [], topicSinks: [TopicSink] = []) {
+        public init(name: String, input: String?, operation: Operation, sinks: [RedisSink] = [], topicSinks: [TopicSink] = [],
+                    stateTTLMs: Int64? = nil) {
             self.name = name
             self.input = input
             self.operation = operation
             self.sinks = sinks
             self.topicSinks = topicSinks
+            self.stateTTLMs = stateTTLMs
         }
     }
 

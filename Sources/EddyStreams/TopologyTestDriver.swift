@@ -150,6 +150,9 @@ public final class TopologyTestDriver {
     /// dead-lettered too).
     public var lateRecords: Int { metrics.lateRecords.load(ordering: .relaxed) }
 
+    /// Groups a state_ttl expired so far.
+    public var expiredGroups: Int { metrics.expiredGroups.load(ordering: .relaxed) }
+
     /// Rows the committed state holds for aggregate `name` (its RocksDB column families,
     /// over all partitions).
     public func storeEntries(_ name: String) throws -> Int {

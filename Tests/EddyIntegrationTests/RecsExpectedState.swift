@@ -5,8 +5,9 @@ import Foundation
 /// What `Topologies/recs.yaml` must leave in Redis for `events` (given in each user's
 /// arrival order), by brute force (`RecsReference`): the ranks of every zset family
 /// (popularity, trending, popularity per category, users' categories, co-view and its
-/// totals), the recent-item lists and the cart versions. Sessions are not modelled here
-/// (`SessionWorkload` checks them).
+/// totals), the recent-item lists and the cart versions, the per-user ones after their
+/// state_ttl (`StateTTLReference`). Sessions are not modelled here (`SessionWorkload`
+/// checks them).
 struct RecsExpectedState: CrashReference {
     static let hour = 3_600_000.0, day = 86_400_000.0, week = 7 * 86_400_000.0
     static let hourMs: Int64 = 3_600_000, dayMs: Int64 = 86_400_000
@@ -27,7 +28,15 @@ struct RecsExpectedState: CrashReference {
     /// `partitions`: the source topic's, which users are on by Kafka's partitioner.
     init(_ all: [RecsReference.Event], partitions: Int) {
         let events = all.filter { Self.popularityWeights[$0.event_type] != nil }
-        recent = RecsReference.recentDistinct(events, size: 50)
+        // Per-user nodes forget users idle for their state_ttl: the events they still hold.
+        func kept(ttlMs: Int64, _ group: @escaping (RecsReference.Event) -> String?) -> [RecsReference.Event] {
+            StateTTLReference(ttlMs: ttlMs).kept(all, partition: { kafkaPartition(ofKey: $0.user_id, partitions: partitions) }, time: \.ts) {
+                Self.popularityWeights[$0.event_type] == nil ? nil : group($0)
+            }
+        }
+        recent = RecsReference.recentDistinct(kept(ttlMs: Self.dayMs) { $0.user_id }, size: 50)
+        let userCategoryEvents = kept(ttlMs: 30 * Self.dayMs) { "\($0.user_id)\u{0}\($0.category!)" }
+        let cartEvents = kept(ttlMs: 30 * Self.dayMs) { $0.event_type == "cart" ? $0.user_id : nil }
         var byItem: [String: [RecsReference.Contribution]] = [:], byCategory: [String: [String: [RecsReference.Contribution]]] = [:]
         var byUserCategory: [String: [String: [RecsReference.Contribution]]] = [:], totals: [String: [RecsReference.Contribution]] = [:]
         var carts: [String: Int] = [:]
@@ -35,10 +44,12 @@ struct RecsExpectedState: CrashReference {
             let w = Self.popularityWeights[e.event_type]!
             byItem[e.item_id, default: []].append((w, e.ts))
             byCategory[e.category!, default: [:]][e.item_id, default: []].append((w, e.ts))
-            byUserCategory["user:categories:\(e.user_id)", default: [:]][e.category!, default: []].append((w, e.ts))
             totals[e.item_id, default: []].append((Self.coViewWeights[e.event_type]!, e.ts))
-            if e.event_type == "cart" { carts[e.user_id, default: 0] += 1 }
         }
+        for e in userCategoryEvents {
+            byUserCategory["user:categories:\(e.user_id)", default: [:]][e.category!, default: []].append((Self.popularityWeights[e.event_type]!, e.ts))
+        }
+        for e in cartEvents { carts[e.user_id, default: 0] += 1 }
         self.carts = carts
         categoryPopularity = byCategory.mapValues { $0.mapValues { RecsReference.rank($0, halfLifeMs: Self.hour) } }
         // recs.yaml's co-view keeps the top 50 per item, pruned as days (+ 1 h) close.

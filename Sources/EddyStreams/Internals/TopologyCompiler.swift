@@ -93,6 +93,8 @@ struct CompiledTopology: Sendable {
         /// A decay's bound (`Topology.TopK`); `perFields`: the group fields an item is (all
         /// but the last), which also pick the partition when it re-keys.
         var topK: TopK? = nil
+        /// `Topology.Node.stateTTLMs`: idle groups leave (`IdleExpiry`).
+        var stateTTLMs: Int64? = nil
 
         struct TopK: Sendable {
             let k: Int
@@ -291,6 +293,13 @@ enum TopologyCompiler {
         for (i, node) in topology.nodes.enumerated() {
             let at: [P] = [.key("nodes"), .index(i)]
             try checkName(node.name, at + [.key("name")])
+            if node.stateTTLMs != nil {
+                switch node.operation {
+                case .aggregate, .recent, .decay: break
+                default:
+                    throw TopologyError(at + [.key("state_ttl")], "only an aggregate, recent or decay node keeps groups that a state_ttl expires (a session leaves with closed_ttl; pairs forget with 'within')")
+                }
+            }
             if indexByName[node.name] != nil {
                 throw TopologyError(at + [.key("name")], "duplicate node name '\(node.name)'")
             }
@@ -306,6 +315,9 @@ enum TopologyCompiler {
                     // each change takes the row's old values back and adds its new ones.
                     guard case .aggregate = topology.nodes[p].operation, case .aggregate = node.operation else {
                         throw TopologyError(at + [.key("input")], "'\(input)' (\(Self.operationKey(topology.nodes[p].operation))) cannot feed a '\(Self.operationKey(node.operation))' node: the rows of an 'aggregate' feed only another 'aggregate' (count and sums can take a row's old values back when it changes; recent, decay and sessions cannot)")
+                    }
+                    if topology.nodes[p].stateTTLMs != nil {
+                        throw TopologyError(at + [.key("input")], "'\(input)' has a state_ttl: its groups leave when idle, and the rows of another aggregate cannot (take its state_ttl away, or aggregate the records themselves)")
                     }
                 }
                 if case .model = nodes[p].kind {
@@ -590,6 +602,17 @@ enum TopologyCompiler {
                 outSchema = .closed(Dictionary(uniqueKeysWithValues: order.map { ($0, OutputRef.field(fieldID($0))) }), order: order)
                 kind = .aggregate(aggregates.count)
                 if let rekeyed { spec.repartitionTopic = rekeyed.topic }
+                if let ttl = node.stateTTLMs {
+                    let tpath = at + [.key("state_ttl")]
+                    if ttl <= 0 { throw TopologyError(tpath, "must be positive") }
+                    if spec.topK != nil {
+                        throw TopologyError(tpath, "a decay with a top_k bounds its state by the top_k already (its groups are pairs, not users): leave state_ttl out")
+                    }
+                    if rekeyed != nil {
+                        throw TopologyError(tpath, "expires groups of the sub-topology's key, and this node re-keys the stream by [\(groupBy.joined(separator: ", "))]: group by the source key (\(subtopologies[upstream].key.joined(separator: ", "))) to expire per-key state")
+                    }
+                    spec.stateTTLMs = ttl
+                }
                 aggregates.append(spec)
             }
 
@@ -817,6 +840,8 @@ enum TopologyCompiler {
                     if let upstream = node.repartition?.upstream { usesTimers[upstream] = usesTimers[upstream] ?? i }
                 } else {
                     try add(aggregates[a].name, .aggregate(a), node: i)
+                    // Idle groups leave on timers.
+                    if aggregates[a].stateTTLMs != nil { usesTimers[node.subtopology] = usesTimers[node.subtopology] ?? i }
                 }
             case .session:
                 try add(node.name, .keyValue(node: i), node: i)

@@ -13,11 +13,15 @@
 /// group whose count falls to 0 (a child's, after retractions) leaves Redis.
 ///
 /// A decay with a top K also keeps entries per group and epoch, and kept values, and
-/// prunes each item's neighbours as epochs close (`TopKPruning`).
+/// prunes each item's neighbours as epochs close (`TopKPruning`). With a state TTL, groups
+/// idle for it leave (`IdleExpiry`).
 final class AggregateOperator: OperatorNode {
     let table: AggregateTable
     private let groupFields: [Int]
     private let topK: TopKPruning?
+    private let expiry: IdleExpiry?
+    /// The stream time of the record being added (a state TTL's touches are on it).
+    private var touchTime = Int64.min
     private let timers: TaskTimers?
     /// A top K's scratch entry, for the rank of an encoded value.
     private let scratch: AggregateTable?
@@ -39,6 +43,7 @@ final class AggregateOperator: OperatorNode {
         self.table = table
         groupFields = table.spec.groupFields
         topK = table.spec.topK.map(TopKPruning.init)
+        expiry = table.spec.stateTTLMs.map(IdleExpiry.init)
         self.timers = timers
         scratch = topK == nil ? nil : AggregateTable(combining: table.spec)
         sinks = table.spec.sinks
@@ -74,6 +79,7 @@ final class AggregateOperator: OperatorNode {
                 return try table.function.add(record, to: table, groupedBy: self)
             }
         }
+        touchTime = task.recordStreamTime
         guard !children.isEmpty else { return try table.function.add(record, to: table, groupedBy: self) }
         let e = try table.entry(for: groupKey(record))
         if table.counts[e] > 0 { try forwardRow(e, retraction: true, at: record.timestamp, offset: record.offset, in: task) }
@@ -135,6 +141,8 @@ final class AggregateOperator: OperatorNode {
     func groupKey(_ record: Record) -> [UInt8] {
         guard let topK, epochKeyed else {
             GroupKey.build(groupFields, of: record, into: &keyBuffer, scratch: &valueScratch)
+            // Called exactly when a record adds to its group: that is a touch.
+            if let expiry, let timers { expiry.touch(keyBuffer, at: touchTime, node: index, timers: timers, table: table) }
             return keyBuffer
         }
         GroupKey.build(groupFields, of: record, into: &groupBuffer, scratch: &valueScratch)
@@ -146,8 +154,14 @@ final class AggregateOperator: OperatorNode {
         return keyBuffer
     }
 
-    /// A top K's epoch closed: its entries join the kept values, pruned to the best k.
+    /// A state TTL's step is due: its idle groups leave. Or a top K's epoch closed: its
+    /// entries join the kept values, pruned to the best k.
     override func timerFired(key: [UInt8], at time: Int64, in task: StreamTask) throws {
+        if let expiry, IdleExpiry.isTimerKey(key) {
+            let expired = try expiry.expire(timerKey: key, streamTime: task.streamTime, table: table)
+            task.metrics.expiredGroups.add(expired, ordering: .relaxed)
+            return
+        }
         guard let topK, let timers, let scratch, let decay = table.function as? DecayFunction else { return }
         // Values in a scratch entry (a combiner's: memory only, so its lookups cannot throw).
         func load(_ values: [UInt8]?...) -> Int {
@@ -172,8 +186,9 @@ final class AggregateOperator: OperatorNode {
         if wholeState { try table.markAllDirty() }
         let table = table
         for e in table.dirty {
-            // A top K's epoch entries and kept values are not shown: the totals are.
-            if topK != nil, !TopKPruning.isTotal(table.keys[e]) { continue }
+            // A top K's epoch entries and kept values, and a state TTL's touch rows, are
+            // bookkeeping: the groups are shown.
+            if !AggregateTable.isGroupKey(table.keys[e]) { continue }
             let render: (OutputRef, inout [UInt8]) -> Void = { ref, out in
                 switch ref {
                 case .group(let i): table.groupValue(i, of: e, into: &out)
@@ -184,7 +199,7 @@ final class AggregateOperator: OperatorNode {
             for sink in sinks {
                 if sink.kind == .list {
                     view.setList(view.renderKey(of: sink, render), table.recent[e].newestFirst, ttlSeconds: sink.ttlSeconds)
-                } else if table.counts[e] > 0 || table.recentLimit > 0 {
+                } else if table.counts[e] > 0 || table.recentLimit > 0 && !table.isEmpty(e) {
                     view.add(sink, render)
                 } else {
                     // Every record of the group was taken back (an aggregate of rows): it is gone.

@@ -66,12 +66,6 @@ final class TopKPruning {
         streamTime != .min && time < streamTime &- graceMs
     }
 
-    /// Whether a key is a group's total (not an epoch entry or a kept value).
-    @inline(__always)
-    static func isTotal(_ key: [UInt8]) -> Bool {
-        !(key.count >= 4 && key[0] == 0xFF && key[1] == 0xFF && key[2] == 0xFF && key[3] >= 0xFC)
-    }
-
     /// The epoch key of a group: `epochMarker`, the epoch (big-endian, sign bit flipped, so
     /// keys sort by epoch), the group key.
     static func epochHeader(_ epoch: Int64) -> [UInt8] {

@@ -70,6 +70,14 @@ final class AggregateTable: StateStore {
 
     var entryCount: Int { keys.count }
 
+    /// Whether a key is a group's (not bookkeeping: a top K's epoch entries and kept values,
+    /// a state TTL's touch rows, all under FF FF FF FB to FF, which no 4-byte length of a
+    /// group's first value starts with).
+    @inline(__always)
+    static func isGroupKey(_ key: [UInt8]) -> Bool {
+        !(key.count >= 4 && key[0] == 0xFF && key[1] == 0xFF && key[2] == 0xFF && key[3] >= 0xFB)
+    }
+
     /// The entry for `key`, loaded from RocksDB or created on first sight; marks it dirty.
     @inline(__always)
     func entry(for key: [UInt8]) throws -> Int {
