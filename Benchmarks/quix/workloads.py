@@ -8,6 +8,11 @@ Workloads (the Swift side implements the same semantics):
   c  decayed popularity per item: re-keyed by item_id through group_by (an internal
      repartition topic), state (score, last_ts) per item, latest rank per item written
      to the Redis sorted set popular:items by a BatchingSink once per checkpoint.
+  d  the recommendation features of Topologies/recs.yaml that Quix is compared on:
+     session features per user, decayed item popularity (half-life 1 h) and the co-view
+     matrix (pairs of each user's last 20 distinct items within 30 min, decayed counts
+     with a half-life of 7 d, the best 50 neighbours per item kept as each day closes),
+     written to Redis under recs.yaml's keys and scores (recs.py has the operators).
 
 The run reads the topic from the beginning with a fresh consumer group, stops once
 exactly --events input events have been fully processed, does the final (forced)
@@ -41,7 +46,7 @@ ZSET_KEY = "popular:items"
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--workload", choices=["a", "b", "c"], required=True)
+    p.add_argument("--workload", choices=["a", "b", "c", "d"], required=True)
     p.add_argument("--guarantee", choices=["at-least-once", "exactly-once"], default="at-least-once")
     p.add_argument("--topic", required=True)
     p.add_argument("--events", type=int, required=True, help="input events in the topic (known count)")
@@ -96,6 +101,10 @@ class Run:
         self.done = 0
         self.first = None  # perf_counter at the first record
         self.end = None    # perf_counter after the final (forced) checkpoint
+        self.stats = {}
+
+    def complete(self):
+        return self.done >= self.target
 
     def started(self):
         if self.first is None:
@@ -161,6 +170,12 @@ def build(args):
 
         sdf = sdf.update(last_items, stateful=True)
 
+    elif args.workload == "d":
+        import recs  # next to this file
+
+        # Counts and stops the run itself: one input event becomes many messages.
+        run = recs.build(app, sdf, args, app.stop)
+
     else:  # c
         def weighted(value):
             run.started()
@@ -198,7 +213,7 @@ def build(args):
 
     def commit_checkpoint(force=False, revoking=False):
         orig_commit(force=force, revoking=revoking)
-        if force and run.done >= run.target and run.end is None:
+        if force and run.complete() and run.end is None:
             run.end = time.perf_counter()
 
     ctx.commit_checkpoint = commit_checkpoint
@@ -209,9 +224,9 @@ def main(argv=None):
     args = parse_args(argv)
     app, run = build(args)
     app.run(timeout=args.idle_timeout, collect=False)
-    if run.done < args.events:
+    if not run.complete():
         print(
-            f"quix workload {args.workload}: stopped after {run.done} of {args.events} events: "
+            f"quix workload {args.workload}: stopped short of {args.events} events: "
             f"no message for {args.idle_timeout}s (idle timeout)",
             file=sys.stderr,
         )
@@ -226,6 +241,7 @@ def main(argv=None):
         "events": args.events,
         "processing_seconds": round(secs, 3),
         "events_per_second": round(args.events / secs, 1),
+        **run.stats,
     }), flush=True)
     return 0
 
