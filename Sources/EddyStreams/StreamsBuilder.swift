@@ -47,8 +47,10 @@ public final class StreamsBuilder {
         return KStream(builder: self, name: node.name)
     }
 
+    /// `name` is a KTable's node: the builder made it.
     func setStateTTL(_ ms: Int64, of name: String?) {
-        if let i = nodes.firstIndex(where: { $0.name == name }) { nodes[i].stateTTLMs = ms }
+        guard let i = nodes.firstIndex(where: { $0.name == name }) else { preconditionFailure("no node named \(name ?? "nil")") }
+        nodes[i].stateTTLMs = ms
     }
 
     func addTopicSink(_ sink: Topology.TopicSink, to name: String?) {

@@ -5,7 +5,7 @@
 /// afresh if it comes back.
 public struct StateTTLReference {
     public let ttlMs: Int64
-    public var stepMs: Int64 { ttlMs / 8 }
+    public var stepMs: Int64 { max(1, ttlMs / 8) }
 
     public init(ttlMs: Int64) { self.ttlMs = ttlMs }
 

@@ -43,15 +43,20 @@ final class StateTTLTests: XCTestCase {
         var random = TestRandom(seed: seed)
         var out: [TestClick] = []
         var t = Self.base
+        var used = Set<Int64>()
         for i in 0..<2_400 {
-            t += 1 + Int64(random.below(30_000))  // no ties: a tie's order is arrival's
+            t += 1 + Int64(random.below(30_000))
+            // One in ten is late by up to 20 minutes: a touch is on stream time, not the
+            // record's. No two records share a time (a tie's order is arrival's).
+            var ts = random.below(10) == 0 ? t - Int64(random.below(1_200_000)) : t
+            while !used.insert(ts).inserted { ts += 1 }
             // A user is awake in some 40-minute slots of its own pattern: idle spells vary.
             let user = random.below(12)
             let slot = Int((t - Self.base) / (40 * Self.minute))
             if (slot * 7 + user * 3) % 5 < 2 { continue }
             // Half the users leave for good well before the end.
             if i > 1_900, user >= 6 { continue }
-            out.append(TestClick(user: user, item: "i\(random.below(8))", type: random.below(4) == 0 ? "click" : "view", ts: t))
+            out.append(TestClick(user: user, item: "i\(random.below(8))", type: random.below(4) == 0 ? "click" : "view", ts: ts))
         }
         return out
     }
@@ -72,15 +77,19 @@ final class StateTTLTests: XCTestCase {
             // Per aggregate: group → its steps touched whose timers have not fired; and state.
             var touches: [String: [String: Set<Int64>]] = ["recent": [:], "interest": [:], "counts": [:]]
             var recent: [String: [(item: String, ts: Int64)]] = [:]
+            var seen: [String: [String: Int64]] = [:]  // user → item → latest time, since the user last left
             var interest: [String: Set<String>] = [:]
             var counts: [String: Int] = [:]
             for c in input where c.partition == Int32(p) {
                 let user = "u\(c.user)"
                 streamTime = max(streamTime, c.ts)
                 let s = step(streamTime)
-                var list = recent[user, default: []].filter { $0.item != c.item }
-                list.append((c.item, c.ts))
-                recent[user] = Array(list.sorted { $0.ts > $1.ts }.prefix(4))
+                // The user's distinct items at their latest times (an older repeat changes
+                // nothing; one that fell out of the last 4 comes back if it is newer).
+                var items = seen[user, default: [:]]
+                items[c.item] = max(items[c.item] ?? .min, c.ts)
+                seen[user] = items
+                recent[user] = Array(items.map { (item: $0.key, ts: $0.value) }.sorted { $0.ts > $1.ts }.prefix(4))
                 touches["recent"]![user, default: []].insert(s)
                 interest[user, default: []].insert(c.item)
                 touches["interest"]![user + "/" + c.item, default: []].insert(s)
@@ -93,7 +102,9 @@ final class StateTTLTests: XCTestCase {
                         if due(last) < streamTime {
                             touches[name]![group] = nil
                             switch name {
-                            case "recent": recent[group] = nil
+                            case "recent":
+                                recent[group] = nil
+                                seen[group] = nil
                             case "counts": counts[group] = nil
                             default:
                                 let parts = group.split(separator: "/").map(String.init)
@@ -156,6 +167,36 @@ final class StateTTLTests: XCTestCase {
         try assertMatches(driver, expected)
     }
 
+    func testARestoreFromTheChangelogsExpiresTheSameGroups() throws {
+        let input = clicks(seed: 23)
+        let expected = reference(input)
+        let driver = try TopologyTestDriver(try TopologyFile.parse(Self.topology, file: "ttl.yaml"), partitions: 2)
+        defer { driver.close() }
+        for (i, c) in input.enumerated() {
+            try driver.pipe(c.json, partition: c.partition)
+            if i % 150 == 149 { try driver.commit() }
+            if i == input.count / 3 || i == 2 * input.count / 3 {
+                try driver.commit()
+                try driver.restartOnEmptyDisk()
+            }
+        }
+        try driver.commit()
+        try assertMatches(driver, expected)
+    }
+
+    /// Years of silence, then a record: every group idle before it leaves at once, by one
+    /// timer per step that had touches (not one per step of the gap).
+    func testAJumpInStreamTimeExpiresEveryIdleGroupAtOnce() throws {
+        var input = clicks(seed: 24)
+        let later = input.map(\.ts).max()! + 5 * 365 * 86_400_000
+        input += [TestClick(user: 0, item: "i0", type: "view", ts: later), TestClick(user: 1, item: "i0", type: "view", ts: later + 1)]
+        let expected = reference(input)
+        XCTAssertEqual(Set(expected.counts.keys), ["u0", "u1"])
+        let driver = try TopologyTestDriver.run(Self.topology, input, commitEvery: 97)
+        defer { driver.close() }
+        try assertMatches(driver, expected)
+    }
+
     func testTheSwiftDSLBuildsTheSameTopology() throws {
         let builder = StreamsBuilder(application: "ttl")
         let clicks = builder.stream(topic: "clicks", key: "user_id", timestamp: "ts", required: ["item_id"])
@@ -191,6 +232,26 @@ final class StateTTLTests: XCTestCase {
                   input: c
                   aggregate: {group_by: [count]}
                 """), "input", "has a state_ttl"),
+            (configError(nodes: """
+                - name: c
+                  aggregate: {group_by: [user_id, event_type]}
+                - name: cc
+                  input: c
+                  aggregate: {group_by: [user_id]}
+                  state_ttl: 1d
+                """), "state_ttl", "take old values back"),
+            (configError(nodes: """
+                - name: pairs
+                  pairs: {group_by: [user_id], item: item_id, last: 4}
+                - name: co
+                  input: pairs
+                  decay:
+                    group_by: [item_id, other_item]
+                    half_life: 1h
+                    weights: {field: event_type, values: {view: 1}}
+                    top_k: {k: 5}
+                  state_ttl: 1d
+                """), "state_ttl", "top_k"),
             (configError(nodes: """
                 - name: c
                   aggregate: {group_by: [user_id]}

@@ -316,6 +316,9 @@ enum TopologyCompiler {
                     guard case .aggregate = topology.nodes[p].operation, case .aggregate = node.operation else {
                         throw TopologyError(at + [.key("input")], "'\(input)' (\(Self.operationKey(topology.nodes[p].operation))) cannot feed a '\(Self.operationKey(node.operation))' node: the rows of an 'aggregate' feed only another 'aggregate' (count and sums can take a row's old values back when it changes; recent, decay and sessions cannot)")
                     }
+                    if node.stateTTLMs != nil {
+                        throw TopologyError(at + [.key("state_ttl")], "'\(input)' feeds this node its rows, whose changes take old values back: a group expired here would have nothing to take them from (leave state_ttl out, or aggregate the records themselves)")
+                    }
                     if topology.nodes[p].stateTTLMs != nil {
                         throw TopologyError(at + [.key("input")], "'\(input)' has a state_ttl: its groups leave when idle, and the rows of another aggregate cannot (take its state_ttl away, or aggregate the records themselves)")
                     }

@@ -157,8 +157,8 @@ final class AggregateOperator: OperatorNode {
     /// A state TTL's step is due: its idle groups leave. Or a top K's epoch closed: its
     /// entries join the kept values, pruned to the best k.
     override func timerFired(key: [UInt8], at time: Int64, in task: StreamTask) throws {
-        if let expiry, IdleExpiry.isTimerKey(key) {
-            let expired = try expiry.expire(timerKey: key, streamTime: task.streamTime, table: table)
+        if let expiry, let timers, IdleExpiry.isTimerKey(key) {
+            let expired = try expiry.expire(timerKey: key, node: index, timers: timers, table: table)
             task.metrics.expiredGroups.add(expired, ordering: .relaxed)
             return
         }

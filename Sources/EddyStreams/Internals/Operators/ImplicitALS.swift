@@ -32,6 +32,8 @@ struct ImplicitALS {
     /// the plain version's, so results are bit for bit the same.
     func update(_ x: [Double], gram: [Double], vectors: [Double], confidences: [Double]) -> [Double] {
         let k = factors, n = confidences.count
+        // The loops read unchecked: every vector must have k entries (the operator's do).
+        precondition(x.count == k && vectors.count == n * k && gram.count == k * k, "vectors of another length than \(k)")
         let w0 = missingWeight, lambda = regularization
         var x = x
         // xᵀy_j for each history vector, kept current as coordinates change; and the

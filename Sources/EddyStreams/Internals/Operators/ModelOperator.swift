@@ -150,10 +150,11 @@ final class ModelOperator: OperatorNode {
 
     private func update(_ side: Side, _ id: [UInt8], against other: Side, _ history: [(id: [UInt8], confidence: Double)]) throws {
         let old = try vector(side, id)
+        let otherGram = try gram(other)
         var others: [Double] = []
         others.reserveCapacity(history.count * spec.factors)
         for entry in history { others += try vector(other, entry.id) }
-        let solved = als.update(old, gram: try gram(other), vectors: others, confidences: history.map(\.confidence))
+        let solved = als.update(old, gram: otherGram, vectors: others, confidences: history.map(\.confidence))
         var g = try gram(side)
         ImplicitALS.addOuter(old, sign: -1, to: &g)
         ImplicitALS.addOuter(solved, sign: 1, to: &g)
@@ -193,7 +194,13 @@ final class ModelOperator: OperatorNode {
 
     private func gram(_ side: Side) throws -> [Double] {
         if let g = grams[side] { return g }
-        return try store.get(Self.gramKey(side)).map(Self.decodeDoubles) ?? [Double](repeating: 0, count: spec.factors * spec.factors)
+        guard let stored = try store.get(Self.gramKey(side)) else { return [Double](repeating: 0, count: spec.factors * spec.factors) }
+        let g = Self.decodeDoubles(stored)
+        // State of a model with another factor count cannot be updated: say so, not trap.
+        guard g.count == spec.factors * spec.factors else {
+            throw RuntimeError("the model's state has \(Int(Double(g.count).squareRoot())) factors per vector and the topology says \(spec.factors): run `eddy reset TOPOLOGY --to-earliest` and replay to train it afresh (or keep factors: \(Int(Double(g.count).squareRoot())))")
+        }
+        return g
     }
 
     private func loadPending() throws {
