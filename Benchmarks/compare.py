@@ -391,12 +391,6 @@ class Bench:
                   "a closed session's when the user's next event comes, Eddy by an event-time timer). Both sum decays "
                   "exactly, so equal ranks are expected to the bit; the days close on the same watermark (the least "
                   "latest event time over the source partitions), so the same days are closed at the end.", ""]
-        if any(not self.find("d", "at-least-once", engine)["check"].startswith("same") for engine in D_ENGINES):
-            lines += ["Eddy's at-least-once rows differ because, in a real run under `at_least_once`, Eddy's re-keyed "
-                      "tasks never close a day or apply a model record (seen while writing this workload: "
-                      "`eddy_top_k_pruned_total` stays 0 and no `user:emb`/`item:emb` key is written; the cause, not "
-                      "diagnosed, is likely the re-keyed tasks' stream time, which drives both; not fixed here): those "
-                      "rows neither prune nor learn, so they do less work than the exactly-once ones.", ""]
         targets = []
         quix = self.find("d", "exactly-once", "Quix Streams")
         for engine in D_ENGINES:

@@ -7,7 +7,8 @@ import XCTest
 /// partitions, two stream threads, the records re-keyed to the model's one task through its
 /// repartition topic. Every `user:emb:{user}` and `item:emb:{item}` equals the plain model
 /// of the update rule (`ModelReference`) over the records the rules apply; then a reset
-/// and a replay from the earliest offsets write the same bits.
+/// and a replay from the earliest offsets, and a run under at-least-once, write the same
+/// bits.
 final class ModelIntegrationTests: XCTestCase {
     private static let weights = ["view": 1.0, "click": 3.0, "cart": 5.0, "purchase": 10.0]
     private static let graceMs: Int64 = 60_000
@@ -49,6 +50,18 @@ final class ModelIntegrationTests: XCTestCase {
         let replay = try EddyCLI.run(["run", topology, "--config", config, "--until-caught-up"])
         XCTAssertEqual(replay.status, 0, String(replay.stderr.suffix(3000)))
         XCTAssertEqual(try strings(redis), written, "the replay wrote other factors")
+
+        // At-least-once without a failure applies the same records: the same bits. (Its
+        // re-keyed task once took an upstream attempt's stream time only at that
+        // upstream's next attempt, so a run to the end of its input applied nothing.)
+        let alos = services.workDir.appendingPathComponent("model-alos.yaml").path
+        try String(contentsOfFile: topology, encoding: .utf8).replacingOccurrences(of: "application: model\n", with: "application: model-alos\n")
+            .write(toFile: alos, atomically: true, encoding: .utf8)
+        let alosConfig = try services.writeRuntimeConfig(name: "runtime-alos", commitIntervalMs: 200, threads: 2, guarantee: "at_least_once")
+        _ = try redis.send("FLUSHALL")
+        let alosRun = try EddyCLI.run(["run", alos, "--config", alosConfig, "--until-caught-up"])
+        XCTAssertEqual(alosRun.status, 0, String(alosRun.stderr.suffix(3000)))
+        XCTAssertEqual(try strings(redis), written, "at-least-once wrote other factors")
     }
 
     /// Every model key and its value.

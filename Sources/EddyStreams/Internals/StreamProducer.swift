@@ -195,7 +195,7 @@ final class StreamProducer: ChangelogWriter {
     /// changelog keeps one marker per life, not one per commit; an attempt of an earlier
     /// life that a restore resolved is named under its own key (one per unclean hand-over).
     func writeMarkerIfOwed(_ changelog: InternalPartition) throws {
-        guard guarantee == .exactlyOnce, let attempts = unmarked[changelog], !attempts.isEmpty,
+        guard guarantee == .exactlyOnce || changelog.isRepartition, let attempts = unmarked[changelog], !attempts.isEmpty,
               markedThisAttempt.insert(changelog).inserted else { return }
         func marker(_ key: String, _ marking: InBandHeaders.Marking) throws {
             try send(topic: changelog.topic, partition: changelog.partition, key: Array(key.utf8), value: InBandHeaders.encode(marking),
@@ -237,7 +237,11 @@ final class StreamProducer: ChangelogWriter {
         }
         // Markers sent in this attempt are delivered; the attempt's partitions now owe one.
         for changelog in markedThisAttempt { unmarked[changelog] = nil }
-        for changelog in touched where guarantee == .exactlyOnce { unmarked[changelog, default: []].append(attempt) }
+        // Under at-least-once only repartition partitions get markers: a downstream intake
+        // takes an attempt's stream time once the attempt is whole, and without a marker it
+        // would know that only from the upstream's next attempt, which may never come (the
+        // end of the input, an idle partition): re-keyed tasks would never fire a timer.
+        for changelog in touched where guarantee == .exactlyOnce || changelog.isRepartition { unmarked[changelog, default: []].append(attempt) }
         if resolvedThisAttempt { unresolved.removeAll() }
         resolvedThisAttempt = false
         markedThisAttempt.removeAll()

@@ -64,7 +64,8 @@ final class RepartitionIntake {
     private var applied: [Int32: Int64] = [:]
     private var streamTimes: [Int32: Int64] = [:]
     /// At-least-once: per upstream, the attempt being received and its stream time. Its
-    /// records may still be coming; the next attempt's first record says it is whole.
+    /// records may still be coming; its marker, or the next attempt's first record, says
+    /// it is whole.
     private var receiving: [Int32: (attempt: CommitAttempt, streamTime: Int64)] = [:]
     private let upstreams: Int32
 
@@ -144,6 +145,15 @@ final class RepartitionIntake {
     }
 
     func release(_ attempt: CommitAttempt, into target: any RepartitionTarget) throws {
+        guard usesMarkers else {
+            // At-least-once: the attempt's records are all here (its upstream flushed them
+            // before committing); its stream time counts now, not at the next attempt.
+            for (upstream, open) in receiving where open.attempt == attempt {
+                receiving[upstream] = nil
+                try advance(upstream, to: open.streamTime, target)
+            }
+            return
+        }
         for source in pending.keys where source.attempt.life == attempt.life {
             if source.attempt == attempt {
                 try apply(source, into: target)
