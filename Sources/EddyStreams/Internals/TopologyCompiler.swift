@@ -320,7 +320,7 @@ enum TopologyCompiler {
                         throw TopologyError(at + [.key("state_ttl")], "'\(input)' feeds this node its rows, whose changes take old values back: a group expired here would have nothing to take them from (leave state_ttl out, or aggregate the records themselves)")
                     }
                     if topology.nodes[p].stateTTLMs != nil {
-                        throw TopologyError(at + [.key("input")], "'\(input)' has a state_ttl: its groups leave when idle, and the rows of another aggregate cannot (take its state_ttl away, or aggregate the records themselves)")
+                        throw TopologyError(at + [.key("input")], "'\(input)' has a state_ttl: its groups can leave when idle, and an aggregate of its rows could not take their values back then (take its state_ttl away, or aggregate the records themselves)")
                     }
                 }
                 if case .model = nodes[p].kind {
@@ -609,7 +609,7 @@ enum TopologyCompiler {
                     let tpath = at + [.key("state_ttl")]
                     if ttl <= 0 { throw TopologyError(tpath, "must be positive") }
                     if spec.topK != nil {
-                        throw TopologyError(tpath, "a decay with a top_k bounds its state by the top_k already (its groups are pairs, not users): leave state_ttl out")
+                        throw TopologyError(tpath, "a decay with a top_k keeps its groups by epochs of its own (the top_k bounds its state): leave state_ttl out")
                     }
                     if rekeyed != nil {
                         throw TopologyError(tpath, "expires groups of the sub-topology's key, and this node re-keys the stream by [\(groupBy.joined(separator: ", "))]: group by the source key (\(subtopologies[upstream].key.joined(separator: ", "))) to expire per-key state")
