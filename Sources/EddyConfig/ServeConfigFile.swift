@@ -27,6 +27,7 @@ import EddyServe
 ///         max_k: 100
 ///         budget: 80ms                                # then popular items, "fallback": true
 ///         cache: {ttl: 5m, max_entries: 100000}       # ttl: 0s switches the cache off
+///         item_state_ttl: 1s                          # co-view, popularity, catalog reused this long; 0s: read per answer
 ///         weights: {co_view: 1, popularity: 0.001, trending: 0, category: 0.5, model: 1, cosine: false}
 ///         rules: {in_stock_only: true, min_margin: 0.1, exclude_categories: [c3],
 ///                 max_per_category: 3, unknown_items: serve}          # or drop
@@ -93,7 +94,7 @@ public enum ServeConfigFile {
 
     private static func recommendations(_ field: YAMLField) throws -> ServeConfig.Recommendations {
         var out = ServeConfig.Recommendations()
-        let r = try field.mapping(allowed: ["enabled", "namespace", "k", "max_k", "budget", "cache", "weights", "rules", "experiment"])
+        let r = try field.mapping(allowed: ["enabled", "namespace", "k", "max_k", "budget", "cache", "item_state_ttl", "weights", "rules", "experiment"])
         if let f = r["enabled"] { out.enabled = try f.bool() }
         if let f = r["namespace"] {
             out.namespace = try f.string()
@@ -117,6 +118,11 @@ public enum ServeConfigFile {
                 out.cacheTTLSeconds = Int(ms / 1000)
             }
             if let m = c["max_entries"] { out.cacheMaxEntries = try m.positiveInt(atMost: 100_000_000) }
+        }
+        if let f = r["item_state_ttl"] {
+            let ms = try f.durationMilliseconds(allowZero: true)
+            guard ms <= 60_000 else { throw f.error("at most 60s (item-level state older than that would serve a stale catalog), got \(ms) ms") }
+            out.itemStateTTLMs = Int(ms)
         }
         if let f = r["weights"] { out.scoring = try scoring(f, base: out.scoring) }
         if let f = r["rules"] {

@@ -59,10 +59,11 @@ public struct Recommender {
         let userFactors = scoring.model > 0 ? try state.string(keys.userFactors(user)).flatMap(ItemFactors.parse) : nil
         if seedItems.isEmpty, userFactors == nil { return try popular(k: k, category: category, excluding: seen, rules: rules) }
 
-        var coView: [String: Double] = [:]
-        var bestSeed: [String: (seed: String, share: Double)] = [:]
+        var c = Candidates()
+        for item in seen { c.seen[c.id(item)] = true }
+        var seeds: [String] = []
         if scoring.coView > 0 {
-            let seeds = Array(seedItems.prefix(scoring.seeds))
+            seeds = Array(seedItems.prefix(scoring.seeds))
             let totalWeight = seeds.indices.reduce(0.0) { $0 + pow(scoring.seedDecay, Double($1)) }
             var totals: [String: Double] = [:]
             let neighbours = try state.tops(seeds.map(keys.coView), limit: scoring.neighboursPerSeed)
@@ -83,22 +84,27 @@ public struct Recommender {
                 }
                 guard let maximum = logAffinity.map(\.1).max() else { continue }
                 let weight = pow(scoring.seedDecay, Double(n)) / totalWeight
-                for (item, log) in logAffinity where !seen.contains(item) {
+                for (item, log) in logAffinity {
+                    let id = c.id(item)
+                    guard !c.seen[id] else { continue }
                     let share = weight * exp2(log - maximum)
-                    coView[item, default: 0] += share
-                    if share > bestSeed[item]?.share ?? 0 { bestSeed[item] = (seed, share) }
+                    c.coView[id] += share
+                    c.isCandidate[id] = true
+                    if share > c.bestSeed[id].share { c.bestSeed[id] = (n, share) }
                 }
             }
         }
-        var inCategory: [String: (share: Double, category: String)] = [:]
+        var favourites: [ScoredMember] = []
         if scoring.category > 0 {
-            let favourites = try state.top(keys.categories(user), limit: scoring.categories)
-            for (c, items) in zip(favourites, try state.tops(favourites.map { keys.popularity(in: $0.member) }, limit: scoring.itemsPerCategory)) {
+            favourites = try state.top(keys.categories(user), limit: scoring.categories)
+            for (n, (category, items)) in zip(favourites, try state.tops(favourites.map { keys.popularity(in: $0.member) }, limit: scoring.itemsPerCategory)).enumerated() {
                 guard let top = items.first else { continue }
-                let affinity = exp2(c.score - favourites[0].score)
-                for item in items where !seen.contains(item.member) {
+                let affinity = exp2(category.score - favourites[0].score)
+                for item in items {
+                    let id = c.id(item.member)
+                    guard !c.seen[id] else { continue }
                     let share = affinity * exp2(item.score - top.score)
-                    if share > inCategory[item.member]?.share ?? 0 { inCategory[item.member] = (share, c.member) }
+                    if share > c.inCategory[id].share { (c.inCategory[id], c.isCandidate[id]) = ((share, n), true) }
                 }
             }
         }
@@ -106,34 +112,92 @@ public struct Recommender {
                                    limit: scoring.popularCandidates)
         let popular = scoring.popularity > 0 ? lists[0] : []
         let trending = scoring.trending > 0 ? lists[lists.count - 1] : []
-        var candidates = Set(coView.keys).union(inCategory.keys)
-        var model: [String: Double] = [:]
+        // The model scores the whole catalog, by row: no string is touched per item but for
+        // the candidates (it was most of a request's time in `eddy serve`).
+        var model: (factors: ItemFactors, scores: [Float?], scale: Double)?
         if let userFactors {
             let factors = try state.itemFactors(prefix: keys.itemFactorsPrefix)
-            let scored = zip(factors.items, factors.scores(userFactors)).compactMap { item, s in
-                s.flatMap { $0 > 0 && !seen.contains(item) ? (item, $0) : nil }
-            }
-            if let best = scored.map(\.1).max() {
-                for (item, s) in scored { model[item] = Double(s) / Double(best) }
-                candidates.formUnion(Self.best(scored, scoring.modelCandidates))
+            let scores = factors.scores(userFactors)
+            let best = Self.best(scores, max(1, scoring.modelCandidates), names: factors.items, skipping: Set(seen.compactMap(factors.row)))
+            if let top = best.first {
+                model = (factors, scores, Double(scores[top]!))
+                for row in best.prefix(scoring.modelCandidates) { c.isCandidate[c.id(factors.items[row])] = true }
             }
         }
-        for member in popular + trending where !seen.contains(member.member) { candidates.insert(member.member) }
-        let ordered = candidates.sorted()
-        let popularity = try signal(keys.popularity, weight: scoring.popularity, top: popular.first, for: ordered)
-        let trend = try signal(keys.trending, weight: scoring.trending, top: trending.first, for: ordered)
+        for member in popular + trending {
+            let id = c.id(member.member)
+            if !c.seen[id] { c.isCandidate[id] = true }
+        }
+        let ordered = c.isCandidate.indices.filter { c.isCandidate[$0] }
+        let names = ordered.map { c.names[$0] }
+        let popularity = try signal(keys.popularity, weight: scoring.popularity, top: popular.first, for: names)
+        let trend = try signal(keys.trending, weight: scoring.trending, top: trending.first, for: names)
 
-        var out: [Recommendation] = []
-        for (i, item) in ordered.enumerated() {
-            let terms = [(scoring.coView * (coView[item] ?? 0), bestSeed[item].map { "co-viewed with \($0.seed)" } ?? ""),
-                         (scoring.popularity * popularity[i], "popular now"), (scoring.trending * trend[i], "trending"),
-                         (scoring.category * (inCategory[item]?.share ?? 0), inCategory[item].map { "popular in \($0.category)" } ?? ""),
-                         (scoring.model * (model[item] ?? 0), "similar to your taste")]
-            let score = terms.reduce(0) { $0 + $1.0 }
+        var out: [(id: Int, score: Double, reason: Reason)] = []
+        out.reserveCapacity(ordered.count)
+        for (i, id) in ordered.enumerated() {
+            // Candidates are all unseen: a positive model score counts over the scale.
+            let modelShare = model.flatMap { m in m.factors.row(of: names[i]).flatMap { m.scores[$0] }.map { $0 > 0 ? Double($0) / m.scale : 0 } } ?? 0
+            let terms = (coView: scoring.coView * c.coView[id], popularity: scoring.popularity * popularity[i], trending: scoring.trending * trend[i],
+                         category: scoring.category * c.inCategory[id].share, model: scoring.model * modelShare)
+            let score = terms.coView + terms.popularity + terms.trending + terms.category + terms.model
             guard score > 0 else { continue }
-            out.append(Recommendation(item: item, score: score, reason: terms.max { $0.0 < $1.0 }!.1))
+            // The largest term names the reason (the first of equal ones).
+            var (largest, reason) = (terms.coView, Reason.coView)
+            if terms.popularity > largest { (largest, reason) = (terms.popularity, .popular) }
+            if terms.trending > largest { (largest, reason) = (terms.trending, .trending) }
+            if terms.category > largest { (largest, reason) = (terms.category, .category) }
+            if terms.model > largest { reason = .model }
+            out.append((id, score, reason))
         }
-        return try select(Self.ranked(out), k: k, rules: rules)
+        out.sort { $0.score != $1.score ? $0.score > $1.score : c.names[$0.id] < c.names[$1.id] }
+        // Reasons are written for the candidates the rules go through, not all of them.
+        return try select(out.lazy.map { candidate in
+            let text: String
+            switch candidate.reason {
+            case .coView: text = c.bestSeed[candidate.id].seed < 0 ? "" : "co-viewed with \(seeds[c.bestSeed[candidate.id].seed])"
+            case .popular: text = "popular now"
+            case .trending: text = "trending"
+            case .category: text = c.inCategory[candidate.id].category < 0 ? "" : "popular in \(favourites[c.inCategory[candidate.id].category].member)"
+            case .model: text = "similar to your taste"
+            }
+            return Recommendation(item: c.names[candidate.id], score: candidate.score, reason: text)
+        }, k: k, rules: rules)
+    }
+
+    private enum Reason { case coView, popular, trending, category, model }
+
+    /// The items met while scoring, each by a small id (in the order met), and their
+    /// signals by id: arrays rather than dictionaries keyed by item, since hashing item ids
+    /// was most of a request's CPU in `eddy serve` (perf, Benchmarks/query).
+    private struct Candidates {
+        private(set) var names: [String] = []
+        private var ids: [String: Int] = [:]
+        var seen: [Bool] = []
+        var isCandidate: [Bool] = []
+        var coView: [Double] = []
+        /// The seed (index in the seeds) that gave the largest co-view share; -1: none.
+        var bestSeed: [(seed: Int, share: Double)] = []
+        /// The favourite category (index) that gave the largest share; -1: none.
+        var inCategory: [(share: Double, category: Int)] = []
+
+        init() {
+            names.reserveCapacity(1024)
+            ids.reserveCapacity(1024)
+        }
+
+        mutating func id(_ item: String) -> Int {
+            if let id = ids[item] { return id }
+            let id = names.count
+            ids[item] = id
+            names.append(item)
+            seen.append(false)
+            isCandidate.append(false)
+            coView.append(0)
+            bestSeed.append((-1, 0))
+            inCategory.append((0, -1))
+            return id
+        }
     }
 
     /// An item's co-view neighbours, best first: each as its affinity over the best one's
@@ -187,7 +251,8 @@ public struct Recommender {
 
     /// The first `k` ranked candidates the rules admit, at most `maxPerCategory` per
     /// category; the catalog is read in chunks, as far down the ranking as needed.
-    func select(_ ranked: [Recommendation], k: Int, rules: BusinessRules) throws -> [Recommendation] {
+    func select<Ranked: RandomAccessCollection>(_ ranked: Ranked, k: Int, rules: BusinessRules) throws -> [Recommendation]
+    where Ranked.Element == Recommendation, Ranked.Index == Int {
         guard rules.readsCatalog else { return Array(ranked.prefix(k)) }
         var out: [Recommendation] = []
         var perCategory: [String: Int] = [:]
@@ -216,19 +281,30 @@ public struct Recommender {
         return try state.scores(key, members: items).map { $0.map { exp2($0 - top.score) } ?? 0 }
     }
 
-    /// The `n` items of highest score (ties to the smaller id), without sorting them all: a
-    /// model scores the whole catalog for every request.
-    static func best(_ scored: [(String, Float)], _ n: Int) -> [String] {
+    /// The rows of the `n` highest positive scores (ties to the smaller name), best first,
+    /// leaving out `skipping`, without sorting them all: a model scores the whole catalog
+    /// for every request.
+    static func best(_ scores: [Float?], _ n: Int, names: [String], skipping: Set<Int>) -> [Int] {
         guard n > 0 else { return [] }
-        func before(_ a: (String, Float), _ b: (String, Float)) -> Bool { a.1 != b.1 ? a.1 > b.1 : a.0 < b.0 }
-        var kept: [(String, Float)] = []
-        for candidate in scored {
-            if kept.count == n, !before(candidate, kept[n - 1]) { continue }
-            let at = kept.firstIndex { before(candidate, $0) } ?? kept.count
-            kept.insert(candidate, at: at)
+        func before(_ a: Int, _ b: Int) -> Bool { scores[a]! != scores[b]! ? scores[a]! > scores[b]! : names[a] < names[b] }
+        var kept: [Int] = []
+        // Below the n-th best kept nothing is compared further (most rows, once n are kept).
+        var threshold: Float = 0
+        for row in scores.indices {
+            guard let s = scores[row], s > 0, s >= threshold else { continue }
+            if kept.count == n, !before(row, kept[n - 1]) { continue }
+            if skipping.contains(row) { continue }
+            var (low, high) = (0, kept.count)  // the first kept that `row` goes before
+            while low < high {
+                let middle = (low + high) / 2
+                if before(row, kept[middle]) { high = middle } else { low = middle + 1 }
+            }
+            let at = low
+            kept.insert(row, at: at)
             if kept.count > n { kept.removeLast() }
+            if kept.count == n { threshold = scores[kept[n - 1]]! }
         }
-        return kept.map(\.0)
+        return kept
     }
 
     /// By score, highest first; ties to the smaller item id.

@@ -20,9 +20,14 @@ public final class RedisRecsState: RecsState {
     public func tops(_ keys: [String], limit: Int) throws -> [[ScoredMember]] {
         guard limit > 0 else { return keys.map { _ in [] } }
         return try redis.pipeline(keys.map { RedisCommand(["ZREVRANGE", $0, "0", String(limit - 1), "WITHSCORES"]) }).map { reply in
-            let flat = try check(reply).strings
-            return stride(from: 0, to: flat.count - 1, by: 2).compactMap { i in Double(flat[i + 1]).map { ScoredMember(flat[i], $0) } }
+            Self.scoredMembers(try check(reply))
         }
+    }
+
+    /// A `ZREVRANGE … WITHSCORES` reply's members (those with a numeric score).
+    public static func scoredMembers(_ reply: RedisReply) -> [ScoredMember] {
+        let flat = reply.strings
+        return stride(from: 0, to: flat.count - 1, by: 2).compactMap { i in Double(flat[i + 1]).map { ScoredMember(flat[i], $0) } }
     }
 
     public func scores(_ key: String, members: [String]) throws -> [Double?] {

@@ -45,6 +45,8 @@ final class RecommendationService: Sendable {
     private let redis: RedisPool
     private let metrics: ServeMetrics
     private let cache: ResultCache?
+    /// Item-level state shared by requests (nil: read from Redis each time).
+    private let items: ItemStateCache?
     private let breaker = Mutex(CircuitBreaker())
     private let snapshot: PopularSnapshot
     private let model = ModelSnapshot()
@@ -63,6 +65,7 @@ final class RecommendationService: Sendable {
         self.metrics = metrics
         self.logger = logger
         cache = config.cacheTTLSeconds > 0 ? ResultCache(ttl: .seconds(config.cacheTTLSeconds), capacity: config.cacheMaxEntries) : nil
+        items = config.itemStateTTLMs > 0 ? ItemStateCache(ttl: .milliseconds(config.itemStateTTLMs)) : nil
         refresher = Task.detached { [redis, snapshot, logger] in
             while !Task.isCancelled {
                 let outcome = await redis.run(within: .seconds(1)) { connection -> (RecsKeys, PopularSnapshot.Contents) in
@@ -141,32 +144,30 @@ final class RecommendationService: Sendable {
         return answer
     }
 
-    /// One answer on a pool thread: the cart version, the cache, else the recommender. A
-    /// cached answer is filtered by the user's recent items read in the same round trip:
-    /// an item seen since the answer was computed is left out (the answer may then hold
-    /// fewer than k items until the TTL or a cart event renews it).
+    /// One answer on a pool thread: the user's keys in one round trip, then the cache
+    /// (keyed by the cart version), else the recommender. A cached answer is filtered by
+    /// the user's recent items as just read: an item seen since the answer was computed is
+    /// left out (the answer may then hold fewer than k items until the TTL or a cart event
+    /// renews it).
     private func compute(_ query: Query, variant: ExperimentAssignment.Variant, _ connection: RedisConnection) throws -> ([Recommendation], Bool) {
         let keys = self.keys
-        let state = ServingRecsState(redis: RedisRecsState(connection), factors: model.current(for: keys))
+        let user = try ServingRecsState.UserReads.read(connection, keys: keys, user: query.user,
+                                                      session: query.category == nil ? query.session : nil, scoring: variant.scoring)
         var cacheKey: String?
         if let cache {
-            let replies = try connection.pipeline([RedisCommand(["GET", keys.cartVersion(query.user)]), RedisCommand(["LRANGE", keys.recent(query.user), "0", "-1"])])
-            if let error = replies.lazy.compactMap(\.firstError).first { throw RedisError("redis: \(error)") }
             // Each part with its length: ids may hold any character, so no separator is safe.
             let parts = [keys.prefix, variant.name, query.user, query.session ?? "", query.item ?? "", query.category ?? "", String(query.k),
-                         query.exclude.sorted().joined(separator: ","), replies[0].string ?? "0"]
+                         query.exclude.sorted().joined(separator: ","), user.cartVersion ?? "0"]
             cacheKey = parts.map { "\($0.utf8.count):\($0)" }.joined()
             if let hit = cache.get(cacheKey!, at: .now) {
-                let seen = Set(replies[1].strings)
+                let seen = Set(user.recent)
                 return (hit.filter { !seen.contains($0.item) }, true)
             }
         }
-        var category = query.category
-        if category == nil, let session = query.session {
-            category = try state.fields([keys.session(session)], ["top_category"]).first?.first ?? nil
-        }
+        let state = ServingRecsState(redis: RedisRecsState(connection), keys: keys, user: user, items: items, factors: model.current(for: keys))
         let items = try Recommender(state: state, scoring: variant.scoring, keys: keys)
-            .recommend(user: query.user, k: query.k, category: category, context: query.item, exclude: Set(query.exclude), rules: config.rules)
+            .recommend(user: query.user, k: query.k, category: query.category ?? user.sessionCategory, context: query.item,
+                       exclude: Set(query.exclude), rules: config.rules)
         if let cache, let cacheKey { cache.put(cacheKey, items, at: .now) }
         return (items, false)
     }
@@ -181,17 +182,23 @@ final class RecommendationService: Sendable {
 
     // MARK: similar and popular
 
+    /// A recommender over item-level state only (no user's keys).
+    private func shared(_ connection: RedisConnection) -> Recommender {
+        let keys = self.keys
+        return Recommender(state: ServingRecsState(redis: RedisRecsState(connection), keys: keys, items: items), keys: keys)
+    }
+
     /// An item's co-view neighbours, or why Redis could not give them (503).
     func similar(item: String, k: Int, cosine: Bool) async -> Result<[Recommendation], FallbackReason> {
         await guarded { [self] connection in
-            try Recommender(state: RedisRecsState(connection), keys: keys).similar(item: item, k: k, cosine: cosine, rules: config.rules)
+            try shared(connection).similar(item: item, k: k, cosine: cosine, rules: config.rules)
         }
     }
 
     /// Popular or trending items (of a category); from the snapshot when Redis cannot answer.
     func popular(k: Int, category: String?, trending: Bool) async -> (items: [Recommendation], fallback: FallbackReason?) {
         switch await guarded({ [self] connection in
-            try Recommender(state: RedisRecsState(connection), keys: keys).popular(k: k, category: category, trending: trending, rules: config.rules, onlyCategory: true)
+            try shared(connection).popular(k: k, category: category, trending: trending, rules: config.rules, onlyCategory: true)
         }) {
         case .success(let items): return (items, nil)
         case .failure(let reason):

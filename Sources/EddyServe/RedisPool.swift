@@ -42,6 +42,8 @@ final class RedisPool: Sendable {
     private let endpoint: Endpoint
     private let queue = Mutex(Queue())
     private let ready = DispatchSemaphore(value: 0)
+    /// Answers `.late` to `run(within:)` calls past their budget.
+    private let deadlines = DeadlineWatch()
     let maxAdmitted: Int
     let maxWait: Duration
 
@@ -79,9 +81,10 @@ final class RedisPool: Sendable {
         await withCheckedContinuation { (continuation: CheckedContinuation<Timed<T>, Never>) in
             let once = Mutex<CheckedContinuation<Timed<T>, Never>?>(continuation)
             let finish: @Sendable (Timed<T>) -> Void = { outcome in once.withLock { $0.take() }?.resume(returning: outcome) }
-            let (seconds, attoseconds) = budget.components
-            DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(seconds * 1_000_000_000 + attoseconds / 1_000_000_000))) { finish(.late) }
-            submit(body, deadline: .now + budget) { result in
+            let deadline = ContinuousClock.now + budget
+            let token = deadlines.watch(until: deadline) { finish(.late) }
+            submit(body, deadline: deadline) { [deadlines] result in
+                deadlines.done(token)
                 switch result {
                 case .success(let value): finish(.value(value))
                 case .failure(let error): finish(.failed(error))

@@ -101,6 +101,10 @@ public struct ServeConfig: Sendable, Equatable {
         /// version; 0: no cache.
         public var cacheTTLSeconds = 300
         public var cacheMaxEntries = 100_000
+        /// How long item-level state (co-view lists, popularity, trending, catalog rows) read
+        /// for one answer is reused for others (`ItemStateCache`); 0: read for every answer.
+        /// A user's own keys are read for every answer either way.
+        public var itemStateTTLMs = 1_000
         /// Users split between weight sets by a stable hash of user id and experiment name.
         public var experiment: Experiment?
 

@@ -47,6 +47,7 @@ final class ServeConfigFileTests: XCTestCase {
                 max_k: 50
                 budget: 40ms
                 cache: {ttl: 0s, max_entries: 5}
+                item_state_ttl: 250ms
                 weights: {co_view: 2, popularity: 0.1, trending: 0.2, category: 0, cosine: true}
                 rules: {in_stock_only: true, min_margin: 0.1, exclude_categories: [c3, c4], max_per_category: 3, unknown_items: drop}
                 experiment:
@@ -62,6 +63,7 @@ final class ServeConfigFileTests: XCTestCase {
         XCTAssertEqual(r.budgetMs, 40)
         XCTAssertEqual(r.cacheTTLSeconds, 0)
         XCTAssertEqual(r.cacheMaxEntries, 5)
+        XCTAssertEqual(r.itemStateTTLMs, 250)
         var scoring = Scoring(coView: 2, popularity: 0.1, trending: 0.2, category: 0, cosine: true)
         XCTAssertEqual(r.scoring, scoring)
         XCTAssertEqual(r.rules, BusinessRules(inStockOnly: true, minMargin: 0.1, excludedCategories: ["c3", "c4"], maxPerCategory: 3, unknownItems: .drop))
@@ -69,6 +71,7 @@ final class ServeConfigFileTests: XCTestCase {
         XCTAssertEqual(r.experiment, .init(name: "exp1", variants: [.init(name: "control", share: 1, scoring: .popularityOnly),
                                                                     .init(name: "blend", share: 3, scoring: scoring)]))
         XCTAssertEqual(ServeConfig().recommendations.cacheTTLSeconds, 300, "five minutes unless configured")
+        XCTAssertEqual(ServeConfig().recommendations.itemStateTTLMs, 1_000, "a second unless configured")
     }
 
     func testNoServeSectionGivesTheDefaults() throws {
@@ -93,6 +96,7 @@ final class ServeConfigFileTests: XCTestCase {
             ("serve:\n  recommendations: {budget: 2m}\n", "field 'serve.recommendations.budget': at most 60s"),
             ("serve:\n  recommendations: {max_k: 10}\n", "field 'serve.recommendations.max_k': k (20) must not exceed max_k (10)"),
             ("serve:\n  recommendations:\n    cache: {ttl: 500ms}\n", "field 'serve.recommendations.cache.ttl': a cache TTL is whole seconds"),
+            ("serve:\n  recommendations:\n    item_state_ttl: 5m\n", "c.yaml:3:5: field 'serve.recommendations.item_state_ttl': at most 60s"),
         ]
         for (text, expected) in cases {
             XCTAssertThrowsError(try ServeConfigFile.parse(text, file: "c.yaml"), text) { error in
