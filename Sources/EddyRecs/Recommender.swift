@@ -121,7 +121,10 @@ public struct Recommender {
             let best = Self.best(scores, max(1, scoring.modelCandidates), names: factors.items, skipping: Set(seen.compactMap(factors.row)))
             if let top = best.first {
                 model = (factors, scores, Double(scores[top]!))
-                for row in best.prefix(scoring.modelCandidates) { c.isCandidate[c.id(factors.items[row])] = true }
+                for row in best.prefix(scoring.modelCandidates) {
+                    let id = c.id(factors.items[row])
+                    if !c.seen[id] { c.isCandidate[id] = true }
+                }
             }
         }
         for member in popular + trending {
@@ -278,7 +281,9 @@ public struct Recommender {
     /// The popularity signal of `items` in zset `key`: 2^(rank − the top rank), 0 if absent.
     private func signal(_ key: String, weight: Double, top: ScoredMember?, for items: [String]) throws -> [Double] {
         guard weight > 0, let top else { return items.map { _ in 0 } }
-        return try state.scores(key, members: items).map { $0.map { exp2($0 - top.score) } ?? 0 }
+        // At most 1 also when the top and the scores were read at different moments (serve
+        // keeps item-level state up to a second).
+        return try state.scores(key, members: items).map { $0.map { min(1, exp2($0 - top.score)) } ?? 0 }
     }
 
     /// The rows of the `n` highest positive scores (ties to the smaller name), best first,

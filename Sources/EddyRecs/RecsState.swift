@@ -41,7 +41,7 @@ public struct ScoredMember: Equatable, Sendable {
 /// behind until they are rewritten): a user's vector scores only the rows of its length.
 public struct ItemFactors: Sendable {
     public private(set) var items: [String] = []
-    /// Each item's row (its first, if appended twice).
+    /// Each item's row.
     private var rows: [String: Int] = [:]
     /// Item n's vector is `values[starts[n] ..< starts[n + 1]]`.
     private var values: [Float] = []
@@ -49,8 +49,11 @@ public struct ItemFactors: Sendable {
 
     public init() {}
 
+    /// Adds an item's vector; an item already added keeps its first vector (each item is
+    /// one row, so a seen item is never scored through a second one).
     public mutating func append(_ item: String, _ vector: [Float]) {
-        if rows[item] == nil { rows[item] = items.count }
+        guard rows[item] == nil else { return }
+        rows[item] = items.count
         items.append(item)
         values.append(contentsOf: vector)
         starts.append(values.count)

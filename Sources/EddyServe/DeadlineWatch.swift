@@ -15,6 +15,8 @@ final class DeadlineWatch: Sendable {
     private struct State {
         var watched: [Int: Watched] = [:]
         var next = 0
+        /// The thread waits for `wake` (nothing watched): the next call signals it, once.
+        var sleeping = false
     }
 
     private let state = Mutex(State())
@@ -31,12 +33,13 @@ final class DeadlineWatch: Sendable {
 
     /// `late` runs once `deadline` has passed, unless `done` was called with the token first.
     func watch(until deadline: ContinuousClock.Instant, late: @escaping @Sendable () -> Void) -> Int {
-        let (token, first) = state.withLock { s in
+        let (token, wakeUp) = state.withLock { s in
             s.next += 1
             s.watched[s.next] = Watched(deadline: deadline, late: late)
-            return (s.next, s.watched.count == 1)
+            defer { s.sleeping = false }
+            return (s.next, s.sleeping)
         }
-        if first { wake.signal() }
+        if wakeUp { wake.signal() }
         return token
     }
 
@@ -44,8 +47,11 @@ final class DeadlineWatch: Sendable {
 
     private func run() {
         while true {
-            // A signal left over from an earlier first call only costs one more look.
-            if state.withLock({ $0.watched.isEmpty }) {
+            let idle = state.withLock { s in
+                s.sleeping = s.watched.isEmpty
+                return s.sleeping
+            }
+            if idle {
                 wake.wait()
                 continue
             }

@@ -9,9 +9,10 @@ import EddyRecs
 /// answer took ~15 round trips and parsed ~2,000 replies (4 ms at one connection,
 /// Benchmarks/query at a28341f).
 ///
-/// At most `capacity` values (a zset's top, a member's score, a hash's fields) are kept;
-/// past that the expired ones go, then everything (a burst of distinct keys must not grow
-/// the process). Thread-safe: the pool's threads share one, reading at once.
+/// At most `capacity` values (a member of a zset's top, a member's score, a hash's fields)
+/// are kept: past that the expired ones go, then everything if still over half of it (a
+/// burst of distinct keys must not grow the process); expired ones also go every
+/// `sweepInterval`. Thread-safe: the pool's threads share one, reading at once.
 final class ItemStateCache: Sendable {
     private struct Timed<Value: Sendable>: Sendable {
         let value: Value
@@ -21,21 +22,26 @@ final class ItemStateCache: Sendable {
     private struct Storage: Sendable {
         /// A zset's highest members, as read with `limit` (fewer: the zset has no more).
         var tops: [String: Timed<(limit: Int, members: [ScoredMember])>] = [:]
+        var topMembers = 0
         var scores: [String: [String: Timed<Double?>]] = [:]
         var scoreCount = 0
         /// By the field names, then the key.
         var fields: [[String]: [String: Timed<[String?]>]] = [:]
         var fieldCount = 0
-        var count: Int { tops.count + scoreCount + fieldCount }
+        var lastSweep: ContinuousClock.Instant
+        var count: Int { topMembers + scoreCount + fieldCount }
     }
 
     let ttl: Duration
     let capacity: Int
-    private let storage = ReadWriteLock(Storage())
+    let sweepInterval: Duration
+    private let storage: ReadWriteLock<Storage>
 
     init(ttl: Duration, capacity: Int = 500_000) {
         self.ttl = ttl
         self.capacity = capacity
+        sweepInterval = max(ttl * 10, .seconds(10))
+        storage = ReadWriteLock(Storage(lastSweep: .now))
     }
 
     /// `state`'s reads, answered from the cache where fresh, else from `state` (and kept).
@@ -59,7 +65,8 @@ final class ItemStateCache: Sendable {
             cache.store(at: now) { s in
                 for (n, members) in zip(missing, read) {
                     out[n] = members
-                    s.tops[keys[n]] = Timed(value: (limit, members), read: now)
+                    let old = s.tops.updateValue(Timed(value: (limit, members), read: now), forKey: keys[n])
+                    s.topMembers += ItemStateCache.weight(members) - (old.map { ItemStateCache.weight($0.value.members) } ?? 0)
                 }
             }
             return out.map { $0! }
@@ -110,16 +117,22 @@ final class ItemStateCache: Sendable {
 
     private func isFresh(_ read: ContinuousClock.Instant, _ now: ContinuousClock.Instant) -> Bool { now - read < ttl }
 
+    /// What a zset's top counts against the capacity (an empty one still takes an entry).
+    fileprivate static func weight(_ members: [ScoredMember]) -> Int { max(1, members.count) }
+
     private func store(at now: ContinuousClock.Instant, _ body: (inout Storage) -> Void) {
         storage.write { s in
             body(&s)
-            guard s.count > capacity else { return }
+            let over = s.count > capacity
+            guard over || now - s.lastSweep >= sweepInterval else { return }
             s.tops = s.tops.filter { isFresh($0.value.read, now) }
-            s.scores = s.scores.mapValues { $0.filter { isFresh($0.value.read, now) } }
-            s.fields = s.fields.mapValues { $0.filter { isFresh($0.value.read, now) } }
+            s.scores = s.scores.mapValues { $0.filter { isFresh($0.value.read, now) } }.filter { !$0.value.isEmpty }
+            s.fields = s.fields.mapValues { $0.filter { isFresh($0.value.read, now) } }.filter { !$0.value.isEmpty }
+            s.topMembers = s.tops.values.reduce(0) { $0 + Self.weight($1.value.members) }
             s.scoreCount = s.scores.values.reduce(0) { $0 + $1.count }
             s.fieldCount = s.fields.values.reduce(0) { $0 + $1.count }
-            if s.count > capacity { s = Storage() }
+            s.lastSweep = now
+            if over, s.count > capacity / 2 { s = Storage(lastSweep: now) }
         }
     }
 }

@@ -1,5 +1,7 @@
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #else
 import Darwin
 #endif
@@ -12,7 +14,7 @@ import Darwin
 ///
 /// `@unchecked Sendable`: `value` is only touched between lock and unlock of `lock`, shared
 /// by readers and exclusive for writers.
-final class ReadWriteLock<Value>: @unchecked Sendable {
+final class ReadWriteLock<Value: Sendable>: @unchecked Sendable {
     private var value: Value
     private let lock = UnsafeMutablePointer<pthread_rwlock_t>.allocate(capacity: 1)
 

@@ -165,11 +165,11 @@ final class RecommendationService: Sendable {
             }
         }
         let state = ServingRecsState(redis: RedisRecsState(connection), keys: keys, user: user, items: items, factors: model.current(for: keys))
-        let items = try Recommender(state: state, scoring: variant.scoring, keys: keys)
+        let answer = try Recommender(state: state, scoring: variant.scoring, keys: keys)
             .recommend(user: query.user, k: query.k, category: query.category ?? user.sessionCategory, context: query.item,
                        exclude: Set(query.exclude), rules: config.rules)
-        if let cache, let cacheKey { cache.put(cacheKey, items, at: .now) }
-        return (items, false)
+        if let cache, let cacheKey { cache.put(cacheKey, answer, at: .now) }
+        return (answer, false)
     }
 
     /// Popular items from the snapshot, through the same rules (empty before the first

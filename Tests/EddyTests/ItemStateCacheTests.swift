@@ -80,6 +80,21 @@ final class ItemStateCacheTests: XCTestCase {
         XCTAssertGreaterThan(cache.count, 0)
     }
 
+    func testEveryMemberCountsAgainstTheCapacityAndExpiredValuesLeaveWithoutIt() throws {
+        let cache = ItemStateCache(ttl: .seconds(1), capacity: 100)
+        let state = CountingState()
+        for key in ["co_view:a", "co_view:b", "co_view:c"] { state.zsets[key] = (0..<60).map { ScoredMember("\(key)-\($0)", Double($0)) } }
+        _ = try cache.reading(state, at: t0).tops(["co_view:a"], limit: 60)
+        XCTAssertEqual(cache.count, 60, "a top of 60 members is 60 values")
+        _ = try cache.reading(state, at: t0).tops(["co_view:b"], limit: 60)
+        XCTAssertLessThanOrEqual(cache.count, 100, "two such tops are over the capacity of 100")
+        _ = try cache.reading(state, at: t0 + .seconds(2)).tops(["co_view:a"], limit: 60)
+        XCTAssertEqual(cache.count, 60)
+        // Under the capacity, values past their TTL still leave at the next sweep.
+        _ = try cache.reading(state, at: t0 + cache.sweepInterval + .seconds(3)).tops(["co_view:c"], limit: 5)
+        XCTAssertEqual(cache.count, 5, "only the fresh top is left")
+    }
+
     func testOnlyItemLevelKeysAreShared() {
         for prefix in ["", "v2:"] {
             let keys = RecsKeys(prefix: prefix)

@@ -98,6 +98,26 @@ final class RecommenderTests: XCTestCase {
         XCTAssertEqual(try Recommender(state: withModel, scoring: .modelOnly).recommend(user: "three", k: 10).map(\.item), ["bad"])
     }
 
+    func testAnItemGivenTwiceKeepsItsFirstVectorSoASeenItemNeverScores() throws {
+        var factors = ItemFactors()
+        factors.append("a", [1])
+        factors.append("x", [1])
+        factors.append("a", [5])  // seen by the user: its second vector must not count either
+        XCTAssertEqual(factors.items, ["a", "x"])
+        XCTAssertEqual(factors.scores([2]), [2, 2])
+        struct Fixed: RecsState {
+            let factors: ItemFactors
+            func list(_ key: String) throws -> [String] { key == "user:recent:u" ? ["a"] : [] }
+            func top(_ key: String, limit: Int) throws -> [ScoredMember] { [] }
+            func scores(_ key: String, members: [String]) throws -> [Double?] { members.map { _ in nil } }
+            func fields(_ keys: [String], _ names: [String]) throws -> [[String?]] { keys.map { _ in names.map { _ in nil } } }
+            func string(_ key: String) throws -> String? { key == "user:emb:u" ? "[1]" : nil }
+            func itemFactors(prefix: String) throws -> ItemFactors { factors }
+        }
+        let got = try Recommender(state: Fixed(factors: factors), scoring: .modelOnly).recommend(user: "u", k: 10)
+        XCTAssertEqual(got, [Recommendation(item: "x", score: 1, reason: "similar to your taste")])
+    }
+
     func testTheUsersFavouriteCategoriesGiveTheirPopularItems() throws {
         let got = try Recommender(state: state, scoring: .categoryOnly).recommend(user: "u", k: 10)
         // Affinity: c1 (rank 5) 1, c2 (4) 2^−1. In c1 (top q at 7): q 1, r 2^−1; in c2 (top
