@@ -173,7 +173,9 @@ final class CrashIntegrationTests: XCTestCase {
             if !noteSelfKill(running[i]) { kills += 1 }
             running[i] = try start(i, faults: false)
         }
-        let deadline = Date().addingTimeInterval(180)
+        // What the kills left unprocessed takes longer with more events (scripts/crash-test
+        // runs 1M; 180 s was too short for the sessions' 1M on a busy machine).
+        let deadline = Date().addingTimeInterval(max(180, Double(events) / 2_000))
         while Date() < deadline, try reference.compare(with: try services.redis()).lost > 0 { sleep(1) }
         for r in running where r.isRunning { r.signal(SIGTERM) }
         for r in running { XCTAssertEqual(try r.wait(timeout: 20).status, 0, String(r.stderr.suffix(3000))) }
@@ -201,7 +203,9 @@ final class CrashIntegrationTests: XCTestCase {
         if recs {
             // The model's one task can still be behind when every family the reference
             // checks is complete (the group was stopped then): a clean run finishes the input.
-            let finish = try EddyCLI.run(["run", topology, "--config", configs[0], "--until-caught-up"], timeout: 600)
+            // Both runs below go through all the input's re-keyed records (pairs, the model).
+            let runLimit = max(600, Double(events) / 400)
+            let finish = try EddyCLI.run(["run", topology, "--config", configs[0], "--until-caught-up"], timeout: runLimit)
             XCTAssertEqual(finish.status, 0, String(finish.stderr.suffix(3000)))
             // The same input once more, without kills, in an application of its own (its own
             // group and internal topics) writing the same keys into an emptied Redis.
@@ -212,7 +216,7 @@ final class CrashIntegrationTests: XCTestCase {
             try String(contentsOfFile: topology, encoding: .utf8).replacingOccurrences(of: "application: recs\n", with: "application: recs-once\n")
                 .write(toFile: once, atomically: true, encoding: .utf8)
             let onceConfig = try services.writeRuntimeConfig(name: "crash-once", commitIntervalMs: 1_000)
-            let run = try EddyCLI.run(["run", once, "--config", onceConfig, "--until-caught-up"], timeout: 600)
+            let run = try EddyCLI.run(["run", once, "--config", onceConfig, "--until-caught-up"], timeout: runLimit)
             XCTAssertEqual(run.status, 0, String(run.stderr.suffix(3000)))
             let onceDump = try EddyCLI.run(["dump", once, "--config", onceConfig])
             let lines = dump.stdout.split(separator: "\n"), onceLines = onceDump.stdout.split(separator: "\n")
