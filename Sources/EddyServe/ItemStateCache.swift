@@ -53,60 +53,52 @@ final class ItemStateCache: Sendable {
         let now: ContinuousClock.Instant
 
         func tops(_ keys: [String], limit: Int) throws -> [[ScoredMember]] {
-            var out: [[ScoredMember]?] = cache.storage.read { s in
-                keys.map { key in
-                    guard let hit = s.tops[key], cache.isFresh(hit.read, now), hit.value.limit >= limit else { return nil }
-                    return Array(hit.value.members.prefix(limit))
-                }
-            }
-            let missing = out.indices.filter { out[$0] == nil }
-            guard !missing.isEmpty else { return out.map { $0! } }
-            let read = try state.tops(missing.map { keys[$0] }, limit: limit)
-            cache.store(at: now) { s in
-                for (n, members) in zip(missing, read) {
-                    out[n] = members
-                    let old = s.tops.updateValue(Timed(value: (limit, members), read: now), forKey: keys[n])
-                    s.topMembers += ItemStateCache.weight(members) - (old.map { ItemStateCache.weight($0.value.members) } ?? 0)
-                }
-            }
-            return out.map { $0! }
+            try readThrough(keys.count, kept: { s, n in
+                guard let hit = s.tops[keys[n]], cache.isFresh(hit.read, now), hit.value.limit >= limit else { return nil }
+                return Array(hit.value.members.prefix(limit))
+            }, read: { missing in
+                try state.tops(missing.map { keys[$0] }, limit: limit)
+            }, keep: { s, n, members in
+                let old = s.tops.updateValue(Timed(value: (limit, members), read: now), forKey: keys[n])
+                s.topMembers += ItemStateCache.weight(members) - (old.map { ItemStateCache.weight($0.value.members) } ?? 0)
+            })
         }
 
+        /// A member known to be absent is kept as nil too (`Double??`: not kept is the outer nil).
         func scores(_ key: String, members: [String]) throws -> [Double?] {
-            var out: [Double??] = cache.storage.read { s in
-                let known = s.scores[key]
-                return members.map { m -> Double?? in
-                    guard let hit = known?[m], cache.isFresh(hit.read, now) else { return .none }
-                    return .some(hit.value)  // a score, or the member known to be absent
-                }
-            }
-            let missing = out.indices.filter { out[$0] == nil }
-            guard !missing.isEmpty else { return out.map { $0! } }
-            let read = try state.scores(key, members: missing.map { members[$0] })
-            cache.store(at: now) { s in
-                for (n, score) in zip(missing, read) {
-                    out[n] = .some(score)
-                    if s.scores[key, default: [:]].updateValue(Timed(value: score, read: now), forKey: members[n]) == nil { s.scoreCount += 1 }
-                }
-            }
-            return out.map { $0! }
+            try readThrough(members.count, kept: { s, n -> Double?? in
+                guard let hit = s.scores[key]?[members[n]], cache.isFresh(hit.read, now) else { return .none }
+                return .some(hit.value)
+            }, read: { missing in
+                try state.scores(key, members: missing.map { members[$0] })
+            }, keep: { s, n, score in
+                if s.scores[key, default: [:]].updateValue(Timed(value: score, read: now), forKey: members[n]) == nil { s.scoreCount += 1 }
+            })
         }
 
         func fields(_ keys: [String], _ names: [String]) throws -> [[String?]] {
-            var out: [[String?]?] = cache.storage.read { s in
-                let known = s.fields[names]
-                return keys.map { key -> [String?]? in
-                    guard let hit = known?[key], cache.isFresh(hit.read, now) else { return nil }
-                    return hit.value
-                }
-            }
+            try readThrough(keys.count, kept: { s, n -> [String?]? in
+                guard let hit = s.fields[names]?[keys[n]], cache.isFresh(hit.read, now) else { return nil }
+                return hit.value
+            }, read: { missing in
+                try state.fields(missing.map { keys[$0] }, names)
+            }, keep: { s, n, row in
+                if s.fields[names, default: [:]].updateValue(Timed(value: row, read: now), forKey: keys[n]) == nil { s.fieldCount += 1 }
+            })
+        }
+
+        /// `count` values: the fresh ones kept (one shared lock), the others read from the
+        /// state in one call and kept (one exclusive lock).
+        private func readThrough<Value: Sendable>(_ count: Int, kept: (borrowing Storage, Int) -> Value?, read: ([Int]) throws -> [Value],
+                                                  keep: (inout Storage, Int, Value) -> Void) throws -> [Value] {
+            var out: [Value?] = cache.storage.read { s in (0..<count).map { kept(s, $0) } }
             let missing = out.indices.filter { out[$0] == nil }
             guard !missing.isEmpty else { return out.map { $0! } }
-            let read = try state.fields(missing.map { keys[$0] }, names)
+            let values = try read(missing)
             cache.store(at: now) { s in
-                for (n, row) in zip(missing, read) {
-                    out[n] = row
-                    if s.fields[names, default: [:]].updateValue(Timed(value: row, read: now), forKey: keys[n]) == nil { s.fieldCount += 1 }
+                for (n, value) in zip(missing, values) {
+                    out[n] = value
+                    keep(&s, n, value)
                 }
             }
             return out.map { $0! }
