@@ -92,7 +92,7 @@ let package = Package(
         .testTarget(
             name: "EddyTests",
             dependencies: [
-                "EddyStreams", "EddyConfig", "EddyGen", "EddyRecs", "EddyServe", "EddyTestSupport",
+                "EddyStreams", "EddyConfig", "EddyHTTP", "EddyGen", "EddyRecs", "EddyServe", "EddyTestSupport",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
             linkerSettings: librdkafkaRuntime

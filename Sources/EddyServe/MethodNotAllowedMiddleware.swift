@@ -5,12 +5,19 @@ import Hummingbird
 /// routes by method before middleware runs, so HEAD cannot be answered as a GET here.
 struct MethodNotAllowedMiddleware: RouterMiddleware {
     typealias Context = ServeContext
-    /// Route pattern → its methods (`{name}` segments match any one segment).
+    /// Route pattern → its methods.
     let methods: [String: [HTTPRequest.Method]]
+    private let routes: RouteTable
+
+    init(methods: [String: [HTTPRequest.Method]]) {
+        self.methods = methods
+        routes = RouteTable(methods.keys)
+    }
 
     func handle(_ request: Request, context: ServeContext, next: (Request, ServeContext) async throws -> Response) async throws -> Response {
-        let route = RequestMetricsMiddleware.route(of: request.uri.path, in: Array(methods.keys))
-        guard let allowed = methods[route], !allowed.contains(request.method) else { return try await next(request, context) }
+        guard let route = routes.pattern(of: request.uri.path), let allowed = methods[route], !allowed.contains(request.method) else {
+            return try await next(request, context)
+        }
         let names = allowed.map(\.rawValue).joined(separator: ", ")
         return Responses.error(.methodNotAllowed, "\(route) takes \(names), not \(request.method.rawValue)", headers: [.allow: names])
     }

@@ -30,9 +30,8 @@ public final class ServeServer: Sendable {
         // The document names every route (the metrics label requests by its paths).
         let served = OpenAPIDocument.Routes(ingest: ingest?.eventShape, userKeyField: topology?.source.keyField, recommendations: recommendations != nil,
                                             maxK: config.recommendations.maxK, defaultK: config.recommendations.defaultK, apiKeys: !config.apiKeys.isEmpty)
-        let routes = OpenAPIDocument.paths(served)
         let openAPI = Responses.json(.ok, OpenAPIDocument.document(served))
-        router.add(middleware: RequestMetricsMiddleware(metrics: metrics, routes: routes))
+        router.add(middleware: RequestMetricsMiddleware(metrics: metrics, routes: RouteTable(OpenAPIDocument.paths(served))))
         router.add(middleware: JSONErrorMiddleware())
         router.add(middleware: MethodNotAllowedMiddleware(methods: OpenAPIDocument.methods(served)))
         router.add(middleware: APIKeyMiddleware(keys: Set(config.apiKeys)))

@@ -1,5 +1,6 @@
 import ArgumentParser
 import EddyConfig
+import EddyHTTP
 import EddyStreams
 import Foundation
 import Logging
@@ -35,6 +36,6 @@ func bootstrapLogging() {
     LoggingSystem.bootstrap { label in
         var handler = StreamLogHandler.standardError(label: label)
         handler.logLevel = ProcessInfo.processInfo.environment["EDDY_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
-        return handler
+        return LazyMetadataLogHandler(handler)
     }
 }
