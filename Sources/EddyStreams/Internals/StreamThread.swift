@@ -104,8 +104,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             if let consumer { paused.update(consumer, redisOutage: tail.inOutage, restoring: manager.restoringPartitions, logger: logger) }
             giveUpCatchingUpInLongOutage()
             let t0 = ContinuousClock.now
-            // While stores restore, polling only keeps the membership: do not wait in it.
-            consumer!.poll(into: batch, timeoutMs: manager.isRestoring ? 0 : 100)
+            consumer!.poll(into: batch, timeoutMs: pollTimeoutMs(interval: interval))
             let t1 = ContinuousClock.now
             tableReader?.poll()
             do {
@@ -157,6 +156,17 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             consumer!.stopWithoutLeaving()  // everything is committed; see RuntimeConfig.leaveGroupOnClose
         }
         consumer = nil
+    }
+
+    /// How long the next poll may wait for a record. While stores restore, polling only
+    /// keeps the membership: not at all. With work to commit, no longer than until the
+    /// commit falls due, so it is made at the interval rather than after a poll's wait.
+    private func pollTimeoutMs(interval: Duration) -> Int32 {
+        if manager.isRestoring { return 0 }
+        let idleWait: Int32 = 100
+        guard !paused.inOutage, manager.tasks.values.contains(where: \.hasUncommittedWork) else { return idleWait }
+        let due = interval - (ContinuousClock.now - committer.lastCommit)
+        return Int32(clamping: min(max(Int(due / .milliseconds(1)), 1), Int(idleWait)))
     }
 
     @discardableResult
