@@ -18,5 +18,9 @@ final class ModelSnapshot: Sendable {
 
     var prefix: String? { factors.withLock { $0?.prefix } }
 
+    /// Whether a read has succeeded since serve started (until then answers leave the
+    /// model out, so /readyz says not ready).
+    var hasBeenRead: Bool { factors.withLock { $0 != nil } }
+
     func replace(with new: ItemFactors, readUnder keys: RecsKeys) { factors.withLock { $0 = (keys.prefix, new) } }
 }

@@ -123,6 +123,12 @@ final class RecommendationService: Sendable {
         modelRefresher?.cancel()
     }
 
+    /// Why answers are not whole yet: a variant weighs the model and its item factors
+    /// have not been read since start (a large model takes a while); nil when ready.
+    var notReadyReason: String? {
+        modelRefresher != nil && !model.hasBeenRead ? "the model's item factors have not been read from Redis yet" : nil
+    }
+
     var circuitIsOpen: Bool { breaker.withLock { $0.isOpen } }
     var circuitOpenings: Int { breaker.withLock { $0.openings } }
 

@@ -46,6 +46,7 @@ public final class ServeServer: Sendable {
                     return Responses.error(.serviceUnavailable, "Redis did not answer PING within 500 ms", extra: [("status", "not ready")])
                 }
             }
+            if let why = recommendations?.notReadyReason { return Responses.error(.serviceUnavailable, why, extra: [("status", "not ready")]) }
             if let recommendations { return Responses.json(.ok, .object([("status", "ready"), ("namespace", .string(recommendations.namespace))])) }
             return Responses.json(.ok, .object([("status", "ready")]))
         }

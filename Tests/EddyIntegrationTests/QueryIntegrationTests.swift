@@ -90,6 +90,10 @@ final class QueryIntegrationTests: XCTestCase {
                   - {name: blend, share: 1}
             """))
         defer { _ = try? serve.stop() }
+        // Ready once the blend's model has been read: answers before that leave it out.
+        let readyBy = Date().addingTimeInterval(30)
+        while serve.request("GET", "/readyz")?.status != 200, Date() < readyBy { usleep(100_000) }
+        XCTAssertEqual(serve.request("GET", "/readyz")?.json["status"] as? String, "ready")
         let redis = try services.redis()
         XCTAssertEqual(try redis.send("HGET", "catalog:i7", "category").string, "c\(catalog["i7"]!.category)", "catalog.yaml filled the catalog")
         let popularity = try zset(redis, "item:popularity")
