@@ -121,7 +121,10 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
             polling += t1 - t0
             processing += t2 - t1
             watch.updateLag(now: t2, tasks: manager.tasks.values, consumer: consumer)
-            if !paused.inOutage && (t2 - committer.lastCommit >= interval || cacheShare.isFull(manager.tasks.values) || manager.outputsPileUp || finishesEarly(now: t2)) {
+            // Due an interval after the last commit, at once when work arrives after a quiet
+            // interval; an attempt that finds nothing is repeated only after an interval.
+            let due = t2 - committer.lastCommit >= interval && (hasUncommittedWork || t2 - committer.lastAttempt >= interval)
+            if !paused.inOutage && (due || cacheShare.isFull(manager.tasks.values) || manager.outputsPileUp || finishesEarly(now: t2)) {
                 commitUntilDone()
                 committing += ContinuousClock.now - t2
             }
@@ -164,9 +167,14 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
     private func pollTimeoutMs(interval: Duration) -> Int32 {
         if manager.isRestoring { return 0 }
         let idleWait: Int32 = 100
-        guard !paused.inOutage, manager.tasks.values.contains(where: \.hasUncommittedWork) else { return idleWait }
+        guard !paused.inOutage, hasUncommittedWork else { return idleWait }
         let due = interval - (ContinuousClock.now - committer.lastCommit)
         return Int32(clamping: min(max(Int(due / .milliseconds(1)), 1), Int(idleWait)))
+    }
+
+    /// Something a commit would send: a task's changes or offsets, or re-keyed records owed.
+    private var hasUncommittedWork: Bool {
+        manager.tasks.values.contains(where: \.hasUncommittedWork) || producer?.owesRepartitionRecords == true
     }
 
     @discardableResult
@@ -190,7 +198,7 @@ final class StreamThread: RebalanceListener, @unchecked Sendable {
     /// Streams application commits on close); at most every 50 ms while re-keyed records
     /// still wait for their markers.
     private func finishesEarly(now: ContinuousClock.Instant) -> Bool {
-        context.untilCaughtUp && now - committer.lastCommit >= .milliseconds(50) && !manager.tasks.isEmpty
+        context.untilCaughtUp && now - committer.lastAttempt >= .milliseconds(50) && !manager.tasks.isEmpty
             && manager.tasks.values.allSatisfy { $0.intake != nil || endReached.contains($0.partition.partition) } && !isSettled
     }
 

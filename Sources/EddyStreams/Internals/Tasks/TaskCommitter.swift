@@ -27,7 +27,11 @@ final class TaskCommitter {
     /// Set when processing failed mid-record or the producer was fenced: from then on
     /// nothing is committed.
     var failed = false
+    /// When the last attempt that had something to commit (or failed) began: the interval
+    /// runs from here.
     private(set) var lastCommit = ContinuousClock.now
+    /// When the last attempt began, whether or not it found anything to commit.
+    private(set) var lastAttempt = ContinuousClock.now
     /// Consecutive failed commits; past `maxFailedCommits` the thread gives up.
     private var failedCommits = 0
     private static let maxFailedCommits = 20
@@ -129,6 +133,7 @@ final class TaskCommitter {
 
     private func commitAttempt(producer: StreamProducer?, consumer: KafkaConsumer?, markAll: Bool) throws -> Bool {
         let attempted = ContinuousClock.now
+        lastAttempt = attempted
         guard !failed, let producer, let consumer else {
             lastCommit = attempted
             return false
