@@ -83,7 +83,7 @@ let package = Package(
         .executableTarget(
             name: "eddy",
             dependencies: [
-                "EddyStreams", "EddyConfig", "EddyGen", "EddyRecs", "EddyServe",
+                "EddyStreams", "EddyConfig", "EddyGen", "EddyHTTP", "EddyRecs", "EddyServe",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

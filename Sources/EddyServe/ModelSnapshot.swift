@@ -18,9 +18,13 @@ final class ModelSnapshot: Sendable {
 
     var prefix: String? { factors.withLock { $0?.prefix } }
 
-    /// Whether a read has succeeded since serve started (until then answers leave the
-    /// model out, so /readyz says not ready).
-    var hasBeenRead: Bool { factors.withLock { $0 != nil } }
+    /// Whether the first read since serve started has ended, read or failed: until then
+    /// answers leave the model out and /readyz says not ready. (A read that failed is not
+    /// waited for: Redis' own readiness check covers a Redis that does not answer.)
+    var firstReadEnded: Bool { firstRead.load(ordering: .acquiring) }
+    private let firstRead = Atomic<Bool>(false)
+
+    func endFirstRead() { firstRead.store(true, ordering: .releasing) }
 
     func replace(with new: ItemFactors, readUnder keys: RecsKeys) { factors.withLock { $0 = (keys.prefix, new) } }
 }

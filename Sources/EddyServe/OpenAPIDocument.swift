@@ -60,7 +60,7 @@ enum OpenAPIDocument {
     private static func pathItems(_ r: Routes) -> [(String, JSONValue)] {
         var items: [(String, JSONValue)] = [
             ("/healthz", get("The process is up.", responses: [("200", json("Up", ref("Status")))])),
-            ("/readyz", get("Ready: the broker acknowledges (ingest) and Redis answers PING within 500 ms.",
+            ("/readyz", get("Ready: the broker acknowledges (ingest), Redis answers PING within 500 ms, and the model's item factors have been read once (when a variant weighs the model).",
                             responses: [("200", json("Ready", ref("Status"))), ("503", json("Not ready", ref("Error")))])),
             ("/metrics", get("Prometheus metrics.", responses: [("200", .object([("description", "Metrics in the Prometheus text format"),
                                                                                ("content", .object([("text/plain", .object([("schema", .object([("type", "string")]))]))]))]))])),

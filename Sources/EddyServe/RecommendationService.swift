@@ -105,6 +105,7 @@ final class RecommendationService: Sendable {
                     logger.warning("could not read the model's item factors (\(why)); answers leave the model out until a read succeeds")
                     failing = true
                 }
+                model.endFirstRead()
                 // After a namespace switch, read the new one's at once.
                 let started = ContinuousClock.now
                 while !Task.isCancelled, started.duration(to: .now) < ModelSnapshot.refreshInterval, snapshot.keys.prefix == model.prefix {
@@ -126,7 +127,14 @@ final class RecommendationService: Sendable {
     /// Why answers are not whole yet: a variant weighs the model and its item factors
     /// have not been read since start (a large model takes a while); nil when ready.
     var notReadyReason: String? {
-        modelRefresher != nil && !model.hasBeenRead ? "the model's item factors have not been read from Redis yet" : nil
+        modelRefresher != nil && !model.firstReadEnded ? "the model's item factors have not been read from Redis yet" : nil
+    }
+
+    /// Waits up to `limit` for the first read of the model's item factors, so a serve that
+    /// starts over a small model is ready when it listens.
+    func waitForFirstModelRead(upTo limit: Duration) {
+        let deadline = ContinuousClock.now + limit
+        while notReadyReason != nil, ContinuousClock.now < deadline { usleep(5_000) }
     }
 
     var circuitIsOpen: Bool { breaker.withLock { $0.isOpen } }

@@ -27,6 +27,7 @@ public final class ServeServer: Sendable {
         let pool = RedisPool(.init(host: redis.host, port: redis.port, timeoutMs: redis.timeoutMs, credentials: redis.credentials))
         let features = topology.map { UserFeaturesRoute(topology: $0, redis: pool) }
         let recommendations = config.recommendations.enabled ? RecommendationService(config: config.recommendations, redis: pool, metrics: metrics, logger: logger) : nil
+        recommendations?.waitForFirstModelRead(upTo: .seconds(2))
         // The document names every route (the metrics label requests by its paths).
         let served = OpenAPIDocument.Routes(ingest: ingest?.eventShape, userKeyField: topology?.source.keyField, recommendations: recommendations != nil,
                                             maxK: config.recommendations.maxK, defaultK: config.recommendations.defaultK, apiKeys: !config.apiKeys.isEmpty)
