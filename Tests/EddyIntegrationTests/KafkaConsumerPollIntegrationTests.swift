@@ -5,28 +5,13 @@ import XCTest
 /// librdkafka's batch call waits until the batch is full or the time is up, which held
 /// every record of a slow stream for the whole poll timeout.
 final class KafkaConsumerPollIntegrationTests: XCTestCase {
-    private final class Assignment: RebalanceListener {
-        var partitions: [TopicPartition] = []
-        func partitionsAssigned(_ partitions: [TopicPartition]) -> [TopicPartition: Int64] {
-            self.partitions = partitions
-            return [:]
-        }
-        func partitionsRevoked(_ partitions: [TopicPartition]) { self.partitions = [] }
-    }
-
     func testAPollReturnsQueuedRecordsWithoutWaitingToFillTheBatch() throws {
         let services = try LocalServices()
         defer { services.stop() }
         let admin = try KafkaAdmin(config: services.kafkaConfig)
         try admin.createTopic("poll-in", partitions: 1)
-        var consumerConfig = services.kafkaConfig
-        consumerConfig["group.id"] = "poll-app"
-        consumerConfig["session.timeout.ms"] = "6000"
-        let listener = Assignment()
-        let consumer = try KafkaConsumer(config: consumerConfig, topics: ["poll-in"], listener: listener)
         let batch = ConsumedBatch(capacity: 64)
-        let joined = Date().addingTimeInterval(30)
-        while listener.partitions.isEmpty, Date() < joined { consumer.poll(into: batch, timeoutMs: 100) }
+        let (consumer, listener) = try assignedConsumer(services, group: "poll-app", topics: ["poll-in"], batch: batch)
         XCTAssertEqual(listener.partitions, [TopicPartition("poll-in", 0)])
 
         let producer = try KafkaProducer(config: services.kafkaConfig)

@@ -6,15 +6,6 @@ import XCTest
 /// offsets are tracked per tag, and a producer fenced by a newer one with the same
 /// transactional.id gets a fatal error.
 final class KafkaTransactionsIntegrationTests: XCTestCase {
-    private final class Assignment: RebalanceListener {
-        var partitions: [TopicPartition] = []
-        func partitionsAssigned(_ partitions: [TopicPartition]) -> [TopicPartition: Int64] {
-            self.partitions = partitions
-            return [:]
-        }
-        func partitionsRevoked(_ partitions: [TopicPartition]) { self.partitions = [] }
-    }
-
     func testOffsetsCommitWithTheTransactionAndAFencedProducerIsFatal() throws {
         let services = try LocalServices()
         defer { services.stop() }
@@ -22,14 +13,8 @@ final class KafkaTransactionsIntegrationTests: XCTestCase {
         try admin.createTopic("txn-in", partitions: 1)
         try admin.createTopic("txn-out", partitions: 2)
 
-        var consumerConfig = services.kafkaConfig
-        consumerConfig["group.id"] = "txn-app"
-        consumerConfig["session.timeout.ms"] = "6000"
-        let listener = Assignment()
-        let consumer = try KafkaConsumer(config: consumerConfig, topics: ["txn-in"], listener: listener)
         let batch = ConsumedBatch(capacity: 16)
-        let deadline = Date().addingTimeInterval(30)
-        while listener.partitions.isEmpty, Date() < deadline { consumer.poll(into: batch, timeoutMs: 100) }
+        let (consumer, listener) = try assignedConsumer(services, group: "txn-app", topics: ["txn-in"], batch: batch)
         let input = TopicPartition("txn-in", 0)
         XCTAssertEqual(listener.partitions, [input])
 
