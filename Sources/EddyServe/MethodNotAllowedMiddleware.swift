@@ -5,14 +5,10 @@ import Hummingbird
 /// routes by method before middleware runs, so HEAD cannot be answered as a GET here.
 struct MethodNotAllowedMiddleware: RouterMiddleware {
     typealias Context = ServeContext
+    /// The served routes (the metrics middleware's table).
+    let routes: RouteTable
     /// Route pattern → its methods.
     let methods: [String: [HTTPRequest.Method]]
-    private let routes: RouteTable
-
-    init(methods: [String: [HTTPRequest.Method]]) {
-        self.methods = methods
-        routes = RouteTable(methods.keys)
-    }
 
     func handle(_ request: Request, context: ServeContext, next: (Request, ServeContext) async throws -> Response) async throws -> Response {
         guard let route = routes.pattern(of: request.uri.path), let allowed = methods[route], !allowed.contains(request.method) else {

@@ -32,9 +32,10 @@ public final class ServeServer: Sendable {
         let served = OpenAPIDocument.Routes(ingest: ingest?.eventShape, userKeyField: topology?.source.keyField, recommendations: recommendations != nil,
                                             maxK: config.recommendations.maxK, defaultK: config.recommendations.defaultK, apiKeys: !config.apiKeys.isEmpty)
         let openAPI = Responses.json(.ok, OpenAPIDocument.document(served))
-        router.add(middleware: RequestMetricsMiddleware(metrics: metrics, routes: RouteTable(OpenAPIDocument.paths(served))))
+        let routes = RouteTable(OpenAPIDocument.paths(served))
+        router.add(middleware: RequestMetricsMiddleware(metrics: metrics, routes: routes))
         router.add(middleware: JSONErrorMiddleware())
-        router.add(middleware: MethodNotAllowedMiddleware(methods: OpenAPIDocument.methods(served)))
+        router.add(middleware: MethodNotAllowedMiddleware(routes: routes, methods: OpenAPIDocument.methods(served)))
         router.add(middleware: APIKeyMiddleware(keys: Set(config.apiKeys)))
         router.get("/healthz") { _, _ in Responses.json(.ok, .object([("status", "ok")])) }
         router.get("/openapi.json") { _, _ in openAPI }

@@ -132,25 +132,22 @@ final class TaskCommitter {
     }
 
     private func commitAttempt(producer: StreamProducer?, consumer: KafkaConsumer?, markAll: Bool) throws -> Bool {
-        let attempted = ContinuousClock.now
-        lastAttempt = attempted
-        guard !failed, let producer, let consumer else {
-            lastCommit = attempted
-            return false
-        }
+        let previousCommit = lastCommit
+        lastAttempt = .now
+        lastCommit = lastAttempt
+        guard !failed, let producer, let consumer else { return false }
         // The previous tail must be written before the next commit's tail can be built: in
         // an outage nothing is committed (input is paused), and nothing is lost.
-        guard tail.waitUnlessFailing() else {
-            lastCommit = attempted
-            return false
-        }
+        guard tail.waitUnlessFailing() else { return false }
         flagTasksRedisLost(tail.takeMissingWatermarks())
         let dirtyTasks = manager.tasks.values.filter(\.hasUncommittedWork)
         // Nothing to commit leaves the interval running from the last commit: the first
         // record after a quiet spell is committed as soon as it is processed, not up to an
         // interval later.
-        guard !dirtyTasks.isEmpty || producer.owesRepartitionRecords || (markAll && producer.owesMarkers) else { return false }
-        lastCommit = attempted
+        guard !dirtyTasks.isEmpty || producer.owesRepartitionRecords || (markAll && producer.owesMarkers) else {
+            lastCommit = previousCommit
+            return false
+        }
         let start = ContinuousClock.now
         let inputPartitions = Set(dirtyTasks.flatMap { [$0.partition] + ($0.rekeyedPartition.map { [$0] } ?? []) })
         let committedOffsets = Self.offsets(of: dirtyTasks)
