@@ -83,6 +83,7 @@ public final class KafkaProducer {
             if rc == 0 { return }
             let err = rd_kafka_last_error()
             guard err == RD_KAFKA_RESP_ERR__QUEUE_FULL else { throw KafkaError(err, context: "produce to \(topic)") }
+            try refuseRecordLargerThanQueue(topic: topic, bytes: value.count + (key?.count ?? 0))
             rd_kafka_poll(handle, 50)
         }
     }
@@ -143,12 +144,21 @@ public final class KafkaProducer {
             // broker is unreachable, which the caller must hear about rather than wait forever.
             if rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__QUEUE_FULL && waitedMs < maxQueueFullWaitMs {
                 rd_kafka_error_destroy(error)
+                try refuseRecordLargerThanQueue(topic: topic, bytes: (value?.count ?? 0) + (key?.count ?? 0))
                 rd_kafka_poll(handle, 50)
                 waitedMs += 50
                 continue
             }
             throw KafkaError(consuming: error, context: "produce to \(topic)")
         }
+    }
+
+    /// librdkafka answers QUEUE_FULL to a record larger than `queue.buffering.max.kbytes`
+    /// however empty the queue is: with nothing queued, waiting cannot help.
+    private func refuseRecordLargerThanQueue(topic: String, bytes: Int) throws {
+        guard rd_kafka_outq_len(handle) == 0 else { return }
+        throw KafkaError(code: RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE.rawValue,
+                         message: "produce to \(topic): a record of \(bytes) bytes is larger than the producer's whole queue (queue.buffering.max.kbytes)")
     }
 
     /// Serves delivery reports without blocking.

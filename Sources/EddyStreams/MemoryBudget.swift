@@ -8,7 +8,7 @@
 /// | write-back caches of the stream threads | 1/4 | `WriteBackCacheShare`, split evenly between threads |
 /// | the commit in flight: its Redis view and WriteBatch (about the size of the dirty part of the caches) | 1/4 | room left, not a setting |
 /// | librdkafka's consumer pre-fetch queues | 1/16 | `queued.max.messages.kbytes` per stream thread |
-/// | librdkafka's producer queues | 1/16 | `queue.buffering.max.kbytes` / `.messages` per stream thread |
+/// | librdkafka's producer queues | 1/16 | `queue.buffering.max.kbytes` (at least `message.max.bytes`: `StreamProducer`) / `.messages` per stream thread |
 ///
 /// What the budget does not cover is the fixed overhead: code and libraries, thread stacks,
 /// the Swift, NIO and HTTP runtimes, librdkafka's and RocksDB's own threads and buffers,

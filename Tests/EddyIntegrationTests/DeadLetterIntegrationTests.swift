@@ -20,7 +20,8 @@ final class DeadLetterIntegrationTests: XCTestCase {
         XCTAssertEqual(gen.status, 0, gen.stderr)
 
         // …and malformed ones beside them, each on a user that also has valid events.
-        let huge = "{\"user_id\":\"u1\",\"event_type\":\"view\",\"ts\":1,\"pad\":\"" + String(repeating: "x", count: 1 << 20) + "\"}"
+        // 3 MiB: more than the producer queue's share of the test's 64 MB budget (2 MiB).
+        let huge = "{\"user_id\":\"u1\",\"event_type\":\"view\",\"ts\":1,\"pad\":\"" + String(repeating: "x", count: 3 << 20) + "\"}"
         let malformed: [(String, [UInt8])] = [
             ("invalid_json", Array("{\"user_id\":\"u1\",\"event_type\":\"view\",\"ts\":".utf8)),
             ("invalid_json", Array("not json at all".utf8)),

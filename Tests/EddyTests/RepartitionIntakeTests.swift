@@ -29,10 +29,10 @@ final class RepartitionIntakeTests: TemporaryDatabaseTestCase {
 
     private var target: Table!
 
-    private func makeIntake(usesMarkers: Bool = true) throws -> RepartitionIntake {
+    private func makeIntake(usesMarkers: Bool = true, chunkBytes: Int = 64 << 10) throws -> RepartitionIntake {
         target = Table(AggregateTable(spec: spec, columnFamily: try db.columnFamily("agg.per_item.0"), database: db))
         let store = KeyValueStore(name: "per_item-intake", columnFamily: try db.columnFamily("intake.per_item.0"), database: db)
-        let intake = RepartitionIntake(store: store, usesMarkers: usesMarkers, upstreams: 2)
+        let intake = RepartitionIntake(store: store, usesMarkers: usesMarkers, upstreams: 2, chunkBytes: chunkBytes)
         target.intake = intake
         intake.load()
         return intake
@@ -63,14 +63,19 @@ final class RepartitionIntakeTests: TemporaryDatabaseTestCase {
         return target.table.counts[e]
     }
 
-    private func commit(_ intake: RepartitionIntake) throws {
+    /// Commits; returns the size of each value the commit sends to the changelog.
+    @discardableResult
+    private func commit(_ intake: RepartitionIntake) throws -> [Int] {
         let batch = StateWriteBatch()
         intake.prepareCommit()
+        var sent: [Int] = []
+        intake.store!.forEachChange { _, value in if let value { sent.append(value.count) } }
         intake.store!.writeChanges(to: batch)
         target.table.writeDirty(to: batch)
         try db.write(batch)
         intake.store!.markClean()
         target.table.markClean()
+        return sent
     }
 
     func testMarkedAttemptsApplyOnceAndAMarkerDropsTheLifesOlderUnmarkedAttempts() throws {
@@ -184,5 +189,47 @@ final class RepartitionIntakeTests: TemporaryDatabaseTestCase {
         try intake.attemptsComplete(into: target)
         XCTAssertEqual(intake.watermark, 250)
         XCTAssertEqual(try count(intake), 4, "every record counts at once")
+    }
+
+    /// recs.yaml's model over 200k events: one upstream commit sent its single partition
+    /// more records than the producer queue holds, in one changelog value that never fit.
+    func testALargePendingAttemptGoesToTheChangelogInBoundedChunksEachSentOnceComplete() throws {
+        let recordBytes = 4 + 6 + 4 + 8  // length-prefixed key "i1", length-prefixed 8-byte count
+        let intake = try makeIntake(chunkBytes: 100)
+        var sent: [Int] = []
+        for records in [20, 20, 10] {  // one attempt read across three commits
+            for _ in 0..<records { try send(intake, life: 1, seq: 1, start: 0, end: 50) }
+            sent += try commit(intake)
+        }
+        XCTAssertEqual(sent.max(), 100, "no changelog value is larger than a chunk")
+        // Each commit sends its new records plus, at most, the chunk they completed again.
+        XCTAssertLessThanOrEqual(sent.reduce(0, +), 32 + 50 * recordBytes + 3 * 100)
+        let reopened = try makeIntake(chunkBytes: 100)
+        XCTAssertEqual(try count(reopened), 0)
+        try reopened.resolve(upstream: 0, committed: 50, into: target)
+        XCTAssertEqual(try count(reopened), 50, "the chunks read back are the attempt's records, in order")
+        try commit(reopened)
+        let stored = try makeIntake(chunkBytes: 100).store!.range(from: IntakeKeys.prefix, to: nil)
+        XCTAssertEqual(stored.count, 1, "the applied attempt's header and chunks are deleted; its upstream's position stays")
+    }
+
+    func testAPendingAttemptStoredWholeByAnOlderEddyIsReadAndStoredAgainInChunks() throws {
+        do {
+            let intake = try makeIntake()
+            var whole = encodeOffset(0) + encodeOffset(30) + encodeOffset(7) + encodeOffset(0)
+            let value = withUnsafeBytes(of: Int64(1).littleEndian, Array.init)
+            for _ in 0..<30 {
+                key("i1").withUnsafeBufferPointer { appendLengthPrefixed($0, to: &whole) }
+                value.withUnsafeBufferPointer { appendLengthPrefixed($0, to: &whole) }
+            }
+            intake.store!.put(IntakeKeys.pending(CommitAttempt(life: 1, sequence: 1), 0), whole)
+            try commit(intake)
+        }
+        let intake = try makeIntake(chunkBytes: 100)
+        XCTAssertFalse(intake.isSettled)
+        XCTAssertEqual(try commit(intake).sorted(), [32, 60, 100, 100, 100, 100, 100, 100], "the header alone, then the records in chunks")
+        let reopened = try makeIntake(chunkBytes: 100)
+        try reopened.resolve(upstream: 0, committed: 30, into: target)
+        XCTAssertEqual(try count(reopened), 30)
     }
 }

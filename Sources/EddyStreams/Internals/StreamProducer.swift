@@ -46,6 +46,12 @@ final class StreamProducer: ChangelogWriter {
         var config = config
         // Oversized input records must fit in the dead-letter topic too.
         config["message.max.bytes"] = config["message.max.bytes"] ?? "16777216"
+        // ...and in the queue: librdkafka refuses a record larger than the queue's byte limit
+        // (the memory budget's share: 2 MiB at 64 MB) as "queue full" however empty it is.
+        if let most = config["message.max.bytes"].flatMap(Int.init), let kbytes = config["queue.buffering.max.kbytes"].flatMap(Int.init),
+           kbytes << 10 < most {
+            config["queue.buffering.max.kbytes"] = String((most + 1023) >> 10)
+        }
         config["enable.idempotence"] = "true"
         if guarantee == .exactlyOnce { config["transactional.id"] = transactionalId }
         self.config = config

@@ -53,12 +53,22 @@ final class RepartitionIntake {
         let rekeyedEnd: Int64
         /// Records back to back: key length (4, little-endian), key, value length, value.
         var records: [UInt8] = []
-        var changed = true
+        /// How much of `records` the store holds, and whether it holds the range above.
+        var storedBytes = 0
+        var headerStored = false
+
+        var changed: Bool { !headerStored || storedBytes < records.count }
     }
 
     /// Where the pending attempts and the applied positions are kept (exactly-once only:
     /// at-least-once delivers every record at once and keeps nothing).
     let store: KeyValueStore?
+    /// A pending attempt's records are stored in chunks of this many bytes, so no changelog
+    /// record grows with the attempt: an upstream commit after a catch-up batch sends one
+    /// partition tens of thousands of records (recs.yaml's model, 200k events: one value past
+    /// the 2 MiB producer queue of a 64 MB budget, which no drain could ever make room for).
+    /// Each commit writes only the chunks that grew; 64 KiB bounds that rewrite.
+    private let chunkBytes: Int
     private let usesMarkers: Bool
     private var pending: [Source: Pending] = [:]
     private var applied: [Int32: Int64] = [:]
@@ -70,8 +80,9 @@ final class RepartitionIntake {
     private let upstreams: Int32
 
     /// `upstreams`: the upstream sub-topology's partition count.
-    init(store: KeyValueStore?, usesMarkers: Bool, upstreams: Int) {
+    init(store: KeyValueStore?, usesMarkers: Bool, upstreams: Int, chunkBytes: Int = 64 << 10) {
         self.store = store
+        self.chunkBytes = chunkBytes
         self.usesMarkers = usesMarkers
         self.upstreams = Int32(upstreams)
     }
@@ -86,6 +97,7 @@ final class RepartitionIntake {
 
     /// Reads the pending attempts and applied positions from the store.
     func load() {
+        var chunks: [Source: [UInt32: [UInt8]]] = [:]
         for (key, value) in store?.range(from: IntakeKeys.prefix, to: nil) ?? [] {
             guard let kind = key.withUnsafeBytes(IntakeKeys.kind) else { continue }
             switch kind {
@@ -97,11 +109,20 @@ final class RepartitionIntake {
                 guard value.count >= 32, let start = decodeOffset(Array(value[0..<8])), let end = decodeOffset(Array(value[8..<16])),
                       let time = decodeOffset(Array(value[16..<24])), let rekeyedEnd = decodeOffset(Array(value[24..<32])) else { continue }
                 var entry = Pending(start: start, end: end, streamTime: time, rekeyedEnd: rekeyedEnd)
+                // Before chunks, the records followed the header in this one value: the next
+                // commit stores them again, in chunks.
                 entry.records = Array(value[32...])
-                entry.changed = false
+                entry.headerStored = value.count == 32
                 pending[Source(attempt: attempt, upstream: upstream)] = entry
+            case .chunk(let attempt, let upstream, let index):
+                chunks[Source(attempt: attempt, upstream: upstream), default: [:]][index] = value
             }
         }
+        for (source, parts) in chunks {
+            guard pending[source] != nil else { continue }
+            for index in parts.keys.sorted() { pending[source]!.records += parts[index]! }
+        }
+        for source in pending.keys where pending[source]!.headerStored { pending[source]!.storedBytes = pending[source]!.records.count }
     }
 
     /// Nothing waits for a marker or a resolution.
@@ -140,7 +161,6 @@ final class RepartitionIntake {
             appendLengthPrefixed(key.assumingMemoryBound(to: UInt8.self), to: &entry.records)
             appendLengthPrefixed(value.assumingMemoryBound(to: UInt8.self), to: &entry.records)
         }
-        entry.changed = true
         pending[source] = entry
     }
 
@@ -209,18 +229,30 @@ final class RepartitionIntake {
 
     private func remove(_ source: Source) -> Pending? {
         guard let entry = pending.removeValue(forKey: source) else { return nil }
-        store?.delete(IntakeKeys.pending(source.attempt, source.upstream))
+        if entry.headerStored { store?.delete(IntakeKeys.pending(source.attempt, source.upstream)) }
+        for index in 0..<chunkCount(entry.storedBytes) { store?.delete(IntakeKeys.chunk(source.attempt, source.upstream, index)) }
         return entry
     }
 
-    /// Puts the pending attempts that changed into the store: call before the store's
-    /// changes are sent.
+    private func chunkCount(_ bytes: Int) -> UInt32 { UInt32((bytes + chunkBytes - 1) / chunkBytes) }
+
+    /// Puts what changed of the pending attempts into the store: a new attempt's header,
+    /// and the chunks its records grew into since the last commit (the last one again, if
+    /// it grew). Call before the store's changes are sent.
     func prepareCommit() {
         for (source, entry) in pending where entry.changed {
-            var value = encodeOffset(entry.start) + encodeOffset(entry.end) + encodeOffset(entry.streamTime) + encodeOffset(entry.rekeyedEnd)
-            value.append(contentsOf: entry.records)
-            store?.put(IntakeKeys.pending(source.attempt, source.upstream), value)
-            pending[source]!.changed = false
+            if !entry.headerStored {
+                store?.put(IntakeKeys.pending(source.attempt, source.upstream),
+                           encodeOffset(entry.start) + encodeOffset(entry.end) + encodeOffset(entry.streamTime) + encodeOffset(entry.rekeyedEnd))
+            }
+            var index = entry.storedBytes / chunkBytes
+            while index * chunkBytes < entry.records.count {
+                store?.put(IntakeKeys.chunk(source.attempt, source.upstream, UInt32(index)),
+                           Array(entry.records[(index * chunkBytes)..<min((index + 1) * chunkBytes, entry.records.count)]))
+                index += 1
+            }
+            pending[source]!.headerStored = true
+            pending[source]!.storedBytes = entry.records.count
         }
     }
 
@@ -232,14 +264,15 @@ final class RepartitionIntake {
 }
 
 /// The keys of an intake's store: per upstream partition the end of the last applied range
-/// and its stream time, and the pending attempts (their range and stream time, then their
-/// records).
+/// and its stream time, the pending attempts (their range and stream time), and their
+/// records in chunks (after the attempt's key, in order).
 enum IntakeKeys {
     static let prefix: [UInt8] = [0xFF, 0xFF, 0xFF, 0xFF]
 
     enum Kind {
         case applied(upstream: Int32)
         case pending(CommitAttempt, upstream: Int32)
+        case chunk(CommitAttempt, upstream: Int32, index: UInt32)
     }
 
     static func applied(_ upstream: Int32) -> [UInt8] {
@@ -251,6 +284,10 @@ enum IntakeKeys {
             + withUnsafeBytes(of: attempt.sequence.bigEndian, Array.init) + withUnsafeBytes(of: upstream.bigEndian, Array.init)
     }
 
+    static func chunk(_ attempt: CommitAttempt, _ upstream: Int32, _ index: UInt32) -> [UInt8] {
+        pending(attempt, upstream) + withUnsafeBytes(of: index.bigEndian, Array.init)
+    }
+
     static func kind(_ key: UnsafeRawBufferPointer) -> Kind? {
         guard key.count > 5, key.starts(with: prefix) else { return nil }
         func int32(_ at: Int) -> Int32 { Int32(bigEndian: key.loadUnaligned(fromByteOffset: at, as: Int32.self)) }
@@ -258,6 +295,8 @@ enum IntakeKeys {
         switch key[4] {
         case UInt8(ascii: "a") where key.count == 9: return .applied(upstream: int32(5))
         case UInt8(ascii: "p") where key.count == 25: return .pending(CommitAttempt(life: uint64(5), sequence: uint64(13)), upstream: int32(21))
+        case UInt8(ascii: "p") where key.count == 29:
+            return .chunk(CommitAttempt(life: uint64(5), sequence: uint64(13)), upstream: int32(21), index: UInt32(bitPattern: int32(25)))
         default: return nil
         }
     }
