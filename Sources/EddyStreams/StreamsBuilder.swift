@@ -167,7 +167,7 @@ public struct KTable {
     /// The records the node forwards, for further nodes: a session node's closed sessions.
     public func toStream() -> KStream { stream }
 
-    /// Groups idle for `ttl` of event time leave the store and Redis (`Topology.Node.stateTTLMs`).
+    /// Groups (of a model: users) idle for `ttl` of event time leave the store and Redis (`Topology.Node.stateTTLMs`).
     @discardableResult
     public func stateTTL(_ ttl: Duration) -> KTable {
         stream.builder.setStateTTL(milliseconds(ttl), of: stream.name)

@@ -103,7 +103,9 @@ public struct Topology: Equatable, Sendable {
         /// a group that no record touched for this long of event time leaves the store and
         /// Redis, so per-user state stays bounded however many users come and go. Decided
         /// on stream time in steps of an eighth of it: a group goes between `stateTTLMs` and
-        /// 9/8 of it after its last record, the same on every replay.
+        /// 9/8 of it after its last record, the same on every replay. For `model`: a user
+        /// whose last applied record is more than this older than the record being applied
+        /// leaves the model (vector, history, Redis row; `ModelUserExpiry`).
         public var stateTTLMs: Int64?
 
         public init(name: String, input: String?, operation: Operation, sinks: [RedisSink] = [], topicSinks: [TopicSink] = [],

@@ -99,7 +99,9 @@ extension Topology {
     /// The node's operation; a re-keyed node names its repartition topic.
     private func describe(_ node: Node, _ compiled: CompiledTopology?) -> String {
         var text = Self.describe(node.operation)
-        if let ttl = node.stateTTLMs { text += ", groups idle \(Self.describe(ms: ttl)) of event time leave" }
+        if let ttl = node.stateTTLMs {
+            if case .model = node.operation { text += ", users idle \(Self.describe(ms: ttl)) of event time leave" } else { text += ", groups idle \(Self.describe(ms: ttl)) of event time leave" }
+        }
         if let input = node.input, case .aggregate? = nodes.first(where: { $0.name == input })?.operation {
             text += " of \(input)'s rows (each change takes the old row back)"
         }

@@ -6,7 +6,8 @@ import XCTest
 /// `Topologies/model.yaml` against the real broker and Redis: generated clicks on four
 /// partitions, two stream threads, the records re-keyed to the model's one task through its
 /// repartition topic. Every `user:emb:{user}` and `item:emb:{item}` equals the plain model
-/// of the update rule (`ModelReference`) over the records the rules apply; then a reset
+/// of the update rule (`ModelReference`) over the records the rules apply, users idle past
+/// a 1 h `state_ttl` leaving (most do, and many come back); then a reset
 /// and a replay from the earliest offsets, and a run under at-least-once, write the same
 /// bits.
 final class ModelIntegrationTests: XCTestCase {
@@ -17,7 +18,12 @@ final class ModelIntegrationTests: XCTestCase {
         continueAfterFailure = false
         let services = try LocalServices()
         defer { services.stop() }
+        // The shipped 7-day state_ttl as 1 hour: most of the 100 users of these 7 hours
+        // leave, and many come back.
         let topology = try services.shippedTopology("model", topic: "clicks-model")
+        let shipped = try String(contentsOfFile: topology, encoding: .utf8)
+        XCTAssertTrue(shipped.contains("    state_ttl: 7d "))
+        try shipped.replacingOccurrences(of: "    state_ttl: 7d ", with: "    state_ttl: 1h ").write(toFile: topology, atomically: true, encoding: .utf8)
         let config = try services.writeRuntimeConfig(name: "model", commitIntervalMs: 200, threads: 2)
         let file = services.workDir.appendingPathComponent("model.jsonl").path
         let gen = try EddyCLI.run(["generate", "--events", "1500", "--users", "100", "--items", "150", "--seed", "13",
@@ -33,9 +39,11 @@ final class ModelIntegrationTests: XCTestCase {
         let watermark = try XCTUnwrap(RecsReference.watermark(all, partitions: 4))
         var reference = ModelReference(factors: 32, regularization: 0.1, alpha: 0.3, missingWeight: 0.3, userHistory: 100, itemHistory: 200,
                                        weights: Self.weights)
+        reference.userTTLMs = 3_600_000
         let applied = all.filter { $0.ts + Self.graceMs < watermark }
         reference.apply(applied.map { ModelReference.Event(user: $0.user_id, item: $0.item_id, type: $0.event_type, ts: $0.ts) })
         XCTAssertGreaterThan(applied.count, 1300)
+        XCTAssertGreaterThan(reference.left.count, 50)
 
         let redis = try services.redis()
         let written = try strings(redis)

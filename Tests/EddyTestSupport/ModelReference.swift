@@ -19,6 +19,9 @@ public struct ModelReference {
     public var userHistory = 100
     public var itemHistory = 200
     public var weights: [String: Double] = [:]
+    /// `state_ttl`: before each record, the users whose last record is more than this
+    /// older leave; an item's history loses the users that left at its next update.
+    public var userTTLMs: Int64?
 
     public private(set) var users: [String: [Double]] = [:]
     public private(set) var items: [String: [Double]] = [:]
@@ -26,6 +29,9 @@ public struct ModelReference {
     private var itemUsers: [String: [(id: String, confidence: Double)]] = [:]
     /// Creation order, so every sum over a side runs in a fixed order.
     private var userOrder: [String] = [], itemOrder: [String] = []
+    private var lastRecord: [String: Int64] = [:]
+    /// The users that left, in the order they left.
+    public private(set) var left: [String] = []
 
     public init(factors: Int, regularization: Double, alpha: Double, missingWeight: Double = 1, userHistory: Int, itemHistory: Int,
                 weights: [String: Double]) {
@@ -43,7 +49,19 @@ public struct ModelReference {
             if a.0.item != b.0.item { return Array(a.0.item.utf8).lexicographicallyPrecedes(Array(b.0.item.utf8)) }
             return a.1 < b.1
         }
-        for (e, w) in ordered { apply(user: e.user, item: e.item, weight: w) }
+        for (e, w) in ordered {
+            if let ttl = userTTLMs {
+                for (user, last) in lastRecord where last < e.ts - ttl {
+                    users[user] = nil
+                    userItems[user] = nil
+                    userOrder.removeAll { $0 == user }
+                    lastRecord[user] = nil
+                    left.append(user)
+                }
+            }
+            apply(user: e.user, item: e.item, weight: w)
+            lastRecord[e.user] = e.ts
+        }
     }
 
     private mutating func apply(user: String, item: String, weight: Double) {
@@ -53,6 +71,7 @@ public struct ModelReference {
         if items[item] == nil { items[item] = Self.initialVector(item, side: "i", factors); itemOrder.append(item) }
         if users[user] == nil { users[user] = Self.initialVector(user, side: "u", factors); userOrder.append(user) }
         users[user] = update(users[user]!, against: itemOrder.map { ($0, items[$0]!) }, history: userItems[user]!)
+        if userTTLMs != nil { itemUsers[item]!.removeAll { users[$0.id] == nil } }
         items[item] = update(items[item]!, against: userOrder.map { ($0, users[$0]!) }, history: itemUsers[item]!)
     }
 

@@ -45,8 +45,23 @@ final class ModelTests: XCTestCase {
         }
     }
 
-    private func run(_ input: [TestClick], commitEvery: Int, restartAt: Int? = nil) throws -> TopologyTestDriver {
-        try TopologyTestDriver.run(Self.topology, input, commitEvery: commitEvery, restartAt: restartAt)
+    private func run(_ input: [TestClick], commitEvery: Int, restartAt: Int? = nil, topology: String = topology) throws -> TopologyTestDriver {
+        try TopologyTestDriver.run(topology, input, commitEvery: commitEvery, restartAt: restartAt)
+    }
+
+    private static let topologyWithTTL = topology.replacingOccurrences(of: "    to_redis:\n", with: "    state_ttl: 1h\n    to_redis:\n")
+
+    /// Over 4 hours: everyone in the first two; users 7–13 then stop; users 10–13 come back
+    /// in the last hour, after more than an hour away.
+    private func eventsWithIdleUsers(_ count: Int, seed: UInt64) -> [TestClick] {
+        var random = TestRandom(seed: seed)
+        return (0..<count).map { i in
+            let offset = Int64(i) * 4 * 3_600_000 / Int64(count)
+            let hour = offset / 3_600_000
+            let user = hour < 2 ? random.below(14) : hour < 3 || random.below(2) == 0 ? random.below(7) : 10 + random.below(4)
+            return TestClick(user: user, item: "i\(random.below(9))", type: ["view", "view", "click"][random.below(3)],
+                             ts: Self.base + offset + Int64(random.below(300_000)))
+        }
     }
 
     /// The records applied once everything is in: those with time + grace < stream time
@@ -56,8 +71,9 @@ final class ModelTests: XCTestCase {
         return input.filter { $0.ts + Self.graceMs < watermark }.map(\.model)
     }
 
-    private func reference(_ input: [ModelReference.Event]) -> ModelReference {
+    private func reference(_ input: [ModelReference.Event], userTTLMs: Int64? = nil) -> ModelReference {
         var model = ModelReference(factors: 6, regularization: 0.5, alpha: 4, missingWeight: 0.5, userHistory: 5, itemHistory: 7, weights: Self.weights)
+        model.userTTLMs = userTTLMs
         model.apply(input)
         return model
     }
@@ -130,6 +146,36 @@ final class ModelTests: XCTestCase {
         XCTAssertGreaterThan(a.redis.count, 20)
     }
 
+    /// state_ttl: users idle past it leave the model and Redis (and the items' histories); a
+    /// user that comes back starts afresh. Against the plain model with the same rule.
+    func testUsersIdlePastTheStateTTLLeaveAndComeBackAfresh() throws {
+        let input = eventsWithIdleUsers(500, seed: 13)
+        let driver = try run(input, commitEvery: 20, topology: Self.topologyWithTTL)
+        defer { driver.close() }
+        let expected = reference(applied(input), userTTLMs: 3_600_000)
+        XCTAssertEqual(Set(expected.left), ["u7", "u8", "u9", "u10", "u11", "u12", "u13"])
+        XCTAssertEqual(Set(expected.users.keys), Set((0..<7).map { "u\($0)" } + ["u10", "u11", "u12", "u13"]), "u7–u9 left for good")
+        assertClose(try vectors(driver.redis, prefix: "user:emb:"), expected.users, "user")
+        assertClose(try vectors(driver.redis, prefix: "item:emb:"), expected.items, "item")
+        // Without the TTL the model differs (so the rule above is what decided it).
+        let kept = reference(applied(input))
+        XCTAssertEqual(kept.users.count, 14)
+        XCTAssertNotEqual(kept.users["u10"], expected.users["u10"])
+    }
+
+    /// The TTL's clock is the applied records' time: a restart and another interleaving of
+    /// the partitions expire the same users at the same point, to the bit.
+    func testTheStateTTLGivesTheSameBitsOnAReplayAndAnotherInterleaving() throws {
+        let input = eventsWithIdleUsers(500, seed: 17)
+        let a = try run(input, commitEvery: 7, restartAt: 260, topology: Self.topologyWithTTL)
+        defer { a.close() }
+        let byPartition = input.filter { $0.partition == 0 } + input.filter { $0.partition == 1 }
+        let b = try run(byPartition, commitEvery: 500, topology: Self.topologyWithTTL)
+        defer { b.close() }
+        XCTAssertEqual(a.redis, b.redis)
+        XCTAssertNil(a.redis["user:emb:u8"])
+    }
+
     func testALateRecordIsSkippedAndCounted() throws {
         var input = events(200, seed: 7)
         // 20 minutes behind its partition's stream time: later than the 10-minute grace.
@@ -154,6 +200,15 @@ final class ModelTests: XCTestCase {
             .toRedis(Topology.RedisSink(kind: .string, key: "user:emb:{user_id}", ttlSeconds: 7 * 86_400))
             .toRedis(Topology.RedisSink(kind: .string, key: "item:emb:{item_id}"))
         XCTAssertEqual(try builder.build(), try TopologyFile.parse(Self.topology, file: "mf.yaml"))
+        let withTTL = StreamsBuilder(application: "mf")
+        withTTL.stream(topic: "clicks", key: "user_id", timestamp: "ts", required: ["item_id", "event_type"])
+            .model("model", Topology.MatrixFactorization(weights: Topology.Weights(field: "event_type", values: [.init("view", 1), .init("click", 3)]),
+                                                         factors: 6, regularization: 0.5, alpha: 4, missingWeight: 0.5, userHistory: 5, itemHistory: 7,
+                                                         graceMs: Self.graceMs))
+            .stateTTL(.seconds(3_600))
+            .toRedis(Topology.RedisSink(kind: .string, key: "user:emb:{user_id}", ttlSeconds: 7 * 86_400))
+            .toRedis(Topology.RedisSink(kind: .string, key: "item:emb:{item_id}"))
+        XCTAssertEqual(try withTTL.build(), try TopologyFile.parse(Self.topologyWithTTL, file: "mf.yaml"))
     }
 
     func testBadModelConfigsNameTheField() {
@@ -169,6 +224,7 @@ final class ModelTests: XCTestCase {
             (model(", item: user_id"), "nodes[0].model.item", "also the user field"),
             (model(", grace: -1m"), "nodes[0].model.grace", "duration"),
             (model(", rank: 3"), "nodes[0].model.rank", "unknown field 'rank'"),
+            (configError(nodes: "  - name: m\n    model: {weights: {field: event_type, values: {view: 1}}}\n    state_ttl: 0s\n"), "nodes[0].state_ttl", "a positive duration"),
             (model("", sink: #"{type: zset, key: "m", member: "{user_id}"}"#), "nodes[0].to_redis[0].type", "use type: string"),
             (model("", sink: #"{type: string, key: "emb:{user_id}:{item_id}"}"#), "nodes[0].to_redis[0].key", "exactly one of {user_id}"),
             (model("", sink: #"{type: string, key: "emb:{user_id}", value: item_id}"#), "nodes[0].to_redis[0].value", "writes 'factors'"),

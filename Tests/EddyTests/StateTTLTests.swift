@@ -218,7 +218,7 @@ final class StateTTLTests: XCTestCase {
                 - name: s
                   session: {group_by: [user_id], gap: 30m}
                   state_ttl: 1h
-                """), "state_ttl", "only an aggregate, recent or decay"),
+                """), "state_ttl", "only an aggregate, recent, decay or model"),
             (configError(nodes: """
                 - name: pop
                   decay: {group_by: [item_id], half_life: 1h, weights: {field: event_type, values: {view: 1}}}

@@ -295,9 +295,9 @@ enum TopologyCompiler {
             try checkName(node.name, at + [.key("name")])
             if node.stateTTLMs != nil {
                 switch node.operation {
-                case .aggregate, .recent, .decay: break
+                case .aggregate, .recent, .decay, .model: break
                 default:
-                    throw TopologyError(at + [.key("state_ttl")], "only an aggregate, recent or decay node keeps groups that a state_ttl expires (a session leaves with closed_ttl; pairs forget with 'within')")
+                    throw TopologyError(at + [.key("state_ttl")], "only an aggregate, recent, decay or model node keeps state that a state_ttl expires (a session leaves with closed_ttl; pairs forget with 'within')")
                 }
             }
             if indexByName[node.name] != nil {
@@ -524,6 +524,7 @@ enum TopologyCompiler {
                     throw TopologyError(mpath + [.key(name)], "must be between 1 and \(Topology.MatrixFactorization.maxHistory)")
                 }
                 if model.graceMs < 0 { throw TopologyError(mpath + [.key("grace")], "must not be negative") }
+                if let ttl = node.stateTTLMs, ttl <= 0 { throw TopologyError(at + [.key("state_ttl")], "must be positive") }
                 try checkGroupNames([model.userField, model.itemField], against: ModelOperator.outputs, mpath + [.key("user")])
                 stateSchema = .closed([model.userField: .group(0), model.itemField: .group(1), "factors": .output(0, isNumber: false)],
                                       order: [model.userField, model.itemField] + ModelOperator.outputs)
@@ -531,7 +532,7 @@ enum TopologyCompiler {
                     userField: user, itemField: item, weightField: weightField,
                     weights: model.weights.values.map { (Array($0.value.utf8), $0.weight) }, factors: model.factors,
                     regularization: model.regularization, missingWeight: model.missingWeight, alpha: model.alpha, userHistory: model.userHistory,
-                    itemHistory: model.itemHistory, graceMs: model.graceMs))
+                    itemHistory: model.itemHistory, graceMs: model.graceMs, userTTLMs: node.stateTTLMs))
             case .aggregate, .recent, .decay:
                 let apath = at + [.key(Self.operationKey(node.operation))]
                 var refs: [String: OutputRef] = [:]

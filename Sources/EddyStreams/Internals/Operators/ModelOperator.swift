@@ -17,7 +17,9 @@
 /// - `p <time BE, sign flipped> <user> <item> <weight bits BE>` (ids as `appendOrdered`
 ///   writes them, so keys sort by time, user, item, weight): a record waiting, its value
 ///   the count of such records (4 bytes);
-/// - `a`: the time of the last record applied (8 bytes): a record not after it is late.
+/// - `a`: the time of the last record applied (8 bytes): a record not after it is late;
+/// - `t u <user>`: with a `state_ttl`, the time of the user's last applied record
+///   (`ModelUserExpiry`).
 final class ModelOperator: OperatorNode {
     /// The compiled `model` node.
     struct Spec: Sendable {
@@ -32,6 +34,8 @@ final class ModelOperator: OperatorNode {
         let userHistory: Int
         let itemHistory: Int
         let graceMs: Int64
+        /// `state_ttl`: users idle this long leave (`ModelUserExpiry`).
+        var userTTLMs: Int64? = nil
         /// Sinks of user rows and of item rows (`{user}` or `{item}` in the key).
         var userSinks: [CompiledSink] = []
         var itemSinks: [CompiledSink] = []
@@ -47,6 +51,9 @@ final class ModelOperator: OperatorNode {
     private let store: KeyValueStore
     private let timers: TaskTimers
     private let als: ImplicitALS
+    private let expiry: ModelUserExpiry?
+    /// Vector keys of the users that left since the last commit (their Redis rows go).
+    private var expired = Set<GroupKey>()
     /// Vectors, histories and Grams changed since the last commit (written at commit).
     private var vectors: [GroupKey: [Double]] = [:]
     private var histories: [GroupKey: [(id: [UInt8], confidence: Double)]] = [:]
@@ -73,6 +80,7 @@ final class ModelOperator: OperatorNode {
         self.store = store
         self.timers = timers
         als = ImplicitALS(factors: spec.factors, regularization: spec.regularization, missingWeight: spec.missingWeight)
+        expiry = spec.userTTLMs.map { ModelUserExpiry(ttlMs: $0, store: store) }
         super.init(index: index, recordSinks: [])
     }
 
@@ -119,7 +127,11 @@ final class ModelOperator: OperatorNode {
         while let next = order.min, next.time < cutoff {
             order.popMin()
             let (t, user, item, weight) = Self.decodePending(next.key.bytes)
+            if let expiry {
+                for idle in expiry.idle(before: t) { try remove(user: idle) }
+            }
             for _ in 0..<(pending.removeValue(forKey: next.key) ?? 0) { try apply(user: user, item: item, weight: weight) }
+            expiry?.applied(user, at: t)
             appliedTime = t
             applied = true
             store.delete(next.key.bytes)
@@ -148,12 +160,46 @@ final class ModelOperator: OperatorNode {
         try update(.item, item, against: .user, itemHistory)
     }
 
+    /// A user idle past the `state_ttl` leaves: its vector (out of the users' Gram), its
+    /// history and, at the commit, its Redis rows.
+    private func remove(user: [UInt8]) throws {
+        let key = GroupKey(bytes: Self.key(.vector, .user, user))
+        if let v = try vectors.removeValue(forKey: key) ?? store.get(key.bytes).map(Self.decodeDoubles) {
+            var g = try gram(.user)
+            ImplicitALS.addOuter(v, sign: -1, to: &g)
+            grams[.user] = g
+        }
+        let history = Self.key(.history, .user, user)
+        histories[GroupKey(bytes: history)] = nil
+        store.delete(key.bytes)
+        store.delete(history)
+        expired.insert(key)
+    }
+
+
     private func update(_ side: Side, _ id: [UInt8], against other: Side, _ history: [(id: [UInt8], confidence: Double)]) throws {
         let old = try vector(side, id)
         let otherGram = try gram(other)
         var others: [Double] = []
         others.reserveCapacity(history.count * spec.factors)
-        for entry in history { others += try vector(other, entry.id) }
+        var history = history
+        if other == .user && expiry != nil {
+            // Users that left drop out of the item's history (those that came back since
+            // stay: their records happened; their vector is the new one).
+            var kept: [(id: [UInt8], confidence: Double)] = []
+            for entry in history {
+                let key = GroupKey(bytes: Self.key(.vector, .user, entry.id))
+                guard let v = try vectors[key] ?? store.get(key.bytes).map(Self.decodeDoubles) else { continue }
+                others += v
+                kept.append(entry)
+            }
+            if kept.count < history.count {
+                history = kept
+                histories[GroupKey(bytes: Self.key(.history, side, id))] = kept
+            }
+        } else {
+            for entry in history { others += try vector(other, entry.id) }
+        }
         let solved = als.update(old, gram: otherGram, vectors: others, confidences: history.map(\.confidence))
         var g = try gram(side)
         ImplicitALS.addOuter(old, sign: -1, to: &g)
@@ -227,6 +273,7 @@ final class ModelOperator: OperatorNode {
 
     override func restored(staleKeys: [[UInt8]], of store: any StateStore) throws {
         for key in staleKeys where key.first == Self.vectorMark { toRender.insert(GroupKey(bytes: key)) }
+        expiry?.reset()
         pending.removeAll()
         order.removeAll()
         pendingLoaded = false
@@ -234,8 +281,14 @@ final class ModelOperator: OperatorNode {
 
     override func renderView(into view: inout RedisViewWriter, wholeState: Bool) throws {
         var rows = vectors
+        var removed = expired
         for key in toRender where rows[key] == nil {
-            if let stored = try store.get(key.bytes) { rows[key] = Self.decodeDoubles(stored) }
+            if let stored = try store.get(key.bytes) { rows[key] = Self.decodeDoubles(stored) } else { removed.insert(key) }
+        }
+        for key in removed.filter({ rows[$0] == nil }).sorted(by: { $0.bytes.lexicographicallyPrecedes($1.bytes) }) {
+            guard key.bytes.count >= 2, key.bytes[1] == Side.user.rawValue else { continue }
+            let id = key.bytes[2...]
+            for sink in spec.userSinks { view.remove(sink) { ref, out in if case .output = ref {} else { out.append(contentsOf: id) } } }
         }
         if wholeState {
             for (key, value) in store.range(from: [Self.vectorMark], to: [Self.vectorMark + 1]) where rows[GroupKey(bytes: key)] == nil {
@@ -259,6 +312,7 @@ final class ModelOperator: OperatorNode {
         histories.removeAll(keepingCapacity: true)
         grams.removeAll()
         toRender.removeAll()
+        expired.removeAll()
     }
 
     /// A waiting record's store key, ordered as the keys sort: by time, user, item, weight.
