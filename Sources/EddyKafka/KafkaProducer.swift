@@ -83,7 +83,7 @@ public final class KafkaProducer {
             if rc == 0 { return }
             let err = rd_kafka_last_error()
             guard err == RD_KAFKA_RESP_ERR__QUEUE_FULL else { throw KafkaError(err, context: "produce to \(topic)") }
-            try refuseRecordLargerThanQueue(topic: topic, bytes: value.count + (key?.count ?? 0))
+            try refuseRecordLargerThanQueue(topic: topic, bytes: value.count)
             rd_kafka_poll(handle, 50)
         }
     }
@@ -144,7 +144,7 @@ public final class KafkaProducer {
             // broker is unreachable, which the caller must hear about rather than wait forever.
             if rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__QUEUE_FULL && waitedMs < maxQueueFullWaitMs {
                 rd_kafka_error_destroy(error)
-                try refuseRecordLargerThanQueue(topic: topic, bytes: (value?.count ?? 0) + (key?.count ?? 0))
+                try refuseRecordLargerThanQueue(topic: topic, bytes: value?.count ?? 0)
                 rd_kafka_poll(handle, 50)
                 waitedMs += 50
                 continue
@@ -153,12 +153,15 @@ public final class KafkaProducer {
         }
     }
 
-    /// librdkafka answers QUEUE_FULL to a record larger than `queue.buffering.max.kbytes`
-    /// however empty the queue is: with nothing queued, waiting cannot help.
+    /// librdkafka answers QUEUE_FULL to a record whose value is larger than
+    /// `queue.buffering.max.kbytes` however empty the queue is: with nothing queued, waiting
+    /// cannot help. (A record leaves `rd_kafka_outq_len` once its delivery report is served,
+    /// by this thread's polls, as the delivery callback is always set: so 0 after a
+    /// QUEUE_FULL means the queue was empty, not that reports were pending.)
     private func refuseRecordLargerThanQueue(topic: String, bytes: Int) throws {
         guard rd_kafka_outq_len(handle) == 0 else { return }
         throw KafkaError(code: RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE.rawValue,
-                         message: "produce to \(topic): a record of \(bytes) bytes is larger than the producer's whole queue (queue.buffering.max.kbytes)")
+                         message: "produce to \(topic): a record value of \(bytes) bytes is larger than the producer's whole queue (queue.buffering.max.kbytes)")
     }
 
     /// Serves delivery reports without blocking.

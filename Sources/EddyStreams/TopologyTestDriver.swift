@@ -29,8 +29,8 @@ public final class TopologyTestDriver {
     public let sourceTopic: String
     public let partitions: Int
 
-    private let compiled: CompiledTopology
-    private let decoder: RecordDecoder
+    private var compiled: CompiledTopology
+    private var decoder: RecordDecoder
     private let queue: DeadLetterQueue
     private let metrics = StreamsMetrics()
     /// The global tables, fed by `pipeTable`.
@@ -297,6 +297,21 @@ public final class TopologyTestDriver {
         try buildTasks()
     }
 
+    /// `restart()` into a changed topology (a redeploy with another config): the same
+    /// application, source and tables; its nodes' stores are what the old ones left.
+    public func restart(with topology: Topology) throws {
+        guard database != nil else { throw TopologyTestDriverError("the driver is closed") }
+        let changed = try TopologyCompiler.compile(topology)
+        guard topology.application == compiled.topology.application, topology.source.topic == sourceTopic, changed.tables.map(\.name) == compiled.tables.map(\.name) else {
+            throw TopologyTestDriverError("a restart with another topology keeps the source topic and the tables")
+        }
+        dropTasks()
+        compiled = changed
+        decoder = RecordDecoder(changed)
+        builder = makeBuilder(database!)
+        try buildTasks()
+    }
+
     /// Simulates a move to another machine: the tasks are dropped (with everything not
     /// committed), and rebuilt at the committed offsets over a fresh RocksDB restored from
     /// the captured changelog only (per store, each key's latest record; a tombstone or an
@@ -336,8 +351,12 @@ public final class TopologyTestDriver {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let opened = try StateDatabase(path: directory.path, memoryBudgetBytes: Self.memoryBudgetBytes)
         database = opened
-        builder = TaskBuilder(topology: compiled, database: opened, usesMarkers: false, partitionCount: partitions, deadLetters: queue, metrics: metrics,
-                              globalTables: globalTables)
+        builder = makeBuilder(opened)
+    }
+
+    private func makeBuilder(_ database: StateDatabase) -> TaskBuilder {
+        TaskBuilder(topology: compiled, database: database, usesMarkers: false, partitionCount: partitions, deadLetters: queue, metrics: metrics,
+                    globalTables: globalTables)
     }
 
     private func dropTasks() {

@@ -176,6 +176,48 @@ final class ModelTests: XCTestCase {
         XCTAssertNil(a.redis["user:emb:u8"])
     }
 
+    /// Pipes `clicks` (committing every 20) into `driver`, then commits.
+    private func pipe(_ clicks: ArraySlice<TestClick>, into driver: TopologyTestDriver) throws {
+        for (i, e) in clicks.enumerated() {
+            try driver.pipe(e.json, partition: e.partition)
+            if i % 20 == 19 { try driver.commit() }
+        }
+        try driver.commit()
+    }
+
+    /// A model that ran without a TTL has users without a clock: given a TTL, each user's
+    /// starts at the last record applied, so users 7–13, idle since the second hour, leave
+    /// an hour after the change.
+    func testATTLSetOnAModelThatRanWithoutOneExpiresItsIdleUsers() throws {
+        let input = eventsWithIdleUsers(500, seed: 19).filter { !(10..<14).contains($0.user) || $0.ts < Self.base + 3 * 3_600_000 }
+        let switchAt = input.firstIndex { $0.ts > Self.base + 2 * 3_600_000 + 600_000 }!
+        let driver = try TopologyTestDriver(try TopologyFile.parse(Self.topology, file: "t.yaml"), partitions: 2)
+        defer { driver.close() }
+        try pipe(input[..<switchAt], into: driver)
+        XCTAssertNotNil(driver.redis["user:emb:u9"])
+        try driver.restart(with: try TopologyFile.parse(Self.topologyWithTTL, file: "t.yaml"))
+        try pipe(input[switchAt...], into: driver)
+        for user in 7..<14 { XCTAssertNil(driver.redis["user:emb:u\(user)"], "u\(user)") }
+        for user in 0..<7 { XCTAssertNotNil(driver.redis["user:emb:u\(user)"], "u\(user)") }
+        XCTAssertEqual(driver.expiredGroups, 7)
+    }
+
+    /// A TTL taken away and set again: the times of before are stale (u3 was active
+    /// meanwhile) and must not expire anyone.
+    func testATTLTakenAwayAndSetAgainExpiresNoUserActiveMeanwhile() throws {
+        let input = events(600, seed: 23)  // 14 users, each active every few minutes over 4 hours
+        let withTTL = try TopologyFile.parse(Self.topologyWithTTL, file: "t.yaml"), without = try TopologyFile.parse(Self.topology, file: "t.yaml")
+        let driver = try TopologyTestDriver(withTTL, partitions: 2)
+        defer { driver.close() }
+        try pipe(input[..<150], into: driver)  // hour 1, with the TTL
+        try driver.restart(with: without)
+        try pipe(input[150..<450], into: driver)  // hours 2 and 3, without
+        try driver.restart(with: withTTL)
+        try pipe(input[450...], into: driver)  // hour 4, with it again
+        XCTAssertEqual(driver.expiredGroups, 0)
+        XCTAssertEqual((0..<14).filter { driver.redis["user:emb:u\($0)"] != nil }.count, 14)
+    }
+
     func testALateRecordIsSkippedAndCounted() throws {
         var input = events(200, seed: 7)
         // 20 minutes behind its partition's stream time: later than the 10-minute grace.

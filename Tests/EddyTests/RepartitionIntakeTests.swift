@@ -213,18 +213,31 @@ final class RepartitionIntakeTests: TemporaryDatabaseTestCase {
         XCTAssertEqual(stored.count, 1, "the applied attempt's header and chunks are deleted; its upstream's position stays")
     }
 
-    func testAPendingAttemptStoredWholeByAnOlderEddyIsReadAndStoredAgainInChunks() throws {
-        do {
-            let intake = try makeIntake()
-            var whole = encodeOffset(0) + encodeOffset(30) + encodeOffset(7) + encodeOffset(0)
-            let value = withUnsafeBytes(of: Int64(1).littleEndian, Array.init)
-            for _ in 0..<30 {
-                key("i1").withUnsafeBufferPointer { appendLengthPrefixed($0, to: &whole) }
-                value.withUnsafeBufferPointer { appendLengthPrefixed($0, to: &whole) }
-            }
-            intake.store!.put(IntakeKeys.pending(CommitAttempt(life: 1, sequence: 1), 0), whole)
-            try commit(intake)
+    /// An attempt of 30 records of "i1", stored whole in its key's value, as Eddy did
+    /// before chunks.
+    private func storeWholeAttempt() throws {
+        let intake = try makeIntake()
+        var whole = encodeOffset(0) + encodeOffset(30) + encodeOffset(7) + encodeOffset(0)
+        let value = withUnsafeBytes(of: Int64(1).littleEndian, Array.init)
+        for _ in 0..<30 {
+            key("i1").withUnsafeBufferPointer { appendLengthPrefixed($0, to: &whole) }
+            value.withUnsafeBufferPointer { appendLengthPrefixed($0, to: &whole) }
         }
+        intake.store!.put(IntakeKeys.pending(CommitAttempt(life: 1, sequence: 1), 0), whole)
+        try commit(intake)
+    }
+
+    func testAPendingAttemptStoredWholeByAnOlderEddyAndSettledBeforeACommitLeavesTheStore() throws {
+        try storeWholeAttempt()
+        let intake = try makeIntake(chunkBytes: 100)
+        try intake.resolve(upstream: 0, committed: 30, into: target)
+        XCTAssertEqual(try count(intake), 30)
+        try commit(intake)
+        XCTAssertEqual(try makeIntake().store!.range(from: IntakeKeys.prefix, to: nil).count, 1, "only the upstream's position is left")
+    }
+
+    func testAPendingAttemptStoredWholeByAnOlderEddyIsReadAndStoredAgainInChunks() throws {
+        try storeWholeAttempt()
         let intake = try makeIntake(chunkBytes: 100)
         XCTAssertFalse(intake.isSettled)
         XCTAssertEqual(try commit(intake).sorted(), [32, 60, 100, 100, 100, 100, 100, 100], "the header alone, then the records in chunks")

@@ -128,7 +128,9 @@ final class ModelOperator: OperatorNode {
             order.popMin()
             let (t, user, item, weight) = Self.decodePending(next.key.bytes)
             if let expiry {
-                for idle in expiry.idle(before: t) { try remove(user: idle) }
+                let idle = expiry.idle(before: t)
+                for user in idle { try remove(user: user) }
+                task.metrics.expiredGroups.add(idle.count, ordering: .relaxed)
             }
             for _ in 0..<(pending.removeValue(forKey: next.key) ?? 0) { try apply(user: user, item: item, weight: weight) }
             expiry?.applied(user, at: t)
@@ -175,7 +177,6 @@ final class ModelOperator: OperatorNode {
         store.delete(history)
         expired.insert(key)
     }
-
 
     private func update(_ side: Side, _ id: [UInt8], against other: Side, _ history: [(id: [UInt8], confidence: Double)]) throws {
         let old = try vector(side, id)
@@ -258,6 +259,13 @@ final class ModelOperator: OperatorNode {
         if let applied = try store.get(Self.appliedKey), applied.count == 8 {
             appliedTime = applied.withUnsafeBytes { Int64(littleEndian: $0.loadUnaligned(as: Int64.self)) }
         }
+        if let expiry {
+            expiry.load(appliedTime: appliedTime) {
+                store.range(from: Self.key(.vector, .user, []), to: [Self.vectorMark, Side.user.rawValue + 1]).map { Array($0.key[2...]) }
+            }
+        } else {
+            ModelUserExpiry.deleteTimes(in: store)
+        }
         order = MinHeap(pending.keys.map(Waiting.init))
         if let first = order.min {
             timers.schedule(node: index, key: Self.timerKey, at: first.time &+ spec.graceMs)
@@ -273,7 +281,6 @@ final class ModelOperator: OperatorNode {
 
     override func restored(staleKeys: [[UInt8]], of store: any StateStore) throws {
         for key in staleKeys where key.first == Self.vectorMark { toRender.insert(GroupKey(bytes: key)) }
-        expiry?.reset()
         pending.removeAll()
         order.removeAll()
         pendingLoaded = false

@@ -11,13 +11,15 @@
 ///
 /// Each user's last time is in the store, `t u <user>` (8 bytes, little-endian); in memory
 /// the same times and a heap of them in (time, user) order, whose entries for users touched
-/// since are skipped when they come up, and rebuilt when they outnumber the users twice.
+/// since are skipped when they come up, and rebuilt when they outnumber the users twice
+/// (plus 1024). Kept only while the node has a TTL: without one the times are deleted,
+/// and a model given a TTL over users without times starts each one's clock at the last
+/// record applied, so they leave at most the TTL after the change.
 final class ModelUserExpiry {
     let ttlMs: Int64
     private let store: KeyValueStore
     private var last: [GroupKey: Int64] = [:]
     private var order = MinHeap<Entry>()
-    private var loaded = false
 
     private struct Entry: Comparable {
         let time: Int64
@@ -35,29 +37,38 @@ final class ModelUserExpiry {
         self.store = store
     }
 
-    private func load() {
-        guard !loaded else { return }
-        loaded = true
-        for (key, value) in store.range(from: Self.mark, to: [Self.mark[0], Self.mark[1] + 1]) where value.count == 8 {
+    private static func stored(in store: KeyValueStore) -> [(key: [UInt8], value: [UInt8])] {
+        store.range(from: mark, to: [mark[0], mark[1] + 1])
+    }
+
+    /// Reads the users' times (again, after a restore). `users`: the model's users, for a
+    /// store without times; `appliedTime`: the time of the last record applied.
+    func load(appliedTime: Int64, users: () -> [[UInt8]]) {
+        last.removeAll()
+        for (key, value) in Self.stored(in: store) where value.count == 8 {
             last[GroupKey(bytes: Array(key[2...]))] = value.withUnsafeBytes { Int64(littleEndian: $0.loadUnaligned(as: Int64.self)) }
         }
+        if last.isEmpty && appliedTime != .min {
+            for user in users() {
+                last[GroupKey(bytes: user)] = appliedTime
+                store.put(Self.mark + user, withUnsafeBytes(of: appliedTime.littleEndian, Array.init))
+            }
+        }
         rebuildOrder()
+    }
+
+    /// A model without a TTL keeps no times: those of a TTL it had are stale (its users
+    /// went on without them) and go.
+    static func deleteTimes(in store: KeyValueStore) {
+        for (key, _) in stored(in: store) { store.delete(key) }
     }
 
     private func rebuildOrder() {
         order = MinHeap(last.map { Entry(time: $0.value, user: $0.key.bytes) })
     }
 
-    /// The store changed under the node (a restore): read it again at next use.
-    func reset() {
-        loaded = false
-        last.removeAll()
-        order.removeAll()
-    }
-
     /// `user`'s record of `time` was applied.
     func applied(_ user: [UInt8], at time: Int64) {
-        load()
         let k = GroupKey(bytes: user)
         guard last.updateValue(time, forKey: k) != time else { return }
         store.put(Self.mark + user, withUnsafeBytes(of: time.littleEndian, Array.init))
@@ -68,7 +79,6 @@ final class ModelUserExpiry {
     /// The users idle for more than the TTL before a record of `time`, in (time, user) order:
     /// forgotten here (their time's key deleted); the caller removes the rest of their state.
     func idle(before time: Int64) -> [[UInt8]] {
-        load()
         let (cutoff, overflow) = time.subtractingReportingOverflow(ttlMs)
         guard !overflow else { return [] }
         var users: [[UInt8]] = []

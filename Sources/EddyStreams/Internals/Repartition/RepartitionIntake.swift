@@ -53,11 +53,13 @@ final class RepartitionIntake {
         let rekeyedEnd: Int64
         /// Records back to back: key length (4, little-endian), key, value length, value.
         var records: [UInt8] = []
-        /// How much of `records` the store holds, and whether it holds the range above.
+        /// How much of `records` the store holds in chunks; whether the attempt's key is in
+        /// the store, and whether it holds the records too (written by an Eddy before chunks).
         var storedBytes = 0
         var headerStored = false
+        var storedWhole = false
 
-        var changed: Bool { !headerStored || storedBytes < records.count }
+        var changed: Bool { !headerStored || storedWhole || storedBytes < records.count }
     }
 
     /// Where the pending attempts and the applied positions are kept (exactly-once only:
@@ -67,7 +69,9 @@ final class RepartitionIntake {
     /// record grows with the attempt: an upstream commit after a catch-up batch sends one
     /// partition tens of thousands of records (recs.yaml's model, 200k events: one value past
     /// the 2 MiB producer queue of a 64 MB budget, which no drain could ever make room for).
-    /// Each commit writes only the chunks that grew; 64 KiB bounds that rewrite.
+    /// Each commit writes only the chunks that grew; 64 KiB bounds that rewrite. Chunk n
+    /// holds bytes n × size ..< (n + 1) × size, so stores written with one size are read
+    /// right only with it: changing it needs a migration of pending chunks.
     private let chunkBytes: Int
     private let usesMarkers: Bool
     private var pending: [Source: Pending] = [:]
@@ -112,17 +116,22 @@ final class RepartitionIntake {
                 // Before chunks, the records followed the header in this one value: the next
                 // commit stores them again, in chunks.
                 entry.records = Array(value[32...])
-                entry.headerStored = value.count == 32
+                entry.headerStored = true
+                entry.storedWhole = value.count > 32
                 pending[Source(attempt: attempt, upstream: upstream)] = entry
             case .chunk(let attempt, let upstream, let index):
                 chunks[Source(attempt: attempt, upstream: upstream), default: [:]][index] = value
             }
         }
         for (source, parts) in chunks {
-            guard pending[source] != nil else { continue }
+            guard pending[source] != nil else {
+                // Chunks without their attempt's key: unreadable (never written so).
+                for index in parts.keys { store?.delete(IntakeKeys.chunk(source.attempt, source.upstream, index)) }
+                continue
+            }
             for index in parts.keys.sorted() { pending[source]!.records += parts[index]! }
         }
-        for source in pending.keys where pending[source]!.headerStored { pending[source]!.storedBytes = pending[source]!.records.count }
+        for source in pending.keys where !pending[source]!.storedWhole { pending[source]!.storedBytes = pending[source]!.records.count }
     }
 
     /// Nothing waits for a marker or a resolution.
@@ -241,7 +250,7 @@ final class RepartitionIntake {
     /// it grew). Call before the store's changes are sent.
     func prepareCommit() {
         for (source, entry) in pending where entry.changed {
-            if !entry.headerStored {
+            if !entry.headerStored || entry.storedWhole {
                 store?.put(IntakeKeys.pending(source.attempt, source.upstream),
                            encodeOffset(entry.start) + encodeOffset(entry.end) + encodeOffset(entry.streamTime) + encodeOffset(entry.rekeyedEnd))
             }
@@ -252,6 +261,7 @@ final class RepartitionIntake {
                 index += 1
             }
             pending[source]!.headerStored = true
+            pending[source]!.storedWhole = false
             pending[source]!.storedBytes = entry.records.count
         }
     }
