@@ -137,7 +137,13 @@ final class CrashIntegrationTests: XCTestCase {
                 usleep(UInt32.random(in: 200_000...1_500_000, using: &rng))
             }
             var restarted = false
-            for i in 0..<processes where !running[i].isRunning && noteSelfKill(running[i]) {
+            for i in 0..<processes where !running[i].isRunning {
+                // A life that ended other than at its fault point (an error exit, a crash)
+                // fails the test: waiting for it to be killed would loop for ever.
+                guard noteSelfKill(running[i]) else {
+                    let ended = try running[i].wait(timeout: 1)
+                    return XCTFail("process \(i) ended by itself (status \(ended.status)): \(ended.stderr.suffix(3000))")
+                }
                 kills += 1
                 running[i] = try start(i)
                 restarted = true
