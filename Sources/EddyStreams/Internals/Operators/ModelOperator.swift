@@ -166,7 +166,8 @@ final class ModelOperator: OperatorNode {
     /// history and, at the commit, its Redis rows.
     private func remove(user: [UInt8]) throws {
         let key = GroupKey(bytes: Self.key(.vector, .user, user))
-        if let v = try vectors.removeValue(forKey: key) ?? store.get(key.bytes).map(Self.decodeDoubles) {
+        if let v = try existingVector(key) {
+            vectors[key] = nil
             var g = try gram(.user)
             ImplicitALS.addOuter(v, sign: -1, to: &g)
             grams[.user] = g
@@ -189,8 +190,7 @@ final class ModelOperator: OperatorNode {
             // stay: their records happened; their vector is the new one).
             var kept: [(id: [UInt8], confidence: Double)] = []
             for entry in history {
-                let key = GroupKey(bytes: Self.key(.vector, .user, entry.id))
-                guard let v = try vectors[key] ?? store.get(key.bytes).map(Self.decodeDoubles) else { continue }
+                guard let v = try existingVector(GroupKey(bytes: Self.key(.vector, .user, entry.id))) else { continue }
                 others += v
                 kept.append(entry)
             }
@@ -223,14 +223,18 @@ final class ModelOperator: OperatorNode {
     /// enters its side's Gram.
     private func vector(_ side: Side, _ id: [UInt8]) throws -> [Double] {
         let key = GroupKey(bytes: Self.key(.vector, side, id))
-        if let v = vectors[key] { return v }
-        if let stored = try store.get(key.bytes) { return Self.decodeDoubles(stored) }
+        if let v = try existingVector(key) { return v }
         let v = ImplicitALS.initialVector(id: id, side: side.rawValue, factors: spec.factors)
         var g = try gram(side)
         ImplicitALS.addOuter(v, sign: 1, to: &g)
         grams[side] = g
         vectors[key] = v
         return v
+    }
+
+    /// A vector changed since the last commit or stored; nil for one never seen (or gone).
+    private func existingVector(_ key: GroupKey) throws -> [Double]? {
+        try vectors[key] ?? store.get(key.bytes).map(Self.decodeDoubles)
     }
 
     private func history(_ side: Side, _ id: [UInt8]) throws -> [(id: [UInt8], confidence: Double)] {
